@@ -1,0 +1,5 @@
+import extmem from './lib/index.js'
+
+export const { Pool, defaultPool, codes, defaultMaxBytes, alloc, allocUnsafe, release, retain, refCount, isPooled, stats } =
+  extmem
+export default extmem

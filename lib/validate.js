@@ -1,0 +1,57 @@
+'use strict'
+// Validation at the public entry: everything past these checks is trusted.
+
+const { constants: { MAX_LENGTH } } = require('node:buffer')
+const { isUint8Array } = require('node:util/types')
+const errors = require('./errors')
+
+/** A Buffer size: an integer in 0..buffer.constants.MAX_LENGTH. */
+function validateSize(size, caller) {
+  if (typeof size !== 'number') throw errors.invalidArgType('size', 'of type number', size, caller)
+  if (!Number.isInteger(size) || size < 0 || size > MAX_LENGTH) {
+    throw errors.outOfRange('size', `an integer >= 0 && <= ${MAX_LENGTH}`, size, caller)
+  }
+}
+
+/** A real Buffer: a Uint8Array (by brand, not by prototype) that is an instance of Buffer. */
+function validateBuffer(buf, caller) {
+  if (!isUint8Array(buf) || !(buf instanceof Buffer)) {
+    throw errors.invalidArgType('buffer', 'an instance of Buffer', buf, caller)
+  }
+}
+
+/** A byte count: an integer in 1..Number.MAX_SAFE_INTEGER. */
+function validateByteCount(value, name, caller) {
+  if (typeof value !== 'number') throw errors.invalidArgType(name, 'of type number', value, caller)
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw errors.outOfRange(name, `an integer >= 1 && <= ${Number.MAX_SAFE_INTEGER}`, value, caller)
+  }
+}
+
+/** `undefined` or a plain object whose keys are all in `known`. */
+function validateOptions(options, name, known, caller) {
+  if (options === undefined) return {}
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw errors.invalidArgType(name, 'of type object', options, caller)
+  }
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key)) {
+      throw errors.invalidArgValue(`${name}.${key}`, options[key], `is not a known option (known: ${known.join(', ')})`, caller)
+    }
+  }
+  return options
+}
+
+const UNITS = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }
+
+/** Parses a byte count from the environment: digits with an optional K, M, G or T (binary) suffix. */
+function parseByteCount(text, name, caller) {
+  const m = /^\s*(\d+)\s*([kmgt]?)(?:i?b)?\s*$/i.exec(text)
+  const bytes = m ? Number(m[1]) * UNITS[m[2].toLowerCase()] : NaN
+  if (!Number.isSafeInteger(bytes) || bytes < 1) {
+    throw errors.invalidArgValue(name, text, 'must be a positive byte count such as 67108864, 64M or 2GiB', caller)
+  }
+  return bytes
+}
+
+module.exports = { validateSize, validateBuffer, validateByteCount, validateOptions, parseByteCount, MAX_LENGTH }

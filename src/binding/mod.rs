@@ -1,0 +1,13 @@
+//! The Node-API binding: converts between JavaScript and the core, and nothing more.
+//!
+//! Results travel back to JavaScript without exceptions: a call returns its value, or a negative
+//! status from [`status`] whose details (a token, the figures of a refusal) the call wrote into
+//! the thread's scratch array ([`scratch`]). The JavaScript layer turns statuses into Node-style
+//! errors.
+
+mod loan_handle;
+mod native_pool;
+mod raw;
+mod scratch;
+pub mod status;
+mod stats;

@@ -1,0 +1,132 @@
+//! The few raw Node-API calls the binding makes, each wrapped once with its safety argument.
+
+use std::ffi::c_void;
+use std::ptr;
+
+use napi::bindgen_prelude::{FromNapiValue, ToNapiValue, TypeName};
+use napi::{sys, Result, ValueType};
+
+/// A JavaScript value passed through untouched.
+#[derive(Debug, Clone, Copy)]
+pub struct RawValue(pub sys::napi_value);
+
+impl TypeName for RawValue {
+    fn type_name() -> &'static str {
+        "unknown"
+    }
+    fn value_type() -> ValueType {
+        ValueType::Unknown
+    }
+}
+
+impl FromNapiValue for RawValue {
+    unsafe fn from_napi_value(_env: sys::napi_env, value: sys::napi_value) -> Result<Self> {
+        Ok(RawValue(value))
+    }
+}
+
+impl ToNapiValue for RawValue {
+    unsafe fn to_napi_value(_env: sys::napi_env, value: Self) -> Result<sys::napi_value> {
+        Ok(value.0)
+    }
+}
+
+/// The bytes a typed array views, and the ArrayBuffer behind it.
+#[derive(Debug, Clone, Copy)]
+pub struct ViewInfo {
+    pub data: usize,
+    pub len: usize,
+    pub buffer: sys::napi_value,
+}
+
+/// Reads the view of a typed array. `None` if `value` is not one.
+///
+/// # Safety
+/// `env` is the current env and `value` a live value of it.
+pub unsafe fn view_info(env: sys::napi_env, value: sys::napi_value) -> Option<ViewInfo> {
+    let mut kind = 0;
+    let mut len = 0;
+    let mut data: *mut c_void = ptr::null_mut();
+    let mut buffer = ptr::null_mut();
+    let mut offset = 0;
+    // SAFETY: all out-pointers are valid locals; the env and value are valid per the contract.
+    let status = unsafe {
+        sys::napi_get_typedarray_info(env, value, &mut kind, &mut len, &mut data, &mut buffer, &mut offset)
+    };
+    (status == sys::Status::napi_ok).then_some(ViewInfo { data: data as usize, len, buffer })
+}
+
+/// The finalizer Node calls when an external Buffer's memory is no longer referenced.
+pub type Finalizer = unsafe extern "C" fn(sys::napi_env, *mut c_void, *mut c_void);
+
+/// Creates a Buffer over `len` bytes at `data`, counted by V8 as external memory; `finalize` runs
+/// with `hint` once the Buffer (or, after a detach, its ArrayBuffer record) is collected.
+///
+/// # Safety
+/// `data..data+len` stays valid and owned by this Buffer alone until it is detached or `finalize` runs.
+pub unsafe fn create_external_buffer(
+    env: sys::napi_env,
+    data: *mut u8,
+    len: usize,
+    finalize: Finalizer,
+    hint: *mut c_void,
+) -> Option<sys::napi_value> {
+    let mut out = ptr::null_mut();
+    // SAFETY: per the contract; `out` is a valid local.
+    let status =
+        unsafe { sys::napi_create_external_buffer(env, len, data.cast(), Some(finalize), hint, &mut out) };
+    (status == sys::Status::napi_ok).then_some(out)
+}
+
+/// Detaches an ArrayBuffer: it and every view of it have length 0 from now on.
+///
+/// # Safety
+/// `env` is the current env and `buffer` a live ArrayBuffer of it.
+pub unsafe fn detach(env: sys::napi_env, buffer: sys::napi_value) -> bool {
+    // SAFETY: per the contract.
+    unsafe { sys::napi_detach_arraybuffer(env, buffer) == sys::Status::napi_ok }
+}
+
+/// A weak reference to `value`: it does not keep the value alive.
+///
+/// # Safety
+/// `env` is the current env and `value` a live object of it.
+pub unsafe fn weak_ref(env: sys::napi_env, value: sys::napi_value) -> sys::napi_ref {
+    let mut r = ptr::null_mut();
+    // SAFETY: per the contract; on failure `r` stays null, which every user checks.
+    unsafe { sys::napi_create_reference(env, value, 0, &mut r) };
+    r
+}
+
+/// A strong reference to `value`, which keeps it alive for as long as the env lives.
+///
+/// # Safety
+/// As for [`weak_ref`].
+pub unsafe fn strong_ref(env: sys::napi_env, value: sys::napi_value) -> sys::napi_ref {
+    let mut r = ptr::null_mut();
+    // SAFETY: per the contract.
+    unsafe { sys::napi_create_reference(env, value, 1, &mut r) };
+    r
+}
+
+/// The value of a reference, or `None` if it was collected.
+///
+/// # Safety
+/// `r` is a live reference of the current env `env`.
+pub unsafe fn deref(env: sys::napi_env, r: sys::napi_ref) -> Option<sys::napi_value> {
+    let mut v = ptr::null_mut();
+    // SAFETY: per the contract.
+    let status = unsafe { sys::napi_get_reference_value(env, r, &mut v) };
+    (status == sys::Status::napi_ok && !v.is_null()).then_some(v)
+}
+
+/// Deletes a reference (null is ignored).
+///
+/// # Safety
+/// `r` is null or a live reference of the current env `env`, deleted once.
+pub unsafe fn delete_ref(env: sys::napi_env, r: sys::napi_ref) {
+    if !r.is_null() {
+        // SAFETY: per the contract.
+        unsafe { sys::napi_delete_reference(env, r) };
+    }
+}

@@ -1,0 +1,86 @@
+//! The JavaScript shape of a stats snapshot. Byte counts are numbers: exact below 2^53.
+
+use napi_derive::napi;
+
+use crate::core::stats::PoolStats;
+
+/// Slot counts of one size class.
+#[napi(object)]
+#[derive(Debug)]
+pub struct JsClassStats {
+    pub size: f64,
+    pub in_use: f64,
+    pub free: f64,
+}
+
+/// The slab pool.
+#[napi(object)]
+#[derive(Debug)]
+pub struct JsSmallStats {
+    pub classes: Vec<JsClassStats>,
+}
+
+/// Large mappings.
+#[napi(object)]
+#[derive(Debug)]
+pub struct JsLargeStats {
+    pub live: f64,
+    pub cached: f64,
+    pub cached_bytes: f64,
+}
+
+/// A consistent snapshot of a pool.
+#[napi(object)]
+#[derive(Debug)]
+pub struct JsPoolStats {
+    pub max_bytes: f64,
+    pub reserved_bytes: f64,
+    pub in_use_bytes: f64,
+    pub requested_bytes: f64,
+    pub external_bytes: f64,
+    pub peak_in_use_bytes: f64,
+    pub live_buffers: f64,
+    pub allocations: f64,
+    pub releases: f64,
+    pub gc_reclaims: f64,
+    pub closed_reclaims: f64,
+    pub failed_allocations: f64,
+    pub utilization: f64,
+    pub small: JsSmallStats,
+    pub large: JsLargeStats,
+    pub closed: bool,
+}
+
+impl From<PoolStats> for JsPoolStats {
+    fn from(s: PoolStats) -> Self {
+        let c = s.counters;
+        JsPoolStats {
+            max_bytes: s.max_bytes as f64,
+            reserved_bytes: c.reserved_bytes as f64,
+            in_use_bytes: c.in_use_bytes as f64,
+            requested_bytes: c.requested_bytes as f64,
+            external_bytes: c.external_bytes as f64,
+            peak_in_use_bytes: c.peak_in_use_bytes as f64,
+            live_buffers: s.live_buffers as f64,
+            allocations: c.allocations as f64,
+            releases: c.releases as f64,
+            gc_reclaims: c.gc_reclaims as f64,
+            closed_reclaims: c.closed_reclaims as f64,
+            failed_allocations: c.failed_allocations as f64,
+            utilization: c.in_use_bytes as f64 / s.max_bytes as f64,
+            small: JsSmallStats {
+                classes: s
+                    .classes
+                    .into_iter()
+                    .map(|k| JsClassStats { size: k.size as f64, in_use: k.in_use as f64, free: k.free as f64 })
+                    .collect(),
+            },
+            large: JsLargeStats {
+                live: s.large_live as f64,
+                cached: s.large_cached as f64,
+                cached_bytes: s.large_cached_bytes as f64,
+            },
+            closed: s.closed,
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! Statuses the binding returns in place of a value; the JavaScript layer maps each to an error.
+
+use napi_derive::napi;
+
+use crate::core::error::PoolError;
+
+/// The Buffer is not one this pool handed out.
+#[napi]
+pub const STATUS_NOT_POOLED: i32 = -1;
+/// The pool is closed.
+#[napi]
+pub const STATUS_CLOSED: i32 = -2;
+/// The reference count would overflow.
+#[napi]
+pub const STATUS_TOO_MANY_REFS: i32 = -3;
+/// The cap refuses the allocation; scratch holds `[_, requested, available]`.
+#[napi]
+pub const STATUS_EXHAUSTED: i32 = -4;
+/// Node-API refused to create an external Buffer (a V8 sandbox) or to detach it.
+#[napi]
+pub const STATUS_EXTERNAL_REFUSED: i32 = -5;
+
+/// The status of a core refusal.
+pub fn of(e: &PoolError) -> i32 {
+    match e {
+        PoolError::NotPooled | PoolError::View | PoolError::Released => STATUS_NOT_POOLED,
+        PoolError::Closed => STATUS_CLOSED,
+        PoolError::TooManyRefs => STATUS_TOO_MANY_REFS,
+        PoolError::Exhausted { .. } => STATUS_EXHAUSTED,
+    }
+}

@@ -1,0 +1,131 @@
+//! Large allocations: one page-aligned anonymous mapping each, and a bounded cache of released
+//! mappings for reuse.
+//!
+//! A mapping is owned by one [`memmap2::MmapMut`] at every moment: by the loan that uses it, or by
+//! the cache. Dropping the owner unmaps it; nothing else does.
+
+use std::io;
+
+use memmap2::MmapMut;
+
+/// Page size the mappings are rounded to.
+pub const PAGE_SIZE: usize = 4096;
+
+/// Most mappings the cache holds.
+pub const CACHE_MAX_ENTRIES: usize = 32;
+
+/// Rounds `size` up to a whole number of pages.
+#[inline]
+pub fn mapping_len(size: usize) -> usize {
+    size.div_ceil(PAGE_SIZE) * PAGE_SIZE
+}
+
+/// Maps `len` bytes of fresh, zeroed anonymous memory.
+#[cold]
+pub fn map(len: usize) -> io::Result<MmapMut> {
+    debug_assert_eq!(len % PAGE_SIZE, 0);
+    MmapMut::map_anon(len)
+}
+
+/// Released mappings kept for reuse, most recently released last.
+///
+/// Invariant: `bytes` is the sum of the lengths of `entries`, and never exceeds `max_bytes`.
+#[derive(Debug)]
+pub struct MappingCache {
+    entries: Vec<MmapMut>,
+    bytes: usize,
+    max_bytes: usize,
+}
+
+impl MappingCache {
+    /// An empty cache that holds at most `max_bytes`.
+    pub fn new(max_bytes: usize) -> Self {
+        MappingCache { entries: Vec::new(), bytes: 0, max_bytes }
+    }
+
+    /// Takes the most recently released mapping of at least `len` bytes and at most a quarter more,
+    /// so that reuse never wastes more than rounding a small size to its class does.
+    pub fn take(&mut self, len: usize) -> Option<MmapMut> {
+        let limit = len + len / 4;
+        let i = self.entries.iter().rposition(|m| m.len() >= len && m.len() <= limit)?;
+        let map = self.entries.remove(i);
+        self.bytes -= map.len();
+        Some(map)
+    }
+
+    /// Keeps `map` for reuse, or hands it back if it does not fit; the caller then drops (unmaps) it.
+    pub fn put(&mut self, map: MmapMut) -> Result<(), MmapMut> {
+        if map.len() > self.max_bytes {
+            return Err(map);
+        }
+        while self.bytes + map.len() > self.max_bytes || self.entries.len() >= CACHE_MAX_ENTRIES {
+            let oldest = self.entries.remove(0);
+            self.bytes -= oldest.len();
+        }
+        self.bytes += map.len();
+        self.entries.push(map);
+        Ok(())
+    }
+
+    /// Unmaps every cached mapping; returns the bytes given back.
+    pub fn clear(&mut self) -> usize {
+        let freed = self.bytes;
+        self.entries.clear();
+        self.bytes = 0;
+        freed
+    }
+
+    /// Number of cached mappings.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Bytes held by cached mappings.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths_round_up_to_pages() {
+        assert_eq!(mapping_len(8193), 3 * PAGE_SIZE);
+        assert_eq!(mapping_len(PAGE_SIZE * 4), PAGE_SIZE * 4);
+    }
+
+    #[test]
+    fn cache_reuses_most_recent_fitting_mapping() {
+        let mut c = MappingCache::new(1 << 20);
+        let a = map(16 * PAGE_SIZE).unwrap();
+        let b = map(16 * PAGE_SIZE).unwrap();
+        let b_addr = b.as_ptr();
+        c.put(a).unwrap();
+        c.put(b).unwrap();
+        assert_eq!(c.bytes(), 32 * PAGE_SIZE);
+        assert!(c.take(32 * PAGE_SIZE).is_none(), "too small");
+        assert!(c.take(8 * PAGE_SIZE).is_none(), "too wasteful");
+        assert_eq!(c.take(15 * PAGE_SIZE).unwrap().as_ptr(), b_addr);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.clear(), 16 * PAGE_SIZE);
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn cache_stays_within_its_bound() {
+        let mut c = MappingCache::new(8 * PAGE_SIZE);
+        for _ in 0..5 {
+            c.put(map(3 * PAGE_SIZE).unwrap()).unwrap();
+            assert!(c.bytes() <= 8 * PAGE_SIZE);
+        }
+        assert_eq!(c.len(), 2);
+        assert!(c.put(map(9 * PAGE_SIZE).unwrap()).is_err());
+    }
+}

@@ -1,0 +1,115 @@
+//! Loans: the record of one Buffer's memory while it is handed out, and the token that names it.
+//!
+//! A token is a non-negative integer below 2^53, so JavaScript holds it exactly as a number:
+//!
+//! ```text
+//!  52        41 40         28 27                     0
+//! [ pool: 12  ][  gen: 13    ][        key: 28        ]
+//! ```
+//!
+//! `key` indexes the loan table, `gen` tells apart successive loans at the same key, and `pool`
+//! tells apart pools. A token only *names* a loan: the loan is accepted only if its address and
+//! length also match the Buffer presented, so a stale or forged token can never reach another
+//! Buffer's memory.
+
+use memmap2::MmapMut;
+
+use super::slab::Slot;
+
+const KEY_BITS: u32 = 28;
+const GEN_BITS: u32 = 13;
+const POOL_BITS: u32 = 12;
+const _: () = assert!(KEY_BITS + GEN_BITS + POOL_BITS == 53, "tokens are exact JS numbers");
+
+/// Mask of a pool id inside a token.
+pub const POOL_ID_MASK: u64 = (1 << POOL_BITS) - 1;
+
+/// Most loans one pool can have out at once.
+pub const MAX_LIVE_LOANS: usize = 1 << KEY_BITS;
+
+/// Where a loan's memory comes from, and who gets it back.
+#[derive(Debug)]
+pub enum LoanMemory {
+    /// A slot of the slab pool, of size class `class`.
+    Slot {
+        /// Index into the size classes.
+        class: usize,
+        /// The slot itself.
+        slot: Slot,
+    },
+    /// A mapping of its own, owned by the loan until it is released.
+    Mapping(MmapMut),
+}
+
+/// Opaque data the binding attaches to a loan; the core stores it and hands it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    /// Which thread's JavaScript holds the Buffer (the binding's choice of identifier).
+    pub thread: usize,
+    /// The binding's handle for the Buffer (a pointer it owns).
+    pub handle: usize,
+}
+
+/// One Buffer's memory while it is handed out.
+#[derive(Debug)]
+pub struct Loan {
+    /// Start of the Buffer's bytes.
+    pub addr: usize,
+    /// Length of the Buffer, as requested.
+    pub requested: usize,
+    /// Bytes taken from the pool for it: the slot size, or the mapping length.
+    pub capacity: usize,
+    /// References held: 1 at allocation, +1 per retain, -1 per release. A loan in the table always
+    /// has `refs >= 1`; it leaves the table when the last reference is released or its Buffer is
+    /// collected.
+    pub refs: u32,
+    /// Generation of the key this loan holds.
+    pub gen: u32,
+    /// The memory, returned to its class or cache when the loan ends.
+    pub memory: LoanMemory,
+    /// The binding's data for this loan.
+    pub owner: Owner,
+    /// When the loan began.
+    pub since: std::time::Instant,
+}
+
+/// Encodes a token.
+#[inline]
+pub fn token(pool: u64, gen: u32, key: usize) -> u64 {
+    debug_assert!(key < MAX_LIVE_LOANS && u64::from(gen) < (1 << GEN_BITS) && pool <= POOL_ID_MASK);
+    (pool << (KEY_BITS + GEN_BITS)) | (u64::from(gen) << KEY_BITS) | key as u64
+}
+
+/// Decodes a token into `(pool, gen, key)`; `None` if it is not a token at all.
+#[inline]
+pub fn untoken(token: u64) -> Option<(u64, u32, usize)> {
+    if token >> 53 != 0 {
+        return None;
+    }
+    let key = (token & ((1 << KEY_BITS) - 1)) as usize;
+    let gen = ((token >> KEY_BITS) & ((1 << GEN_BITS) - 1)) as u32;
+    Some((token >> (KEY_BITS + GEN_BITS), gen, key))
+}
+
+/// Next generation after `gen`, wrapping within the token's bits.
+#[inline]
+pub fn next_gen(gen: u32) -> u32 {
+    (gen + 1) & ((1 << GEN_BITS) - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_stay_exact_in_f64() {
+        for &(p, g, k) in &[(0, 0, 0), (4095, 8191, MAX_LIVE_LOANS - 1), (7, 3, 12345)] {
+            let t = token(p, g, k);
+            assert!(t < 1 << 53);
+            assert_eq!(t as f64 as u64, t);
+            assert_eq!(untoken(t), Some((p, g, k)));
+        }
+        assert_eq!(untoken(1 << 53), None);
+        assert_eq!(next_gen(8191), 0);
+    }
+}

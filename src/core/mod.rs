@@ -1,0 +1,10 @@
+//! The memory core: no Node-API types, tested directly by `cargo test`.
+
+pub mod error;
+pub mod large;
+pub mod limits;
+pub mod loan;
+pub mod pool;
+pub mod size_class;
+pub mod slab;
+pub mod stats;

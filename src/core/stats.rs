@@ -1,0 +1,65 @@
+//! The pool's figures. They are kept under the pool's lock and change only together with the
+//! memory they describe, so every snapshot is exact, never an estimate.
+
+/// Running counters of one pool.
+///
+/// Invariants, at every moment outside a pool operation:
+/// - `reserved_bytes` = slab chunks + live mappings + cached mappings, and `<= max_bytes`;
+/// - `in_use_bytes` = the sum of the live loans' capacities; `requested_bytes` the sum of their lengths;
+/// - `external_bytes` = `requested_bytes`: each live loan is one external Buffer of its length;
+/// - `allocations - releases - gc_reclaims - closed_reclaims` = live loans.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Bytes held from the OS.
+    pub reserved_bytes: usize,
+    /// Bytes lent out, by slot or mapping capacity.
+    pub in_use_bytes: usize,
+    /// Bytes lent out, as asked.
+    pub requested_bytes: usize,
+    /// Bytes that V8 counts as external memory for this pool's Buffers.
+    pub external_bytes: usize,
+    /// Highest `in_use_bytes` seen.
+    pub peak_in_use_bytes: usize,
+    /// Successful allocations.
+    pub allocations: u64,
+    /// Loans ended by the release of their last reference.
+    pub releases: u64,
+    /// Loans ended by the finalizer of a Buffer collected without release.
+    pub gc_reclaims: u64,
+    /// Loans ended by `close()`.
+    pub closed_reclaims: u64,
+    /// Refused allocations.
+    pub failed_allocations: u64,
+}
+
+/// Slot counts of one size class.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassStats {
+    /// Slot capacity.
+    pub size: usize,
+    /// Slots handed out.
+    pub in_use: usize,
+    /// Slots free in mapped chunks.
+    pub free: usize,
+}
+
+/// A consistent snapshot of a pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolStats {
+    /// The hard cap on `reserved_bytes`.
+    pub max_bytes: usize,
+    /// The counters.
+    pub counters: Counters,
+    /// Live Buffers.
+    pub live_buffers: usize,
+    /// Per size class.
+    pub classes: Vec<ClassStats>,
+    /// Live large mappings.
+    pub large_live: usize,
+    /// Cached large mappings.
+    pub large_cached: usize,
+    /// Bytes of cached large mappings.
+    pub large_cached_bytes: usize,
+    /// Whether the pool is closed.
+    pub closed: bool,
+}
