@@ -1,0 +1,56 @@
+'use strict'
+// The pool's figures agree with what V8 counts: process.memoryUsage().external moves exactly with
+// the pools' externalBytes (within one 64 KiB slab chunk).
+
+const test = require('ava')
+const { Pool, defaultPool } = require('..')
+const { collectUntil } = require('./helpers')
+
+const CHUNK = 64 * 1024
+
+test.serial('process.memoryUsage().external moves with the sum of the pools externalBytes', async (t) => {
+  await collectUntil(() => false, 5)
+  const a = new Pool({ maxBytes: 256 * 1024 * 1024 })
+  const pools = [a, defaultPool]
+  const sum = () => pools.reduce((n, p) => n + p.stats().externalBytes, 0)
+  const base = process.memoryUsage().external - sum()
+  const check = (when) => {
+    const drift = process.memoryUsage().external - base - sum()
+    t.true(Math.abs(drift) <= CHUNK, `${when}: external differs from the pools' externalBytes by ${drift} bytes`)
+    for (const p of pools) {
+      const s = p.stats()
+      t.true(s.externalBytes >= s.requestedBytes)
+    }
+  }
+  const held = []
+  for (let i = 0; i < 3000; i++) {
+    const pool = i % 2 ? a : defaultPool
+    held.push([pool, pool.allocUnsafe(1 + ((i * 7919) % 20000))])
+  }
+  for (let i = 0; i < 10; i++) held.push([a, a.allocUnsafe(3 * 1024 * 1024)])
+  check('after 3010 allocations')
+  t.true(sum() > 40 * 1024 * 1024)
+  for (let i = 0; i < held.length; i += 2) held[i][0].release(held[i][1])
+  check('after releasing half')
+  for (let i = 1; i < held.length; i += 2) held[i][0].release(held[i][1])
+  check('after releasing all')
+  t.is(sum(), 0)
+  a.close()
+})
+
+test.serial('externalBytes leaves process.memoryUsage().external when a dropped Buffer is reclaimed', async (t) => {
+  const pool = new Pool({ maxBytes: 64 * 1024 * 1024 })
+  await collectUntil(() => false, 5)
+  const base = process.memoryUsage().external
+  ;(() => {
+    for (let i = 0; i < 20; i++) pool.allocUnsafe(1024 * 1024)
+  })()
+  t.true(process.memoryUsage().external - base >= 20 * 1024 * 1024 - CHUNK)
+  t.true(await collectUntil(() => pool.stats().gcReclaims === 20))
+  t.is(pool.stats().externalBytes, 0)
+  // V8 lowers its figure when it sweeps the collected ArrayBuffers, which may take another GC.
+  await collectUntil(() => Math.abs(process.memoryUsage().external - base) <= CHUNK, 20)
+  const drift = process.memoryUsage().external - base
+  t.true(Math.abs(drift) <= CHUNK, `external differs from its baseline by ${drift} bytes`)
+  pool.close()
+})

@@ -1,0 +1,88 @@
+'use strict'
+// What happens to Buffers nobody releases (the GC safety net) and to a pool that is closed.
+
+const test = require('ava')
+const { Pool } = require('..')
+const { collectUntil, stamp, holds } = require('./helpers')
+
+test.serial('a Buffer dropped without release is reclaimed after gc() and a few event-loop turns', async (t) => {
+  const pool = new Pool({ maxBytes: 16 * 1024 * 1024 })
+  const kept = pool.alloc(4096)
+  ;(() => {
+    for (const size of [100, 8192, 70000]) pool.allocUnsafe(size).fill(1)
+  })()
+  t.is(pool.stats().liveBuffers, 4)
+  t.true(await collectUntil(() => pool.stats().gcReclaims === 3), 'three dropped Buffers were reclaimed')
+  const s = pool.stats()
+  t.is(s.liveBuffers, 1)
+  t.is(s.releases, 0)
+  t.is(s.requestedBytes, 4096)
+  t.is(kept.length, 4096, 'a reachable Buffer is never reclaimed')
+  t.is(pool.release(kept), 0)
+  t.is(pool.stats().gcReclaims, 3, 'a released Buffer is not reclaimed again when collected')
+  pool.close()
+})
+
+test.serial("a released Buffer's finalizer does nothing when it runs later", async (t) => {
+  const pool = new Pool({ maxBytes: 16 * 1024 * 1024 })
+  ;(() => {
+    for (let i = 0; i < 50; i++) pool.release(pool.allocUnsafe(512))
+  })()
+  // The memory was reused by a new loan before the old Buffers' finalizers run.
+  const live = pool.allocUnsafe(512)
+  stamp(live, 9)
+  await collectUntil(() => false, 10)
+  const s = pool.stats()
+  t.is(s.gcReclaims, 0)
+  t.is(s.releases, 50)
+  t.is(s.liveBuffers, 1)
+  t.true(holds(live, 9))
+  t.is(pool.refCount(live), 1)
+  pool.close()
+})
+
+test.serial('a Buffer outlives its Pool object and is still reclaimed', async (t) => {
+  let buf = (() => new Pool({ maxBytes: 1024 * 1024 }).alloc(300))()
+  stamp(buf, 3)
+  await collectUntil(() => false, 5)
+  t.true(holds(buf, 3), 'the memory stays valid while the Buffer lives')
+  buf = null
+  await collectUntil(() => false, 5)
+  t.pass('collecting both the pool and its Buffer does not crash')
+})
+
+test('close() detaches outstanding Buffers, gives memory back, and refuses later calls', (t) => {
+  const pool = new Pool({ maxBytes: 16 * 1024 * 1024 })
+  const small = pool.alloc(100)
+  const large = pool.alloc(100000)
+  const view = large.subarray(5)
+  const released = pool.alloc(50)
+  pool.release(released)
+  t.is(pool.close(), 2)
+  t.true(pool.closed)
+  t.is(small.length, 0)
+  t.is(large.length, 0)
+  t.is(view.length, 0)
+  const s = pool.stats()
+  t.like(s, { closed: true, liveBuffers: 0, inUseBytes: 0, reservedBytes: 0, closedReclaims: 2 })
+  for (const call of [() => pool.alloc(1), () => pool.allocUnsafe(10), () => pool.release(small), () => pool.retain(large), () => pool.trim()]) {
+    t.throws(call, { code: 'ERR_EXTMEM_CLOSED' })
+  }
+  t.is(pool.close(), 0, 'closing twice is harmless')
+  t.is(pool.refCount(small), 0)
+  t.false(pool.isPooled(large))
+})
+
+test('trim() gives back cached mappings and empty chunks, and says how many bytes', (t) => {
+  const pool = new Pool({ maxBytes: 64 * 1024 * 1024 })
+  const bufs = [pool.alloc(100), pool.alloc(2 * 1024 * 1024), pool.alloc(5000)]
+  for (const b of bufs) pool.release(b)
+  const before = pool.stats()
+  t.is(before.large.cached, 1)
+  t.is(before.large.cachedBytes, 2 * 1024 * 1024)
+  t.is(before.reservedBytes, 2 * 64 * 1024 + 2 * 1024 * 1024)
+  t.is(pool.trim(), before.reservedBytes)
+  t.like(pool.stats(), { reservedBytes: 0, large: { live: 0, cached: 0, cachedBytes: 0 } })
+  t.is(pool.trim(), 0)
+  pool.close()
+})

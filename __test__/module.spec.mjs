@@ -1,0 +1,46 @@
+// The package loads as ESM and CommonJS alike, and EXTMEM_MAX_BYTES sets the default pool's cap.
+
+import test from 'ava'
+import { execFileSync, spawnSync } from 'node:child_process'
+import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
+import extmem, { Pool, defaultPool, alloc, release, stats, codes } from '../index.mjs'
+
+const require = createRequire(import.meta.url)
+const root = fileURLToPath(new URL('..', import.meta.url))
+
+test('ESM named and default exports are the CommonJS ones', (t) => {
+  const cjs = require('..')
+  t.is(Pool, cjs.Pool)
+  t.is(defaultPool, cjs.defaultPool)
+  t.is(extmem, cjs)
+  t.is(codes.ERR_EXTMEM_EXHAUSTED, 'ERR_EXTMEM_EXHAUSTED')
+  const b = alloc(32)
+  t.is(stats().liveBuffers >= 1, true)
+  t.is(release(b), 0)
+})
+
+test('EXTMEM_MAX_BYTES sets the default pool cap', (t) => {
+  const out = execFileSync(process.execPath, ['-p', "require('.').defaultPool.maxBytes"], {
+    cwd: root,
+    env: { ...process.env, EXTMEM_MAX_BYTES: '64M' },
+  })
+  t.is(Number(out), 64 * 1024 * 1024)
+})
+
+test('a bad EXTMEM_MAX_BYTES is refused with ERR_INVALID_ARG_VALUE at load', (t) => {
+  const r = spawnSync(process.execPath, ['-e', "try { require('.') } catch (e) { console.log(e.code); process.exit(3) }"], {
+    cwd: root,
+    env: { ...process.env, EXTMEM_MAX_BYTES: 'lots' },
+    encoding: 'utf8',
+  })
+  t.is(r.status, 3)
+  t.is(r.stdout.trim(), 'ERR_INVALID_ARG_VALUE')
+})
+
+test('the default cap is half of physical memory or less', async (t) => {
+  const os = await import('node:os')
+  const cap = extmem.defaultMaxBytes()
+  t.true(cap > 0 && cap <= os.totalmem() / 2)
+  t.is(new Pool().maxBytes, cap)
+})
