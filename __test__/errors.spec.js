@@ -54,7 +54,9 @@ for (const [title, make, Type, code] of CASES) {
     const after = pool.stats()
     if (code === 'ERR_EXTMEM_EXHAUSTED') {
       t.is(after.failedAllocations, before.failedAllocations + 1, 'a refusal is counted')
+      t.is(after.refused.cap, before.refused.cap + 1, 'as a refusal at the cap')
       after.failedAllocations = before.failedAllocations
+      after.refused = before.refused
     }
     t.deepEqual(after, before)
     t.deepEqual(defaultPool.stats(), defaultBefore)
@@ -62,12 +64,13 @@ for (const [title, make, Type, code] of CASES) {
   })
 }
 
-test('ERR_EXTMEM_EXHAUSTED carries requestedBytes and availableBytes', (t) => {
+test('ERR_EXTMEM_EXHAUSTED carries requestedBytes, availableBytes and level', (t) => {
   const pool = new Pool({ maxBytes: 1024 * 1024 })
   const big = pool.allocUnsafe(700 * 1024)
   const err = t.throws(() => pool.allocUnsafe(400 * 1024), { code: 'ERR_EXTMEM_EXHAUSTED' })
   t.is(err.requestedBytes, 400 * 1024)
   t.is(err.availableBytes, 1024 * 1024 - 700 * 1024)
+  t.is(err.level, 'normal')
   t.regex(err.message, /409600 bytes/)
   t.is(pool.stats().reservedBytes, 700 * 1024)
   pool.release(big)
@@ -77,7 +80,7 @@ test('ERR_EXTMEM_EXHAUSTED carries requestedBytes and availableBytes', (t) => {
 
 test('the cap is never exceeded while small and large allocations fill the pool', (t) => {
   const maxBytes = 2 * 1024 * 1024
-  const pool = new Pool({ maxBytes })
+  const pool = new Pool({ maxBytes, admission: 'cap' })
   const held = []
   let refusals = 0
   for (let i = 0; i < 2000; i++) {
@@ -99,7 +102,7 @@ test('the cap is never exceeded while small and large allocations fill the pool'
 })
 
 test('a refused allocation succeeds once memory is released', (t) => {
-  const pool = new Pool({ maxBytes: 256 * 1024 })
+  const pool = new Pool({ maxBytes: 256 * 1024, admission: 'cap' })
   const bufs = []
   t.throws(() => { for (;;) bufs.push(pool.allocUnsafe(8192)) }, { code: 'ERR_EXTMEM_EXHAUSTED' })
   t.is(bufs.length, (256 * 1024) / 8192)

@@ -11,6 +11,7 @@ const codes = Object.freeze({
   ERR_OUT_OF_RANGE: 'ERR_OUT_OF_RANGE',
   ERR_INVALID_STATE: 'ERR_INVALID_STATE',
   ERR_EXTMEM_EXHAUSTED: 'ERR_EXTMEM_EXHAUSTED',
+  ERR_EXTMEM_THROTTLED: 'ERR_EXTMEM_THROTTLED',
   ERR_EXTMEM_NOT_POOLED: 'ERR_EXTMEM_NOT_POOLED',
   ERR_EXTMEM_VIEW_OWNERSHIP: 'ERR_EXTMEM_VIEW_OWNERSHIP',
   ERR_EXTMEM_RELEASED: 'ERR_EXTMEM_RELEASED',
@@ -47,12 +48,23 @@ const outOfRange = (name, range, value, caller) =>
 
 const invalidState = (message, caller) => coded(Error, codes.ERR_INVALID_STATE, `Invalid state: ${message}`, undefined, caller)
 
-const exhausted = (requestedBytes, availableBytes, maxBytes, caller) =>
+const exhausted = (requestedBytes, availableBytes, level, maxBytes, caller) =>
   coded(
     Error,
     codes.ERR_EXTMEM_EXHAUSTED,
-    `Cannot allocate ${requestedBytes} bytes: the pool is at its cap (maxBytes ${maxBytes}, ${availableBytes} bytes available)`,
-    { requestedBytes, availableBytes },
+    level === 'shedding'
+      ? `Cannot allocate ${requestedBytes} bytes: the pool is shedding load (maxBytes ${maxBytes}, ${availableBytes} bytes available)`
+      : `Cannot allocate ${requestedBytes} bytes: the pool is at its cap (maxBytes ${maxBytes}, ${availableBytes} bytes available)`,
+    { requestedBytes, availableBytes, level },
+    caller,
+  )
+
+const throttled = (requestedBytes, availableBytes, level, caller) =>
+  coded(
+    Error,
+    codes.ERR_EXTMEM_THROTTLED,
+    `Allocation of ${requestedBytes} bytes throttled: the pool is at level '${level}'`,
+    { requestedBytes, availableBytes, level },
     caller,
   )
 
@@ -87,6 +99,7 @@ module.exports = {
   outOfRange,
   invalidState,
   exhausted,
+  throttled,
   notPooled,
   viewOwnership,
   released,

@@ -1,5 +1,5 @@
 'use strict'
-// The Pool: argument checks, errors and ergonomics over the native pool.
+// The Pool: argument checks, errors, events and ergonomics over the native pool.
 //
 // Ownership, as this file keeps it: the Buffer that alloc() returns carries its loan's token under
 // a private symbol (views made by subarray() or slice() never do). retain() and release() accept
@@ -7,9 +7,12 @@
 // match the live loan, so neither a stale nor a copied token reaches memory it does not own.
 
 const { EventEmitter } = require('node:events')
+const diagnostics = require('node:diagnostics_channel')
 const native = require('../binding.js')
 const errors = require('./errors')
-const { validateSize, validateBuffer, validateByteCount, validateOptions } = require('./validate')
+const { subscribe, kDeliver } = require('./events')
+const { INTERVALS, captureStack, warnOnce } = require('./leaks')
+const { validateSize, validateBuffer, validateByteCount, validateOptions, validateOneOf, validateWatermarks } = require('./validate')
 
 const { NativePool } = native
 
@@ -22,28 +25,59 @@ const kLoan = Symbol('extmem.loan')
 /** Token of alloc(0)'s empty Buffer, which holds no memory and needs no release. */
 const EMPTY_LOAN = -1
 
-/** Keeps the default pool from being closed by a caller of close(). */
-const kDefault = Symbol('extmem.default')
+/** Watermark levels by native index. */
+const LEVELS = Object.freeze(['normal', 'warning', 'critical', 'shedding'])
 
-const POOL_OPTIONS = ['maxBytes']
+const watermarkChannel = diagnostics.channel('extmem:watermark')
+const leakChannel = diagnostics.channel('extmem:leak')
+
+const POOL_OPTIONS = ['maxBytes', 'watermarks', 'admission', 'leakDetection']
+const ALLOC_OPTIONS = ['align', 'priority']
+/** Allowed alignments; the index is the native flag value. */
+const ALIGNS = [8, 64, 4096]
+const FLAG_ESSENTIAL = 0b100
+
+/** Marks the construction of the default pool's Pool object (not an option users can pass). */
+const kShared = Symbol('extmem.shared')
 
 class Pool extends EventEmitter {
   #native
   #closed = false
+  #shared
+  #unsubscribe
+  /** Allocations per tracked one (0: leak detection off); and how many until the next. */
+  #trackEvery
+  #untilTracked
 
   /**
-   * @param {{ maxBytes?: number }} [options]
+   * @param {{ maxBytes?: number, watermarks?: object, admission?: 'graded'|'cap', leakDetection?: 'off'|'sampled'|'paranoid' }} [options]
    */
   constructor(options) {
     super()
+    const shared = options?.[kShared] === true
     const opts = validateOptions(options, 'options', POOL_OPTIONS, Pool)
     if (opts.maxBytes !== undefined) validateByteCount(opts.maxBytes, 'options.maxBytes', Pool)
-    this.#native = opts[kDefault] ?? new NativePool(opts.maxBytes ?? 0)
+    const marks = validateWatermarks(opts.watermarks, 'options.watermarks', Pool)
+    const admission = opts.admission ?? 'graded'
+    validateOneOf(admission, 'options.admission', ['graded', 'cap'], Pool)
+    const leakDetection = opts.leakDetection ?? 'sampled'
+    validateOneOf(leakDetection, 'options.leakDetection', Object.keys(INTERVALS), Pool)
+    const config = { maxBytes: opts.maxBytes ?? 0, ...marks, admission }
+    this.#native = shared ? NativePool.shared(config) : new NativePool(config)
+    this.#shared = shared
+    this.#trackEvery = INTERVALS[leakDetection]
+    this.#untilTracked = this.#trackEvery
+    this.#unsubscribe = subscribe(this, this.#native)
   }
 
   /** The hard cap on the memory this pool holds from the OS, in bytes. */
   get maxBytes() {
     return this.#native.maxBytes
+  }
+
+  /** The watermark level now: 'normal', 'warning', 'critical' or 'shedding'. */
+  get level() {
+    return LEVELS[this.#native.level()]
   }
 
   /** Whether close() was called. */
@@ -52,24 +86,30 @@ class Pool extends EventEmitter {
   }
 
   /** A zero-filled Buffer of `size` bytes (like Buffer.alloc). */
-  alloc(size) {
-    return this.#alloc(size, true, this.alloc)
+  alloc(size, options) {
+    return this.#alloc(size, true, options, this.alloc)
   }
 
   /** A Buffer of `size` bytes whose contents are not initialised (like Buffer.allocUnsafe). */
-  allocUnsafe(size) {
-    return this.#alloc(size, false, this.allocUnsafe)
+  allocUnsafe(size, options) {
+    return this.#alloc(size, false, options, this.allocUnsafe)
   }
 
-  #alloc(size, zero, caller) {
+  #alloc(size, zero, options, caller) {
     validateSize(size, caller)
+    const flags = options === undefined ? 0 : allocFlags(options, caller)
     if (this.#closed) throw errors.closed(caller)
     if (size === 0) {
       const empty = Buffer.alloc(0)
       empty[kLoan] = EMPTY_LOAN
       return empty
     }
-    const buf = this.#native.alloc(size, zero)
+    let stack
+    if (this.#trackEvery !== 0 && --this.#untilTracked === 0) {
+      this.#untilTracked = this.#trackEvery
+      stack = captureStack(caller)
+    }
+    const buf = this.#native.alloc(size, zero, flags, stack)
     if (typeof buf === 'number') throw this.#failure(buf, caller)
     buf[kLoan] = scratch[0]
     return buf
@@ -115,6 +155,31 @@ class Pool extends EventEmitter {
     return this.#native.refCount(buf, token) > 0
   }
 
+  /** The native address of a pooled Buffer's first byte, as a BigInt (0n for alloc(0)'s Buffer). */
+  addressOf(buf) {
+    const token = this.#ownerToken(buf, this.addressOf)
+    if (token === EMPTY_LOAN) return 0n
+    const address = this.#native.addressOf(buf, token)
+    if (address < 0) throw this.#failure(address, this.addressOf)
+    return BigInt(address)
+  }
+
+  /**
+   * The live Buffers, oldest first: `{ size, ageMs, refCount, address, stack? }` (`stack` for
+   * Buffers that leak detection tracks). `olderThanMs` keeps only those at least that old.
+   */
+  live(options) {
+    const opts = validateOptions(options, 'options', ['olderThanMs'], this.live)
+    const olderThanMs = opts.olderThanMs ?? 0
+    if (typeof olderThanMs !== 'number') throw errors.invalidArgType('options.olderThanMs', 'of type number', olderThanMs, this.live)
+    if (!(olderThanMs >= 0)) throw errors.outOfRange('options.olderThanMs', '>= 0', olderThanMs, this.live)
+    return this.#native.live(olderThanMs).map(({ size, ageMs, refCount, address, stack }) =>
+      stack === undefined || stack === null
+        ? { size, ageMs, refCount, address: BigInt(address) }
+        : { size, ageMs, refCount, address: BigInt(address), stack },
+    )
+  }
+
   /**
    * Gives cached memory back to the OS: released large mappings and slab chunks with no Buffer
    * in use. Returns the bytes given back.
@@ -134,10 +199,31 @@ class Pool extends EventEmitter {
    * the OS; later calls throw ERR_EXTMEM_CLOSED. Returns the number of Buffers detached.
    */
   close() {
-    if (this.#native === defaultNative) throw errors.invalidState('the default pool cannot be closed', this.close)
+    if (this.#shared) throw errors.invalidState('the default pool cannot be closed', this.close)
     if (this.#closed) return 0
     this.#closed = true
+    this.#unsubscribe()
     return this.#native.close()
+  }
+
+  /** Receives this pool's events from the native side (see ./events.js). */
+  [kDeliver](event) {
+    if (event.kind === 'watermark') {
+      const message = {
+        level: event.level,
+        previous: event.previous,
+        utilization: event.utilization,
+        inUseBytes: event.inUseBytes,
+        maxBytes: event.maxBytes,
+      }
+      if (watermarkChannel.hasSubscribers) watermarkChannel.publish({ pool: this, ...message })
+      this.emit('watermark', message)
+    } else if (event.kind === 'leak') {
+      const leak = { size: event.size, ageMs: event.ageMs, address: BigInt(event.address), stack: event.stack }
+      if (event.ownThread) warnOnce(leak)
+      if (leakChannel.hasSubscribers) leakChannel.publish({ pool: this, ...leak })
+      this.emit('leak', leak)
+    }
   }
 
   /** The token of the Buffer that alloc() returned, or the error for anything else. */
@@ -158,7 +244,9 @@ class Pool extends EventEmitter {
   #failure(status, caller) {
     switch (status) {
       case native.STATUS_EXHAUSTED:
-        return errors.exhausted(scratch[1], scratch[2], this.maxBytes, caller)
+        return errors.exhausted(scratch[1], scratch[2], LEVELS[scratch[3]], this.maxBytes, caller)
+      case native.STATUS_THROTTLED:
+        return errors.throttled(scratch[1], scratch[2], LEVELS[scratch[3]], caller)
       case native.STATUS_CLOSED:
         return errors.closed(caller)
       case native.STATUS_TOO_MANY_REFS:
@@ -171,12 +259,25 @@ class Pool extends EventEmitter {
   }
 }
 
-let defaultNative = null
-
-/** The Pool over the process-wide default pool, capped at `maxBytes` (0: the default cap). */
-function createDefaultPool(maxBytes) {
-  defaultNative = NativePool.shared(maxBytes)
-  return new Pool({ [kDefault]: defaultNative })
+/** Native flags of alloc options `{ align, priority }`. */
+function allocFlags(options, caller) {
+  const opts = validateOptions(options, 'options', ALLOC_OPTIONS, caller)
+  let flags = 0
+  if (opts.align !== undefined) {
+    const index = ALIGNS.indexOf(opts.align)
+    if (index < 0) throw errors.invalidArgValue('options.align', opts.align, `must be one of ${ALIGNS.join(', ')}`, caller)
+    flags |= index
+  }
+  if (opts.priority !== undefined) {
+    validateOneOf(opts.priority, 'options.priority', ['normal', 'essential'], caller)
+    if (opts.priority === 'essential') flags |= FLAG_ESSENTIAL
+  }
+  return flags
 }
 
-module.exports = { Pool, createDefaultPool, defaultMaxBytes: NativePool.defaultMaxBytes }
+/** The Pool object of this thread over the process-wide default pool. */
+function createDefaultPool(options) {
+  return new Pool({ ...options, [kShared]: true })
+}
+
+module.exports = { Pool, createDefaultPool, LEVELS, defaultMaxBytes: NativePool.defaultMaxBytes }

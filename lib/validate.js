@@ -42,6 +42,32 @@ function validateOptions(options, name, known, caller) {
   return options
 }
 
+/** One of the strings in `allowed`. */
+function validateOneOf(value, name, allowed, caller) {
+  if (!allowed.includes(value)) {
+    throw errors.invalidArgValue(name, value, `must be one of ${allowed.map((a) => `'${a}'`).join(', ')}`, caller)
+  }
+}
+
+const DEFAULT_WATERMARKS = Object.freeze({ warning: 0.7, critical: 0.85, shedding: 0.95, hysteresis: 0.02 })
+
+/** Watermark thresholds: `0 < warning < critical < shedding <= 1`, `0 <= hysteresis < warning`. */
+function validateWatermarks(value, name, caller) {
+  const opts = validateOptions(value, name, Object.keys(DEFAULT_WATERMARKS), caller)
+  const marks = { ...DEFAULT_WATERMARKS, ...opts }
+  for (const key of Object.keys(DEFAULT_WATERMARKS)) {
+    if (typeof marks[key] !== 'number') throw errors.invalidArgType(`${name}.${key}`, 'of type number', marks[key], caller)
+  }
+  const { warning, critical, shedding, hysteresis } = marks
+  if (!(warning > 0 && warning < critical && critical < shedding && shedding <= 1)) {
+    throw errors.invalidArgValue(name, value, 'must have 0 < warning < critical < shedding <= 1', caller)
+  }
+  if (!(hysteresis >= 0 && hysteresis < warning)) {
+    throw errors.invalidArgValue(`${name}.hysteresis`, hysteresis, 'must be >= 0 and below warning', caller)
+  }
+  return marks
+}
+
 const UNITS = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }
 
 /** Parses a byte count from the environment: digits with an optional K, M, G or T (binary) suffix. */
@@ -54,4 +80,13 @@ function parseByteCount(text, name, caller) {
   return bytes
 }
 
-module.exports = { validateSize, validateBuffer, validateByteCount, validateOptions, parseByteCount, MAX_LENGTH }
+module.exports = {
+  validateSize,
+  validateBuffer,
+  validateByteCount,
+  validateOptions,
+  validateOneOf,
+  validateWatermarks,
+  parseByteCount,
+  MAX_LENGTH,
+}

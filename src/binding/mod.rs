@@ -5,6 +5,7 @@
 //! the thread's scratch array ([`scratch`]). The JavaScript layer turns statuses into Node-style
 //! errors.
 
+mod events;
 mod loan_handle;
 mod native_pool;
 mod raw;

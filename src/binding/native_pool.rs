@@ -11,9 +11,52 @@ use super::raw::{self, RawValue};
 use super::scratch;
 use super::stats::JsPoolStats;
 use super::status;
+use super::events;
+use crate::core::admission::{Admission, Priority};
+use crate::core::error::PoolError;
 use crate::core::limits;
 use crate::core::loan::Owner;
-use crate::core::pool::{Pool, Release};
+use crate::core::pool::{AllocRequest, Pool, PoolConfig, Release};
+use crate::core::size_class::ALIGNMENTS;
+use crate::core::watermark::Watermarks;
+
+/// `alloc` flags: bits 0–1 index [`ALIGNMENTS`]; bit 2 asks for essential priority.
+const FLAG_ALIGN_MASK: u32 = 0b11;
+const FLAG_ESSENTIAL: u32 = 0b100;
+
+/// Pool settings from JavaScript (already validated there).
+#[napi(object)]
+#[derive(Debug)]
+pub struct JsPoolConfig {
+    /// 0 for the default cap.
+    pub max_bytes: f64,
+    pub warning: f64,
+    pub critical: f64,
+    pub shedding: f64,
+    pub hysteresis: f64,
+    /// `"graded"` or `"cap"`.
+    pub admission: String,
+}
+
+impl JsPoolConfig {
+    fn to_core(&self) -> napi::Result<PoolConfig> {
+        let watermarks = Watermarks::new(self.warning, self.critical, self.shedding, self.hysteresis)
+            .ok_or_else(|| napi::Error::new(napi::Status::InvalidArg, "invalid watermarks"))?;
+        let admission = if self.admission == "cap" { Admission::Cap } else { Admission::Graded };
+        Ok(PoolConfig { max_bytes: cap(self.max_bytes), watermarks, admission })
+    }
+}
+
+/// A live Buffer, as `live()` lists it.
+#[napi(object)]
+#[derive(Debug)]
+pub struct JsLiveBuffer {
+    pub size: f64,
+    pub age_ms: f64,
+    pub ref_count: u32,
+    pub address: f64,
+    pub stack: Option<String>,
+}
 
 /// The process-wide default pool, shared by the main thread and every worker thread.
 static DEFAULT_POOL: OnceLock<Arc<Pool>> = OnceLock::new();
@@ -27,17 +70,17 @@ pub struct NativePool {
 
 #[napi]
 impl NativePool {
-    /// A new pool capped at `max_bytes` (0: the default cap).
+    /// A new pool.
     #[napi(constructor)]
-    pub fn new(max_bytes: f64) -> Self {
-        NativePool { core: Arc::new(Pool::new(cap(max_bytes))) }
+    pub fn new(config: JsPoolConfig) -> napi::Result<Self> {
+        Ok(NativePool { core: Arc::new(Pool::with_config(config.to_core()?)) })
     }
 
-    /// The process-wide default pool; `max_bytes` (0: the default cap) applies only if this call
-    /// creates it.
+    /// The process-wide default pool; `config` applies only if this call creates it.
     #[napi(factory)]
-    pub fn shared(max_bytes: f64) -> Self {
-        NativePool { core: DEFAULT_POOL.get_or_init(|| Arc::new(Pool::new(cap(max_bytes)))).clone() }
+    pub fn shared(config: JsPoolConfig) -> napi::Result<Self> {
+        let config = config.to_core()?;
+        Ok(NativePool { core: DEFAULT_POOL.get_or_init(|| Arc::new(Pool::with_config(config))).clone() })
     }
 
     /// The default cap: half of the smaller of physical memory and the cgroup limit.
@@ -57,21 +100,35 @@ impl NativePool {
         self.core.max_bytes() as f64
     }
 
-    /// A new external Buffer of `size >= 1` bytes, or a negative status. On success scratch[0]
-    /// holds the loan's token; on exhaustion scratch[1..3] the requested and available bytes.
+    /// The watermark level, as an index: 0 normal, 1 warning, 2 critical, 3 shedding.
     #[napi]
-    pub fn alloc(&self, env: Env, size: f64, zero: bool) -> RawValue {
+    pub fn level(&self) -> u32 {
+        self.core.level() as u32
+    }
+
+    /// A new external Buffer of `size >= 1` bytes, or a negative status. `flags`: see
+    /// `FLAG_*`; `stack` makes it a tracked Buffer. On success scratch[0] holds the loan's token;
+    /// on a refusal scratch[1..4] the requested bytes, available bytes and level index.
+    #[napi]
+    pub fn alloc(&self, env: Env, size: f64, zero: bool, flags: u32, stack: Option<String>) -> RawValue {
         let size = size as usize;
         let env = env.raw();
+        let req = AllocRequest {
+            size,
+            zero,
+            align: ALIGNMENTS[((flags & FLAG_ALIGN_MASK) as usize).min(ALIGNMENTS.len() - 1)],
+            priority: if flags & FLAG_ESSENTIAL != 0 { Priority::Essential } else { Priority::Normal },
+            trace: stack.map(Arc::from),
+        };
         let handle = LoanHandle::new_raw(self.core.clone());
         let owner = Owner { thread: env as usize, handle: handle as usize };
-        let grant = match self.core.alloc(size, zero, owner) {
+        let grant = match self.core.alloc_with(req, owner) {
             Ok(g) => g,
             Err(e) => {
                 // SAFETY: `handle` was never handed to Node; this is its only owner.
                 drop(unsafe { Box::from_raw(handle) });
-                if let crate::core::error::PoolError::Exhausted { requested, available } = e {
-                    scratch::write(&[0.0, requested as f64, available as f64]);
+                if let PoolError::Exhausted { requested, available, level } | PoolError::Throttled { requested, available, level } = e {
+                    scratch::write(&[0.0, requested as f64, available as f64, level as u32 as f64]);
                 }
                 return number(env, status::of(&e));
             }
@@ -144,6 +201,48 @@ impl NativePool {
             Ok(n) => n.into(),
             Err(e) => status::of(&e).into(),
         }
+    }
+
+    /// The address of a live Buffer of this pool, or a negative status.
+    #[napi(js_name = "addressOf")]
+    pub fn address_of(&self, env: Env, buffer: RawValue, token: f64) -> f64 {
+        // SAFETY: `buffer` is a live value of this env.
+        let Some(info) = (unsafe { raw::view_info(env.raw(), buffer.0) }) else {
+            return status::STATUS_NOT_POOLED.into();
+        };
+        match self.core.ref_count(token as u64, info.data, info.len) {
+            Ok(_) => info.data as f64,
+            Err(e) => status::of(&e).into(),
+        }
+    }
+
+    /// The live Buffers at least `older_than_ms` old, oldest first.
+    #[napi]
+    pub fn live(&self, older_than_ms: f64) -> Vec<JsLiveBuffer> {
+        self.core
+            .live(older_than_ms.max(0.0) as u64)
+            .into_iter()
+            .map(|l| JsLiveBuffer {
+                size: l.size as f64,
+                age_ms: l.age_ms as f64,
+                ref_count: l.refs,
+                address: l.address as f64,
+                stack: l.stack.map(|s| s.to_string()),
+            })
+            .collect()
+    }
+
+    /// Delivers this pool's events to this thread's event callback, tagged with `subscriber`.
+    /// Returns the listener id, or -1 if no callback is bound on this thread.
+    #[napi]
+    pub fn listen(&self, subscriber: u32) -> f64 {
+        events::listen(&self.core, subscriber).map_or(-1.0, |id| id as f64)
+    }
+
+    /// Stops a listener added by `listen` on this thread.
+    #[napi]
+    pub fn unlisten(&self, id: f64) {
+        events::unlisten(&self.core, id as u64);
     }
 
     /// Whether a typed array's bytes lie inside a live Buffer of this pool.

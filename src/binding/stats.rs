@@ -29,6 +29,18 @@ pub struct JsLargeStats {
     pub cached_bytes: f64,
 }
 
+/// Refused allocations by reason.
+#[napi(object)]
+#[derive(Debug)]
+pub struct JsRefusedStats {
+    /// At the hard cap (`ERR_EXTMEM_EXHAUSTED`).
+    pub cap: f64,
+    /// By graded admission at warning or critical (`ERR_EXTMEM_THROTTLED`).
+    pub throttled: f64,
+    /// By graded admission at shedding (`ERR_EXTMEM_EXHAUSTED`).
+    pub shedding: f64,
+}
+
 /// A consistent snapshot of a pool.
 #[napi(object)]
 #[derive(Debug)]
@@ -45,6 +57,9 @@ pub struct JsPoolStats {
     pub gc_reclaims: f64,
     pub closed_reclaims: f64,
     pub failed_allocations: f64,
+    pub refused: JsRefusedStats,
+    pub leaks: f64,
+    pub level: String,
     pub utilization: f64,
     pub small: JsSmallStats,
     pub large: JsLargeStats,
@@ -67,6 +82,13 @@ impl From<PoolStats> for JsPoolStats {
             gc_reclaims: c.gc_reclaims as f64,
             closed_reclaims: c.closed_reclaims as f64,
             failed_allocations: c.failed_allocations as f64,
+            refused: JsRefusedStats {
+                cap: c.refused_cap as f64,
+                throttled: c.refused_throttled as f64,
+                shedding: c.refused_shedding as f64,
+            },
+            leaks: c.leaks as f64,
+            level: s.level.name().into(),
             utilization: c.in_use_bytes as f64 / s.max_bytes as f64,
             small: JsSmallStats {
                 classes: s

@@ -20,6 +20,10 @@ pub const STATUS_EXHAUSTED: i32 = -4;
 #[napi]
 pub const STATUS_EXTERNAL_REFUSED: i32 = -5;
 
+/// Graded admission refuses the allocation; scratch holds `[_, requested, available, level]`.
+#[napi]
+pub const STATUS_THROTTLED: i32 = -6;
+
 /// The status of a core refusal.
 pub fn of(e: &PoolError) -> i32 {
     match e {
@@ -27,5 +31,6 @@ pub fn of(e: &PoolError) -> i32 {
         PoolError::Closed => STATUS_CLOSED,
         PoolError::TooManyRefs => STATUS_TOO_MANY_REFS,
         PoolError::Exhausted { .. } => STATUS_EXHAUSTED,
+        PoolError::Throttled { .. } => STATUS_THROTTLED,
     }
 }

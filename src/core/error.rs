@@ -2,15 +2,29 @@
 
 use std::fmt;
 
+use super::watermark::Level;
+
 /// A refused pool operation. The binding maps each variant to one stable `ERR_*` code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PoolError {
     /// The memory cannot be had within `maxBytes` (`ERR_EXTMEM_EXHAUSTED`).
+    /// Also the refusal of a normal-priority allocation at the shedding level.
     Exhausted {
         /// Bytes asked for.
         requested: usize,
         /// Bytes of the cap not held from the OS, after cached memory was given back.
         available: usize,
+        /// The watermark level when it was refused.
+        level: Level,
+    },
+    /// Graded admission refuses the allocation at this level (`ERR_EXTMEM_THROTTLED`).
+    Throttled {
+        /// Bytes asked for.
+        requested: usize,
+        /// Bytes of the cap not held from the OS.
+        available: usize,
+        /// The watermark level when it was refused.
+        level: Level,
     },
     /// The Buffer was not handed out by this pool (`ERR_EXTMEM_NOT_POOLED`).
     NotPooled,
@@ -29,6 +43,7 @@ impl PoolError {
     pub fn code(&self) -> &'static str {
         match self {
             PoolError::Exhausted { .. } => "ERR_EXTMEM_EXHAUSTED",
+            PoolError::Throttled { .. } => "ERR_EXTMEM_THROTTLED",
             PoolError::NotPooled => "ERR_EXTMEM_NOT_POOLED",
             PoolError::View => "ERR_EXTMEM_VIEW_OWNERSHIP",
             PoolError::Released => "ERR_EXTMEM_RELEASED",
@@ -41,10 +56,13 @@ impl PoolError {
 impl fmt::Display for PoolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PoolError::Exhausted { requested, available } => write!(
+            PoolError::Exhausted { requested, available, level } => write!(
                 f,
-                "cannot allocate {requested} bytes: only {available} bytes of the pool's maxBytes are available"
+                "cannot allocate {requested} bytes: {available} bytes of the pool's maxBytes are available (level {level})"
             ),
+            PoolError::Throttled { requested, level, .. } => {
+                write!(f, "allocation of {requested} bytes throttled at level {level}")
+            }
             PoolError::NotPooled => f.write_str("the Buffer was not allocated by this pool"),
             PoolError::View => f.write_str(
                 "the Buffer is a view (subarray or slice) of a pooled Buffer; only the Buffer that alloc returned can be retained or released",

@@ -39,6 +39,8 @@ pub enum LoanMemory {
     },
     /// A mapping of its own, owned by the loan until it is released.
     Mapping(MmapMut),
+    /// Nothing: the memory went back to the pool as the loan ended.
+    Returned,
 }
 
 /// Opaque data the binding attaches to a loan; the core stores it and hands it back.
@@ -69,8 +71,10 @@ pub struct Loan {
     pub memory: LoanMemory,
     /// The binding's data for this loan.
     pub owner: Owner,
-    /// When the loan began.
-    pub since: std::time::Instant,
+    /// When the loan began, in [`clock::now_ms`](super::clock::now_ms) milliseconds.
+    pub since_ms: u64,
+    /// Allocation stack of a tracked Buffer; `Some` makes a collection without release a leak.
+    pub trace: Option<std::sync::Arc<str>>,
 }
 
 /// Encodes a token.

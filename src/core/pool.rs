@@ -1,17 +1,22 @@
-//! The pool: size classes, large mappings, loans and counters behind one lock, and the hard cap.
+//! The pool: size classes, large mappings, loans and counters behind one lock; the hard cap,
+//! watermark levels and graded admission.
 
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use super::admission::{self, Admission, Priority, Refusal};
+use super::clock;
 use super::error::PoolError;
+use super::events::{Leak, LevelChange, Listener, Listeners, PoolEvent};
 use super::large::{self, MappingCache};
 use super::loan::{self, Loan, LoanMemory, Owner, MAX_LIVE_LOANS, POOL_ID_MASK};
-use super::size_class::{class_of, CLASS_SIZES, SMALL_MAX};
+use super::size_class::{class_for, CLASS_SIZES, MIN_ALIGN, SMALL_MAX};
 use super::slab::{ClassSlab, SLAB_CHUNK_BYTES};
 use super::stats::{ClassStats, Counters, PoolStats};
+use super::watermark::{Level, Watermarks};
 
 /// Largest share of `max_bytes` the large-mapping cache may hold.
 const CACHE_SHARE_DIVISOR: usize = 4;
@@ -19,6 +24,46 @@ const CACHE_SHARE_DIVISOR: usize = 4;
 const CACHE_MAX_BYTES: usize = 256 * 1024 * 1024;
 
 static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(0);
+
+/// How a pool is set up.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolConfig {
+    /// The hard cap on memory held from the OS.
+    pub max_bytes: usize,
+    /// Level thresholds.
+    pub watermarks: Watermarks,
+    /// Admission policy.
+    pub admission: Admission,
+}
+
+impl PoolConfig {
+    /// A cap with default watermarks and graded admission.
+    pub fn with_max_bytes(max_bytes: usize) -> Self {
+        PoolConfig { max_bytes, watermarks: Watermarks::default(), admission: Admission::Graded }
+    }
+}
+
+/// One allocation request.
+#[derive(Debug, Clone)]
+pub struct AllocRequest {
+    /// Bytes (at least 1).
+    pub size: usize,
+    /// Whether to zero-fill.
+    pub zero: bool,
+    /// Alignment of the first byte: 8, 64 or 4096.
+    pub align: usize,
+    /// Admission priority.
+    pub priority: Priority,
+    /// Allocation stack of a tracked Buffer: its collection without release is a leak.
+    pub trace: Option<Arc<str>>,
+}
+
+impl AllocRequest {
+    /// `size` bytes, 8-aligned, normal priority, untracked.
+    pub fn new(size: usize, zero: bool) -> Self {
+        AllocRequest { size, zero, align: MIN_ALIGN, priority: Priority::Normal, trace: None }
+    }
+}
 
 /// Memory handed out by [`Pool::alloc`].
 #[derive(Debug, Clone, Copy)]
@@ -39,13 +84,29 @@ pub enum Release {
     Last(Owner),
 }
 
+/// A live loan, as [`Pool::live`] lists it.
+#[derive(Debug, Clone)]
+pub struct LiveLoan {
+    /// Length.
+    pub size: usize,
+    /// Milliseconds since allocation.
+    pub age_ms: u64,
+    /// References held.
+    pub refs: u32,
+    /// Address of the first byte.
+    pub address: usize,
+    /// Allocation stack, for tracked Buffers.
+    pub stack: Option<Arc<str>>,
+}
+
 /// A pool of external memory: slab classes for sizes up to [`SMALL_MAX`], a mapping each above.
 ///
-/// Thread-safe; every operation takes the lock once and never calls out while holding it.
+/// Thread-safe; every operation takes the lock once and never calls out while holding it, except
+/// to hand events to listeners (which only queue them).
 #[derive(Debug)]
 pub struct Pool {
     id: u64,
-    max_bytes: usize,
+    config: PoolConfig,
     state: Mutex<State>,
 }
 
@@ -59,16 +120,24 @@ struct State {
     /// Generation to stamp on the next loan.
     next_gen: u32,
     large_live: usize,
+    /// The watermark level of `counters.in_use_bytes`; changes only in `update_level`.
+    level: Level,
+    listeners: Listeners,
     counters: Counters,
 }
 
 impl Pool {
-    /// A pool that holds at most `max_bytes` from the OS.
+    /// A pool that holds at most `max_bytes` from the OS, with default watermarks.
     pub fn new(max_bytes: usize) -> Pool {
-        let cache_max = (max_bytes / CACHE_SHARE_DIVISOR).min(CACHE_MAX_BYTES);
+        Pool::with_config(PoolConfig::with_max_bytes(max_bytes))
+    }
+
+    /// A pool set up by `config`.
+    pub fn with_config(config: PoolConfig) -> Pool {
+        let cache_max = (config.max_bytes / CACHE_SHARE_DIVISOR).min(CACHE_MAX_BYTES);
         Pool {
             id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed) & POOL_ID_MASK,
-            max_bytes,
+            config,
             state: Mutex::new(State {
                 closed: false,
                 classes: CLASS_SIZES.iter().map(|&s| ClassSlab::new(s)).collect(),
@@ -76,6 +145,8 @@ impl Pool {
                 loans: slab::Slab::new(),
                 next_gen: 0,
                 large_live: 0,
+                level: Level::Normal,
+                listeners: Listeners::default(),
                 counters: Counters::default(),
             }),
         }
@@ -83,42 +154,80 @@ impl Pool {
 
     /// The hard cap.
     pub fn max_bytes(&self) -> usize {
-        self.max_bytes
+        self.config.max_bytes
     }
 
-    /// Lends `size` bytes (`size >= 1`), zero-filled if `zero`. `owner` is kept with the loan.
+    /// The configuration.
+    pub fn config(&self) -> &PoolConfig {
+        &self.config
+    }
+
+    /// The current watermark level.
+    pub fn level(&self) -> Level {
+        self.state.lock().level
+    }
+
+    /// Adds a listener for level changes and leaks; returns its id.
+    pub fn listen(&self, listener: Listener) -> u64 {
+        self.state.lock().listeners.add(listener)
+    }
+
+    /// Removes a listener.
+    pub fn unlisten(&self, id: u64) -> bool {
+        self.state.lock().listeners.remove(id)
+    }
+
+    /// Lends `size` bytes (`>= 1`), 8-aligned, at normal priority, untracked.
     pub fn alloc(&self, size: usize, zero: bool, owner: Owner) -> Result<Grant, PoolError> {
-        debug_assert!(size > 0);
+        self.alloc_with(AllocRequest::new(size, zero), owner)
+    }
+
+    /// Lends `req.size` bytes (`>= 1`). `owner` is kept with the loan.
+    pub fn alloc_with(&self, req: AllocRequest, owner: Owner) -> Result<Grant, PoolError> {
+        debug_assert!(req.size > 0);
         let mut st = self.state.lock();
-        let result = st.alloc(self.max_bytes, size, zero);
+        let result = st.take(&self.config, &req);
         match result {
             Ok((memory, addr, capacity, fresh)) => {
-                if zero && !fresh {
+                if req.zero && !fresh {
                     // SAFETY: `addr` starts `capacity >= size` bytes that belong to no loan.
-                    unsafe { ptr::write_bytes(addr, 0, size) };
+                    unsafe { ptr::write_bytes(addr, 0, req.size) };
                 }
                 let gen = st.next_gen;
                 st.next_gen = loan::next_gen(gen);
                 let key = st.loans.insert(Loan {
                     addr: addr as usize,
-                    requested: size,
+                    requested: req.size,
                     capacity,
                     refs: 1,
                     gen,
                     memory,
                     owner,
-                    since: Instant::now(),
+                    since_ms: clock::now_ms(),
+                    trace: req.trace,
                 });
                 let c = &mut st.counters;
                 c.allocations += 1;
                 c.in_use_bytes += capacity;
-                c.requested_bytes += size;
-                c.external_bytes += size;
+                c.requested_bytes += req.size;
+                c.external_bytes += req.size;
                 c.peak_in_use_bytes = c.peak_in_use_bytes.max(c.in_use_bytes);
+                st.update_level(&self.config);
                 Ok(Grant { token: loan::token(self.id, gen, key), addr })
             }
             Err(e) => {
-                st.counters.failed_allocations += 1;
+                let c = &mut st.counters;
+                c.failed_allocations += 1;
+                match e {
+                    PoolError::Throttled { .. } => c.refused_throttled += 1,
+                    PoolError::Exhausted { level: Level::Shedding, .. }
+                        if self.config.admission == Admission::Graded
+                            && req.priority == Priority::Normal =>
+                    {
+                        c.refused_shedding += 1
+                    }
+                    _ => c.refused_cap += 1,
+                }
                 Err(e)
             }
         }
@@ -149,7 +258,7 @@ impl Pool {
     /// Ends the loan of `token` after [`Release::Last`]; its memory is reusable from now on.
     pub fn finish_release(&self, token: u64) {
         let mut st = self.state.lock();
-        if st.end_loan(self.id, token) {
+        if st.end_loan(&self.config, self.id, token).is_some() {
             st.counters.releases += 1;
         }
     }
@@ -157,20 +266,29 @@ impl Pool {
     /// Takes back an allocation whose Buffer could not be made, as if it had never happened.
     pub fn undo_alloc(&self, token: u64) {
         let mut st = self.state.lock();
-        if st.end_loan(self.id, token) {
+        if st.end_loan(&self.config, self.id, token).is_some() {
             st.counters.allocations -= 1;
         }
     }
 
     /// Ends the loan of `token` because its Buffer was collected; `false` (and nothing done) if it
-    /// had already ended, as it has for every released Buffer.
+    /// had already ended, as it has for every released Buffer. A tracked loan is reported as a leak.
     pub fn reclaim(&self, token: u64) -> bool {
         let mut st = self.state.lock();
-        let ended = st.end_loan(self.id, token);
-        if ended {
-            st.counters.gc_reclaims += 1;
+        let Some(ended) = st.end_loan(&self.config, self.id, token) else { return false };
+        st.counters.gc_reclaims += 1;
+        if let Some(stack) = ended.trace {
+            st.counters.leaks += 1;
+            let leak = Leak {
+                size: ended.requested,
+                age_ms: clock::now_ms().saturating_sub(ended.since_ms),
+                address: ended.addr,
+                stack,
+                thread: ended.owner.thread,
+            };
+            st.listeners.emit(&PoolEvent::Leak(leak));
         }
-        ended
+        true
     }
 
     /// References held on the Buffer of `token`.
@@ -184,6 +302,26 @@ impl Pool {
     pub fn is_view_of_loan(&self, addr: usize, len: usize) -> bool {
         let st = self.state.lock();
         st.loans.iter().any(|(_, l)| addr >= l.addr && addr + len <= l.addr + l.requested)
+    }
+
+    /// The live loans at least `older_than_ms` old, oldest first.
+    pub fn live(&self, older_than_ms: u64) -> Vec<LiveLoan> {
+        let now = clock::now_ms();
+        let st = self.state.lock();
+        let mut out: Vec<LiveLoan> = st
+            .loans
+            .iter()
+            .map(|(_, l)| LiveLoan {
+                size: l.requested,
+                age_ms: now.saturating_sub(l.since_ms),
+                refs: l.refs,
+                address: l.addr,
+                stack: l.trace.clone(),
+            })
+            .filter(|l| l.age_ms >= older_than_ms)
+            .collect();
+        out.sort_by(|a, b| b.age_ms.cmp(&a.age_ms));
+        out
     }
 
     /// Closes the pool: later allocations are refused, free memory is given back now, and the
@@ -200,7 +338,7 @@ impl Pool {
     /// Ends a loan whose Buffer `close()` detached.
     pub fn end_closed(&self, token: u64) {
         let mut st = self.state.lock();
-        if st.end_loan(self.id, token) {
+        if st.end_loan(&self.config, self.id, token).is_some() {
             st.counters.closed_reclaims += 1;
         }
     }
@@ -219,7 +357,7 @@ impl Pool {
     pub fn stats(&self) -> PoolStats {
         let st = self.state.lock();
         PoolStats {
-            max_bytes: self.max_bytes,
+            max_bytes: self.config.max_bytes,
             counters: st.counters.clone(),
             live_buffers: st.loans.len(),
             classes: st
@@ -230,33 +368,37 @@ impl Pool {
             large_live: st.large_live,
             large_cached: st.cache.len(),
             large_cached_bytes: st.cache.bytes(),
+            level: st.level,
             closed: st.closed,
         }
     }
 }
 
 impl State {
-    /// Takes memory for `size` bytes: `(memory, addr, capacity, fresh)`, where `fresh` memory was
-    /// just mapped and is already zero.
-    fn alloc(
-        &mut self,
-        max_bytes: usize,
-        size: usize,
-        _zero: bool,
-    ) -> Result<(LoanMemory, *mut u8, usize, bool), PoolError> {
+    /// Takes memory for `req`: `(memory, addr, capacity, fresh)`, where `fresh` memory was just
+    /// mapped and is already zero. Admission is decided first, at the current level.
+    fn take(&mut self, config: &PoolConfig, req: &AllocRequest) -> Result<(LoanMemory, *mut u8, usize, bool), PoolError> {
         if self.closed {
             return Err(PoolError::Closed);
         }
+        let size = req.size;
+        match admission::admit(config.admission, self.level, req.priority, size) {
+            Ok(()) => {}
+            Err(Refusal::Throttled) => {
+                return Err(PoolError::Throttled { requested: size, available: self.available(config), level: self.level })
+            }
+            Err(Refusal::Shed) => return Err(self.exhausted(config, size)),
+        }
         if self.loans.len() >= MAX_LIVE_LOANS {
-            return Err(self.exhausted(max_bytes, size));
+            return Err(self.exhausted(config, size));
         }
         if size <= SMALL_MAX {
-            let class = class_of(size);
+            let class = class_for(size, req.align);
             if let Some((slot, addr)) = self.classes[class].pop() {
                 return Ok((LoanMemory::Slot { class, slot }, addr, CLASS_SIZES[class], false));
             }
-            if !self.make_room(max_bytes, SLAB_CHUNK_BYTES) || self.classes[class].add_chunk().is_err() {
-                return Err(self.exhausted(max_bytes, size));
+            if !self.make_room(config.max_bytes, SLAB_CHUNK_BYTES) || self.classes[class].add_chunk().is_err() {
+                return Err(self.exhausted(config, size));
             }
             self.counters.reserved_bytes += SLAB_CHUNK_BYTES;
             let (slot, addr) = self.classes[class].pop().expect("a new chunk has free slots");
@@ -266,15 +408,15 @@ impl State {
         let (mut map, fresh) = match self.cache.take(len) {
             Some(map) => (map, false),
             None => {
-                if !self.make_room(max_bytes, len) {
-                    return Err(self.exhausted(max_bytes, size));
+                if !self.make_room(config.max_bytes, len) {
+                    return Err(self.exhausted(config, size));
                 }
                 match large::map(len) {
                     Ok(map) => {
                         self.counters.reserved_bytes += len;
                         (map, true)
                     }
-                    Err(_) => return Err(self.exhausted(max_bytes, size)),
+                    Err(_) => return Err(self.exhausted(config, size)),
                 }
             }
         };
@@ -284,12 +426,13 @@ impl State {
         Ok((LoanMemory::Mapping(map), addr, capacity, fresh))
     }
 
+    fn available(&self, config: &PoolConfig) -> usize {
+        config.max_bytes.saturating_sub(self.counters.reserved_bytes)
+    }
+
     #[cold]
-    fn exhausted(&self, max_bytes: usize, requested: usize) -> PoolError {
-        PoolError::Exhausted {
-            requested,
-            available: max_bytes.saturating_sub(self.counters.reserved_bytes),
-        }
+    fn exhausted(&self, config: &PoolConfig, requested: usize) -> PoolError {
+        PoolError::Exhausted { requested, available: self.available(config), level: self.level }
     }
 
     /// Whether `bytes` more can be reserved within `max_bytes`, giving back unused memory if needed.
@@ -310,6 +453,23 @@ impl State {
         freed
     }
 
+    /// Moves the level after `in_use_bytes` changed, and tells the listeners if it moved.
+    fn update_level(&mut self, config: &PoolConfig) {
+        let utilization = self.counters.in_use_bytes as f64 / config.max_bytes as f64;
+        let level = config.watermarks.next(self.level, utilization);
+        if level != self.level {
+            let change = LevelChange {
+                level,
+                previous: self.level,
+                utilization,
+                in_use_bytes: self.counters.in_use_bytes,
+                max_bytes: config.max_bytes,
+            };
+            self.level = level;
+            self.listeners.emit(&PoolEvent::Level(change));
+        }
+    }
+
     /// The live loan named by `token`, if it is the Buffer at `addr` of `len` bytes.
     fn loan_mut(&mut self, pool: u64, token: u64, addr: usize, len: usize) -> Result<&mut Loan, PoolError> {
         let (p, gen, key) = loan::untoken(token).ok_or(PoolError::NotPooled)?;
@@ -322,18 +482,19 @@ impl State {
         }
     }
 
-    /// Removes the loan of `token` and returns its memory; `false` if there is no such loan.
-    fn end_loan(&mut self, pool: u64, token: u64) -> bool {
-        let Some((p, gen, key)) = loan::untoken(token) else { return false };
+    /// Removes the loan of `token`, returns its memory and the loan (its memory moved out); `None`
+    /// if there is no such loan.
+    fn end_loan(&mut self, config: &PoolConfig, pool: u64, token: u64) -> Option<Loan> {
+        let (p, gen, key) = loan::untoken(token)?;
         if p != pool || self.loans.get(key).is_none_or(|l| l.gen != gen) {
-            return false;
+            return None;
         }
-        let l = self.loans.remove(key);
+        let mut l = self.loans.remove(key);
         let c = &mut self.counters;
         c.in_use_bytes -= l.capacity;
         c.requested_bytes -= l.requested;
         c.external_bytes -= l.requested;
-        match l.memory {
+        match std::mem::replace(&mut l.memory, LoanMemory::Returned) {
             LoanMemory::Slot { class, slot } => {
                 let slab = &mut self.classes[class];
                 slab.push(slot);
@@ -349,8 +510,10 @@ impl State {
                     self.counters.reserved_bytes -= len;
                 }
             }
+            LoanMemory::Returned => unreachable!("a live loan owns its memory"),
         }
-        true
+        self.update_level(config);
+        Some(l)
     }
 }
 
@@ -419,7 +582,7 @@ mod tests {
 
     #[test]
     fn the_cap_is_hard_and_cached_memory_is_given_back_first() {
-        let p = Pool::new(4 << 20);
+        let p = Pool::with_config(PoolConfig { admission: Admission::Cap, ..PoolConfig::with_max_bytes(4 << 20) });
         let big = p.alloc(900_000, false, OWNER).unwrap();
         end(&p, big, 900_000);
         assert_eq!(p.stats().large_cached, 1, "the mapping is cached");
@@ -427,7 +590,7 @@ mod tests {
         assert_eq!(p.stats().large_cached, 0, "the cache was given back to make room");
         let err = p.alloc(700_000, false, OWNER).unwrap_err();
         let available = (4 << 20) - large::mapping_len(3_500_000);
-        assert_eq!(err, PoolError::Exhausted { requested: 700_000, available });
+        assert_eq!(err, PoolError::Exhausted { requested: 700_000, available, level: Level::Warning });
         let s = p.stats();
         assert_eq!(s.counters.failed_allocations, 1);
         assert_eq!(s.live_buffers, 1);
@@ -470,5 +633,112 @@ mod tests {
         p.end_closed(out[0].0);
         let s = p.stats();
         assert_eq!((s.counters.reserved_bytes, s.live_buffers, s.counters.closed_reclaims), (0, 0, 1));
+    }
+
+    fn recorder(p: &Pool) -> Arc<Mutex<Vec<PoolEvent>>> {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        p.listen(Box::new(move |e| sink.lock().push(e.clone())));
+        seen
+    }
+
+    fn levels(seen: &Mutex<Vec<PoolEvent>>) -> Vec<(Level, Level)> {
+        seen.lock()
+            .iter()
+            .filter_map(|e| match e {
+                PoolEvent::Level(c) => Some((c.previous, c.level)),
+                PoolEvent::Leak(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_level_change_is_told_once_in_order() {
+        // 100 slots of 8 KiB in a pool of 100 slots' worth: utilization moves 1 % per Buffer.
+        let p = Pool::new(100 * 8192);
+        let seen = recorder(&p);
+        let essential = |p: &Pool| {
+            let req = AllocRequest { priority: Priority::Essential, ..AllocRequest::new(8192, false) };
+            p.alloc_with(req, OWNER).unwrap()
+        };
+        let mut held: Vec<Grant> = (0..96).map(|_| essential(&p)).collect();
+        // 96 slots need 12 chunks = 96 * 8 KiB: exactly the reserved memory.
+        assert_eq!(p.level(), Level::Shedding);
+        use Level::*;
+        assert_eq!(levels(&seen), [(Normal, Warning), (Warning, Critical), (Critical, Shedding)]);
+        while held.len() > 93 {
+            end(&p, held.pop().unwrap(), 8192);
+        }
+        assert_eq!(p.level(), Shedding, "0.93 is inside the hysteresis band below 0.95");
+        end(&p, held.pop().unwrap(), 8192);
+        assert_eq!(p.level(), Critical);
+        for _ in 0..3 {
+            held.push(essential(&p));
+        }
+        assert_eq!(p.level(), Shedding, "back to 0.95");
+        end(&p, held.pop().unwrap(), 8192);
+        assert_eq!(levels(&seen).len(), 5, "one change up, none back down within the band");
+        while let Some(g) = held.pop() {
+            end(&p, g, 8192);
+        }
+        let expected = [
+            (Normal, Warning),
+            (Warning, Critical),
+            (Critical, Shedding),
+            (Shedding, Critical),
+            (Critical, Shedding),
+            (Shedding, Critical),
+            (Critical, Warning),
+            (Warning, Normal),
+        ];
+        assert_eq!(levels(&seen), expected);
+        assert_eq!(p.level(), Normal);
+        assert_eq!(p.stats().level, Normal);
+    }
+
+    #[test]
+    fn graded_admission_refuses_by_level_and_counts_each_reason() {
+        let p = Pool::new(100 * 8192);
+        let essential = AllocRequest { priority: Priority::Essential, ..AllocRequest::new(8192, false) };
+        let _held: Vec<Grant> = (0..72).map(|_| p.alloc_with(essential.clone(), OWNER).unwrap()).collect();
+        assert_eq!(p.level(), Level::Warning);
+        assert!(p.alloc(8192, false, OWNER).is_ok(), "small is allowed at warning");
+        assert!(matches!(p.alloc(8193, false, OWNER), Err(PoolError::Throttled { requested: 8193, level: Level::Warning, .. })));
+        let before = p.stats();
+        assert!(matches!(p.alloc(100, false, OWNER), Ok(_)));
+        let s = p.stats();
+        assert_eq!((s.counters.refused_throttled, s.counters.failed_allocations), (1, 1));
+        assert_eq!(s.live_buffers, before.live_buffers + 1);
+    }
+
+    #[test]
+    fn a_tracked_buffer_collected_without_release_is_a_leak() {
+        let p = Pool::new(1 << 20);
+        let seen = recorder(&p);
+        let req = AllocRequest { trace: Some(Arc::from("at leak (test.js:1:1)")), ..AllocRequest::new(40, false) };
+        let tracked = p.alloc_with(req, OWNER).unwrap();
+        let plain = p.alloc(40, false, OWNER).unwrap();
+        let live = p.live(0);
+        assert_eq!(live.len(), 2);
+        assert_eq!(live.iter().filter(|l| l.stack.is_some()).count(), 1);
+        assert!(p.live(60_000).is_empty(), "nothing is a minute old");
+        assert!(p.reclaim(plain.token));
+        assert!(p.reclaim(tracked.token));
+        let s = p.stats();
+        assert_eq!((s.counters.gc_reclaims, s.counters.leaks), (2, 1));
+        let events = seen.lock();
+        let [PoolEvent::Leak(leak)] = &events[..] else { panic!("one leak: {events:?}") };
+        assert_eq!((leak.size, leak.address, &*leak.stack), (40, tracked.addr as usize, "at leak (test.js:1:1)"));
+    }
+
+    #[test]
+    fn aligned_allocations_start_on_their_boundary() {
+        let p = Pool::new(16 << 20);
+        for align in [8, 64, 4096] {
+            for size in [1, 63, 64, 65, 100, 4095, 4096, 4097, 8192, 8193, 100_000] {
+                let g = p.alloc_with(AllocRequest { align, ..AllocRequest::new(size, true) }, OWNER).unwrap();
+                assert_eq!(g.addr as usize % align, 0, "size {size} align {align}");
+            }
+        }
     }
 }

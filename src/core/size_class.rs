@@ -63,6 +63,26 @@ pub fn class_of(size: usize) -> usize {
     LINEAR_CLASSES + (b - 6) * PER_DOUBLING + within - 1
 }
 
+/// Alignments a caller may ask for: the default, a cache line, a page.
+pub const ALIGNMENTS: [usize; 3] = [MIN_ALIGN, 64, 4096];
+
+/// Index of the smallest class that holds `size` bytes and whose slots are all `align`-aligned.
+///
+/// Slots of a class sit at multiples of its size from a page-aligned chunk start, so a class
+/// whose size is a multiple of `align` has only aligned slots. `align` must be one of
+/// [`ALIGNMENTS`]; such a class always exists, since [`SMALL_MAX`] is a multiple of each.
+#[inline]
+pub fn class_for(size: usize, align: usize) -> usize {
+    debug_assert!(ALIGNMENTS.contains(&align), "unsupported alignment {align}");
+    let mut c = class_of(size);
+    while CLASS_SIZES[c] % align != 0 {
+        c += 1;
+    }
+    c
+}
+
+const _: () = assert!(SMALL_MAX % 4096 == 0, "every alignment has a class");
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +107,20 @@ mod tests {
                 assert!(CLASS_SIZES[c - 1] < size, "class {} would hold {size}", c - 1);
             }
         }
+    }
+
+    #[test]
+    fn aligned_classes_are_the_smallest_aligned_ones() {
+        for &align in &ALIGNMENTS {
+            for size in 1..=SMALL_MAX {
+                let c = class_for(size, align);
+                assert!(CLASS_SIZES[c] >= size && CLASS_SIZES[c] % align == 0);
+                assert!(CLASS_SIZES[..c].iter().all(|&s| s < size || s % align != 0));
+            }
+        }
+        assert_eq!(CLASS_SIZES[class_for(100, 64)], 128);
+        assert_eq!(CLASS_SIZES[class_for(100, 4096)], 4096);
+        assert_eq!(CLASS_SIZES[class_for(4097, 4096)], 8192);
     }
 
     #[test]

@@ -28,8 +28,16 @@ pub struct Counters {
     pub gc_reclaims: u64,
     /// Loans ended by `close()`.
     pub closed_reclaims: u64,
-    /// Refused allocations.
+    /// Refused allocations, all reasons.
     pub failed_allocations: u64,
+    /// Refused at the hard cap.
+    pub refused_cap: u64,
+    /// Refused by graded admission at warning or critical.
+    pub refused_throttled: u64,
+    /// Refused by graded admission at shedding.
+    pub refused_shedding: u64,
+    /// Tracked Buffers collected without release.
+    pub leaks: u64,
 }
 
 /// Slot counts of one size class.
@@ -44,7 +52,7 @@ pub struct ClassStats {
 }
 
 /// A consistent snapshot of a pool.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PoolStats {
     /// The hard cap on `reserved_bytes`.
     pub max_bytes: usize,
@@ -60,6 +68,8 @@ pub struct PoolStats {
     pub large_cached: usize,
     /// Bytes of cached large mappings.
     pub large_cached_bytes: usize,
+    /// The watermark level.
+    pub level: super::watermark::Level,
     /// Whether the pool is closed.
     pub closed: bool,
 }
