@@ -8,6 +8,59 @@ export interface PoolOptions {
    * bytes. Default: half of the smaller of physical memory and the cgroup memory limit.
    */
   maxBytes?: number
+  /** Level thresholds over utilization. Default 0.70 / 0.85 / 0.95, hysteresis 0.02. */
+  watermarks?: Watermarks
+  /** 'graded' (default): refuse by level; 'cap': refuse only at the hard cap. */
+  admission?: 'graded' | 'cap'
+  /** Default 'sampled' (1 allocation in 128 carries its stack). */
+  leakDetection?: 'off' | 'sampled' | 'paranoid'
+}
+
+/** Thresholds as fractions of maxBytes: 0 < warning < critical < shedding <= 1; 0 <= hysteresis < warning. */
+export interface Watermarks {
+  warning?: number
+  critical?: number
+  shedding?: number
+  /** How far below a threshold utilization must fall before the level drops. */
+  hysteresis?: number
+}
+
+export type Level = 'normal' | 'warning' | 'critical' | 'shedding'
+
+/** Options of one allocation. */
+export interface AllocOptions {
+  /** Alignment of the first byte: 8 (default), 64 (cache line) or 4096 (page). */
+  align?: 8 | 64 | 4096
+  /** 'essential' allocations pass graded admission at every level, up to the hard cap. */
+  priority?: 'normal' | 'essential'
+}
+
+/** The message of a 'watermark' event (and of the 'extmem:watermark' channel, with `pool`). */
+export interface WatermarkEvent {
+  level: Level
+  previous: Level
+  utilization: number
+  inUseBytes: number
+  maxBytes: number
+}
+
+/** The message of a 'leak' event (and of the 'extmem:leak' channel, with `pool`). */
+export interface LeakEvent {
+  size: number
+  ageMs: number
+  address: bigint
+  /** The JavaScript stack of the allocation. */
+  stack: string
+}
+
+/** A live Buffer, as live() lists it. */
+export interface LiveBuffer {
+  size: number
+  ageMs: number
+  refCount: number
+  address: bigint
+  /** For Buffers that leak detection tracks. */
+  stack?: string
 }
 
 /** Slot counts of one slab size class. */
@@ -40,7 +93,13 @@ export interface PoolStats {
   gcReclaims: number
   /** Buffers detached by close(). */
   closedReclaims: number
+  /** Refused allocations, all reasons. */
   failedAllocations: number
+  /** Refused allocations by reason: the hard cap, graded admission at warning/critical, at shedding. */
+  refused: { cap: number; throttled: number; shedding: number }
+  /** Tracked Buffers collected without release. */
+  leaks: number
+  level: Level
   /** inUseBytes / maxBytes. */
   utilization: number
   small: { classes: SizeClassStats[] }
@@ -55,6 +114,7 @@ export declare const codes: Readonly<{
   ERR_OUT_OF_RANGE: 'ERR_OUT_OF_RANGE'
   ERR_INVALID_STATE: 'ERR_INVALID_STATE'
   ERR_EXTMEM_EXHAUSTED: 'ERR_EXTMEM_EXHAUSTED'
+  ERR_EXTMEM_THROTTLED: 'ERR_EXTMEM_THROTTLED'
   ERR_EXTMEM_NOT_POOLED: 'ERR_EXTMEM_NOT_POOLED'
   ERR_EXTMEM_VIEW_OWNERSHIP: 'ERR_EXTMEM_VIEW_OWNERSHIP'
   ERR_EXTMEM_RELEASED: 'ERR_EXTMEM_RELEASED'
@@ -62,11 +122,12 @@ export declare const codes: Readonly<{
   ERR_EXTMEM_EXTERNAL_REFUSED: 'ERR_EXTMEM_EXTERNAL_REFUSED'
 }>
 
-/** Thrown with code ERR_EXTMEM_EXHAUSTED when the cap refuses an allocation. */
-export interface ExhaustedError extends Error {
-  code: 'ERR_EXTMEM_EXHAUSTED'
+/** Thrown with code ERR_EXTMEM_EXHAUSTED (the cap, or shedding) or ERR_EXTMEM_THROTTLED (graded admission). */
+export interface RefusedError extends Error {
+  code: 'ERR_EXTMEM_EXHAUSTED' | 'ERR_EXTMEM_THROTTLED'
   requestedBytes: number
   availableBytes: number
+  level: Level
 }
 
 /** A pool of external memory: slab classes up to 8 KiB, an anonymous mapping each above. */
@@ -76,10 +137,12 @@ export declare class Pool extends EventEmitter {
   readonly maxBytes: number
   /** Whether close() was called. */
   readonly closed: boolean
+  /** The watermark level now. */
+  readonly level: Level
   /** A zero-filled Buffer of `size` bytes (like Buffer.alloc). `alloc(0)` needs no release. */
-  alloc(size: number): Buffer
+  alloc(size: number, options?: AllocOptions): Buffer
   /** A Buffer of `size` bytes with unspecified contents (like Buffer.allocUnsafe). */
-  allocUnsafe(size: number): Buffer
+  allocUnsafe(size: number, options?: AllocOptions): Buffer
   /** Adds a reference to a Buffer this pool returned; returns the new count. */
   retain(buf: Buffer): number
   /** Drops a reference; returns the count left. At 0 the Buffer and its views are detached (length 0) and the memory is reused. */
@@ -88,19 +151,33 @@ export declare class Pool extends EventEmitter {
   refCount(buf: Buffer): number
   /** Whether `buf` is a live Buffer this pool returned (false for views, foreign and released Buffers). */
   isPooled(buf: Buffer): boolean
+  /** The native address of a Buffer this pool returned (0n for alloc(0)'s). */
+  addressOf(buf: Buffer): bigint
+  /** Live Buffers, oldest first; `olderThanMs` keeps those at least that old. */
+  live(options?: { olderThanMs?: number }): LiveBuffer[]
   /** Gives cached memory back to the OS; returns the bytes given back. */
   trim(): number
   stats(): PoolStats
   /** Detaches this thread's outstanding Buffers, gives all memory back; later calls throw ERR_EXTMEM_CLOSED. Returns the number of Buffers detached. */
   close(): number
+
+  on(event: 'watermark', listener: (event: WatermarkEvent) => void): this
+  on(event: 'leak', listener: (event: LeakEvent) => void): this
+  on(event: string | symbol, listener: (...args: any[]) => void): this
+  once(event: 'watermark', listener: (event: WatermarkEvent) => void): this
+  once(event: 'leak', listener: (event: LeakEvent) => void): this
+  once(event: string | symbol, listener: (...args: any[]) => void): this
 }
+
+/** The level names, lowest first. */
+export declare const levels: readonly Level[]
 
 /** The process-wide pool, shared by the main thread and every worker thread. Capped by EXTMEM_MAX_BYTES if set. */
 export declare const defaultPool: Pool
 /** The default cap: half of the smaller of physical memory and the cgroup memory limit. */
 export declare function defaultMaxBytes(): number
-export declare function alloc(size: number): Buffer
-export declare function allocUnsafe(size: number): Buffer
+export declare function alloc(size: number, options?: AllocOptions): Buffer
+export declare function allocUnsafe(size: number, options?: AllocOptions): Buffer
 export declare function retain(buf: Buffer): number
 export declare function release(buf: Buffer): number
 export declare function refCount(buf: Buffer): number
@@ -111,6 +188,7 @@ declare const extmem: {
   Pool: typeof Pool
   defaultPool: Pool
   codes: typeof codes
+  levels: typeof levels
   defaultMaxBytes: typeof defaultMaxBytes
   alloc: typeof alloc
   allocUnsafe: typeof allocUnsafe

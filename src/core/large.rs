@@ -53,18 +53,22 @@ impl MappingCache {
         Some(map)
     }
 
-    /// Keeps `map` for reuse, or hands it back if it does not fit; the caller then drops (unmaps) it.
-    pub fn put(&mut self, map: MmapMut) -> Result<(), MmapMut> {
+    /// Keeps `map` for reuse, unmapping the oldest entries to make room, or unmaps `map` itself
+    /// if it can never fit. Returns the bytes unmapped, which leave the pool's reserved memory.
+    #[must_use = "the bytes unmapped leave the pool's reserved memory"]
+    pub fn put(&mut self, map: MmapMut) -> usize {
         if map.len() > self.max_bytes {
-            return Err(map);
+            return map.len();
         }
+        let mut unmapped = 0;
         while self.bytes + map.len() > self.max_bytes || self.entries.len() >= CACHE_MAX_ENTRIES {
             let oldest = self.entries.remove(0);
             self.bytes -= oldest.len();
+            unmapped += oldest.len();
         }
         self.bytes += map.len();
         self.entries.push(map);
-        Ok(())
+        unmapped
     }
 
     /// Unmaps every cached mapping; returns the bytes given back.
@@ -107,8 +111,8 @@ mod tests {
         let a = map(16 * PAGE_SIZE).unwrap();
         let b = map(16 * PAGE_SIZE).unwrap();
         let b_addr = b.as_ptr();
-        c.put(a).unwrap();
-        c.put(b).unwrap();
+        assert_eq!(c.put(a), 0);
+        assert_eq!(c.put(b), 0);
         assert_eq!(c.bytes(), 32 * PAGE_SIZE);
         assert!(c.take(32 * PAGE_SIZE).is_none(), "too small");
         assert!(c.take(8 * PAGE_SIZE).is_none(), "too wasteful");
@@ -121,11 +125,16 @@ mod tests {
     #[test]
     fn cache_stays_within_its_bound() {
         let mut c = MappingCache::new(8 * PAGE_SIZE);
+        let mut unmapped = 0;
         for _ in 0..5 {
-            c.put(map(3 * PAGE_SIZE).unwrap()).unwrap();
+            unmapped += c.put(map(3 * PAGE_SIZE).unwrap());
             assert!(c.bytes() <= 8 * PAGE_SIZE);
         }
         assert_eq!(c.len(), 2);
-        assert!(c.put(map(9 * PAGE_SIZE).unwrap()).is_err());
+        assert_eq!(unmapped, 3 * 3 * PAGE_SIZE, "every eviction is reported");
+        assert_eq!(c.put(map(9 * PAGE_SIZE).unwrap()), 9 * PAGE_SIZE, "too large to keep");
+        let mut many = MappingCache::new(1 << 30);
+        let evicted: usize = (0..CACHE_MAX_ENTRIES + 3).map(|_| many.put(map(PAGE_SIZE).unwrap())).sum();
+        assert_eq!((many.len(), evicted), (CACHE_MAX_ENTRIES, 3 * PAGE_SIZE));
     }
 }

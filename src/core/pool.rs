@@ -504,11 +504,8 @@ impl State {
             }
             LoanMemory::Mapping(map) => {
                 self.large_live -= 1;
-                let len = map.len();
-                let kept = !self.closed && self.cache.put(map).is_ok();
-                if !kept {
-                    self.counters.reserved_bytes -= len;
-                }
+                let unmapped = if self.closed { map.len() } else { self.cache.put(map) };
+                self.counters.reserved_bytes -= unmapped;
             }
             LoanMemory::Returned => unreachable!("a live loan owns its memory"),
         }
@@ -740,5 +737,19 @@ mod tests {
                 assert_eq!(g.addr as usize % align, 0, "size {size} align {align}");
             }
         }
+    }
+
+    #[test]
+    fn reserved_bytes_follow_mappings_the_cache_evicts() {
+        let p = Pool::with_config(PoolConfig { admission: Admission::Cap, ..PoolConfig::with_max_bytes(64 << 20) });
+        for i in 0..5000usize {
+            let size = 9000 + (i * 7919) % (12 << 20);
+            let g = p.alloc(size, false, OWNER).unwrap();
+            end(&p, g, size);
+            let s = p.stats();
+            assert_eq!(s.counters.reserved_bytes, s.large_cached_bytes, "step {i}: only the cache is reserved");
+        }
+        p.trim();
+        assert_eq!(p.stats().counters.reserved_bytes, 0);
     }
 }
