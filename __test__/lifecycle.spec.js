@@ -51,26 +51,34 @@ test.serial('a Buffer outlives its Pool object and is still reclaimed', async (t
   t.pass('collecting both the pool and its Buffer does not crash')
 })
 
-test('close() detaches outstanding Buffers, gives memory back, and refuses later calls', (t) => {
+test('close() refuses new loans and gives free memory back; Buffers still out stay valid until released', (t) => {
   const pool = new Pool({ maxBytes: 16 * 1024 * 1024 })
   const small = pool.alloc(100)
   const large = pool.alloc(100000)
+  small.fill(7)
+  large.fill(9)
   const view = large.subarray(5)
-  const released = pool.alloc(50)
-  pool.release(released)
-  t.is(pool.close(), 2)
+  pool.release(pool.alloc(50))
+  pool.release(pool.alloc(300000))
+  t.is(pool.close(), 2, 'two Buffers are still out')
   t.true(pool.closed)
-  t.is(small.length, 0)
-  t.is(large.length, 0)
-  t.is(view.length, 0)
+  t.true(small.every((b) => b === 7) && large.every((b) => b === 9), 'their bytes are untouched')
+  t.is(view.length, 99995)
   const s = pool.stats()
-  t.like(s, { closed: true, liveBuffers: 0, inUseBytes: 0, reservedBytes: 0, closedReclaims: 2 })
-  for (const call of [() => pool.alloc(1), () => pool.allocUnsafe(10), () => pool.release(small), () => pool.retain(large), () => pool.trim()]) {
+  t.like(s, { closed: true, liveBuffers: 2, large: { live: 1, cached: 0 } })
+  t.is(s.reservedBytes, 64 * 1024 + 102400, 'only the memory of the Buffers still out is held')
+  for (const call of [() => pool.alloc(1), () => pool.allocUnsafe(10), () => pool.retain(large), () => pool.trim(), () => pool.addressOf(small)]) {
     t.throws(call, { code: 'ERR_EXTMEM_CLOSED' })
   }
+  t.is(pool.refCount(small), 1)
+  t.true(pool.isPooled(large))
+  t.is(pool.release(small), 0)
+  t.is(small.length, 0, 'release still detaches')
+  t.is(pool.release(large), 0)
+  t.is(view.length, 0)
+  t.like(pool.stats(), { liveBuffers: 0, inUseBytes: 0, reservedBytes: 0, releases: 4 })
+  t.throws(() => pool.release(small), { code: 'ERR_EXTMEM_RELEASED' })
   t.is(pool.close(), 0, 'closing twice is harmless')
-  t.is(pool.refCount(small), 0)
-  t.false(pool.isPooled(large))
 })
 
 test('trim() gives back cached mappings and empty chunks, and says how many bytes', (t) => {

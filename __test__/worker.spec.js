@@ -60,15 +60,17 @@ test.serial('a worker terminated while holding Buffers gives their memory back',
   t.is(after.gcReclaims, before.gcReclaims + 20)
 })
 
-test.serial('closing a pool does not detach Buffers of other threads; they stay valid until released', async (t) => {
-  // A Pool object lives in one thread, so the only pool two threads share is the default one,
-  // which cannot be closed. A Pool closed in a worker leaves the main thread untouched.
+test.serial('a Pool closed in a worker leaves the worker Buffers valid and the main thread untouched', async (t) => {
   const w = worker(`
     const pool = new extmem.Pool({ maxBytes: 1 << 20 })
     const b = pool.alloc(10)
-    parentPort.postMessage([pool.close(), b.length, pool.stats().reservedBytes])
+    b.fill(3)
+    const out = pool.close()
+    parentPort.postMessage([out, b.length, b[9], pool.release(b), pool.stats().reservedBytes])
   `)
-  t.deepEqual(await nextMessage(w), [1, 0, 0])
+  t.deepEqual(await nextMessage(w), [1, 10, 3, 0, 0])
   await w.terminate()
-  t.true(new Pool({ maxBytes: 1 << 20 }).alloc(1).length === 1)
+  const pool = new Pool({ maxBytes: 1 << 20 })
+  t.is(pool.alloc(1).length, 1)
+  pool.close()
 })

@@ -14,7 +14,26 @@ const { subscribe, kDeliver } = require('./events')
 const { INTERVALS, captureStack, warnOnce } = require('./leaks')
 const { validateSize, validateBuffer, validateByteCount, validateOptions, validateOneOf, validateWatermarks } = require('./validate')
 
-const { NativePool } = native
+const { NativePool, hot_alloc: nativeAlloc, hot_allocBound: nativeAllocBound, hot_reuse: nativeReuse, hot_release: nativeRelease } = native
+
+// Node 22+: a released slot's ArrayBuffer is transferred (detaching the Buffer and its views, at
+// the cost of a JS call) and kept to serve the next loan of that slot, instead of a new external
+// Buffer per loan (~0.8 us). Node 20 has no transfer(): there each loan gets its own Buffer.
+const TRANSFER = typeof ArrayBuffer.prototype.transfer === 'function' && !process.env.EXTMEM_NO_TRANSFER
+// Intrinsics, so that nothing a caller put on a Buffer runs between a release and its detach.
+const transferOf = TRANSFER ? Function.prototype.call.bind(ArrayBuffer.prototype.transfer) : null
+const bufferOf = Function.prototype.call.bind(Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype), 'buffer').get)
+
+/** Slot size of each class; and the class of each small size (8-byte alignment). */
+const CLASS_SIZES = NativePool.classSizes()
+const SMALL_MAX = CLASS_SIZES.at(-1)
+const CLASS_OF = new Uint8Array(SMALL_MAX + 1)
+for (let size = 1, c = 0; size <= SMALL_MAX; size++) {
+  if (CLASS_SIZES[c] < size) c++
+  CLASS_OF[size] = c
+}
+/** Kept ArrayBuffers per class and Pool object (a bound on memory parked in one thread). */
+const MAX_KEPT = 128
 
 // Per thread (this module is loaded once per thread): extra results of native calls.
 const scratch = new Float64Array(4)
@@ -42,12 +61,21 @@ const kShared = Symbol('extmem.shared')
 
 class Pool extends EventEmitter {
   #native
+  /** The pool's handle for the hot-path native functions. */
+  #handle
   #closed = false
   #shared
   #unsubscribe
   /** Allocations per tracked one (0: leak detection off); and how many until the next. */
   #trackEvery
   #untilTracked
+  /**
+   * Per size class, ArrayBuffers of released slots kept for reuse (TRANSFER only), as flat
+   * triples `ab, slot, epoch`. Each is private to this object and was detached from every Buffer
+   * that used it; the native side lends its slot again only while it is the newest ArrayBuffer
+   * over a free slot, so a kept one can never alias another owner's memory.
+   */
+  #kept
 
   /**
    * @param {{ maxBytes?: number, watermarks?: object, admission?: 'graded'|'cap', leakDetection?: 'off'|'sampled'|'paranoid' }} [options]
@@ -64,10 +92,12 @@ class Pool extends EventEmitter {
     validateOneOf(leakDetection, 'options.leakDetection', Object.keys(INTERVALS), Pool)
     const config = { maxBytes: opts.maxBytes ?? 0, ...marks, admission }
     this.#native = shared ? NativePool.shared(config) : new NativePool(config)
+    this.#handle = this.#native.handle()
     this.#shared = shared
     this.#trackEvery = INTERVALS[leakDetection]
     this.#untilTracked = this.#trackEvery
     this.#unsubscribe = subscribe(this, this.#native)
+    this.#kept = TRANSFER ? CLASS_SIZES.map(() => []) : null
   }
 
   /** The hard cap on the memory this pool holds from the OS, in bytes. */
@@ -109,8 +139,36 @@ class Pool extends EventEmitter {
       this.#untilTracked = this.#trackEvery
       stack = captureStack(caller)
     }
-    const buf = this.#native.alloc(size, zero, flags, stack)
+    if (TRANSFER && size <= SMALL_MAX) return this.#allocSlot(size, zero, flags, stack, caller)
+    const buf = nativeAlloc(this.#handle, size, zero, flags, stack)
     if (typeof buf === 'number') throw this.#failure(buf, caller)
+    buf[kLoan] = scratch[0]
+    return buf
+  }
+
+  /** A small Buffer over a kept ArrayBuffer of its class if one is still good, else a new one. */
+  #allocSlot(size, zero, flags, stack, caller) {
+    const cls = (flags & 3) === 0 ? CLASS_OF[size] : alignedClass(size, ALIGNS[flags & 3])
+    const kept = this.#kept[cls]
+    while (kept.length !== 0) {
+      const epoch = kept.pop()
+      const slot = kept.pop()
+      const ab = kept.pop()
+      const token = nativeReuse(this.#handle, cls, slot, epoch, size, zero, flags, stack)
+      if (token >= 0) {
+        const buf = Buffer.from(ab, 0, size)
+        buf[kLoan] = token
+        return buf
+      }
+      if (token !== native.STATUS_STALE) {
+        kept.push(ab, slot, epoch)
+        throw this.#failure(token, caller)
+      }
+      // Stale: another loan took the slot, or its chunk went back to the OS. Drop it.
+    }
+    const ab = nativeAllocBound(this.#handle, size, zero, flags, stack)
+    if (typeof ab === 'number') throw this.#failure(ab, caller)
+    const buf = Buffer.from(ab, 0, size)
     buf[kLoan] = scratch[0]
     return buf
   }
@@ -129,10 +187,20 @@ class Pool extends EventEmitter {
    * every view of it) is detached and its memory returns to the pool at once.
    */
   release(buf) {
-    const token = this.#ownerToken(buf, this.release)
+    const token = this.#ownerToken(buf, this.release, true)
     if (token === EMPTY_LOAN) return 0
-    const refs = this.#native.release(buf, token)
+    const refs = nativeRelease(this.#handle, buf, token)
     if (refs < 0) throw this.#failure(refs, this.release)
+    if (refs === 0 && scratch[0] === 1) {
+      // The slot is free from now on: detach this Buffer (and its views) before anything else
+      // runs, and keep the ArrayBuffer for the slot's next loan.
+      const cls = scratch[1]
+      const slot = scratch[2]
+      const epoch = scratch[3]
+      const ab = transferOf(bufferOf(buf))
+      const kept = this.#kept[cls]
+      if (kept.length < MAX_KEPT * 3 && !this.#closed) kept.push(ab, slot, epoch)
+    }
     return refs
   }
 
@@ -186,7 +254,13 @@ class Pool extends EventEmitter {
    */
   trim() {
     if (this.#closed) throw errors.closed(this.trim)
+    this.#dropKept()
     return this.#native.trim()
+  }
+
+  /** Lets go of the kept ArrayBuffers (their external bytes leave when the GC collects them). */
+  #dropKept() {
+    if (this.#kept !== null) for (const kept of this.#kept) kept.length = 0
   }
 
   /** A consistent snapshot of the pool's figures. */
@@ -195,13 +269,16 @@ class Pool extends EventEmitter {
   }
 
   /**
-   * Closes the pool: its Buffers on this thread are detached and all its free memory goes back to
-   * the OS; later calls throw ERR_EXTMEM_CLOSED. Returns the number of Buffers detached.
+   * Closes the pool: allocations, retain() and trim() throw ERR_EXTMEM_CLOSED from now on, and all
+   * free memory goes back to the OS. Buffers still out stay valid, and their memory theirs alone,
+   * until released (release() still works) or collected; then it is unmapped. Returns how many
+   * Buffers are still out.
    */
   close() {
     if (this.#shared) throw errors.invalidState('the default pool cannot be closed', this.close)
-    if (this.#closed) return 0
+    if (this.#closed) return this.#native.stats().liveBuffers
     this.#closed = true
+    this.#dropKept()
     this.#unsubscribe()
     return this.#native.close()
   }
@@ -227,9 +304,9 @@ class Pool extends EventEmitter {
   }
 
   /** The token of the Buffer that alloc() returned, or the error for anything else. */
-  #ownerToken(buf, caller) {
+  #ownerToken(buf, caller, afterClose = false) {
     validateBuffer(buf, caller)
-    if (this.#closed) throw errors.closed(caller)
+    if (this.#closed && !afterClose) throw errors.closed(caller)
     const token = buf[kLoan]
     if (token === undefined) throw this.#foreign(buf, caller)
     if (buf.length === 0 && token !== EMPTY_LOAN) throw errors.released(caller)
@@ -257,6 +334,13 @@ class Pool extends EventEmitter {
         return errors.notPooled(caller)
     }
   }
+}
+
+/** The smallest class that holds `size` bytes with every slot `align`-aligned (as the core's). */
+function alignedClass(size, align) {
+  let c = CLASS_OF[size]
+  while (CLASS_SIZES[c] % align !== 0) c++
+  return c
 }
 
 /** Native flags of alloc options `{ align, priority }`. */

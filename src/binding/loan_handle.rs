@@ -1,41 +1,77 @@
-//! What the binding keeps for each live external Buffer: the finalizer's hint.
+//! Finalizer hints: what Node hands back when an external ArrayBuffer of a pool is collected.
 
 use std::ffi::c_void;
 use std::sync::Arc;
 
 use napi::sys;
 
-use super::raw;
-use crate::core::pool::Pool;
+use crate::core::pool::{Pool, SlotRef};
 
-/// The finalizer hint of one external Buffer. Created with the Buffer; freed by its finalizer,
-/// which Node runs exactly once, after the Buffer is collected or, once detached, after its
-/// ArrayBuffer record is. The pool's `Arc` keeps the pool's memory alive for as long as any of
-/// its Buffers can be finalized, so a Buffer may outlive the JavaScript `Pool` object.
+/// The finalizer hint of one external ArrayBuffer. Created with it; freed by its finalizer, which
+/// Node runs exactly once, after the ArrayBuffer (with every ArrayBuffer it was transferred to) is
+/// collected, or after it was detached and its record collected. The pool's `Arc` keeps the
+/// pool alive for as long as any of its ArrayBuffers can be finalized, so a Buffer may outlive
+/// the JavaScript `Pool` object.
 #[derive(Debug)]
-pub struct LoanHandle {
-    pub pool: Arc<Pool>,
-    /// The loan; set right after the core grants it.
-    pub token: u64,
-    /// Weak reference to the Buffer, so that `close()` can detach it; null once the loan ended.
-    pub weak: sys::napi_ref,
+pub enum Hint {
+    /// A Buffer made for one loan; detached at its release.
+    Loan {
+        /// The pool.
+        pool: Arc<Pool>,
+        /// The loan.
+        token: u64,
+    },
+    /// An ArrayBuffer over a whole slab slot, kept by JavaScript across loans of that slot.
+    Slot {
+        /// The pool.
+        pool: Arc<Pool>,
+        /// The slot and the ArrayBuffer's epoch.
+        slot: SlotRef,
+        /// Its length: the slot's size.
+        bytes: usize,
+    },
 }
 
-impl LoanHandle {
-    /// A new handle, owned by the caller as a raw pointer until handed to Node as a hint.
-    pub fn new_raw(pool: Arc<Pool>) -> *mut LoanHandle {
-        Box::into_raw(Box::new(LoanHandle { pool, token: 0, weak: std::ptr::null_mut() }))
+impl Hint {
+    /// The hint as a raw pointer, owned by Node once the ArrayBuffer is made.
+    pub fn into_raw(self) -> *mut c_void {
+        Box::into_raw(Box::new(self)).cast()
+    }
+
+    /// Sets the token of a [`Hint::Loan`] (no effect on other hints).
+    ///
+    /// # Safety
+    /// `raw` came from [`into_raw`](Self::into_raw) and has not been finalized; no one else
+    /// touches it meanwhile (it is only touched on its Buffer's thread).
+    pub unsafe fn set_token(raw: *mut c_void, new: u64) {
+        // SAFETY: per the contract.
+        if let Hint::Loan { token, .. } = unsafe { &mut *raw.cast::<Hint>() } {
+            *token = new;
+        }
+    }
+
+    /// Takes back a hint that Node never took.
+    ///
+    /// # Safety
+    /// `raw` came from [`into_raw`](Self::into_raw) and was not handed to Node.
+    pub unsafe fn drop_raw(raw: *mut c_void) {
+        // SAFETY: per the contract.
+        drop(unsafe { Box::from_raw(raw.cast::<Hint>()) });
     }
 }
 
-/// Ends the loan of a collected Buffer, unless it already ended (released or closed).
+/// Accounts for a collected ArrayBuffer: a loan whose Buffer was dropped without release ends
+/// (a GC reclaim); a released loan's Buffer finds nothing to do.
 ///
 /// # Safety
-/// Called by Node once per external Buffer, with the hint given at creation.
-pub unsafe extern "C" fn finalize(env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
-    // SAFETY: `hint` came from `LoanHandle::new_raw` and Node finalizes each Buffer once.
-    let handle = unsafe { Box::from_raw(hint.cast::<LoanHandle>()) };
-    // SAFETY: the reference belongs to this env and is deleted only here or when the loan ends.
-    unsafe { raw::delete_ref(env, handle.weak) };
-    handle.pool.reclaim(handle.token);
+/// Called by Node once per external ArrayBuffer, with the hint given at creation.
+pub unsafe extern "C" fn finalize(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+    // SAFETY: `hint` came from `Hint::into_raw` and Node finalizes each ArrayBuffer once.
+    let hint = unsafe { Box::from_raw(hint.cast::<Hint>()) };
+    match *hint {
+        Hint::Loan { pool, token } => {
+            pool.reclaim(token);
+        }
+        Hint::Slot { pool, slot, bytes } => pool.slot_buffer_finalized(slot, bytes),
+    }
 }

@@ -6,9 +6,11 @@
 //! errors.
 
 mod events;
+mod hot;
 mod loan_handle;
 mod native_pool;
 mod raw;
 mod scratch;
 pub mod status;
 mod stats;
+

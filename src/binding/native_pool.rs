@@ -6,23 +6,16 @@ use std::sync::{Arc, OnceLock};
 use napi::bindgen_prelude::Env;
 use napi_derive::napi;
 
-use super::loan_handle::{self, LoanHandle};
 use super::raw::{self, RawValue};
-use super::scratch;
 use super::stats::JsPoolStats;
 use super::status;
 use super::events;
-use crate::core::admission::{Admission, Priority};
-use crate::core::error::PoolError;
+use super::hot;
+use crate::core::admission::Admission;
 use crate::core::limits;
-use crate::core::loan::Owner;
-use crate::core::pool::{AllocRequest, Pool, PoolConfig, Release};
-use crate::core::size_class::ALIGNMENTS;
+use crate::core::pool::{Pool, PoolConfig};
+use crate::core::size_class::CLASS_SIZES;
 use crate::core::watermark::Watermarks;
-
-/// `alloc` flags: bits 0–1 index [`ALIGNMENTS`]; bit 2 asks for essential priority.
-const FLAG_ALIGN_MASK: u32 = 0b11;
-const FLAG_ESSENTIAL: u32 = 0b100;
 
 /// Pool settings from JavaScript (already validated there).
 #[napi(object)]
@@ -106,50 +99,11 @@ impl NativePool {
         self.core.level() as u32
     }
 
-    /// A new external Buffer of `size >= 1` bytes, or a negative status. `flags`: see
-    /// `FLAG_*`; `stack` makes it a tracked Buffer. On success scratch[0] holds the loan's token;
-    /// on a refusal scratch[1..4] the requested bytes, available bytes and level index.
+    /// The handle the hot-path functions (`hot_alloc`, …) take for this pool.
     #[napi]
-    pub fn alloc(&self, env: Env, size: f64, zero: bool, flags: u32, stack: Option<String>) -> RawValue {
-        let size = size as usize;
-        let env = env.raw();
-        let req = AllocRequest {
-            size,
-            zero,
-            align: ALIGNMENTS[((flags & FLAG_ALIGN_MASK) as usize).min(ALIGNMENTS.len() - 1)],
-            priority: if flags & FLAG_ESSENTIAL != 0 { Priority::Essential } else { Priority::Normal },
-            trace: stack.map(Arc::from),
-        };
-        let handle = LoanHandle::new_raw(self.core.clone());
-        let owner = Owner { thread: env as usize, handle: handle as usize };
-        let grant = match self.core.alloc_with(req, owner) {
-            Ok(g) => g,
-            Err(e) => {
-                // SAFETY: `handle` was never handed to Node; this is its only owner.
-                drop(unsafe { Box::from_raw(handle) });
-                if let PoolError::Exhausted { requested, available, level } | PoolError::Throttled { requested, available, level } = e {
-                    scratch::write(&[0.0, requested as f64, available as f64, level as u32 as f64]);
-                }
-                return number(env, status::of(&e));
-            }
-        };
-        // SAFETY: the grant's `size` bytes belong to this loan alone until it ends, and it ends
-        // only after the Buffer is detached or finalized; `handle` is freed by the finalizer.
-        let buffer = unsafe { raw::create_external_buffer(env, grant.addr, size, loan_handle::finalize, handle.cast()) };
-        let Some(buffer) = buffer else {
-            self.core.undo_alloc(grant.token);
-            // SAFETY: Node did not take the hint, so this is still its only owner.
-            drop(unsafe { Box::from_raw(handle) });
-            return number(env, status::STATUS_EXTERNAL_REFUSED);
-        };
-        // SAFETY: `handle` lives until the finalizer runs, which cannot happen during this call;
-        // `buffer` is a live object of this env.
-        unsafe {
-            (*handle).token = grant.token;
-            (*handle).weak = raw::weak_ref(env, buffer);
-        }
-        scratch::write(&[grant.token as f64]);
-        RawValue(buffer)
+    pub fn handle(&self, env: Env) -> RawValue {
+        // SAFETY: the current env.
+        RawValue(unsafe { hot::make_handle(env.raw(), &self.core) })
     }
 
     /// Adds a reference; returns the new count or a negative status.
@@ -160,33 +114,6 @@ impl NativePool {
         };
         match self.core.retain(token as u64, info.data, info.len) {
             Ok(n) => n.into(),
-            Err(e) => status::of(&e).into(),
-        }
-    }
-
-    /// Drops a reference; on the last one detaches the Buffer, then returns its memory.
-    /// Returns the references left or a negative status.
-    #[napi]
-    pub fn release(&self, env: Env, buffer: RawValue, token: f64) -> i64 {
-        let env = env.raw();
-        // SAFETY: `buffer` is a live value of this env.
-        let Some(info) = (unsafe { raw::view_info(env, buffer.0) }) else {
-            return status::STATUS_NOT_POOLED.into();
-        };
-        let token = token as u64;
-        match self.core.release(token, info.data, info.len) {
-            Ok(Release::Retained(n)) => n.into(),
-            Ok(Release::Last(owner)) => {
-                // SAFETY: `info.buffer` is this Buffer's live ArrayBuffer.
-                if !unsafe { raw::detach(env, info.buffer) } {
-                    return status::STATUS_EXTERNAL_REFUSED.into();
-                }
-                debug_assert_eq!(owner.thread, env as usize, "a Buffer never leaves its thread");
-                // SAFETY: the loan is live, so its handle has not been finalized; same env.
-                unsafe { end_weak(env, owner) };
-                self.core.finish_release(token);
-                0
-            }
             Err(e) => status::of(&e).into(),
         }
     }
@@ -255,32 +182,17 @@ impl NativePool {
         }
     }
 
-    /// Closes the pool. Buffers of this thread are detached and their memory returned now;
-    /// Buffers of other threads stay valid until released there or collected. Returns how many
-    /// Buffers were detached.
+    /// Closes the pool: allocations and retains are refused from now on and free memory goes back
+    /// to the OS. Buffers still out stay valid until released or collected. Returns their number.
     #[napi]
-    pub fn close(&self, env: Env) -> u32 {
-        let env = env.raw();
-        let mut detached = 0;
-        for (token, owner) in self.core.close() {
-            if owner.thread != env as usize {
-                continue;
-            }
-            let handle = owner.handle as *mut LoanHandle;
-            // SAFETY: the loan is live and of this env, so its handle is alive (only this
-            // thread's finalizer frees it, and not during this call) and its reference is ours.
-            unsafe {
-                if let Some(buffer) = raw::deref(env, (*handle).weak) {
-                    if let Some(info) = raw::view_info(env, buffer) {
-                        raw::detach(env, info.buffer);
-                        detached += 1;
-                    }
-                }
-                end_weak(env, owner);
-            }
-            self.core.end_closed(token);
-        }
-        detached
+    pub fn close(&self) -> u32 {
+        self.core.close() as u32
+    }
+
+    /// Slot sizes of the size classes, ascending.
+    #[napi(js_name = "classSizes")]
+    pub fn class_sizes() -> Vec<u32> {
+        CLASS_SIZES.iter().map(|&s| s as u32).collect()
     }
 
     #[napi]
@@ -294,26 +206,6 @@ impl NativePool {
     }
 }
 
-/// Deletes the weak reference of a loan that is ending.
-///
-/// # Safety
-/// `owner.handle` is the live `LoanHandle` of a loan of the current env `env`.
-unsafe fn end_weak(env: napi::sys::napi_env, owner: Owner) {
-    let handle = owner.handle as *mut LoanHandle;
-    // SAFETY: per the contract.
-    unsafe {
-        raw::delete_ref(env, (*handle).weak);
-        (*handle).weak = std::ptr::null_mut();
-    }
-}
-
 fn cap(max_bytes: f64) -> usize {
     if max_bytes >= 1.0 { max_bytes as usize } else { limits::default_max_bytes() }
-}
-
-fn number(env: napi::sys::napi_env, n: i32) -> RawValue {
-    let mut out = std::ptr::null_mut();
-    // SAFETY: `env` is the current env; `out` a valid local.
-    unsafe { napi::sys::napi_create_int32(env, n, &mut out) };
-    RawValue(out)
 }

@@ -78,6 +78,25 @@ pub unsafe fn create_external_buffer(
     (status == sys::Status::napi_ok).then_some(out)
 }
 
+/// Creates an ArrayBuffer over `len` bytes at `data`, counted by V8 as external memory; `finalize`
+/// runs with `hint` once it (and every ArrayBuffer it is transferred to) is collected.
+///
+/// # Safety
+/// As for [`create_external_buffer`].
+pub unsafe fn create_external_arraybuffer(
+    env: sys::napi_env,
+    data: *mut u8,
+    len: usize,
+    finalize: Finalizer,
+    hint: *mut c_void,
+) -> Option<sys::napi_value> {
+    let mut out = ptr::null_mut();
+    // SAFETY: per the contract; `out` is a valid local.
+    let status =
+        unsafe { sys::napi_create_external_arraybuffer(env, data.cast(), len, Some(finalize), hint, &mut out) };
+    (status == sys::Status::napi_ok).then_some(out)
+}
+
 /// Detaches an ArrayBuffer: it and every view of it have length 0 from now on.
 ///
 /// # Safety
@@ -87,46 +106,13 @@ pub unsafe fn detach(env: sys::napi_env, buffer: sys::napi_value) -> bool {
     unsafe { sys::napi_detach_arraybuffer(env, buffer) == sys::Status::napi_ok }
 }
 
-/// A weak reference to `value`: it does not keep the value alive.
-///
-/// # Safety
-/// `env` is the current env and `value` a live object of it.
-pub unsafe fn weak_ref(env: sys::napi_env, value: sys::napi_value) -> sys::napi_ref {
-    let mut r = ptr::null_mut();
-    // SAFETY: per the contract; on failure `r` stays null, which every user checks.
-    unsafe { sys::napi_create_reference(env, value, 0, &mut r) };
-    r
-}
-
 /// A strong reference to `value`, which keeps it alive for as long as the env lives.
 ///
 /// # Safety
-/// As for [`weak_ref`].
+/// `env` is the current env and `value` a live object of it.
 pub unsafe fn strong_ref(env: sys::napi_env, value: sys::napi_value) -> sys::napi_ref {
     let mut r = ptr::null_mut();
     // SAFETY: per the contract.
     unsafe { sys::napi_create_reference(env, value, 1, &mut r) };
     r
-}
-
-/// The value of a reference, or `None` if it was collected.
-///
-/// # Safety
-/// `r` is a live reference of the current env `env`.
-pub unsafe fn deref(env: sys::napi_env, r: sys::napi_ref) -> Option<sys::napi_value> {
-    let mut v = ptr::null_mut();
-    // SAFETY: per the contract.
-    let status = unsafe { sys::napi_get_reference_value(env, r, &mut v) };
-    (status == sys::Status::napi_ok && !v.is_null()).then_some(v)
-}
-
-/// Deletes a reference (null is ignored).
-///
-/// # Safety
-/// `r` is null or a live reference of the current env `env`, deleted once.
-pub unsafe fn delete_ref(env: sys::napi_env, r: sys::napi_ref) {
-    if !r.is_null() {
-        // SAFETY: per the contract.
-        unsafe { sys::napi_delete_reference(env, r) };
-    }
 }

@@ -55,7 +55,6 @@ pub struct JsPoolStats {
     pub allocations: f64,
     pub releases: f64,
     pub gc_reclaims: f64,
-    pub closed_reclaims: f64,
     pub failed_allocations: f64,
     pub refused: JsRefusedStats,
     pub leaks: f64,
@@ -80,7 +79,6 @@ impl From<PoolStats> for JsPoolStats {
             allocations: c.allocations as f64,
             releases: c.releases as f64,
             gc_reclaims: c.gc_reclaims as f64,
-            closed_reclaims: c.closed_reclaims as f64,
             failed_allocations: c.failed_allocations as f64,
             refused: JsRefusedStats {
                 cap: c.refused_cap as f64,

@@ -24,12 +24,17 @@ pub const STATUS_EXTERNAL_REFUSED: i32 = -5;
 #[napi]
 pub const STATUS_THROTTLED: i32 = -6;
 
+/// A kept slot ArrayBuffer can no longer be reused; drop it and allocate afresh.
+#[napi]
+pub const STATUS_STALE: i32 = -7;
+
 /// The status of a core refusal.
 pub fn of(e: &PoolError) -> i32 {
     match e {
         PoolError::NotPooled | PoolError::View | PoolError::Released => STATUS_NOT_POOLED,
         PoolError::Closed => STATUS_CLOSED,
         PoolError::TooManyRefs => STATUS_TOO_MANY_REFS,
+        PoolError::Stale => STATUS_STALE,
         PoolError::Exhausted { .. } => STATUS_EXHAUSTED,
         PoolError::Throttled { .. } => STATUS_THROTTLED,
     }

@@ -36,6 +36,9 @@ pub enum PoolError {
     Closed,
     /// One Buffer holds as many references as a `u32` counts (`ERR_OUT_OF_RANGE`).
     TooManyRefs,
+    /// A slot cannot be reused through a kept ArrayBuffer: it is taken, or a newer ArrayBuffer
+    /// was made over it. Internal: the caller drops the ArrayBuffer and allocates afresh.
+    Stale,
 }
 
 impl PoolError {
@@ -49,6 +52,7 @@ impl PoolError {
             PoolError::Released => "ERR_EXTMEM_RELEASED",
             PoolError::Closed => "ERR_EXTMEM_CLOSED",
             PoolError::TooManyRefs => "ERR_OUT_OF_RANGE",
+            PoolError::Stale => "ERR_EXTMEM_STALE",
         }
     }
 }
@@ -70,6 +74,7 @@ impl fmt::Display for PoolError {
             PoolError::Released => f.write_str("the Buffer was already released"),
             PoolError::Closed => f.write_str("the pool is closed"),
             PoolError::TooManyRefs => f.write_str("the Buffer's reference count would exceed 4294967295"),
+            PoolError::Stale => f.write_str("the kept ArrayBuffer no longer owns its slot"),
         }
     }
 }

@@ -75,6 +75,9 @@ pub struct Loan {
     pub since_ms: u64,
     /// Allocation stack of a tracked Buffer; `Some` makes a collection without release a leak.
     pub trace: Option<std::sync::Arc<str>>,
+    /// Bytes this loan's own Buffer adds to external memory: `requested`, or 0 when the loan
+    /// uses an ArrayBuffer bound to its slot (counted with that ArrayBuffer instead).
+    pub external: usize,
 }
 
 /// Encodes a token.

@@ -14,7 +14,7 @@ use super::events::{Leak, LevelChange, Listener, Listeners, PoolEvent};
 use super::large::{self, MappingCache};
 use super::loan::{self, Loan, LoanMemory, Owner, MAX_LIVE_LOANS, POOL_ID_MASK};
 use super::size_class::{class_for, CLASS_SIZES, MIN_ALIGN, SMALL_MAX};
-use super::slab::{ClassSlab, SLAB_CHUNK_BYTES};
+use super::slab::{ClassSlab, Slot, SLAB_CHUNK_BYTES};
 use super::stats::{ClassStats, Counters, PoolStats};
 use super::watermark::{Level, Watermarks};
 
@@ -56,12 +56,16 @@ pub struct AllocRequest {
     pub priority: Priority,
     /// Allocation stack of a tracked Buffer: its collection without release is a leak.
     pub trace: Option<Arc<str>>,
+    /// For a slab slot: the caller makes one ArrayBuffer over the whole slot that outlives this
+    /// loan (to be reused by [`Pool::reuse`]). Its `capacity` bytes count as external from now
+    /// until [`Pool::slot_buffer_finalized`], instead of `size` bytes for this loan only.
+    pub bind: bool,
 }
 
 impl AllocRequest {
     /// `size` bytes, 8-aligned, normal priority, untracked.
     pub fn new(size: usize, zero: bool) -> Self {
-        AllocRequest { size, zero, align: MIN_ALIGN, priority: Priority::Normal, trace: None }
+        AllocRequest { size, zero, align: MIN_ALIGN, priority: Priority::Normal, trace: None, bind: false }
     }
 }
 
@@ -72,6 +76,21 @@ pub struct Grant {
     pub token: u64,
     /// First byte of the memory, valid for the requested length until the loan ends.
     pub addr: *mut u8,
+    /// Bytes of the slot or mapping.
+    pub capacity: usize,
+    /// The slab slot and the epoch of the ArrayBuffer to make over it (0 for a mapping).
+    pub slot: Option<SlotRef>,
+}
+
+/// A slab slot and the epoch of the newest ArrayBuffer over it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotRef {
+    /// Size class index.
+    pub class: usize,
+    /// The slot.
+    pub slot: Slot,
+    /// Epoch of the newest ArrayBuffer over the slot.
+    pub epoch: u64,
 }
 
 /// What [`Pool::release`] did.
@@ -186,51 +205,75 @@ impl Pool {
     pub fn alloc_with(&self, req: AllocRequest, owner: Owner) -> Result<Grant, PoolError> {
         debug_assert!(req.size > 0);
         let mut st = self.state.lock();
-        let result = st.take(&self.config, &req);
-        match result {
+        match st.take(&self.config, &req) {
             Ok((memory, addr, capacity, fresh)) => {
                 if req.zero && !fresh {
-                    // SAFETY: `addr` starts `capacity >= size` bytes that belong to no loan.
-                    unsafe { ptr::write_bytes(addr, 0, req.size) };
+                    // A bound ArrayBuffer shows the whole slot, so all of it is cleared.
+                    let len = if req.bind { capacity } else { req.size };
+                    // SAFETY: `addr` starts `capacity >= len` bytes that belong to no loan.
+                    unsafe { ptr::write_bytes(addr, 0, len) };
                 }
-                let gen = st.next_gen;
-                st.next_gen = loan::next_gen(gen);
-                let key = st.loans.insert(Loan {
-                    addr: addr as usize,
-                    requested: req.size,
-                    capacity,
-                    refs: 1,
-                    gen,
-                    memory,
-                    owner,
-                    since_ms: clock::now_ms(),
-                    trace: req.trace,
-                });
-                let c = &mut st.counters;
-                c.allocations += 1;
-                c.in_use_bytes += capacity;
-                c.requested_bytes += req.size;
-                c.external_bytes += req.size;
-                c.peak_in_use_bytes = c.peak_in_use_bytes.max(c.in_use_bytes);
-                st.update_level(&self.config);
-                Ok(Grant { token: loan::token(self.id, gen, key), addr })
+                // Every new ArrayBuffer over a slot gets a new epoch, bound or not.
+                let slot = match memory {
+                    LoanMemory::Slot { class, slot } => Some(SlotRef { class, slot, epoch: st.classes[class].new_epoch(slot) }),
+                    _ => None,
+                };
+                let external = if req.bind && slot.is_some() {
+                    st.counters.external_bytes += capacity;
+                    0
+                } else {
+                    req.size
+                };
+                let token = st.lend(&self.config, self.id, memory, addr, capacity, external, req, owner);
+                Ok(Grant { token, addr, capacity, slot })
             }
             Err(e) => {
-                let c = &mut st.counters;
-                c.failed_allocations += 1;
-                match e {
-                    PoolError::Throttled { .. } => c.refused_throttled += 1,
-                    PoolError::Exhausted { level: Level::Shedding, .. }
-                        if self.config.admission == Admission::Graded
-                            && req.priority == Priority::Normal =>
-                    {
-                        c.refused_shedding += 1
-                    }
-                    _ => c.refused_cap += 1,
-                }
+                st.count_refusal(&self.config, &e, req.priority);
                 Err(e)
             }
         }
+    }
+
+    /// Lends the free slot `slot` again, through the ArrayBuffer of `epoch` that the caller kept
+    /// from an earlier bound loan of it. Refused with [`PoolError::Stale`] (and nothing changed,
+    /// not even a count) if the slot is taken or a newer ArrayBuffer was made over it; the caller
+    /// then drops that ArrayBuffer. `req.size` must belong to the slot's class.
+    pub fn reuse(&self, slot: SlotRef, req: AllocRequest, owner: Owner) -> Result<Grant, PoolError> {
+        let mut st = self.state.lock();
+        if slot.class >= st.classes.len() || req.size > SMALL_MAX || class_for(req.size, req.align) != slot.class {
+            return Err(PoolError::Stale);
+        }
+        if let Err(e) = st.admit(&self.config, &req) {
+            st.count_refusal(&self.config, &e, req.priority);
+            return Err(e);
+        }
+        let Some(addr) = st.classes[slot.class].take(slot.slot, slot.epoch) else { return Err(PoolError::Stale) };
+        let capacity = CLASS_SIZES[slot.class];
+        if req.zero {
+            // SAFETY: `addr` starts a free slot of `capacity` bytes that belongs to no loan; the
+            // kept ArrayBuffer shows all of it, so all of it is cleared.
+            unsafe { ptr::write_bytes(addr, 0, capacity) };
+        }
+        let memory = LoanMemory::Slot { class: slot.class, slot: slot.slot };
+        let token = st.lend(&self.config, self.id, memory, addr, capacity, 0, req, owner);
+        Ok(Grant { token, addr, capacity, slot: Some(slot) })
+    }
+
+    /// Accounts for the end of an ArrayBuffer made over a whole slot for bound loans (see
+    /// [`AllocRequest::bind`]): its `bytes` leave external memory, and if it is the newest one over
+    /// the slot and the slot is still lent, that loan's Buffer was collected: the loan ends as a
+    /// GC reclaim (a leak if tracked).
+    pub fn slot_buffer_finalized(&self, slot: SlotRef, bytes: usize) {
+        let mut st = self.state.lock();
+        st.counters.external_bytes -= bytes;
+        let class = &st.classes[slot.class];
+        if class.epoch(slot.slot) != slot.epoch {
+            return;
+        }
+        let Some(key) = class.loan(slot.slot) else { return };
+        let l = &st.loans[key];
+        let token = loan::token(self.id, l.gen, key);
+        st.reclaim(&self.config, self.id, token);
     }
 
     /// Adds a reference to the Buffer of `token`, which must start at `addr` and be `len` long.
@@ -256,10 +299,14 @@ impl Pool {
     }
 
     /// Ends the loan of `token` after [`Release::Last`]; its memory is reusable from now on.
-    pub fn finish_release(&self, token: u64) {
+    /// Returns the slot it held, with the epoch of its newest ArrayBuffer.
+    pub fn finish_release(&self, token: u64) -> Option<SlotRef> {
         let mut st = self.state.lock();
-        if st.end_loan(&self.config, self.id, token).is_some() {
-            st.counters.releases += 1;
+        let ended = st.end_loan(&self.config, self.id, token)?;
+        st.counters.releases += 1;
+        match ended.memory_was {
+            Some((class, slot)) => Some(SlotRef { class, slot, epoch: st.classes[class].epoch(slot) }),
+            None => None,
         }
     }
 
@@ -274,21 +321,7 @@ impl Pool {
     /// Ends the loan of `token` because its Buffer was collected; `false` (and nothing done) if it
     /// had already ended, as it has for every released Buffer. A tracked loan is reported as a leak.
     pub fn reclaim(&self, token: u64) -> bool {
-        let mut st = self.state.lock();
-        let Some(ended) = st.end_loan(&self.config, self.id, token) else { return false };
-        st.counters.gc_reclaims += 1;
-        if let Some(stack) = ended.trace {
-            st.counters.leaks += 1;
-            let leak = Leak {
-                size: ended.requested,
-                age_ms: clock::now_ms().saturating_sub(ended.since_ms),
-                address: ended.addr,
-                stack,
-                thread: ended.owner.thread,
-            };
-            st.listeners.emit(&PoolEvent::Leak(leak));
-        }
-        true
+        self.state.lock().reclaim(&self.config, self.id, token)
     }
 
     /// References held on the Buffer of `token`.
@@ -324,23 +357,14 @@ impl Pool {
         out
     }
 
-    /// Closes the pool: later allocations are refused, free memory is given back now, and the
-    /// tokens and owners of the loans still out are returned. Their memory stays valid until each
-    /// ends by [`finish_release`](Self::finish_release), [`reclaim`](Self::reclaim) or
-    /// [`end_closed`](Self::end_closed).
-    pub fn close(&self) -> Vec<(u64, Owner)> {
+    /// Closes the pool: later allocations and retains are refused, and free memory is given
+    /// back now. Loans still out stay valid, and their memory exclusively theirs, until each ends
+    /// by release or reclaim; then it is unmapped. Returns the number of loans still out.
+    pub fn close(&self) -> usize {
         let mut st = self.state.lock();
         st.closed = true;
         st.trim();
-        st.loans.iter().map(|(k, l)| (loan::token(self.id, l.gen, k), l.owner)).collect()
-    }
-
-    /// Ends a loan whose Buffer `close()` detached.
-    pub fn end_closed(&self, token: u64) {
-        let mut st = self.state.lock();
-        if st.end_loan(&self.config, self.id, token).is_some() {
-            st.counters.closed_reclaims += 1;
-        }
+        st.loans.len()
     }
 
     /// Whether the pool is closed.
@@ -382,16 +406,7 @@ impl State {
             return Err(PoolError::Closed);
         }
         let size = req.size;
-        match admission::admit(config.admission, self.level, req.priority, size) {
-            Ok(()) => {}
-            Err(Refusal::Throttled) => {
-                return Err(PoolError::Throttled { requested: size, available: self.available(config), level: self.level })
-            }
-            Err(Refusal::Shed) => return Err(self.exhausted(config, size)),
-        }
-        if self.loans.len() >= MAX_LIVE_LOANS {
-            return Err(self.exhausted(config, size));
-        }
+        self.admit(config, req)?;
         if size <= SMALL_MAX {
             let class = class_for(size, req.align);
             if let Some((slot, addr)) = self.classes[class].pop() {
@@ -424,6 +439,101 @@ impl State {
         let addr = map.as_mut_ptr();
         let capacity = map.len();
         Ok((LoanMemory::Mapping(map), addr, capacity, fresh))
+    }
+
+    /// Refuses a request the pool is closed for, or that graded admission or the loan table refuses.
+    fn admit(&self, config: &PoolConfig, req: &AllocRequest) -> Result<(), PoolError> {
+        if self.closed {
+            return Err(PoolError::Closed);
+        }
+        match admission::admit(config.admission, self.level, req.priority, req.size) {
+            Ok(()) => {}
+            Err(Refusal::Throttled) => {
+                let available = self.available(config);
+                return Err(PoolError::Throttled { requested: req.size, available, level: self.level });
+            }
+            Err(Refusal::Shed) => return Err(self.exhausted(config, req.size)),
+        }
+        if self.loans.len() >= MAX_LIVE_LOANS {
+            return Err(self.exhausted(config, req.size));
+        }
+        Ok(())
+    }
+
+    fn count_refusal(&mut self, config: &PoolConfig, e: &PoolError, priority: Priority) {
+        let c = &mut self.counters;
+        c.failed_allocations += 1;
+        match e {
+            PoolError::Throttled { .. } => c.refused_throttled += 1,
+            PoolError::Exhausted { level: Level::Shedding, .. }
+                if config.admission == Admission::Graded && priority == Priority::Normal =>
+            {
+                c.refused_shedding += 1
+            }
+            _ => c.refused_cap += 1,
+        }
+    }
+
+    /// Records a new loan of memory just taken; returns its token.
+    #[allow(clippy::too_many_arguments)]
+    fn lend(
+        &mut self,
+        config: &PoolConfig,
+        pool: u64,
+        memory: LoanMemory,
+        addr: *mut u8,
+        capacity: usize,
+        external: usize,
+        req: AllocRequest,
+        owner: Owner,
+    ) -> u64 {
+        let gen = self.next_gen;
+        self.next_gen = loan::next_gen(gen);
+        let slot = match memory {
+            LoanMemory::Slot { class, slot } => Some((class, slot)),
+            _ => None,
+        };
+        let key = self.loans.insert(Loan {
+            addr: addr as usize,
+            requested: req.size,
+            capacity,
+            refs: 1,
+            gen,
+            memory,
+            owner,
+            since_ms: clock::now_ms(),
+            trace: req.trace,
+            external,
+        });
+        if let Some((class, slot)) = slot {
+            self.classes[class].set_loan(slot, key);
+        }
+        let c = &mut self.counters;
+        c.allocations += 1;
+        c.in_use_bytes += capacity;
+        c.requested_bytes += req.size;
+        c.external_bytes += external;
+        c.peak_in_use_bytes = c.peak_in_use_bytes.max(c.in_use_bytes);
+        self.update_level(config);
+        loan::token(pool, gen, key)
+    }
+
+    /// Ends a loan whose Buffer was collected; a tracked one is a leak.
+    fn reclaim(&mut self, config: &PoolConfig, pool: u64, token: u64) -> bool {
+        let Some(ended) = self.end_loan(config, pool, token) else { return false };
+        self.counters.gc_reclaims += 1;
+        if let Some(stack) = ended.trace {
+            self.counters.leaks += 1;
+            let leak = Leak {
+                size: ended.requested,
+                age_ms: clock::now_ms().saturating_sub(ended.since_ms),
+                address: ended.addr,
+                stack,
+                thread: ended.owner.thread,
+            };
+            self.listeners.emit(&PoolEvent::Leak(leak));
+        }
+        true
     }
 
     fn available(&self, config: &PoolConfig) -> usize {
@@ -482,9 +592,8 @@ impl State {
         }
     }
 
-    /// Removes the loan of `token`, returns its memory and the loan (its memory moved out); `None`
-    /// if there is no such loan.
-    fn end_loan(&mut self, config: &PoolConfig, pool: u64, token: u64) -> Option<Loan> {
+    /// Removes the loan of `token` and returns its memory; `None` if there is no such loan.
+    fn end_loan(&mut self, config: &PoolConfig, pool: u64, token: u64) -> Option<Ended> {
         let (p, gen, key) = loan::untoken(token)?;
         if p != pool || self.loans.get(key).is_none_or(|l| l.gen != gen) {
             return None;
@@ -493,7 +602,11 @@ impl State {
         let c = &mut self.counters;
         c.in_use_bytes -= l.capacity;
         c.requested_bytes -= l.requested;
-        c.external_bytes -= l.requested;
+        c.external_bytes -= l.external;
+        let memory_was = match l.memory {
+            LoanMemory::Slot { class, slot } => Some((class, slot)),
+            _ => None,
+        };
         match std::mem::replace(&mut l.memory, LoanMemory::Returned) {
             LoanMemory::Slot { class, slot } => {
                 let slab = &mut self.classes[class];
@@ -510,8 +623,20 @@ impl State {
             LoanMemory::Returned => unreachable!("a live loan owns its memory"),
         }
         self.update_level(config);
-        Some(l)
+        Some(Ended { requested: l.requested, addr: l.addr, since_ms: l.since_ms, trace: l.trace, owner: l.owner, memory_was })
     }
+}
+
+/// What remains of a loan that ended.
+#[derive(Debug)]
+struct Ended {
+    requested: usize,
+    addr: usize,
+    since_ms: u64,
+    trace: Option<Arc<str>>,
+    owner: Owner,
+    /// The slot the loan held, if it was a slab slot.
+    memory_was: Option<(usize, Slot)>,
 }
 
 // SAFETY: `Grant` only carries an address; it is sent with the loan it names.
@@ -618,18 +743,18 @@ mod tests {
     }
 
     #[test]
-    fn close_refuses_allocations_and_keeps_outstanding_memory_until_it_ends() {
+    fn close_refuses_new_loans_and_keeps_outstanding_memory_until_released() {
         let p = Pool::new(1 << 20);
         let g = p.alloc(64, false, OWNER).unwrap();
         fill(g, 64, 3);
-        let out = p.close();
-        assert_eq!(out.len(), 1);
+        assert_eq!(p.close(), 1, "one loan is still out");
         assert_eq!(p.alloc(8, false, OWNER).unwrap_err(), PoolError::Closed);
+        assert_eq!(p.retain(g.token, g.addr as usize, 64), Err(PoolError::Closed));
         assert!(all(g, 64, 3), "outstanding memory stays mapped");
         assert_eq!(p.stats().counters.reserved_bytes, SLAB_CHUNK_BYTES);
-        p.end_closed(out[0].0);
+        end(&p, g, 64);
         let s = p.stats();
-        assert_eq!((s.counters.reserved_bytes, s.live_buffers, s.counters.closed_reclaims), (0, 0, 1));
+        assert_eq!((s.counters.reserved_bytes, s.live_buffers, s.counters.releases), (0, 0, 1));
     }
 
     fn recorder(p: &Pool) -> Arc<Mutex<Vec<PoolEvent>>> {

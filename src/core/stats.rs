@@ -6,8 +6,9 @@
 /// Invariants, at every moment outside a pool operation:
 /// - `reserved_bytes` = slab chunks + live mappings + cached mappings, and `<= max_bytes`;
 /// - `in_use_bytes` = the sum of the live loans' capacities; `requested_bytes` the sum of their lengths;
-/// - `external_bytes` = `requested_bytes`: each live loan is one external Buffer of its length;
-/// - `allocations - releases - gc_reclaims - closed_reclaims` = live loans.
+/// - `external_bytes` = the lengths of the pool's live external ArrayBuffers: one per unbound
+///   loan (its length), plus one per slot-bound ArrayBuffer (the slot's size) until it is collected;
+/// - `allocations - releases - gc_reclaims` = live loans.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counters {
     /// Bytes held from the OS.
@@ -26,8 +27,6 @@ pub struct Counters {
     pub releases: u64,
     /// Loans ended by the finalizer of a Buffer collected without release.
     pub gc_reclaims: u64,
-    /// Loans ended by `close()`.
-    pub closed_reclaims: u64,
     /// Refused allocations, all reasons.
     pub failed_allocations: u64,
     /// Refused at the hard cap.

@@ -1,0 +1,122 @@
+'use strict'
+// Threads: the small cycle (4 KiB: allocUnsafe + writes + release) on the shared defaultPool from
+// two worker threads at once, against one worker thread doing the same total work. The ratio is
+// 2-thread throughput / 1-thread throughput: 2.0 would be perfect scaling on 2 cores; contention on
+// the shared pool (its lock, its cache lines) pulls it down. A reference row runs the same on Node's
+// own Buffer.allocUnsafeSlow, which shows how well this machine scales at all (it has 2 cores, and
+// other work may be running on them).
+//
+// Each kind gets a pair of workers. For each run they warm up, report ready, wait on a shared flag
+// so that they start together, and report their own start and end times (one monotonic clock for
+// the whole process). Throughput = total ops / (last end - first start).
+
+const { Worker, isMainThread, parentPort, workerData } = require('node:worker_threads')
+const { once } = require('node:events')
+const { KiB, timeOps, alternate, row, failed, turn } = require('./common')
+
+const SIZE = 4 * KiB
+
+/** Worker thread: runs the cycle that each message asks for. */
+function workerMain() {
+  const { defaultPool } = require('..')
+  const { extmemCycle, nodeCycle } = require('./small')
+  const bodies = {
+    extmem: extmemCycle((n) => defaultPool.allocUnsafe(n), (buf) => defaultPool.release(buf), SIZE),
+    node: nodeCycle((n) => Buffer.allocUnsafeSlow(n), SIZE),
+  }
+  parentPort.on('message', async ({ kind, ops, perTurn, flag }) => {
+    const body = bodies[kind]
+    try {
+      body(perTurn) // warm-up
+      globalThis.gc()
+      await turn()
+      parentPort.postMessage({ ready: true })
+      Atomics.wait(flag, 0, 0)
+      const start = process.hrtime.bigint()
+      await timeOps(body, ops, perTurn)
+      parentPort.postMessage({ start, end: process.hrtime.bigint() })
+    } catch (err) {
+      parentPort.postMessage({ error: `${err.code ?? err.name}: ${err.message}` })
+    }
+  })
+}
+
+/** The workers' messages (`once` results), or the error that one of them reported. */
+function checked(received) {
+  const messages = received.map(([msg]) => msg)
+  const failed = messages.find((msg) => msg.error)
+  if (failed) throw new Error(`in a worker thread: ${failed.error}`)
+  return messages
+}
+
+/** Main thread: `workers` run `opsEach` ops of `kind` together; returns the throughput in Mops/s. */
+async function runTogether(workers, kind, opsEach, perTurn) {
+  const flag = new Int32Array(new SharedArrayBuffer(4))
+  const go = () => {
+    Atomics.store(flag, 0, 1)
+    Atomics.notify(flag, 0)
+  }
+  const ready = workers.map((w) => once(w, 'message'))
+  for (const w of workers) w.postMessage({ kind, ops: opsEach, perTurn, flag })
+  let done = null
+  try {
+    checked(await Promise.all(ready))
+    done = workers.map((w) => once(w, 'message'))
+  } finally {
+    go() // also on failure, so that no worker is left waiting
+  }
+  const times = checked(await Promise.all(done))
+  const start = times.reduce((min, t) => (t.start < min ? t.start : min), times[0].start)
+  const end = times.reduce((max, t) => (t.end > max ? t.end : max), times[0].end)
+  return (opsEach * workers.length) / (Number(end - start) / 1e3) // ops per µs = Mops/s
+}
+
+const KINDS = {
+  extmem: { name: '2 threads vs 1', label: 'defaultPool allocUnsafe+release' },
+  node: { name: '2 threads vs 1 (node ref)', label: 'Buffer.allocUnsafeSlow' },
+}
+
+/** One row: `kind` on 2 threads against 1, on a fresh pair of workers (a failure leaves none behind). */
+async function measureKind(kind, cfg) {
+  const { name, label } = KINDS[kind]
+  const workers = [0, 1].map(() => new Worker(__filename, { workerData: { benchWorker: true } }))
+  try {
+    const samples = await alternate(
+      [
+        { key: 'two', run: () => runTogether(workers, kind, cfg.ops, cfg.perTurn) },
+        { key: 'one', run: () => runTogether(workers.slice(0, 1), kind, cfg.ops * 2, cfg.perTurn) },
+      ],
+      cfg.rounds,
+    )
+    return row({
+      workload: 'threads',
+      name,
+      size: SIZE,
+      unit: 'Mops/s',
+      kind: 'scaling',
+      extmem: { label: `${label}, 2 threads`, samples: samples.two },
+      peer: { label: `${label}, 1 thread`, samples: samples.one },
+      rounds: cfg.rounds,
+      detail: { opsTotal: cfg.ops * 2 },
+    })
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()))
+  }
+}
+
+async function runThreads(cfg, log) {
+  const rows = []
+  for (const kind of Object.keys(KINDS)) {
+    log(`threads: ${kind}`)
+    try {
+      rows.push(await measureKind(kind, cfg))
+    } catch (error) {
+      rows.push(failed({ workload: 'threads', name: KINDS[kind].name, size: SIZE, unit: 'Mops/s', error }))
+    }
+  }
+  return rows
+}
+
+if (!isMainThread && workerData && workerData.benchWorker) workerMain()
+
+module.exports = { runThreads, SIZE }
