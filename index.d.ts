@@ -91,8 +91,6 @@ export interface PoolStats {
   releases: number
   /** Buffers collected by the GC without release (the safety net). */
   gcReclaims: number
-  /** Buffers detached by close(). */
-  closedReclaims: number
   /** Refused allocations, all reasons. */
   failedAllocations: number
   /** Refused allocations by reason: the hard cap, graded admission at warning/critical, at shedding. */
@@ -158,7 +156,7 @@ export declare class Pool extends EventEmitter {
   /** Gives cached memory back to the OS; returns the bytes given back. */
   trim(): number
   stats(): PoolStats
-  /** Detaches this thread's outstanding Buffers, gives all memory back; later calls throw ERR_EXTMEM_CLOSED. Returns the number of Buffers detached. */
+  /** Refuses new loans from now on (ERR_EXTMEM_CLOSED) and gives free memory back; Buffers still out stay valid until released. Returns their number. */
   close(): number
 
   on(event: 'watermark', listener: (event: WatermarkEvent) => void): this
