@@ -33,6 +33,8 @@ export interface AllocOptions {
   align?: 8 | 64 | 4096
   /** 'essential' allocations pass graded admission at every level, up to the hard cap. */
   priority?: 'normal' | 'essential'
+  /** For a Buffer above 8 KiB that needs a new mapping: fault its pages in at once (MAP_POPULATE). */
+  prefault?: boolean
 }
 
 /** The message of a 'watermark' event (and of the 'extmem:watermark' channel, with `pool`). */

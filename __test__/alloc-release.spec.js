@@ -162,3 +162,23 @@ test('every size class appears in stats with its slot counts', (t) => {
   pool.release(buf)
   pool.close()
 })
+
+test.serial('prefault: true faults a new mapping in at allocation, so the first writes fault nothing', (t) => {
+  const pool = new Pool({ maxBytes: 256 * 1024 * 1024 })
+  const size = 1536 * 1024 // below 2 MiB: no huge pages, one fault per 4 KiB page
+  const touchFaults = (buf) => {
+    const before = process.resourceUsage().minorPageFault
+    for (let i = 0; i < buf.length; i += 4096) buf[i] = 1
+    return process.resourceUsage().minorPageFault - before
+  }
+  const lazy = pool.allocUnsafe(size)
+  const lazyFaults = touchFaults(lazy)
+  const eager = pool.allocUnsafe(size + 4096, { prefault: true }) // not the cached mapping
+  const eagerFaults = touchFaults(eager)
+  t.true(lazyFaults > 200, `touching a lazy mapping faulted ${lazyFaults} times`)
+  t.true(eagerFaults < lazyFaults / 10, `touching a prefaulted one faulted ${eagerFaults} times`)
+  pool.release(lazy)
+  pool.release(eager)
+  t.throws(() => pool.alloc(10, { prefault: 'yes' }), { code: 'ERR_INVALID_ARG_TYPE' })
+  pool.close()
+})

@@ -51,10 +51,11 @@ const watermarkChannel = diagnostics.channel('extmem:watermark')
 const leakChannel = diagnostics.channel('extmem:leak')
 
 const POOL_OPTIONS = ['maxBytes', 'watermarks', 'admission', 'leakDetection']
-const ALLOC_OPTIONS = ['align', 'priority']
+const ALLOC_OPTIONS = ['align', 'priority', 'prefault']
 /** Allowed alignments; the index is the native flag value. */
 const ALIGNS = [8, 64, 4096]
 const FLAG_ESSENTIAL = 0b100
+const FLAG_PREFAULT = 0b1000
 
 /** Marks the construction of the default pool's Pool object (not an option users can pass). */
 const kShared = Symbol('extmem.shared')
@@ -343,7 +344,7 @@ function alignedClass(size, align) {
   return c
 }
 
-/** Native flags of alloc options `{ align, priority }`. */
+/** Native flags of alloc options `{ align, priority, prefault }`. */
 function allocFlags(options, caller) {
   const opts = validateOptions(options, 'options', ALLOC_OPTIONS, caller)
   let flags = 0
@@ -355,6 +356,10 @@ function allocFlags(options, caller) {
   if (opts.priority !== undefined) {
     validateOneOf(opts.priority, 'options.priority', ['normal', 'essential'], caller)
     if (opts.priority === 'essential') flags |= FLAG_ESSENTIAL
+  }
+  if (opts.prefault !== undefined) {
+    if (typeof opts.prefault !== 'boolean') throw errors.invalidArgType('options.prefault', 'of type boolean', opts.prefault, caller)
+    if (opts.prefault) flags |= FLAG_PREFAULT
   }
   return flags
 }

@@ -27,9 +27,11 @@ use crate::core::pool::{AllocRequest, Pool, Release, SlotRef};
 use crate::core::size_class::ALIGNMENTS;
 use crate::core::slab::Slot;
 
-/// `alloc` flags: bits 0–1 index [`ALIGNMENTS`]; bit 2 asks for essential priority.
+/// `alloc` flags: bits 0–1 index [`ALIGNMENTS`]; bit 2 asks for essential priority; bit 3 for a
+/// prefaulted mapping.
 const FLAG_ALIGN_MASK: u32 = 0b11;
 const FLAG_ESSENTIAL: u32 = 0b100;
+const FLAG_PREFAULT: u32 = 0b1000;
 
 /// `Owner::handle` of a loan whose Buffer views a slot-bound ArrayBuffer. Other loans hold the
 /// pointer to their Buffer's finalizer hint there (never 1: it is aligned).
@@ -150,6 +152,7 @@ unsafe fn request(env: sys::napi_env, a: &[sys::napi_value], bind: bool) -> Allo
         // SAFETY: as above.
         trace: unsafe { string_of(env, a[3]) }.map(Arc::from),
         bind,
+        prefault: flags & FLAG_PREFAULT != 0,
     }
 }
 

@@ -1,12 +1,17 @@
 //! Large allocations: one page-aligned anonymous mapping each, and a bounded cache of released
 //! mappings for reuse.
 //!
+//! Mappings of [`HUGE_PAGE_MIN`] or more are advised `MADV_HUGEPAGE` (transparent huge pages are
+//! often in `madvise` mode, where only advised mappings get them). A mapping may be prefaulted
+//! (`MAP_POPULATE`) so that its first touch costs no page faults. Cached mappings decay: one
+//! unused for [`CACHE_DECAY_MS`] is unmapped at the cache's next use.
+//!
 //! A mapping is owned by one [`memmap2::MmapMut`] at every moment: by the loan that uses it, or by
 //! the cache. Dropping the owner unmaps it; nothing else does.
 
 use std::io;
 
-use memmap2::MmapMut;
+use memmap2::{Advice, MmapMut, MmapOptions};
 
 /// Page size the mappings are rounded to.
 pub const PAGE_SIZE: usize = 4096;
@@ -14,25 +19,42 @@ pub const PAGE_SIZE: usize = 4096;
 /// Most mappings the cache holds.
 pub const CACHE_MAX_ENTRIES: usize = 32;
 
+/// Smallest mapping advised to use transparent huge pages: one huge page.
+pub const HUGE_PAGE_MIN: usize = 2 * 1024 * 1024;
+
+/// Milliseconds a cached mapping may stay unused before it is unmapped.
+pub const CACHE_DECAY_MS: u64 = 10_000;
+
 /// Rounds `size` up to a whole number of pages.
 #[inline]
 pub fn mapping_len(size: usize) -> usize {
     size.div_ceil(PAGE_SIZE) * PAGE_SIZE
 }
 
-/// Maps `len` bytes of fresh, zeroed anonymous memory.
+/// Maps `len` bytes of fresh, zeroed anonymous memory, faulted in at once if `prefault`.
 #[cold]
-pub fn map(len: usize) -> io::Result<MmapMut> {
+pub fn map(len: usize, prefault: bool) -> io::Result<MmapMut> {
     debug_assert_eq!(len % PAGE_SIZE, 0);
-    MmapMut::map_anon(len)
+    let mut options = MmapOptions::new();
+    options.len(len);
+    if prefault {
+        options.populate();
+    }
+    let map = options.map_anon()?;
+    if len >= HUGE_PAGE_MIN {
+        // Advice only: a kernel without THP refuses it, and the mapping works the same.
+        let _ = map.advise(Advice::HugePage);
+    }
+    Ok(map)
 }
 
-/// Released mappings kept for reuse, most recently released last.
+/// Released mappings kept for reuse, most recently released last, each with the time it was
+/// released (in [`clock::now_ms`](super::clock::now_ms) milliseconds).
 ///
 /// Invariant: `bytes` is the sum of the lengths of `entries`, and never exceeds `max_bytes`.
 #[derive(Debug)]
 pub struct MappingCache {
-    entries: Vec<MmapMut>,
+    entries: Vec<(MmapMut, u64)>,
     bytes: usize,
     max_bytes: usize,
 }
@@ -47,27 +69,38 @@ impl MappingCache {
     /// so that reuse never wastes more than rounding a small size to its class does.
     pub fn take(&mut self, len: usize) -> Option<MmapMut> {
         let limit = len + len / 4;
-        let i = self.entries.iter().rposition(|m| m.len() >= len && m.len() <= limit)?;
-        let map = self.entries.remove(i);
+        let i = self.entries.iter().rposition(|(m, _)| m.len() >= len && m.len() <= limit)?;
+        let (map, _) = self.entries.remove(i);
         self.bytes -= map.len();
         Some(map)
+    }
+
+    /// Unmaps the mappings released more than [`CACHE_DECAY_MS`] before `now`; returns the bytes
+    /// unmapped, which leave the pool's reserved memory.
+    #[must_use = "the bytes unmapped leave the pool's reserved memory"]
+    pub fn expire(&mut self, now: u64) -> usize {
+        let fresh_from = self.entries.iter().position(|&(_, t)| now.saturating_sub(t) <= CACHE_DECAY_MS);
+        let old = fresh_from.unwrap_or(self.entries.len());
+        let unmapped: usize = self.entries.drain(..old).map(|(m, _)| m.len()).sum();
+        self.bytes -= unmapped;
+        unmapped
     }
 
     /// Keeps `map` for reuse, unmapping the oldest entries to make room, or unmaps `map` itself
     /// if it can never fit. Returns the bytes unmapped, which leave the pool's reserved memory.
     #[must_use = "the bytes unmapped leave the pool's reserved memory"]
-    pub fn put(&mut self, map: MmapMut) -> usize {
+    pub fn put(&mut self, map: MmapMut, now: u64) -> usize {
         if map.len() > self.max_bytes {
             return map.len();
         }
         let mut unmapped = 0;
         while self.bytes + map.len() > self.max_bytes || self.entries.len() >= CACHE_MAX_ENTRIES {
-            let oldest = self.entries.remove(0);
+            let (oldest, _) = self.entries.remove(0);
             self.bytes -= oldest.len();
             unmapped += oldest.len();
         }
         self.bytes += map.len();
-        self.entries.push(map);
+        self.entries.push((map, now));
         unmapped
     }
 
@@ -108,11 +141,11 @@ mod tests {
     #[test]
     fn cache_reuses_most_recent_fitting_mapping() {
         let mut c = MappingCache::new(1 << 20);
-        let a = map(16 * PAGE_SIZE).unwrap();
-        let b = map(16 * PAGE_SIZE).unwrap();
+        let a = map(16 * PAGE_SIZE, false).unwrap();
+        let b = map(16 * PAGE_SIZE, false).unwrap();
         let b_addr = b.as_ptr();
-        assert_eq!(c.put(a), 0);
-        assert_eq!(c.put(b), 0);
+        assert_eq!(c.put(a, 0), 0);
+        assert_eq!(c.put(b, 0), 0);
         assert_eq!(c.bytes(), 32 * PAGE_SIZE);
         assert!(c.take(32 * PAGE_SIZE).is_none(), "too small");
         assert!(c.take(8 * PAGE_SIZE).is_none(), "too wasteful");
@@ -127,14 +160,34 @@ mod tests {
         let mut c = MappingCache::new(8 * PAGE_SIZE);
         let mut unmapped = 0;
         for _ in 0..5 {
-            unmapped += c.put(map(3 * PAGE_SIZE).unwrap());
+            unmapped += c.put(map(3 * PAGE_SIZE, false).unwrap(), 0);
             assert!(c.bytes() <= 8 * PAGE_SIZE);
         }
         assert_eq!(c.len(), 2);
         assert_eq!(unmapped, 3 * 3 * PAGE_SIZE, "every eviction is reported");
-        assert_eq!(c.put(map(9 * PAGE_SIZE).unwrap()), 9 * PAGE_SIZE, "too large to keep");
+        assert_eq!(c.put(map(9 * PAGE_SIZE, false).unwrap(), 0), 9 * PAGE_SIZE, "too large to keep");
         let mut many = MappingCache::new(1 << 30);
-        let evicted: usize = (0..CACHE_MAX_ENTRIES + 3).map(|_| many.put(map(PAGE_SIZE).unwrap())).sum();
+        let evicted: usize = (0..CACHE_MAX_ENTRIES + 3).map(|_| many.put(map(PAGE_SIZE, false).unwrap(), 0)).sum();
         assert_eq!((many.len(), evicted), (CACHE_MAX_ENTRIES, 3 * PAGE_SIZE));
+    }
+
+    #[test]
+    fn cached_mappings_decay() {
+        let mut c = MappingCache::new(1 << 30);
+        assert_eq!(c.put(map(PAGE_SIZE, false).unwrap(), 1_000), 0);
+        assert_eq!(c.put(map(2 * PAGE_SIZE, false).unwrap(), 5_000), 0);
+        assert_eq!(c.expire(1_000 + CACHE_DECAY_MS), 0, "not yet");
+        assert_eq!(c.expire(1_001 + CACHE_DECAY_MS), PAGE_SIZE, "the older one goes");
+        assert_eq!((c.len(), c.bytes()), (1, 2 * PAGE_SIZE));
+        assert_eq!(c.expire(u64::MAX), 2 * PAGE_SIZE);
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn prefaulted_and_huge_mappings_work_as_plain_ones() {
+        let mut m = map(HUGE_PAGE_MIN * 2, true).unwrap();
+        m[0] = 1;
+        m[HUGE_PAGE_MIN * 2 - 1] = 2;
+        assert_eq!(m.iter().map(|&b| b as usize).sum::<usize>(), 3);
     }
 }

@@ -60,12 +60,14 @@ pub struct AllocRequest {
     /// loan (to be reused by [`Pool::reuse`]). Its `capacity` bytes count as external from now
     /// until [`Pool::slot_buffer_finalized`], instead of `size` bytes for this loan only.
     pub bind: bool,
+    /// For a new large mapping: fault all its pages in now (`MAP_POPULATE`).
+    pub prefault: bool,
 }
 
 impl AllocRequest {
     /// `size` bytes, 8-aligned, normal priority, untracked.
     pub fn new(size: usize, zero: bool) -> Self {
-        AllocRequest { size, zero, align: MIN_ALIGN, priority: Priority::Normal, trace: None, bind: false }
+        AllocRequest { size, zero, align: MIN_ALIGN, priority: Priority::Normal, trace: None, bind: false, prefault: false }
     }
 }
 
@@ -420,13 +422,14 @@ impl State {
             return Ok((LoanMemory::Slot { class, slot }, addr, CLASS_SIZES[class], true));
         }
         let len = large::mapping_len(size);
+        self.counters.reserved_bytes -= self.cache.expire(clock::now_ms());
         let (mut map, fresh) = match self.cache.take(len) {
             Some(map) => (map, false),
             None => {
                 if !self.make_room(config.max_bytes, len) {
                     return Err(self.exhausted(config, size));
                 }
-                match large::map(len) {
+                match large::map(len, req.prefault) {
                     Ok(map) => {
                         self.counters.reserved_bytes += len;
                         (map, true)
@@ -617,7 +620,12 @@ impl State {
             }
             LoanMemory::Mapping(map) => {
                 self.large_live -= 1;
-                let unmapped = if self.closed { map.len() } else { self.cache.put(map) };
+                let unmapped = if self.closed {
+                    map.len()
+                } else {
+                    let now = clock::now_ms();
+                    self.cache.expire(now) + self.cache.put(map, now)
+                };
                 self.counters.reserved_bytes -= unmapped;
             }
             LoanMemory::Returned => unreachable!("a live loan owns its memory"),
