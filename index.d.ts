@@ -104,6 +104,8 @@ export interface PoolStats {
   utilization: number
   small: { classes: SizeClassStats[] }
   large: { live: number; cached: number; cachedBytes: number }
+  /** This thread's fast-path arenas (each counts as one 64 KiB Buffer in the figures above). */
+  fast: { arenas: number; arenaBytes: number; inUseBytes: number; liveBuffers: number }
   closed: boolean
 }
 
@@ -143,6 +145,14 @@ export declare class Pool extends EventEmitter {
   alloc(size: number, options?: AllocOptions): Buffer
   /** A Buffer of `size` bytes with unspecified contents (like Buffer.allocUnsafe). */
   allocUnsafe(size: number, options?: AllocOptions): Buffer
+  /**
+   * The opt-in fast path: a Buffer of 1..8192 bytes (contents unspecified) from this thread's
+   * arenas, with no native call. Give it back with releaseFast(). A reference kept after
+   * releaseFast() is NOT detached and sees the next owner's bytes, as with Buffer.allocUnsafe().
+   */
+  allocFast(size: number): Buffer
+  /** Returns an allocFast() Buffer to the pool at once, without detaching it. */
+  releaseFast(buf: Buffer): void
   /** Adds a reference to a Buffer this pool returned; returns the new count. */
   retain(buf: Buffer): number
   /** Drops a reference; returns the count left. At 0 the Buffer and its views are detached (length 0) and the memory is reused. */

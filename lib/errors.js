@@ -68,7 +68,8 @@ const throttled = (requestedBytes, availableBytes, level, caller) =>
     caller,
   )
 
-const notPooled = (caller) => coded(Error, codes.ERR_EXTMEM_NOT_POOLED, 'The Buffer was not allocated by this pool', undefined, caller)
+const notPooled = (caller, detail = '') =>
+  coded(Error, codes.ERR_EXTMEM_NOT_POOLED, `The Buffer was not allocated by this pool${detail}`, undefined, caller)
 
 const viewOwnership = (caller) =>
   coded(
