@@ -1,5 +1,6 @@
 'use strict'
-// Threads: the small cycle (4 KiB: allocUnsafe + writes + release) on the shared defaultPool from
+// Threads: the small cycle (4 KiB: allocUnsafe + writes + release, and the fast path's
+// allocFast + releaseFast) on the shared defaultPool from
 // two worker threads at once, against one worker thread doing the same total work. The ratio is
 // 2-thread throughput / 1-thread throughput: 2.0 would be perfect scaling on 2 cores; contention on
 // the shared pool (its lock, its cache lines) pulls it down. A reference row runs the same on Node's
@@ -22,6 +23,7 @@ function workerMain() {
   const { extmemCycle, nodeCycle } = require('./small')
   const bodies = {
     extmem: extmemCycle((n) => defaultPool.allocUnsafe(n), (buf) => defaultPool.release(buf), SIZE),
+    fast: extmemCycle((n) => defaultPool.allocFast(n), (buf) => defaultPool.releaseFast(buf), SIZE),
     node: nodeCycle((n) => Buffer.allocUnsafeSlow(n), SIZE),
   }
   parentPort.on('message', async ({ kind, ops, perTurn, flag }) => {
@@ -73,6 +75,7 @@ async function runTogether(workers, kind, opsEach, perTurn) {
 
 const KINDS = {
   extmem: { name: '2 threads vs 1', label: 'defaultPool allocUnsafe+release' },
+  fast: { name: '2 threads vs 1 (fast path)', label: 'defaultPool allocFast+releaseFast' },
   node: { name: '2 threads vs 1 (node ref)', label: 'Buffer.allocUnsafeSlow' },
 }
 

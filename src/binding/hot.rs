@@ -23,7 +23,7 @@ use super::status;
 use crate::core::admission::Priority;
 use crate::core::error::PoolError;
 use crate::core::loan::Owner;
-use crate::core::pool::{AllocRequest, Pool, Release, SlotRef};
+use crate::core::pool::{AllocRequest, Pool, SlotRef};
 use crate::core::size_class::ALIGNMENTS;
 use crate::core::slab::Slot;
 
@@ -255,24 +255,25 @@ unsafe extern "C" fn release(env: sys::napi_env, info: sys::napi_callback_info) 
         let Some(pool) = pool_of(env, a[0]) else { return number(env, status::STATUS_NOT_POOLED.into()) };
         let Some(view) = raw::view_info(env, a[1]) else { return number(env, status::STATUS_NOT_POOLED.into()) };
         let token = f64_of(env, a[2]) as u64;
-        let left = match pool.release(token, view.data, view.len) {
-            Ok(Release::Retained(n)) => n,
-            Ok(Release::Last(owner)) => {
+        let left = match pool.release_bound(token, view.data, view.len, |o| o.handle == OWNER_BOUND) {
+            Ok(Ok((left, slot))) => {
+                // A slot-bound loan ended under the lock; the caller detaches its Buffer next.
+                if let Some(s) = slot {
+                    scratch::write(&[1.0, s.class as f64, s.slot.index() as f64, s.epoch as f64]);
+                }
+                left
+            }
+            Ok(Err(owner)) => {
                 debug_assert_eq!(owner.thread, env as usize, "a Buffer never leaves its thread");
-                let bound = owner.handle == OWNER_BOUND;
-                if !bound {
-                    if !raw::detach(env, view.buffer) {
-                        return number(env, status::STATUS_EXTERNAL_REFUSED.into());
-                    }
-                    // The Buffer's finalizer runs later, maybe once the token's key and
-                    // generation name a new loan: it must find nothing to reclaim. The hint is
-                    // alive (the loan is) and only this thread touches it.
-                    Hint::set_token(owner.handle as *mut c_void, ENDED);
+                if !raw::detach(env, view.buffer) {
+                    return number(env, status::STATUS_EXTERNAL_REFUSED.into());
                 }
-                match (bound, pool.finish_release(token)) {
-                    (true, Some(s)) => scratch::write(&[1.0, s.class as f64, s.slot.index() as f64, s.epoch as f64]),
-                    _ => scratch::write(&[0.0]),
-                }
+                // The Buffer's finalizer runs later, maybe once the token's key and generation
+                // name a new loan: it must find nothing to reclaim. The hint is alive (the loan
+                // is) and only this thread touches it.
+                Hint::set_token(owner.handle as *mut c_void, ENDED);
+                pool.finish_release(token);
+                scratch::write(&[0.0]);
                 0
             }
             Err(e) => return number(env, status::of(&e).into()),

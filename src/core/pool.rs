@@ -300,6 +300,34 @@ impl Pool {
         Ok(Release::Last(l.owner))
     }
 
+    /// Drops a reference, like [`release`](Self::release), but on the last one ends the loan at
+    /// once if `ends_now(owner)` says the caller will make its Buffer unreachable before anything
+    /// else can touch it (a slot-bound Buffer, detached by its own thread right after): one lock
+    /// instead of two. Returns `Ok((refs left, the slot if the loan ended here))`; for a last
+    /// reference that does not end now, [`Release::Last`] as from `release`.
+    pub fn release_bound(
+        &self,
+        token: u64,
+        addr: usize,
+        len: usize,
+        ends_now: impl Fn(Owner) -> bool,
+    ) -> Result<Result<(u32, Option<SlotRef>), Owner>, PoolError> {
+        let mut st = self.state.lock();
+        let l = st.loan_mut(self.id, token, addr, len)?;
+        if l.refs > 1 {
+            l.refs -= 1;
+            return Ok(Ok((l.refs, None)));
+        }
+        let owner = l.owner;
+        if !ends_now(owner) {
+            return Ok(Err(owner));
+        }
+        let ended = st.end_loan(&self.config, self.id, token).expect("the loan was just found");
+        st.counters.releases += 1;
+        let slot = ended.memory_was.map(|(class, slot)| SlotRef { class, slot, epoch: st.classes[class].epoch(slot) });
+        Ok(Ok((0, slot)))
+    }
+
     /// Ends the loan of `token` after [`Release::Last`]; its memory is reusable from now on.
     /// Returns the slot it held, with the epoch of its newest ArrayBuffer.
     pub fn finish_release(&self, token: u64) -> Option<SlotRef> {
