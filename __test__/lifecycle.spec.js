@@ -51,6 +51,28 @@ test.serial('a Buffer outlives its Pool object and is still reclaimed', async (t
   t.pass('collecting both the pool and its Buffer does not crash')
 })
 
+test.serial("a released Buffer's late finalizer never ends a newer loan that reuses its token", async (t) => {
+  // Loan tokens reuse keys and wrap their generation every 8192 loans; the finalizer of a released
+  // Buffer runs turns later. It must find nothing to reclaim, whatever loan holds the key now.
+  const pool = new Pool({ maxBytes: 64 << 20, leakDetection: 'off' })
+  for (const size of [64, 100000]) {
+    ;(() => {
+      for (let i = 0; i < 8192; i++) pool.release(pool.allocUnsafe(size))
+    })()
+    const live = pool.allocUnsafe(size)
+    live.fill(0xaa)
+    await collectUntil(() => false, 6)
+    const next = pool.allocUnsafe(size)
+    next.fill(0x55)
+    t.true(live.every((b) => b === 0xaa), `size ${size}: the live Buffer kept its bytes`)
+    t.true(pool.isPooled(live))
+    t.like(pool.stats(), { liveBuffers: 2, gcReclaims: 0 })
+    pool.release(live)
+    pool.release(next)
+  }
+  pool.close()
+})
+
 test('close() refuses new loans and gives free memory back; Buffers still out stay valid until released', (t) => {
   const pool = new Pool({ maxBytes: 16 * 1024 * 1024 })
   const small = pool.alloc(100)
