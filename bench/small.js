@@ -9,28 +9,34 @@ const { keep, timeOps, alternate, row, unavailable, assertClean } = require('./c
 
 const SIZES = [64, 512, 4096, 8192]
 
+// Each cycle is compiled afresh (`new Function`) so that every variant has its own type feedback:
+// a loop shared by all variants would see several `alloc` functions at one call site and measure
+// V8's megamorphic calls instead of the allocators.
+
 /** The small cycle on an extmem pool: `alloc(n)` + two writes + `release(buf)`, `count` times. */
 function extmemCycle(alloc, release, n) {
-  return (count) => {
+  // eslint-disable-next-line no-new-func
+  return new Function('alloc', 'release', 'n', `return function extmemCycle(count) {
     for (let i = 0; i < count; i++) {
       const buf = alloc(n)
       buf[0] = 1
       buf[n - 1] = 2
       release(buf)
     }
-  }
+  }`)(alloc, release, n)
 }
 
 /** The same on Node's own allocator: `alloc(n)` + two writes, the Buffer dropped to the GC. */
 function nodeCycle(alloc, n) {
-  return (count) => {
+  // eslint-disable-next-line no-new-func
+  return new Function('alloc', 'keep', 'n', `return function nodeCycle(count) {
     for (let i = 0; i < count; i++) {
       const buf = alloc(n)
       buf[0] = 1
       buf[n - 1] = 2
       keep(buf)
     }
-  }
+  }`)(alloc, keep, n)
 }
 
 /** Rows of one path, per size: extmem's `alloc`/`release` (on `pool`) against Node's `peerAlloc`. */
