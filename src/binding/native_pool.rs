@@ -177,7 +177,7 @@ impl NativePool {
     pub fn is_view_of_loan(&self, env: Env, buffer: RawValue) -> bool {
         // SAFETY: `buffer` is a live value of this env.
         match unsafe { raw::view_info(env.raw(), buffer.0) } {
-            Some(info) if info.len > 0 => self.core.is_view_of_loan(info.data, info.len),
+            Some(info) if info.data != 0 => self.core.is_view_of_loan(info.data, info.len),
             _ => false,
         }
     }

@@ -1,0 +1,103 @@
+'use strict'
+// Concurrency and teardown of the process-wide defaultPool. Each scenario runs in a child process
+// (./fixtures/concurrency-child.js), so that EXTMEM_MAX_BYTES can give its defaultPool a small cap
+// and a crash or a hang cannot take the test runner with it. The child prints one JSON line.
+
+const test = require('ava')
+const path = require('node:path')
+const { spawn } = require('node:child_process')
+
+const CHILD = path.join(__dirname, 'fixtures', 'concurrency-child.js')
+const REFUSALS = ['ERR_EXTMEM_EXHAUSTED', 'ERR_EXTMEM_THROTTLED']
+
+/** Runs the child with `args`; resolves with its exit code, signal, stdout and stderr. */
+function child(args, env = {}, timeoutMs = 60_000) {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, ['--expose-gc', CHILD, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    p.stdout.setEncoding('utf8').on('data', (d) => (stdout += d))
+    p.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
+    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs)
+    p.on('error', reject)
+    p.on('close', (code, signal) => {
+      clearTimeout(timer)
+      resolve({ code, signal, stdout, stderr })
+    })
+  })
+}
+
+function result(t, run) {
+  t.is(run.signal, null, `the child was not killed (stderr: ${run.stderr})`)
+  t.is(run.code, 0, `the child exits with 0 (stderr: ${run.stderr})`)
+  t.is(run.stderr, '', 'and writes nothing to stderr')
+  return JSON.parse(run.stdout)
+}
+
+test.serial('the main thread and two workers hammering defaultPool at its cap keep it within the cap and exact', async (t) => {
+  const maxBytes = 2 * 1024 * 1024
+  const out = result(t, await child(['stress', '3000'], { EXTMEM_MAX_BYTES: '2M' }))
+  t.is(out.maxBytes, maxBytes)
+  t.is(out.threads.length, 3)
+  let refusals = 0
+  let allocations = 0
+  for (const [i, th] of out.threads.entries()) {
+    const who = i === 0 ? 'main thread' : `worker ${i}`
+    t.is(th.corrupt, 0, `${who}: every Buffer kept its own bytes until its release`)
+    t.is(th.overCap, 0, `${who}: reservedBytes never above maxBytes in ${th.samples} samples`)
+    t.is(th.incoherent, 0, `${who}: requestedBytes <= inUseBytes <= reservedBytes in every sample`)
+    t.deepEqual(th.badErrors, [], `${who}: every refusal is an Error that carries requestedBytes`)
+    for (const code of Object.keys(th.refusals)) t.true(REFUSALS.includes(code), `${who}: a refusal with ${code}`)
+    t.true(th.allocations > 1000, `${who} did its share (${th.allocations} allocations)`)
+    t.is(th.allocations, th.releases, `${who} released everything it allocated`)
+    allocations += th.allocations
+    for (const n of Object.values(th.refusals)) refusals += n
+  }
+  const { sampler, after } = out
+  t.true(sampler.samples > 100, `the sampler ran (${sampler.samples} samples)`)
+  t.is(sampler.overCap, 0, 'the sampler never saw reservedBytes above maxBytes')
+  t.is(sampler.incoherent, 0)
+  t.true(sampler.maxReserved <= maxBytes)
+  t.true(after.refused.cap > 0, 'the threads pushed the pool to its hard cap')
+  t.true(out.threads.every((th) => (th.refusals.ERR_EXTMEM_EXHAUSTED ?? 0) > 0), 'every thread met ERR_EXTMEM_EXHAUSTED')
+  // Afterwards, every figure balances: nothing is lent, every refusal and allocation is counted.
+  t.like(after, { inUseBytes: 0, requestedBytes: 0, liveBuffers: 0, gcReclaims: 0 })
+  t.is(after.allocations, allocations)
+  t.is(after.releases, allocations)
+  t.is(after.failedAllocations, refusals)
+  t.is(after.refused.cap + after.refused.throttled + after.refused.shedding, refusals)
+  t.true(after.reservedBytes <= maxBytes)
+  t.true(after.small.classes.every((c) => c.inUse === 0))
+  t.is(after.large.live, 0)
+})
+
+test.serial('workers terminated while holding or churning Buffers give all their memory back', async (t) => {
+  const maxBytes = 64 * 1024 * 1024
+  const out = result(t, await child(['terminate'], { EXTMEM_MAX_BYTES: '64M' }))
+  const [held, ...churned] = out.rounds
+  t.is(held.holding, 3012, 'one worker held 3000 small Buffers and twelve of 1 MiB (some retained twice)')
+  t.is(held.liveDuring, 3012)
+  t.true(held.inUseDuring > 12 * 1024 * 1024)
+  t.is(churned.length, 4, 'four workers were terminated in the middle of allocating and releasing')
+  const { baseline, after } = out
+  t.like(after, { liveBuffers: baseline.liveBuffers, inUseBytes: 0, requestedBytes: 0 })
+  t.is(after.allocations, after.releases + after.gcReclaims, 'every loan ended, by release or by reclaim')
+  t.true(after.gcReclaims >= 3012, 'the held Buffers were reclaimed')
+  t.is(out.refilledBytes, maxBytes, 'the whole cap can be allocated again afterwards')
+  t.is(out.refillError, 'ERR_EXTMEM_EXHAUSTED')
+  t.like(out.final, { inUseBytes: 0, liveBuffers: 0 })
+})
+
+for (const how of ['exit', 'natural']) {
+  const title =
+    how === 'exit'
+      ? 'a process that calls process.exit(0) with live Buffers in two threads exits cleanly'
+      : 'a process that ends naturally with live Buffers in two threads exits cleanly'
+  test.serial(title, async (t) => {
+    const out = result(t, await child(['exit', how]))
+    t.deepEqual(out, { live: 4, how }, 'two Buffers of the main thread and two of a worker were out')
+  })
+}
