@@ -101,3 +101,42 @@ for (const how of ['exit', 'natural']) {
     t.deepEqual(out, { live: 4, how }, 'two Buffers of the main thread and two of a worker were out')
   })
 }
+
+test.serial("a process that exits from inside a 'watermark' listener, with a worker's Buffers out, exits cleanly", async (t) => {
+  const pkg = JSON.stringify(path.join(__dirname, '..'))
+  const script = `
+    const { Worker } = require('node:worker_threads')
+    const { defaultPool } = require(${pkg})
+    const held = []
+    defaultPool.on('watermark', (e) => {
+      if (e.level !== 'critical') return
+      console.log(JSON.stringify({ level: e.level, live: defaultPool.stats().liveBuffers }))
+      process.exit(0)
+    })
+    const w = new Worker(\`
+      const extmem = require(${pkg})
+      const mine = []
+      for (let i = 0; i < 40; i++) mine.push(extmem.allocUnsafe(12288, { priority: 'essential' }))
+      setInterval(() => {}, 1000)
+    \`, { eval: true })
+    w.on('online', () => setTimeout(() => {
+      for (let i = 0; i < 50; i++) held.push(defaultPool.allocUnsafe(12288, { priority: 'essential' }))
+    }, 200))
+  `
+  const run = await new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, ['-e', script], { env: { ...process.env, EXTMEM_MAX_BYTES: String(100 * 12288) }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    p.stdout.setEncoding('utf8').on('data', (d) => (stdout += d))
+    p.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
+    const timer = setTimeout(() => p.kill('SIGKILL'), 30_000)
+    p.on('error', reject)
+    p.on('close', (code, signal) => {
+      clearTimeout(timer)
+      resolve({ code, signal, stdout, stderr })
+    })
+  })
+  const out = result(t, run)
+  t.is(out.level, 'critical')
+  t.true(out.live >= 85, `Buffers of both threads were out (${out.live})`)
+})
