@@ -122,8 +122,9 @@ unsafe fn first_mismatch(addr: *const u8, len: usize, id: u64) -> Option<usize> 
 unsafe fn ends_hold(addr: *const u8, len: usize, id: u64) -> bool {
     let tail = len.saturating_sub(16);
     // SAFETY: both ranges lie inside `addr..addr + len`.
-    let (head, end) =
-        unsafe { (std::slice::from_raw_parts(addr, len.min(16)), std::slice::from_raw_parts(addr.add(tail), len - tail)) };
+    let (head, end) = unsafe {
+        (std::slice::from_raw_parts(addr, len.min(16)), std::slice::from_raw_parts(addr.add(tail), len - tail))
+    };
     head.iter().enumerate().all(|(i, &b)| b == pattern(id, i))
         && end.iter().enumerate().all(|(k, &b)| b == pattern(id, tail + k))
 }
@@ -244,7 +245,12 @@ impl SlabModel {
         prop_assert!(self.chunks.contains(&self.chunk_of(slot)), "slot {:?} is in a mapped chunk", slot);
         for o in &self.out {
             prop_assert!(o.slot != slot, "slot {:?} handed out twice", slot);
-            prop_assert!(!overlap(addr, self.size, o.addr, self.size), "slots at {:#x} and {:#x} overlap", addr, o.addr);
+            prop_assert!(
+                !overlap(addr, self.size, o.addr, self.size),
+                "slots at {:#x} and {:#x} overlap",
+                addr,
+                o.addr
+            );
         }
         // SAFETY: the slot was just handed out to us alone.
         unsafe { stamp(p, self.size, self.next_id) };
@@ -256,7 +262,12 @@ impl SlabModel {
     fn give_back(&mut self, s: &mut ClassSlab, i: usize) -> Result<Out, TestCaseError> {
         let o = self.out.swap_remove(i);
         // SAFETY: still ours until pushed.
-        prop_assert_eq!(unsafe { first_mismatch(o.addr as *const u8, self.size, o.id) }, None, "slot {:?} kept its bytes", o.slot);
+        prop_assert_eq!(
+            unsafe { first_mismatch(o.addr as *const u8, self.size, o.id) },
+            None,
+            "slot {:?} kept its bytes",
+            o.slot
+        );
         s.push(o.slot);
         prop_assert_eq!(s.loan(o.slot), None, "a free slot has no loan");
         Ok(o)
@@ -268,7 +279,11 @@ impl SlabModel {
         prop_assert_eq!(s.free_slots(), self.chunks.len() * self.per - self.out.len());
         for o in &self.out {
             // SAFETY: the slot is out, so its bytes are ours and mapped.
-            prop_assert!(unsafe { ends_hold(o.addr as *const u8, self.size, o.id) }, "slot {:?} was overwritten", o.slot);
+            prop_assert!(
+                unsafe { ends_hold(o.addr as *const u8, self.size, o.id) },
+                "slot {:?} was overwritten",
+                o.slot
+            );
             prop_assert_eq!(s.loan(o.slot), o.loan);
             prop_assert_eq!(s.epoch(o.slot), self.epochs.get(&o.slot).copied().unwrap_or(0));
         }
@@ -466,13 +481,24 @@ proptest! {
 #[derive(Debug, Clone)]
 enum PoolOp {
     /// A plain allocation, or (`bind`, small sizes) one whose ArrayBuffer spans its whole slot.
-    Alloc { size: usize, zero: bool, bind: bool },
+    Alloc {
+        size: usize,
+        zero: bool,
+        bind: bool,
+    },
     /// Lend a kept slot again through its ArrayBuffer, for a size of the slot's class.
-    Reuse { ab: usize, size: usize, zero: bool },
+    Reuse {
+        ab: usize,
+        size: usize,
+        zero: bool,
+    },
     Retain(usize),
     /// Drop one reference; on the last, check the memory and end the loan with finish_release
     /// (or release_bound, for a slot-bound loan, when `bound_path`).
-    Release { index: usize, bound_path: bool },
+    Release {
+        index: usize,
+        bound_path: bool,
+    },
     /// End a plain loan as the GC would: reclaim, whatever its references.
     Reclaim(usize),
     /// The finalizer of a slot-bound ArrayBuffer: its Buffer (if lent) was collected.
@@ -613,13 +639,25 @@ fn check_pool(p: &Pool, m: &PoolModel) -> Result<(), TestCaseError> {
     }
     for l in &m.live {
         // SAFETY: the loan is live, so its memory is mapped and ours.
-        prop_assert!(unsafe { ends_hold(l.grant.addr, l.size, l.id) }, "grant {} at {:#x} was overwritten", l.id, l.addr());
+        prop_assert!(
+            unsafe { ends_hold(l.grant.addr, l.size, l.id) },
+            "grant {} at {:#x} was overwritten",
+            l.id,
+            l.addr()
+        );
     }
     Ok(())
 }
 
 /// A grant just made for `size` bytes: check it, stamp it, keep it.
-fn granted(m: &mut PoolModel, grant: Grant, size: usize, zero: bool, owner: Owner, id: u64) -> Result<(), TestCaseError> {
+fn granted(
+    m: &mut PoolModel,
+    grant: Grant,
+    size: usize,
+    zero: bool,
+    owner: Owner,
+    id: u64,
+) -> Result<(), TestCaseError> {
     let addr = grant.addr as usize;
     prop_assert_eq!(addr % MIN_ALIGN, 0);
     for l in &m.live {
@@ -712,7 +750,10 @@ fn end_by_release(p: &Pool, m: &mut PoolModel, i: usize, bound_path: bool) -> Re
         // A closed pool unmaps a chunk as soon as its last slot comes back; a slot of an unmapped
         // chunk has epoch 0, which no ArrayBuffer has.
         let per = (SLAB_CHUNK_BYTES / CLASS_SIZES[g.class]) as u32;
-        let chunk_in_use = m.live.iter().any(|o| o.grant.slot.is_some_and(|h| h.class == g.class && h.slot.index() / per == g.slot.index() / per));
+        let chunk_in_use = m
+            .live
+            .iter()
+            .any(|o| o.grant.slot.is_some_and(|h| h.class == g.class && h.slot.index() / per == g.slot.index() / per));
         let epoch = if m.closed && !chunk_in_use { 0 } else { m.epochs[&(g.class, g.slot.index())] };
         prop_assert_eq!(slot, Some(SlotRef { epoch, ..g }), "the slot comes back with its newest epoch");
     } else {
@@ -745,7 +786,12 @@ fn run_pool(max_bytes: usize, ops: Vec<PoolOp>) -> Result<(), TestCaseError> {
                         }
                         granted(&mut m, grant, size, zero, owner, next_id)?;
                         if bind {
-                            m.abs.push(Ab { slot: grant.slot.unwrap(), capacity: grant.capacity, user: Some(next_id), finalized: false });
+                            m.abs.push(Ab {
+                                slot: grant.slot.unwrap(),
+                                capacity: grant.capacity,
+                                user: Some(next_id),
+                                finalized: false,
+                            });
                             m.live.last_mut().unwrap().ab = Some(m.abs.len() - 1);
                         }
                     }
@@ -763,12 +809,19 @@ fn run_pool(max_bytes: usize, ops: Vec<PoolOp>) -> Result<(), TestCaseError> {
                 let size = lower + size % (class_size - lower + 1);
                 let owner = Owner { thread: 7, handle: next_id as usize };
                 let newest = m.epochs.get(&(slot.class, slot.slot.index())).copied() == Some(slot.epoch);
-                let out = m.live.iter().any(|l| l.grant.slot.is_some_and(|g| g.class == slot.class && g.slot == slot.slot));
+                let out =
+                    m.live.iter().any(|l| l.grant.slot.is_some_and(|g| g.class == slot.class && g.slot == slot.slot));
                 let before = p.stats();
                 match p.reuse(slot, AllocRequest::new(size, zero), owner) {
                     Ok(grant) => {
                         prop_assert!(!m.closed, "a closed pool lends nothing");
-                        prop_assert!(newest && !out, "reuse of {:?} (newest {}, out {}) must be refused", slot, newest, out);
+                        prop_assert!(
+                            newest && !out,
+                            "reuse of {:?} (newest {}, out {}) must be refused",
+                            slot,
+                            newest,
+                            out
+                        );
                         prop_assert_eq!(grant.slot, Some(slot));
                         granted(&mut m, grant, size, zero, owner, next_id)?;
                         m.abs[a].user = Some(next_id);
@@ -849,10 +902,16 @@ fn run_pool(max_bytes: usize, ops: Vec<PoolOp>) -> Result<(), TestCaseError> {
                     let cut = 1 + i % (l.size - 1);
                     for (addr, len) in [(l.addr() + cut, l.size - cut), (l.addr(), l.size - cut)] {
                         prop_assert!(p.is_view_of_loan(addr, len), "{:#x}+{} lies inside a live loan", addr, len);
-                        prop_assert_eq!(p.ref_count(l.grant.token, addr, len).map_err(|e| e.code()), Err("ERR_EXTMEM_NOT_POOLED"));
+                        prop_assert_eq!(
+                            p.ref_count(l.grant.token, addr, len).map_err(|e| e.code()),
+                            Err("ERR_EXTMEM_NOT_POOLED")
+                        );
                         let want = if m.closed { "ERR_EXTMEM_CLOSED" } else { "ERR_EXTMEM_NOT_POOLED" };
                         prop_assert_eq!(p.retain(l.grant.token, addr, len).map_err(|e| e.code()), Err(want));
-                        prop_assert_eq!(p.release(l.grant.token, addr, len).map_err(|e| e.code()), Err("ERR_EXTMEM_NOT_POOLED"));
+                        prop_assert_eq!(
+                            p.release(l.grant.token, addr, len).map_err(|e| e.code()),
+                            Err("ERR_EXTMEM_NOT_POOLED")
+                        );
                     }
                     prop_assert_eq!(p.stats(), before, "a view changes nothing");
                 }
@@ -863,14 +922,26 @@ fn run_pool(max_bytes: usize, ops: Vec<PoolOp>) -> Result<(), TestCaseError> {
                 let t = l.grant.token;
                 // Another generation at the same key, a token beyond 2^53, another pool's.
                 for forged in [t ^ (1 << 28), t | (1 << 53), t ^ (1 << 41)] {
-                    prop_assert_eq!(p.ref_count(forged, l.addr(), l.size).map_err(|e| e.code()), Err("ERR_EXTMEM_NOT_POOLED"));
-                    prop_assert_eq!(p.release(forged, l.addr(), l.size).map_err(|e| e.code()), Err("ERR_EXTMEM_NOT_POOLED"));
+                    prop_assert_eq!(
+                        p.ref_count(forged, l.addr(), l.size).map_err(|e| e.code()),
+                        Err("ERR_EXTMEM_NOT_POOLED")
+                    );
+                    prop_assert_eq!(
+                        p.release(forged, l.addr(), l.size).map_err(|e| e.code()),
+                        Err("ERR_EXTMEM_NOT_POOLED")
+                    );
                     prop_assert!(!p.reclaim(forged));
                 }
-                prop_assert_eq!(other.ref_count(t, l.addr(), l.size).map_err(|e| e.code()), Err("ERR_EXTMEM_NOT_POOLED"));
+                prop_assert_eq!(
+                    other.ref_count(t, l.addr(), l.size).map_err(|e| e.code()),
+                    Err("ERR_EXTMEM_NOT_POOLED")
+                );
                 prop_assert!(!other.reclaim(t), "another pool ends none of this pool's loans");
                 if let Some(g) = l.grant.slot {
-                    prop_assert_eq!(other.reuse(g, AllocRequest::new(l.size, false), l.owner).err().map(|e| e.code()), Some("ERR_EXTMEM_STALE"));
+                    prop_assert_eq!(
+                        other.reuse(g, AllocRequest::new(l.size, false), l.owner).err().map(|e| e.code()),
+                        Some("ERR_EXTMEM_STALE")
+                    );
                 }
                 prop_assert_eq!(p.stats(), before, "a forged token changes nothing");
             }
@@ -880,7 +951,10 @@ fn run_pool(max_bytes: usize, ops: Vec<PoolOp>) -> Result<(), TestCaseError> {
                 let s = p.stats();
                 prop_assert_eq!(s.counters.reserved_bytes, before - freed);
                 prop_assert_eq!(s.large_cached, 0);
-                prop_assert!(s.classes.iter().all(|k| k.in_use > 0 || k.free == 0), "no chunk without a slot out is left");
+                prop_assert!(
+                    s.classes.iter().all(|k| k.in_use > 0 || k.free == 0),
+                    "no chunk without a slot out is left"
+                );
             }
             PoolOp::Close => {
                 prop_assert_eq!(p.close(), m.live.len(), "close() returns the loans still out");

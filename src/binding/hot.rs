@@ -65,7 +65,14 @@ pub fn register(exports: Object, env: Env) -> napi::Result<()> {
         let mut f = ptr::null_mut();
         // SAFETY: a valid env, name and callback; `f` is a valid out-pointer.
         let status = unsafe {
-            sys::napi_create_function(env.raw(), name.as_ptr().cast::<c_char>(), name.len() as isize, Some(callback), ptr::null_mut(), &mut f)
+            sys::napi_create_function(
+                env.raw(),
+                name.as_ptr().cast::<c_char>(),
+                name.len() as isize,
+                Some(callback),
+                ptr::null_mut(),
+                &mut f,
+            )
         };
         if status != sys::Status::napi_ok {
             return Err(napi::Error::from_reason(format!("cannot create the native function {name}")));
@@ -158,7 +165,9 @@ unsafe fn request(env: sys::napi_env, a: &[sys::napi_value], bind: bool) -> Allo
 
 /// A refusal: its figures to scratch[1..4], its status as the result.
 unsafe fn refusal(env: sys::napi_env, e: &PoolError) -> sys::napi_value {
-    if let PoolError::Exhausted { requested, available, level } | PoolError::Throttled { requested, available, level } = e {
+    if let PoolError::Exhausted { requested, available, level } | PoolError::Throttled { requested, available, level } =
+        e
+    {
         scratch::write(&[0.0, *requested as f64, *available as f64, *level as u32 as f64]);
     }
     // SAFETY: the current env.
@@ -213,7 +222,9 @@ unsafe extern "C" fn alloc_bound(env: sys::napi_env, info: sys::napi_callback_in
         let hint = Hint::Slot { pool: pool.clone(), slot, bytes: grant.capacity }.into_raw();
         // The slot is this loan's alone; later loans reach it only through this ArrayBuffer (or
         // one it was transferred to) while its epoch is the slot's newest.
-        let Some(buffer) = raw::create_external_arraybuffer(env, grant.addr, grant.capacity, loan_handle::finalize, hint) else {
+        let Some(buffer) =
+            raw::create_external_arraybuffer(env, grant.addr, grant.capacity, loan_handle::finalize, hint)
+        else {
             pool.undo_alloc(grant.token);
             Hint::drop_raw(hint);
             return number(env, status::STATUS_EXTERNAL_REFUSED.into());

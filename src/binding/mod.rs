@@ -11,6 +11,5 @@ mod loan_handle;
 mod native_pool;
 mod raw;
 mod scratch;
-pub mod status;
 mod stats;
-
+pub mod status;

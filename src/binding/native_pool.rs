@@ -6,11 +6,11 @@ use std::sync::{Arc, OnceLock};
 use napi::bindgen_prelude::Env;
 use napi_derive::napi;
 
+use super::events;
+use super::hot;
 use super::raw::{self, RawValue};
 use super::stats::JsPoolStats;
 use super::status;
-use super::events;
-use super::hot;
 use crate::core::admission::Admission;
 use crate::core::limits;
 use crate::core::pool::{Pool, PoolConfig};
@@ -207,5 +207,9 @@ impl NativePool {
 }
 
 fn cap(max_bytes: f64) -> usize {
-    if max_bytes >= 1.0 { max_bytes as usize } else { limits::default_max_bytes() }
+    if max_bytes >= 1.0 {
+        max_bytes as usize
+    } else {
+        limits::default_max_bytes()
+    }
 }

@@ -50,9 +50,8 @@ pub unsafe fn view_info(env: sys::napi_env, value: sys::napi_value) -> Option<Vi
     let mut buffer = ptr::null_mut();
     let mut offset = 0;
     // SAFETY: all out-pointers are valid locals; the env and value are valid per the contract.
-    let status = unsafe {
-        sys::napi_get_typedarray_info(env, value, &mut kind, &mut len, &mut data, &mut buffer, &mut offset)
-    };
+    let status =
+        unsafe { sys::napi_get_typedarray_info(env, value, &mut kind, &mut len, &mut data, &mut buffer, &mut offset) };
     (status == sys::Status::napi_ok).then_some(ViewInfo { data: data as usize, len, buffer })
 }
 
@@ -73,8 +72,7 @@ pub unsafe fn create_external_buffer(
 ) -> Option<sys::napi_value> {
     let mut out = ptr::null_mut();
     // SAFETY: per the contract; `out` is a valid local.
-    let status =
-        unsafe { sys::napi_create_external_buffer(env, len, data.cast(), Some(finalize), hint, &mut out) };
+    let status = unsafe { sys::napi_create_external_buffer(env, len, data.cast(), Some(finalize), hint, &mut out) };
     (status == sys::Status::napi_ok).then_some(out)
 }
 

@@ -67,7 +67,15 @@ pub struct AllocRequest {
 impl AllocRequest {
     /// `size` bytes, 8-aligned, normal priority, untracked.
     pub fn new(size: usize, zero: bool) -> Self {
-        AllocRequest { size, zero, align: MIN_ALIGN, priority: Priority::Normal, trace: None, bind: false, prefault: false }
+        AllocRequest {
+            size,
+            zero,
+            align: MIN_ALIGN,
+            priority: Priority::Normal,
+            trace: None,
+            bind: false,
+            prefault: false,
+        }
     }
 }
 
@@ -217,7 +225,9 @@ impl Pool {
                 }
                 // Every new ArrayBuffer over a slot gets a new epoch, bound or not.
                 let slot = match memory {
-                    LoanMemory::Slot { class, slot } => Some(SlotRef { class, slot, epoch: st.classes[class].new_epoch(slot) }),
+                    LoanMemory::Slot { class, slot } => {
+                        Some(SlotRef { class, slot, epoch: st.classes[class].new_epoch(slot) })
+                    }
                     _ => None,
                 };
                 let external = if req.bind && slot.is_some() {
@@ -431,7 +441,11 @@ impl Pool {
 impl State {
     /// Takes memory for `req`: `(memory, addr, capacity, fresh)`, where `fresh` memory was just
     /// mapped and is already zero. Admission is decided first, at the current level.
-    fn take(&mut self, config: &PoolConfig, req: &AllocRequest) -> Result<(LoanMemory, *mut u8, usize, bool), PoolError> {
+    fn take(
+        &mut self,
+        config: &PoolConfig,
+        req: &AllocRequest,
+    ) -> Result<(LoanMemory, *mut u8, usize, bool), PoolError> {
         if self.closed {
             return Err(PoolError::Closed);
         }
@@ -659,7 +673,14 @@ impl State {
             LoanMemory::Returned => unreachable!("a live loan owns its memory"),
         }
         self.update_level(config);
-        Some(Ended { requested: l.requested, addr: l.addr, since_ms: l.since_ms, trace: l.trace, owner: l.owner, memory_was })
+        Some(Ended {
+            requested: l.requested,
+            addr: l.addr,
+            since_ms: l.since_ms,
+            trace: l.trace,
+            owner: l.owner,
+            memory_was,
+        })
     }
 }
 
@@ -861,7 +882,10 @@ mod tests {
         let _held: Vec<Grant> = (0..72).map(|_| p.alloc_with(essential.clone(), OWNER).unwrap()).collect();
         assert_eq!(p.level(), Level::Warning);
         assert!(p.alloc(8192, false, OWNER).is_ok(), "small is allowed at warning");
-        assert!(matches!(p.alloc(8193, false, OWNER), Err(PoolError::Throttled { requested: 8193, level: Level::Warning, .. })));
+        assert!(matches!(
+            p.alloc(8193, false, OWNER),
+            Err(PoolError::Throttled { requested: 8193, level: Level::Warning, .. })
+        ));
         let before = p.stats();
         assert!(matches!(p.alloc(100, false, OWNER), Ok(_)));
         let s = p.stats();

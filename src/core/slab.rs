@@ -210,7 +210,8 @@ impl ClassSlab {
         let mut map = MmapMut::map_anon(SLAB_CHUNK_BYTES)?;
         let base = map.as_mut_ptr() as usize;
         let key = self.chunks.insert(Chunk { _map: map, base, live: 0 });
-        let first = u32::try_from(key).ok().and_then(|k| k.checked_mul(self.per_chunk)).expect("slot numbers fit in u32");
+        let first =
+            u32::try_from(key).ok().and_then(|k| k.checked_mul(self.per_chunk)).expect("slot numbers fit in u32");
         let end = first as usize + self.per_chunk as usize;
         if self.meta.len() < end {
             self.meta.resize(end, SlotMeta { prev: NIL, next: NIL, free: false, epoch: 0, loan: NIL });
