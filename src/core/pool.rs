@@ -344,10 +344,7 @@ impl Pool {
         let mut st = self.state.lock();
         let ended = st.end_loan(&self.config, self.id, token)?;
         st.counters.releases += 1;
-        match ended.memory_was {
-            Some((class, slot)) => Some(SlotRef { class, slot, epoch: st.classes[class].epoch(slot) }),
-            None => None,
-        }
+        ended.memory_was.map(|(class, slot)| SlotRef { class, slot, epoch: st.classes[class].epoch(slot) })
     }
 
     /// Takes back an allocation whose Buffer could not be made, as if it had never happened.
@@ -393,7 +390,7 @@ impl Pool {
             })
             .filter(|l| l.age_ms >= older_than_ms)
             .collect();
-        out.sort_by(|a, b| b.age_ms.cmp(&a.age_ms));
+        out.sort_by_key(|l| std::cmp::Reverse(l.age_ms));
         out
     }
 
@@ -887,7 +884,7 @@ mod tests {
             Err(PoolError::Throttled { requested: 8193, level: Level::Warning, .. })
         ));
         let before = p.stats();
-        assert!(matches!(p.alloc(100, false, OWNER), Ok(_)));
+        assert!(p.alloc(100, false, OWNER).is_ok());
         let s = p.stats();
         assert_eq!((s.counters.refused_throttled, s.counters.failed_allocations), (1, 1));
         assert_eq!(s.live_buffers, before.live_buffers + 1);

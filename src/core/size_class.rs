@@ -54,12 +54,12 @@ const _: () = assert!(SMALL_MAX.is_power_of_two());
 pub fn class_of(size: usize) -> usize {
     debug_assert!((1..=SMALL_MAX).contains(&size), "class_of({size}) is outside 1..={SMALL_MAX}");
     if size <= 64 {
-        return (size + MIN_ALIGN - 1) / MIN_ALIGN - 1;
+        return size.div_ceil(MIN_ALIGN) - 1;
     }
     // size is in (2^b, 2^(b+1)] with b >= 6.
     let b = (usize::BITS - 1 - (size - 1).leading_zeros()) as usize;
     let step = 1usize << (b - 2);
-    let within = (size - (1 << b) + step - 1) / step; // 1..=4
+    let within = (size - (1 << b)).div_ceil(step); // 1..=4
     LINEAR_CLASSES + (b - 6) * PER_DOUBLING + within - 1
 }
 
@@ -75,13 +75,13 @@ pub const ALIGNMENTS: [usize; 3] = [MIN_ALIGN, 64, 4096];
 pub fn class_for(size: usize, align: usize) -> usize {
     debug_assert!(ALIGNMENTS.contains(&align), "unsupported alignment {align}");
     let mut c = class_of(size);
-    while CLASS_SIZES[c] % align != 0 {
+    while !CLASS_SIZES[c].is_multiple_of(align) {
         c += 1;
     }
     c
 }
 
-const _: () = assert!(SMALL_MAX % 4096 == 0, "every alignment has a class");
+const _: () = assert!(SMALL_MAX.is_multiple_of(4096), "every alignment has a class");
 
 #[cfg(test)]
 mod tests {
@@ -114,7 +114,7 @@ mod tests {
         for &align in &ALIGNMENTS {
             for size in 1..=SMALL_MAX {
                 let c = class_for(size, align);
-                assert!(CLASS_SIZES[c] >= size && CLASS_SIZES[c] % align == 0);
+                assert!(CLASS_SIZES[c] >= size && CLASS_SIZES[c].is_multiple_of(align));
                 assert!(CLASS_SIZES[..c].iter().all(|&s| s < size || s % align != 0));
             }
         }

@@ -20,7 +20,7 @@ use memmap2::MmapMut;
 /// Bytes of one slab chunk: the unit in which the slab pool takes memory from the OS.
 pub const SLAB_CHUNK_BYTES: usize = 64 * 1024;
 
-const _: () = assert!(SLAB_CHUNK_BYTES % super::size_class::SMALL_MAX == 0);
+const _: () = assert!(SLAB_CHUNK_BYTES.is_multiple_of(super::size_class::SMALL_MAX));
 
 /// No slot / no loan.
 const NIL: u32 = u32::MAX;
