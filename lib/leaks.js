@@ -12,10 +12,19 @@ const INTERVALS = Object.freeze({ off: 0, sampled: SAMPLE_INTERVAL, paranoid: 1 
 const LIB_DIR = __dirname + path.sep
 const PKG_INDEX = path.join(__dirname, '..', 'index')
 
-/** The JavaScript stack of the caller of `caller`, without this package's own frames. */
-function captureStack(caller) {
+/**
+ * The JavaScript stack of the caller of `caller`, captured but not yet formatted: V8 formats a
+ * stack when `.stack` is first read, which costs ~8x the capture, so that waits until a leak or
+ * live() needs it.
+ */
+function captureTrace(caller) {
   const holder = {}
   Error.captureStackTrace(holder, caller)
+  return holder
+}
+
+/** The stack of a captured trace, as text, without this package's own frames. */
+function formatTrace(holder) {
   return holder.stack
     .split('\n')
     .slice(1)
@@ -37,4 +46,4 @@ function warnOnce(leak) {
   )
 }
 
-module.exports = { INTERVALS, SAMPLE_INTERVAL, captureStack, warnOnce }
+module.exports = { INTERVALS, SAMPLE_INTERVAL, captureTrace, formatTrace, warnOnce }

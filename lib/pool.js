@@ -11,7 +11,7 @@ const diagnostics = require('node:diagnostics_channel')
 const native = require('../binding.js')
 const errors = require('./errors')
 const { subscribe, kDeliver } = require('./events')
-const { INTERVALS, captureStack, warnOnce } = require('./leaks')
+const { INTERVALS, captureTrace, formatTrace, warnOnce } = require('./leaks')
 const { FastArenas, kFast } = require('./fast')
 const { PooledBuffer } = require('./pooled-buffer')
 const { validateSize, validateBuffer, validateByteCount, validateOptions, validateOneOf, validateWatermarks } = require('./validate')
@@ -72,6 +72,8 @@ class Pool extends EventEmitter {
   /** Allocations per tracked one (0: leak detection off); and how many until the next. */
   #trackEvery
   #untilTracked
+  /** Loan token -> captured allocation trace, for this thread's live tracked Buffers. */
+  #traces = new Map()
   /**
    * Per size class, ArrayBuffers of released slots kept for reuse (TRANSFER only), as flat
    * triples `ab, slot, epoch`. Each is private to this object and was detached from every Buffer
@@ -139,27 +141,33 @@ class Pool extends EventEmitter {
       empty[kLoan] = EMPTY_LOAN
       return empty
     }
-    let stack
+    let trace
     if (this.#trackEvery !== 0 && --this.#untilTracked === 0) {
       this.#untilTracked = this.#trackEvery
-      stack = captureStack(caller)
+      trace = captureTrace(caller)
     }
-    if (TRANSFER && size <= SMALL_MAX) return this.#allocSlot(size, zero, flags, stack, caller)
-    const buf = nativeAlloc(this.#handle, size, zero, flags, stack)
-    if (typeof buf === 'number') throw this.#failure(buf, caller)
-    buf[kLoan] = scratch[0]
+    const tracked = trace !== undefined
+    let buf
+    if (TRANSFER && size <= SMALL_MAX) {
+      buf = this.#allocSlot(size, zero, flags, tracked, caller)
+    } else {
+      buf = nativeAlloc(this.#handle, size, zero, flags, tracked)
+      if (typeof buf === 'number') throw this.#failure(buf, caller)
+      buf[kLoan] = scratch[0]
+    }
+    if (tracked) this.#traces.set(buf[kLoan], trace)
     return buf
   }
 
   /** A small Buffer over a kept ArrayBuffer of its class if one is still good, else a new one. */
-  #allocSlot(size, zero, flags, stack, caller) {
+  #allocSlot(size, zero, flags, tracked, caller) {
     const cls = (flags & 3) === 0 ? CLASS_OF[size] : alignedClass(size, ALIGNS[flags & 3])
     const kept = this.#kept[cls]
     while (kept.length !== 0) {
       const epoch = kept.pop()
       const slot = kept.pop()
       const ab = kept.pop()
-      const token = nativeReuse(this.#handle, cls, slot, epoch, size, zero, flags, stack)
+      const token = nativeReuse(this.#handle, cls, slot, epoch, size, zero, flags, tracked)
       if (token >= 0) {
         const buf = new PooledBuffer(ab, 0, size)
         buf[kLoan] = token
@@ -171,7 +179,7 @@ class Pool extends EventEmitter {
       }
       // Stale: another loan took the slot, or its chunk went back to the OS. Drop it.
     }
-    const ab = nativeAllocBound(this.#handle, size, zero, flags, stack)
+    const ab = nativeAllocBound(this.#handle, size, zero, flags, tracked)
     if (typeof ab === 'number') throw this.#failure(ab, caller)
     const buf = new PooledBuffer(ab, 0, size)
     buf[kLoan] = scratch[0]
@@ -203,7 +211,7 @@ class Pool extends EventEmitter {
   /** An arena for the fast path: a pooled Buffer, admitted as the small Buffers it will hold are. */
   #takeArena(bytes, caller) {
     const flags = this.level === 'warning' ? FLAG_ESSENTIAL : 0
-    const buf = nativeAlloc(this.#handle, bytes, false, flags, undefined)
+    const buf = nativeAlloc(this.#handle, bytes, false, flags, false)
     if (typeof buf === 'number') throw this.#failure(buf, caller)
     buf[kLoan] = scratch[0]
     return buf
@@ -227,6 +235,7 @@ class Pool extends EventEmitter {
     if (token === EMPTY_LOAN) return 0
     const refs = nativeRelease(this.#handle, buf, token)
     if (refs < 0) throw this.#failure(refs, this.release)
+    if (refs === 0 && this.#traces.size !== 0) this.#traces.delete(token)
     if (refs === 0 && scratch[0] === 1) {
       // The slot is free from now on: detach this Buffer (and its views) before anything else
       // runs, and keep the ArrayBuffer for the slot's next loan.
@@ -277,11 +286,12 @@ class Pool extends EventEmitter {
     const olderThanMs = opts.olderThanMs ?? 0
     if (typeof olderThanMs !== 'number') throw errors.invalidArgType('options.olderThanMs', 'of type number', olderThanMs, this.live)
     if (!(olderThanMs >= 0)) throw errors.outOfRange('options.olderThanMs', '>= 0', olderThanMs, this.live)
-    return this.#native.live(olderThanMs).map(({ size, ageMs, refCount, address, stack }) =>
-      stack === undefined || stack === null
+    return this.#native.live(olderThanMs).map(({ size, ageMs, refCount, address, tracked, token }) => {
+      const trace = tracked ? this.#traces.get(token) : undefined
+      return trace === undefined
         ? { size, ageMs, refCount, address: BigInt(address) }
-        : { size, ageMs, refCount, address: BigInt(address), stack },
-    )
+        : { size, ageMs, refCount, address: BigInt(address), stack: formatTrace(trace) }
+    })
   }
 
   /**
@@ -323,6 +333,7 @@ class Pool extends EventEmitter {
     this.#closed = true
     this.#dropKept()
     this.#unsubscribe()
+    this.#traces.clear()
     return this.#native.close()
   }
 
@@ -339,8 +350,12 @@ class Pool extends EventEmitter {
       if (watermarkChannel.hasSubscribers) watermarkChannel.publish({ pool: this, ...message })
       this.emit('watermark', message)
     } else if (event.kind === 'leak') {
-      const leak = { size: event.size, ageMs: event.ageMs, address: BigInt(event.address), stack: event.stack }
-      if (event.ownThread) warnOnce(leak)
+      // Only the thread that allocated the Buffer holds its trace, and so reports the leak.
+      const trace = this.#traces.get(event.token)
+      if (trace === undefined) return
+      this.#traces.delete(event.token)
+      const leak = { size: event.size, ageMs: event.ageMs, address: BigInt(event.address), stack: formatTrace(trace) }
+      warnOnce(leak)
       if (leakChannel.hasSubscribers) leakChannel.publish({ pool: this, ...leak })
       this.emit('leak', leak)
     }

@@ -33,9 +33,8 @@ pub struct JsPoolEvent {
     pub size: Option<f64>,
     pub age_ms: Option<f64>,
     pub address: Option<f64>,
-    pub stack: Option<String>,
-    /// For a leak: whether the leaked Buffer was allocated on the receiving thread.
-    pub own_thread: Option<bool>,
+    /// For a leak: the token of the leaked Buffer's loan.
+    pub token: Option<f64>,
 }
 
 type EventSink = ThreadsafeFunction<(u32, PoolEvent), (), JsPoolEvent, Status, false, true>;
@@ -51,12 +50,11 @@ thread_local! {
 /// thread listens to.
 #[napi(js_name = "bindEvents")]
 pub fn bind_events(env: Env, callback: Function<JsPoolEvent, ()>) -> napi::Result<()> {
-    let this_env = env.raw() as usize;
     let sink = callback
         .build_threadsafe_function::<(u32, PoolEvent)>()
         .weak::<true>()
         .callee_handled::<false>()
-        .build_callback(move |ctx| Ok(to_js(ctx.value.0, &ctx.value.1, this_env)))?;
+        .build_callback(move |ctx| Ok(to_js(ctx.value.0, &ctx.value.1)))?;
     SINK.with(|s| *s.borrow_mut() = Some(Arc::new(sink)));
     env.add_env_cleanup_hook((), |()| {
         for (pool, id) in REGISTERED.with(|r| std::mem::take(&mut *r.borrow_mut())) {
@@ -85,7 +83,7 @@ pub fn unlisten(pool: &Arc<Pool>, id: u64) {
     REGISTERED.with(|r| r.borrow_mut().retain(|(p, i)| !(*i == id && p.ptr_eq(&Arc::downgrade(pool)))));
 }
 
-fn to_js(subscriber: u32, event: &PoolEvent, this_env: usize) -> JsPoolEvent {
+fn to_js(subscriber: u32, event: &PoolEvent) -> JsPoolEvent {
     let mut e = JsPoolEvent {
         subscriber,
         kind: String::new(),
@@ -97,8 +95,7 @@ fn to_js(subscriber: u32, event: &PoolEvent, this_env: usize) -> JsPoolEvent {
         size: None,
         age_ms: None,
         address: None,
-        stack: None,
-        own_thread: None,
+        token: None,
     };
     match event {
         PoolEvent::Level(c) => {
@@ -114,8 +111,7 @@ fn to_js(subscriber: u32, event: &PoolEvent, this_env: usize) -> JsPoolEvent {
             e.size = Some(l.size as f64);
             e.age_ms = Some(l.age_ms as f64);
             e.address = Some(l.address as f64);
-            e.stack = Some(l.stack.to_string());
-            e.own_thread = Some(l.thread == this_env);
+            e.token = Some(l.token as f64);
         }
     }
     e

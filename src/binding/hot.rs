@@ -126,20 +126,6 @@ unsafe fn bool_of(env: sys::napi_env, v: sys::napi_value) -> bool {
     out
 }
 
-/// A string argument, or `None` for anything else (the untracked case: `undefined`).
-unsafe fn string_of(env: sys::napi_env, v: sys::napi_value) -> Option<String> {
-    let mut len = 0;
-    // SAFETY: a null buffer asks for the length; a non-string fails.
-    if unsafe { sys::napi_get_value_string_utf8(env, v, ptr::null_mut(), 0, &mut len) } != sys::Status::napi_ok {
-        return None;
-    }
-    let mut bytes = vec![0u8; len + 1];
-    // SAFETY: `bytes` holds `len + 1` bytes.
-    unsafe { sys::napi_get_value_string_utf8(env, v, bytes.as_mut_ptr().cast(), len + 1, &mut len) };
-    bytes.truncate(len);
-    String::from_utf8(bytes).ok()
-}
-
 unsafe fn number(env: sys::napi_env, n: f64) -> sys::napi_value {
     let mut out = ptr::null_mut();
     // SAFETY: a valid out-pointer.
@@ -147,7 +133,7 @@ unsafe fn number(env: sys::napi_env, n: f64) -> sys::napi_value {
     out
 }
 
-/// The request of `[size, zero, flags, stack]` arguments.
+/// The request of `[size, zero, flags, tracked]` arguments.
 unsafe fn request(env: sys::napi_env, a: &[sys::napi_value], bind: bool) -> AllocRequest {
     // SAFETY: values of this env.
     let (size, zero, flags) = unsafe { (f64_of(env, a[0]) as usize, bool_of(env, a[1]), u32_of(env, a[2])) };
@@ -157,7 +143,7 @@ unsafe fn request(env: sys::napi_env, a: &[sys::napi_value], bind: bool) -> Allo
         align: ALIGNMENTS[((flags & FLAG_ALIGN_MASK) as usize).min(ALIGNMENTS.len() - 1)],
         priority: if flags & FLAG_ESSENTIAL != 0 { Priority::Essential } else { Priority::Normal },
         // SAFETY: as above.
-        trace: unsafe { string_of(env, a[3]) }.map(Arc::from),
+        tracked: unsafe { bool_of(env, a[3]) },
         bind,
         prefault: flags & FLAG_PREFAULT != 0,
     }
@@ -174,7 +160,7 @@ unsafe fn refusal(env: sys::napi_env, e: &PoolError) -> sys::napi_value {
     unsafe { number(env, status::of(e).into()) }
 }
 
-/// `alloc(handle, size, zero, flags, stack)`: a new external Buffer of `size >= 1` bytes for
+/// `alloc(handle, size, zero, flags, tracked)`: a new external Buffer of `size >= 1` bytes for
 /// one loan, or a negative status. On success scratch[0] holds the loan's token.
 unsafe extern "C" fn alloc(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY (whole body): `env` and `info` come from Node for this call; values are of this env.
@@ -204,7 +190,7 @@ unsafe extern "C" fn alloc(env: sys::napi_env, info: sys::napi_callback_info) ->
     }
 }
 
-/// `allocBound(handle, size, zero, flags, stack)`: a new slab loan of `size <= 8192` bytes whose
+/// `allocBound(handle, size, zero, flags, tracked)`: a new slab loan of `size <= 8192` bytes whose
 /// memory is a new external ArrayBuffer over the whole slot, kept by JavaScript across later
 /// loans of the slot (see `reuse`); or a negative status. On success scratch holds
 /// `[token, class, slot, epoch]`; the caller views the first `size` bytes.
@@ -234,7 +220,7 @@ unsafe extern "C" fn alloc_bound(env: sys::napi_env, info: sys::napi_callback_in
     }
 }
 
-/// `reuse(handle, class, slot, epoch, size, zero, flags, stack)`: lends the slot again through
+/// `reuse(handle, class, slot, epoch, size, zero, flags, tracked)`: lends the slot again through
 /// the ArrayBuffer of `epoch` that the caller kept. Returns the new loan's token, or a negative
 /// status: `STATUS_STALE` if that ArrayBuffer no longer owns the slot (drop it), a refusal
 /// otherwise (keep it).

@@ -48,7 +48,10 @@ pub struct JsLiveBuffer {
     pub age_ms: f64,
     pub ref_count: u32,
     pub address: f64,
-    pub stack: Option<String>,
+    /// Whether leak detection tracks it (the JavaScript layer holds its stack).
+    pub tracked: bool,
+    /// The token of its loan.
+    pub token: f64,
 }
 
 /// The process-wide default pool, shared by the main thread and every worker thread.
@@ -154,7 +157,8 @@ impl NativePool {
                 age_ms: l.age_ms as f64,
                 ref_count: l.refs,
                 address: l.address as f64,
-                stack: l.stack.map(|s| s.to_string()),
+                tracked: l.tracked,
+                token: l.token as f64,
             })
             .collect()
     }

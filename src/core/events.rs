@@ -1,8 +1,6 @@
 //! What a pool tells its listeners: level changes and leaks. Listeners are plain callbacks; the
 //! binding turns each into a message to one JavaScript thread.
 
-use std::sync::Arc;
-
 use super::watermark::Level;
 
 /// A change of watermark level.
@@ -29,8 +27,8 @@ pub struct Leak {
     pub age_ms: u64,
     /// Its address.
     pub address: usize,
-    /// The JavaScript stack of its allocation.
-    pub stack: Arc<str>,
+    /// The token of its loan, by which the allocating thread finds the allocation's stack.
+    pub token: u64,
     /// The binding's identifier of the thread that allocated it.
     pub thread: usize,
 }

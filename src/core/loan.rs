@@ -73,8 +73,8 @@ pub struct Loan {
     pub owner: Owner,
     /// When the loan began, in [`clock::now_ms`](super::clock::now_ms) milliseconds.
     pub since_ms: u64,
-    /// Allocation stack of a tracked Buffer; `Some` makes a collection without release a leak.
-    pub trace: Option<std::sync::Arc<str>>,
+    /// Whether leak detection tracks this Buffer: its collection without release is a leak.
+    pub tracked: bool,
     /// Bytes this loan's own Buffer adds to external memory: `requested`, or 0 when the loan
     /// uses an ArrayBuffer bound to its slot (counted with that ArrayBuffer instead).
     pub external: usize,

@@ -3,7 +3,6 @@
 
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 use parking_lot::Mutex;
 
@@ -54,8 +53,8 @@ pub struct AllocRequest {
     pub align: usize,
     /// Admission priority.
     pub priority: Priority,
-    /// Allocation stack of a tracked Buffer: its collection without release is a leak.
-    pub trace: Option<Arc<str>>,
+    /// Whether leak detection tracks the Buffer: its collection without release is a leak.
+    pub tracked: bool,
     /// For a slab slot: the caller makes one ArrayBuffer over the whole slot that outlives this
     /// loan (to be reused by [`Pool::reuse`]). Its `capacity` bytes count as external from now
     /// until [`Pool::slot_buffer_finalized`], instead of `size` bytes for this loan only.
@@ -72,7 +71,7 @@ impl AllocRequest {
             zero,
             align: MIN_ALIGN,
             priority: Priority::Normal,
-            trace: None,
+            tracked: false,
             bind: false,
             prefault: false,
         }
@@ -124,8 +123,10 @@ pub struct LiveLoan {
     pub refs: u32,
     /// Address of the first byte.
     pub address: usize,
-    /// Allocation stack, for tracked Buffers.
-    pub stack: Option<Arc<str>>,
+    /// Whether leak detection tracks it.
+    pub tracked: bool,
+    /// The token of its loan.
+    pub token: u64,
 }
 
 /// A pool of external memory: slab classes for sizes up to [`SMALL_MAX`], a mapping each above.
@@ -381,12 +382,13 @@ impl Pool {
         let mut out: Vec<LiveLoan> = st
             .loans
             .iter()
-            .map(|(_, l)| LiveLoan {
+            .map(|(key, l)| LiveLoan {
                 size: l.requested,
                 age_ms: now.saturating_sub(l.since_ms),
                 refs: l.refs,
                 address: l.addr,
-                stack: l.trace.clone(),
+                tracked: l.tracked,
+                token: loan::token(self.id, l.gen, key),
             })
             .filter(|l| l.age_ms >= older_than_ms)
             .collect();
@@ -544,7 +546,7 @@ impl State {
             memory,
             owner,
             since_ms: clock::now_ms(),
-            trace: req.trace,
+            tracked: req.tracked,
             external,
         });
         if let Some((class, slot)) = slot {
@@ -564,13 +566,13 @@ impl State {
     fn reclaim(&mut self, config: &PoolConfig, pool: u64, token: u64) -> bool {
         let Some(ended) = self.end_loan(config, pool, token) else { return false };
         self.counters.gc_reclaims += 1;
-        if let Some(stack) = ended.trace {
+        if ended.tracked {
             self.counters.leaks += 1;
             let leak = Leak {
                 size: ended.requested,
                 age_ms: clock::now_ms().saturating_sub(ended.since_ms),
                 address: ended.addr,
-                stack,
+                token,
                 thread: ended.owner.thread,
             };
             self.listeners.emit(&PoolEvent::Leak(leak));
@@ -674,7 +676,7 @@ impl State {
             requested: l.requested,
             addr: l.addr,
             since_ms: l.since_ms,
-            trace: l.trace,
+            tracked: l.tracked,
             owner: l.owner,
             memory_was,
         })
@@ -687,7 +689,7 @@ struct Ended {
     requested: usize,
     addr: usize,
     since_ms: u64,
-    trace: Option<Arc<str>>,
+    tracked: bool,
     owner: Owner,
     /// The slot the loan held, if it was a slab slot.
     memory_was: Option<(usize, Slot)>,
@@ -699,6 +701,7 @@ unsafe impl Send for Grant {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     const OWNER: Owner = Owner { thread: 1, handle: 2 };
 
@@ -894,12 +897,13 @@ mod tests {
     fn a_tracked_buffer_collected_without_release_is_a_leak() {
         let p = Pool::new(1 << 20);
         let seen = recorder(&p);
-        let req = AllocRequest { trace: Some(Arc::from("at leak (test.js:1:1)")), ..AllocRequest::new(40, false) };
+        let req = AllocRequest { tracked: true, ..AllocRequest::new(40, false) };
         let tracked = p.alloc_with(req, OWNER).unwrap();
         let plain = p.alloc(40, false, OWNER).unwrap();
         let live = p.live(0);
         assert_eq!(live.len(), 2);
-        assert_eq!(live.iter().filter(|l| l.stack.is_some()).count(), 1);
+        assert_eq!(live.iter().filter(|l| l.tracked).count(), 1);
+        assert!(live.iter().any(|l| l.token == tracked.token));
         assert!(p.live(60_000).is_empty(), "nothing is a minute old");
         assert!(p.reclaim(plain.token));
         assert!(p.reclaim(tracked.token));
@@ -907,7 +911,7 @@ mod tests {
         assert_eq!((s.counters.gc_reclaims, s.counters.leaks), (2, 1));
         let events = seen.lock();
         let [PoolEvent::Leak(leak)] = &events[..] else { panic!("one leak: {events:?}") };
-        assert_eq!((leak.size, leak.address, &*leak.stack), (40, tracked.addr as usize, "at leak (test.js:1:1)"));
+        assert_eq!((leak.size, leak.address, leak.token), (40, tracked.addr as usize, tracked.token));
     }
 
     #[test]
