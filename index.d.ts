@@ -61,7 +61,7 @@ export interface LiveBuffer {
   ageMs: number
   refCount: number
   address: bigint
-  /** For Buffers that leak detection tracks. */
+  /** For Buffers that leak detection tracks and this thread allocated. */
   stack?: string
 }
 
