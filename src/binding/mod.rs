@@ -1,8 +1,8 @@
 //! The Node-API binding: converts between JavaScript and the core, and nothing more.
 //!
 //! Results travel back to JavaScript without exceptions: a call returns its value, or a negative
-//! status from [`status`] whose details (a token, the figures of a refusal) the call wrote into
-//! the thread's scratch array ([`scratch`]). The JavaScript layer turns statuses into Node-style
+//! status from [`status`]; details (a token, a slot, the figures of a refusal) go into the
+//! thread's scratch array ([`scratch`]). The JavaScript layer turns statuses into Node-style
 //! errors.
 
 mod events;

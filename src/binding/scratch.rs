@@ -1,6 +1,11 @@
 //! A small Float64Array per thread through which native calls hand extra results to JavaScript
-//! without allocating: slot 0 is the token of the last allocation, slots 1 and 2 the requested
-//! and available bytes of the last refusal.
+//! without allocating. Each call documents what it writes; in short:
+//! - after an allocation: `[token]`, or for a slot-bound one `[token, class, slot, epoch]`;
+//! - after a refusal: `[_, requested bytes, available bytes, level index]`;
+//! - after a last release: `[1, class, slot, epoch]` when JavaScript must detach the Buffer by
+//!   transferring its ArrayBuffer (and may keep the new one for the slot), else `[0]`.
+//!
+//! JavaScript reads it right after the call that wrote it, before any other native call.
 
 use std::cell::Cell;
 
