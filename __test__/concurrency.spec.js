@@ -12,8 +12,13 @@ const REFUSALS = ['ERR_EXTMEM_EXHAUSTED', 'ERR_EXTMEM_THROTTLED']
 
 /** Runs the child with `args`; resolves with its exit code, signal, stdout and stderr. */
 function child(args, env = {}, timeoutMs = 60_000) {
+  return node(['--expose-gc', CHILD, ...args], env, timeoutMs)
+}
+
+/** Runs `node` with `nodeArgs`; resolves with its exit code, signal, stdout and stderr. */
+function node(nodeArgs, env = {}, timeoutMs = 60_000) {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--expose-gc', CHILD, ...args], {
+    const p = spawn(process.execPath, nodeArgs, {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
@@ -123,19 +128,7 @@ test.serial("a process that exits from inside a 'watermark' listener, with a wor
       for (let i = 0; i < 50; i++) held.push(defaultPool.allocUnsafe(12288, { priority: 'essential' }))
     }, 200))
   `
-  const run = await new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['-e', script], { env: { ...process.env, EXTMEM_MAX_BYTES: String(100 * 12288) }, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    p.stdout.setEncoding('utf8').on('data', (d) => (stdout += d))
-    p.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
-    const timer = setTimeout(() => p.kill('SIGKILL'), 30_000)
-    p.on('error', reject)
-    p.on('close', (code, signal) => {
-      clearTimeout(timer)
-      resolve({ code, signal, stdout, stderr })
-    })
-  })
+  const run = await node(['-e', script], { EXTMEM_MAX_BYTES: String(100 * 12288) }, 30_000)
   const out = result(t, run)
   t.is(out.level, 'critical')
   t.true(out.live >= 85, `Buffers of both threads were out (${out.live})`)
