@@ -61,6 +61,8 @@ export interface LiveBuffer {
   ageMs: number
   refCount: number
   address: bigint
+  /** Its memory moved to another thread's ArrayBuffer and its own thread ended: kept for good, never re-lent. */
+  parked: boolean
   /** For Buffers that leak detection tracks and this thread allocated. */
   stack?: string
 }
@@ -99,6 +101,10 @@ export interface PoolStats {
   refused: { cap: number; throttled: number; shedding: number }
   /** Tracked Buffers collected without release. */
   leaks: number
+  /** Buffers whose memory may still be reachable from another thread after their own thread ended: never re-lent. */
+  parkedBuffers: number
+  /** Capacity of the parked Buffers (counted in inUseBytes). */
+  parkedBytes: number
   level: Level
   /** inUseBytes / maxBytes. */
   utilization: number
@@ -122,6 +128,7 @@ export declare const codes: Readonly<{
   ERR_EXTMEM_RELEASED: 'ERR_EXTMEM_RELEASED'
   ERR_EXTMEM_CLOSED: 'ERR_EXTMEM_CLOSED'
   ERR_EXTMEM_EXTERNAL_REFUSED: 'ERR_EXTMEM_EXTERNAL_REFUSED'
+  ERR_EXTMEM_NOT_DETACHABLE: 'ERR_EXTMEM_NOT_DETACHABLE'
 }>
 
 /** Thrown with code ERR_EXTMEM_EXHAUSTED (the cap, or shedding) or ERR_EXTMEM_THROTTLED (graded admission). */

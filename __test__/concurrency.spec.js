@@ -79,21 +79,28 @@ test.serial('the main thread and two workers hammering defaultPool at its cap ke
   t.is(after.large.live, 0)
 })
 
-test.serial('workers terminated while holding or churning Buffers give all their memory back', async (t) => {
+test.serial('workers terminated while holding or churning Buffers give back all memory that provably stayed in them', async (t) => {
   const maxBytes = 64 * 1024 * 1024
   const out = result(t, await child(['terminate'], { EXTMEM_MAX_BYTES: '64M' }))
   const [held, ...churned] = out.rounds
   t.is(held.holding, 3012, 'one worker held 3000 small Buffers and twelve of 1 MiB (some retained twice)')
   t.is(held.liveDuring, 3012)
   t.true(held.inUseDuring > 12 * 1024 * 1024)
+  t.is(held.parkedAfter, 0, 'Buffers the terminated worker still referenced all came back')
+  t.is(held.liveAfter, 0)
   t.is(churned.length, 4, 'four workers were terminated in the middle of allocating and releasing')
   const { baseline, after } = out
-  t.like(after, { liveBuffers: baseline.liveBuffers, inUseBytes: 0, requestedBytes: 0 })
-  t.is(after.allocations, after.releases + after.gcReclaims, 'every loan ended, by release or by reclaim')
+  // A worker terminated in the middle of a loop drops the Buffers only its stack referenced; the
+  // GC may collect them before Node runs their finalizers at teardown, and then nothing can prove
+  // their memory did not move to another thread first: those loans are parked, not re-lent.
+  t.is(after.liveBuffers - baseline.liveBuffers, after.parkedBuffers, 'every loan ended or was parked')
+  t.is(after.inUseBytes, after.parkedBytes)
+  t.is(after.allocations - after.parkedBuffers, after.releases + after.gcReclaims, 'the others ended, by release or by reclaim')
   t.true(after.gcReclaims >= 3012, 'the held Buffers were reclaimed')
-  t.is(out.refilledBytes, maxBytes, 'the whole cap can be allocated again afterwards')
+  const pinned = after.parkedBytes + after.parkedBuffers * 64 * 1024
+  t.true(out.refilledBytes >= maxBytes - pinned, `all but the parked memory can be allocated again (${out.refilledBytes} of ${maxBytes})`)
   t.is(out.refillError, 'ERR_EXTMEM_EXHAUSTED')
-  t.like(out.final, { inUseBytes: 0, liveBuffers: 0 })
+  t.like(out.final, { inUseBytes: after.parkedBytes, liveBuffers: after.parkedBuffers })
 })
 
 for (const how of ['exit', 'natural']) {

@@ -17,6 +17,7 @@ const codes = Object.freeze({
   ERR_EXTMEM_RELEASED: 'ERR_EXTMEM_RELEASED',
   ERR_EXTMEM_CLOSED: 'ERR_EXTMEM_CLOSED',
   ERR_EXTMEM_EXTERNAL_REFUSED: 'ERR_EXTMEM_EXTERNAL_REFUSED',
+  ERR_EXTMEM_NOT_DETACHABLE: 'ERR_EXTMEM_NOT_DETACHABLE',
 })
 
 function coded(Base, code, message, fields, caller) {
@@ -93,6 +94,15 @@ const externalRefused = (caller) =>
     caller,
   )
 
+const notDetachable = (caller) =>
+  coded(
+    Error,
+    codes.ERR_EXTMEM_NOT_DETACHABLE,
+    "The Buffer's ArrayBuffer cannot be detached (it was marked untransferable), so its memory cannot be released; it returns to the pool when the Buffer is collected",
+    undefined,
+    caller,
+  )
+
 module.exports = {
   codes,
   invalidArgType,
@@ -106,4 +116,5 @@ module.exports = {
   released,
   closed,
   externalRefused,
+  notDetachable,
 }

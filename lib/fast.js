@@ -8,23 +8,28 @@
 //
 // Invariants kept here:
 // - every slot of every arena is either on its class's free stack or handed out, never both;
-// - a handed-out slot's Buffer carries `gen * 2^37 + id` under kFast, and releaseFast() accepts it
-//   only while the slot is handed out under that same generation (so a second release of a stale
-//   Buffer is refused instead of freeing the slot's next owner);
-// - an arena is one loan of the pool (an external Buffer over a 64 KiB mapping); the pool counts
-//   all of it as in use; releasing the arena detaches every view over it.
+// - every Buffer handed out carries a serial under kFast, unique in this FastArenas for the life of
+//   the process (a JavaScript number counts to 2^53 exactly); its arena records the serial of the
+//   slot's current Buffer. releaseFast() accepts a Buffer only if its ArrayBuffer is one of these
+//   arenas', its offset is a slot's, and that slot is handed out under its serial: so a stale
+//   Buffer (released, its arena trimmed, its slot reused any number of times) and another pool's
+//   Buffer are refused, never mistaken for a live one;
+// - an arena is one loan of the pool (a 64 KiB Buffer); the pool counts all of it as in use;
+//   releasing the arena detaches every view over it. An arena whose ArrayBuffer someone detached
+//   (by transferring it) is dropped: its memory is the pool's to account for, as for any Buffer
+//   whose ArrayBuffer moved out;
+// - the figures change only after a Buffer is really made.
+// Built-ins on these paths are the ones captured at load (./intrinsics.js).
 
 const errors = require('./errors')
 const { PooledBuffer } = require('./pooled-buffer')
+const { bufferOf, byteOffsetOf, byteLengthOf, arrayBufferByteLengthOf, WeakMapGet, WeakMapSet, WeakMapDelete } = require('./intrinsics')
 
 /** Bytes of one arena: one loan of the pool. */
 const ARENA_BYTES = 64 * 1024
-/** Slot ids are `arena * SLOTS_PER_ID + slot`; an 8-byte class has 8192 slots per arena. */
+/** Slot ids on the free stacks are `arena * SLOTS_PER_ID + slot`; an 8-byte class has 8192 slots per arena. */
 const SLOT_BITS = 13
 const SLOT_MASK = (1 << SLOT_BITS) - 1
-/** Tokens are `gen * 2^37 + id`: 24 bits of arena, 13 of slot, 16 of generation (< 2^53). */
-const ID_SPAN = 2 ** 37
-const GEN_LIMIT = 1 << 16
 
 const kFast = Symbol('extmem.fast')
 
@@ -37,10 +42,12 @@ class FastArenas {
   #giveArena
   /** Per class: free slot ids, most recently freed on top. */
   #free
-  /** By index: `{ buf, ab, cls, size, gens, used, live }`, or null once given back. */
+  /** By index: `{ buf, ab, index, cls, size, serials, live }`, or null once given back or dropped. */
   #arenas = []
-  /** Arena ArrayBuffer -> arena, to tell views of fast Buffers from foreign Buffers. */
+  /** Arena ArrayBuffer -> arena, for the arenas in use. */
   #byBuffer = new WeakMap()
+  /** Serial of the last Buffer handed out. */
+  #serial = 0
   #liveBuffers = 0
   #inUseBytes = 0
 
@@ -55,85 +62,128 @@ class FastArenas {
   /** A Buffer of `size` bytes (1..8192), contents unspecified. */
   alloc(size, caller) {
     const cls = this.#classOf[size]
-    let id = this.#free[cls].pop()
-    if (id === undefined) id = this.#grow(cls, caller)
-    const arena = this.#arenas[Math.floor(id / (1 << SLOT_BITS))]
-    const slot = id & SLOT_MASK
-    const gen = (arena.gens[slot] + 1) % GEN_LIMIT
-    arena.gens[slot] = gen
-    arena.used[slot] = 1
-    arena.live++
-    this.#liveBuffers++
-    this.#inUseBytes += arena.size
-    const buf = new PooledBuffer(arena.ab, slot * arena.size, size)
-    buf[kFast] = gen * ID_SPAN + id
-    return buf
+    for (;;) {
+      const free = this.#free[cls]
+      const top = free.length
+      if (top === 0) {
+        this.#grow(cls, caller)
+        continue
+      }
+      const id = free[top - 1]
+      const arena = this.#arenas[Math.floor(id / (1 << SLOT_BITS))]
+      if (arenaByteLength(arena) === 0) {
+        // Its ArrayBuffer was transferred away: drop the arena and take a slot elsewhere.
+        this.#forget(arena)
+        continue
+      }
+      const slot = id & SLOT_MASK
+      const buf = new PooledBuffer(arena.ab, slot * arena.size, size)
+      const serial = ++this.#serial
+      buf[kFast] = serial
+      free.length = top - 1
+      arena.serials[slot] = serial
+      arena.live++
+      this.#liveBuffers++
+      this.#inUseBytes += arena.size
+      return buf
+    }
   }
 
   /** Returns a Buffer (checked by the caller to be one) from alloc() to its class. */
   release(buf, caller) {
-    const token = buf[kFast]
-    if (token === undefined) {
-      throw this.#byBuffer.has(buf.buffer) ? errors.viewOwnership(caller) : errors.notPooled(caller)
+    const serial = buf[kFast]
+    const arena = WeakMapGet(this.#byBuffer, bufferOf(buf))
+    if (serial === undefined) {
+      throw arena !== undefined ? errors.viewOwnership(caller) : errors.notPooled(caller)
     }
-    const id = token % ID_SPAN
-    const gen = (token - id) / ID_SPAN
-    const arena = this.#arenas[Math.floor(id / (1 << SLOT_BITS))]
-    const slot = id & SLOT_MASK
-    if (arena === null || arena === undefined || arena.used[slot] === 0 || arena.gens[slot] !== gen) {
-      throw errors.released(caller)
+    if (arena === undefined) {
+      // Not one of this pool's arenas in use: a stale Buffer (its arena was given back or
+      // dropped, which detached it) or another pool's.
+      throw byteLengthOf(buf) === 0 ? errors.released(caller) : errors.notPooled(caller)
     }
-    arena.used[slot] = 0
+    const offset = byteOffsetOf(buf)
+    const slot = offset / arena.size
+    if (slot !== Math.floor(slot) || arena.serials[slot] !== serial) throw errors.released(caller)
+    arena.serials[slot] = 0
     arena.live--
     this.#liveBuffers--
     this.#inUseBytes -= arena.size
-    this.#free[arena.cls].push(id)
+    const free = this.#free[arena.cls]
+    free[free.length] = arena.index * (1 << SLOT_BITS) + slot
   }
 
-  /** Takes one more arena for class `cls`; returns the first of its slot ids. */
+  /** Takes one more arena for class `cls` and puts all its slots on the free stack. */
   #grow(cls, caller) {
     const buf = this.#takeArena(ARENA_BYTES, caller)
     let index = this.#arenas.indexOf(null)
     if (index < 0) index = this.#arenas.push(null) - 1
     const size = this.#classSizes[cls]
     const slots = Math.floor(ARENA_BYTES / size)
-    const arena = { buf, ab: buf.buffer, cls, size, gens: new Uint16Array(slots), used: new Uint8Array(slots), live: 0 }
+    const arena = { buf, ab: bufferOf(buf), index, cls, size, serials: new Float64Array(slots), live: 0 }
     this.#arenas[index] = arena
-    this.#byBuffer.set(arena.ab, arena)
+    WeakMapSet(this.#byBuffer, arena.ab, arena)
     const base = index * (1 << SLOT_BITS)
     const free = this.#free[cls]
-    for (let s = slots - 1; s >= 1; s--) free.push(base + s)
-    return base
+    for (let s = slots - 1; s >= 0; s--) free[free.length] = base + s
+  }
+
+  /**
+   * Forgets an arena and its free slots; its Buffers, if any, are stale from now on. (An arena
+   * whose ArrayBuffer someone detached is only forgotten: there is nothing left to give back.)
+   */
+  #forget(arena) {
+    const base = arena.index * (1 << SLOT_BITS)
+    this.#free[arena.cls] = this.#free[arena.cls].filter((id) => id < base || id >= base + (1 << SLOT_BITS))
+    this.#arenas[arena.index] = null
+    WeakMapDelete(this.#byBuffer, arena.ab)
+    this.#liveBuffers -= arena.live
+    this.#inUseBytes -= arena.live * arena.size
   }
 
   /** Gives back every arena none of whose slots is handed out; returns their bytes. */
   trim() {
     let given = 0
-    this.#arenas.forEach((arena, index) => {
-      if (arena === null || arena.live !== 0) return
-      const base = index * (1 << SLOT_BITS)
-      this.#free[arena.cls] = this.#free[arena.cls].filter((id) => id < base || id >= base + (1 << SLOT_BITS))
-      this.#arenas[index] = null
-      this.#giveArena(arena.buf)
-      given += ARENA_BYTES
-    })
+    for (const arena of this.#arenas) {
+      if (arena === null || arena.live !== 0) continue
+      this.#forget(arena)
+      if (arenaByteLength(arena) !== 0) {
+        this.#giveArena(arena.buf)
+        given += ARENA_BYTES
+      }
+    }
     return given
   }
 
-  /** Gives back every arena, detaching all fast Buffers. */
+  /** Gives back every arena, detaching all fast Buffers; arenas detached by someone else are dropped. */
   close() {
-    for (const arena of this.#arenas) if (arena !== null) this.#giveArena(arena.buf)
+    const arenas = this.#arenas
     this.#arenas = []
     this.#free = this.#classSizes.map(() => [])
+    this.#byBuffer = new WeakMap()
     this.#liveBuffers = 0
     this.#inUseBytes = 0
+    for (const arena of arenas) {
+      if (arena === null || arenaByteLength(arena) === 0) continue
+      try {
+        this.#giveArena(arena.buf)
+      } catch {
+        // Its ArrayBuffer cannot be detached (marked untransferable): the arena stays one loan
+        // of the pool until the GC collects it, as any Buffer that cannot be released.
+      }
+    }
   }
 
   /** This thread's fast-path figures. */
   stats() {
-    const arenas = this.#arenas.filter((a) => a !== null).length
+    let arenas = 0
+    for (const arena of this.#arenas) if (arena !== null && arenaByteLength(arena) !== 0) arenas++
     return { arenas, arenaBytes: arenas * ARENA_BYTES, inUseBytes: this.#inUseBytes, liveBuffers: this.#liveBuffers }
   }
+}
+
+/** Bytes of an arena's ArrayBuffer: 0 once someone detached it. */
+function arenaByteLength(arena) {
+  return arrayBufferByteLengthOf(arena.ab)
 }
 
 module.exports = { FastArenas, ARENA_BYTES, kFast }

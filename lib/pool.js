@@ -16,15 +16,22 @@ const { FastArenas, kFast } = require('./fast')
 const { PooledBuffer } = require('./pooled-buffer')
 const { validateSize, validateBuffer, validateByteCount, validateOptions, validateOneOf, validateWatermarks } = require('./validate')
 
-const { NativePool, hot_alloc: nativeAlloc, hot_allocBound: nativeAllocBound, hot_reuse: nativeReuse, hot_release: nativeRelease } = native
+const {
+  NativePool,
+  hot_alloc: nativeAlloc,
+  hot_allocBound: nativeAllocBound,
+  hot_reuse: nativeReuse,
+  hot_release: nativeRelease,
+  hot_finishRelease: nativeFinishRelease,
+} = native
+const { transferOf, bufferOf, MapSet, MapDelete, MapSize } = require('./intrinsics')
 
-// Node 22+: a released slot's ArrayBuffer is transferred (detaching the Buffer and its views, at
-// the cost of a JS call) and kept to serve the next loan of that slot, instead of a new external
-// Buffer per loan (~0.8 us). Node 20 has no transfer(): there each loan gets its own Buffer.
-const TRANSFER = typeof ArrayBuffer.prototype.transfer === 'function' && !process.env.EXTMEM_NO_TRANSFER
-// Intrinsics, so that nothing a caller put on a Buffer runs between a release and its detach.
-const transferOf = TRANSFER ? Function.prototype.call.bind(ArrayBuffer.prototype.transfer) : null
-const bufferOf = Function.prototype.call.bind(Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype), 'buffer').get)
+// Node 22+: every Buffer is a view over an ArrayBuffer that the native side made and transferred
+// once (see src/binding/escape.rs). Release detaches it by transferring its ArrayBuffer; a
+// released slot's new ArrayBuffer is kept to serve the next loan of that slot, instead of a new
+// external ArrayBuffer per loan (~0.8 us). Node 20 has no transfer(): there each loan gets its own
+// external Buffer, which the native side detaches.
+const TRANSFER = transferOf !== null
 
 /** Slot size of each class; and the class of each small size (8-byte alignment). */
 const CLASS_SIZES = NativePool.classSizes()
@@ -151,36 +158,48 @@ class Pool extends EventEmitter {
     if (TRANSFER && size <= SMALL_MAX) {
       buf = this.#allocSlot(size, zero, flags, tracked, caller)
     } else {
-      buf = nativeAlloc(this.#handle, size, zero, flags, tracked)
-      if (typeof buf === 'number') throw this.#failure(buf, caller)
-      buf[kLoan] = scratch[0]
+      buf = this.#allocLoan(size, zero, flags, tracked, caller)
     }
-    if (tracked) this.#traces.set(buf[kLoan], trace)
+    if (tracked) MapSet(this.#traces, buf[kLoan], trace)
     return buf
   }
 
-  /** A small Buffer over a kept ArrayBuffer of its class if one is still good, else a new one. */
+  /** A Buffer of one loan of its own (large; and small on Node 20). */
+  #allocLoan(size, zero, flags, tracked, caller) {
+    const memory = nativeAlloc(this.#handle, size, zero, flags, tracked)
+    if (typeof memory !== 'object') throw this.#failure(memory, caller)
+    const buf = TRANSFER ? new PooledBuffer(memory, 0, size) : memory
+    buf[kLoan] = scratch[0]
+    return buf
+  }
+
+  /**
+   * A small Buffer over a kept ArrayBuffer of its class if one is still good, else a new one.
+   * The kept stacks are plain arrays worked by index only, so that no patched built-in ever sees
+   * a kept ArrayBuffer.
+   */
   #allocSlot(size, zero, flags, tracked, caller) {
     const cls = (flags & 3) === 0 ? CLASS_OF[size] : alignedClass(size, ALIGNS[flags & 3])
     const kept = this.#kept[cls]
-    while (kept.length !== 0) {
-      const epoch = kept.pop()
-      const slot = kept.pop()
-      const ab = kept.pop()
-      const token = nativeReuse(this.#handle, cls, slot, epoch, size, zero, flags, tracked)
+    let top = kept.length
+    while (top !== 0) {
+      const ab = kept[top - 3]
+      const slot = kept[top - 2]
+      const epoch = kept[top - 1]
+      const token = nativeReuse(this.#handle, cls, slot, epoch, size, zero, flags, tracked, ab)
       if (token >= 0) {
+        kept.length = top - 3
         const buf = new PooledBuffer(ab, 0, size)
         buf[kLoan] = token
         return buf
       }
-      if (token !== native.STATUS_STALE) {
-        kept.push(ab, slot, epoch)
-        throw this.#failure(token, caller)
-      }
+      if (token !== native.STATUS_STALE) throw this.#failure(token, caller)
       // Stale: another loan took the slot, or its chunk went back to the OS. Drop it.
+      top -= 3
+      kept.length = top
     }
     const ab = nativeAllocBound(this.#handle, size, zero, flags, tracked)
-    if (typeof ab === 'number') throw this.#failure(ab, caller)
+    if (typeof ab !== 'object') throw this.#failure(ab, caller)
     const buf = new PooledBuffer(ab, 0, size)
     buf[kLoan] = scratch[0]
     return buf
@@ -211,10 +230,7 @@ class Pool extends EventEmitter {
   /** An arena for the fast path: a pooled Buffer, admitted as the small Buffers it will hold are. */
   #takeArena(bytes, caller) {
     const flags = this.level === 'warning' ? FLAG_ESSENTIAL : 0
-    const buf = nativeAlloc(this.#handle, bytes, false, flags, false)
-    if (typeof buf === 'number') throw this.#failure(buf, caller)
-    buf[kLoan] = scratch[0]
-    return buf
+    return this.#allocLoan(bytes, false, flags, false, caller)
   }
 
   /** Adds a reference to a pooled Buffer; returns the new count. */
@@ -234,19 +250,34 @@ class Pool extends EventEmitter {
     const token = this.#ownerToken(buf, this.release, true)
     if (token === EMPTY_LOAN) return 0
     const refs = nativeRelease(this.#handle, buf, token)
-    if (refs < 0) throw this.#failure(refs, this.release)
-    if (refs === 0 && this.#traces.size !== 0) this.#traces.delete(token)
-    if (refs === 0 && scratch[0] === 1) {
-      // The slot is free from now on: detach this Buffer (and its views) before anything else
-      // runs, and keep the ArrayBuffer for the slot's next loan.
-      const cls = scratch[1]
-      const slot = scratch[2]
-      const epoch = scratch[3]
-      const ab = transferOf(bufferOf(buf))
-      const kept = this.#kept[cls]
-      if (kept.length < MAX_KEPT * 3 && !this.#closed) kept.push(ab, slot, epoch)
+    if (refs !== 0) {
+      if (refs < 0) throw this.#failure(refs, this.release)
+      return refs
     }
-    return refs
+    // The last reference; the loan is still live. Detach the Buffer (and its views) first, so
+    // that its memory is reachable by nothing but the pool when the loan ends.
+    let ab = null
+    if (TRANSFER) {
+      try {
+        ab = transferOf(bufferOf(buf))
+      } catch {
+        throw errors.notDetachable(this.release)
+      }
+    }
+    const status = nativeFinishRelease(this.#handle, TRANSFER ? ab : buf, token)
+    if (status !== 0) throw this.#failure(status, this.release)
+    if (scratch[0] === 1 && !this.#closed) {
+      // A slot-bound Buffer: keep its new ArrayBuffer for the slot's next loan.
+      const kept = this.#kept[scratch[1]]
+      const top = kept.length
+      if (top < MAX_KEPT * 3) {
+        kept[top] = ab
+        kept[top + 1] = scratch[2]
+        kept[top + 2] = scratch[3]
+      }
+    }
+    if (MapSize(this.#traces) !== 0) MapDelete(this.#traces, token)
+    return 0
   }
 
   /** References held on a pooled Buffer: 0 once it is released. */
@@ -278,19 +309,20 @@ class Pool extends EventEmitter {
   }
 
   /**
-   * The live Buffers, oldest first: `{ size, ageMs, refCount, address, stack? }` (`stack` for
-   * Buffers that leak detection tracks). `olderThanMs` keeps only those at least that old.
+   * The live Buffers, oldest first: `{ size, ageMs, refCount, address, parked, stack? }` (`stack`
+   * for Buffers that leak detection tracks; `parked` for memory that left its thread, which then
+   * ended). `olderThanMs` keeps only those at least that old.
    */
   live(options) {
     const opts = validateOptions(options, 'options', ['olderThanMs'], this.live)
     const olderThanMs = opts.olderThanMs ?? 0
     if (typeof olderThanMs !== 'number') throw errors.invalidArgType('options.olderThanMs', 'of type number', olderThanMs, this.live)
     if (!(olderThanMs >= 0)) throw errors.outOfRange('options.olderThanMs', '>= 0', olderThanMs, this.live)
-    return this.#native.live(olderThanMs).map(({ size, ageMs, refCount, address, tracked, token }) => {
+    return this.#native.live(olderThanMs).map(({ size, ageMs, refCount, address, tracked, token, parked }) => {
       const trace = tracked ? this.#traces.get(token) : undefined
       return trace === undefined
-        ? { size, ageMs, refCount, address: BigInt(address) }
-        : { size, ageMs, refCount, address: BigInt(address), stack: formatTrace(trace) }
+        ? { size, ageMs, refCount, address: BigInt(address), parked }
+        : { size, ageMs, refCount, address: BigInt(address), parked, stack: formatTrace(trace) }
     })
   }
 

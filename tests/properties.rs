@@ -493,12 +493,8 @@ enum PoolOp {
         zero: bool,
     },
     Retain(usize),
-    /// Drop one reference; on the last, check the memory and end the loan with finish_release
-    /// (or release_bound, for a slot-bound loan, when `bound_path`).
-    Release {
-        index: usize,
-        bound_path: bool,
-    },
+    /// Drop one reference; on the last, check the memory and end the loan with finish_release.
+    Release(usize),
     /// End a plain loan as the GC would: reclaim, whatever its references.
     Reclaim(usize),
     /// The finalizer of a slot-bound ArrayBuffer: its Buffer (if lent) was collected.
@@ -526,7 +522,7 @@ fn pool_op() -> impl Strategy<Value = PoolOp> {
         12 => (size_strategy(), any::<bool>(), any::<bool>()).prop_map(|(size, zero, bind)| PoolOp::Alloc { size, zero, bind }),
         4 => (any::<usize>(), any::<usize>(), any::<bool>()).prop_map(|(ab, size, zero)| PoolOp::Reuse { ab, size, zero }),
         3 => any::<usize>().prop_map(PoolOp::Retain),
-        8 => (any::<usize>(), any::<bool>()).prop_map(|(index, bound_path)| PoolOp::Release { index, bound_path }),
+        8 => any::<usize>().prop_map(PoolOp::Release),
         1 => any::<usize>().prop_map(PoolOp::Reclaim),
         2 => any::<usize>().prop_map(PoolOp::Finalize),
         1 => any::<usize>().prop_map(PoolOp::Stale),
@@ -733,19 +729,14 @@ fn refused(
 }
 
 /// Ends the loan of `m.live[i]` by the release of its last reference.
-fn end_by_release(p: &Pool, m: &mut PoolModel, i: usize, bound_path: bool) -> Result<(), TestCaseError> {
+fn end_by_release(p: &Pool, m: &mut PoolModel, i: usize) -> Result<(), TestCaseError> {
     let l = m.live.swap_remove(i);
     // SAFETY: the loan is live until it ends here.
     prop_assert_eq!(unsafe { first_mismatch(l.grant.addr, l.size, l.id) }, None, "grant {} kept its bytes", l.id);
-    let slot = if bound_path && l.ab.is_some() {
-        match p.release_bound(l.grant.token, l.addr(), l.size, |o| o == l.owner) {
-            Ok(Ok((0, slot))) => slot,
-            other => return Err(TestCaseError::fail(format!("release_bound of a last reference gave {other:?}"))),
-        }
-    } else {
-        prop_assert_eq!(p.release(l.grant.token, l.addr(), l.size), Ok(Release::Last(l.owner)));
-        p.finish_release(l.grant.token)
-    };
+    prop_assert_eq!(p.release(l.grant.token, l.addr(), l.size), Ok(Release::Last(l.owner)));
+    let finished = p.finish_release(l.grant.token);
+    prop_assert_eq!(finished.map(|f| f.owner), Some(l.owner), "the release ends the loan of its owner");
+    let slot = finished.and_then(|f| f.slot);
     if let Some(g) = l.grant.slot {
         // A closed pool unmaps a chunk as soon as its last slot comes back; a slot of an unmapped
         // chunk has epoch 0, which no ArrayBuffer has.
@@ -772,7 +763,7 @@ fn run_pool(max_bytes: usize, ops: Vec<PoolOp>) -> Result<(), TestCaseError> {
     for op in ops {
         match op {
             PoolOp::Alloc { size, zero, bind } => {
-                let owner = Owner { thread: 7, handle: next_id as usize };
+                let owner = Owner { thread: 7, handle: next_id as usize, witness: 0 };
                 let bind = bind && size <= SMALL_MAX;
                 let req = AllocRequest { bind, ..AllocRequest::new(size, zero) };
                 let before = p.stats();
@@ -807,7 +798,7 @@ fn run_pool(max_bytes: usize, ops: Vec<PoolOp>) -> Result<(), TestCaseError> {
                 let class_size = CLASS_SIZES[slot.class];
                 let lower = if slot.class == 0 { 1 } else { CLASS_SIZES[slot.class - 1] + 1 };
                 let size = lower + size % (class_size - lower + 1);
-                let owner = Owner { thread: 7, handle: next_id as usize };
+                let owner = Owner { thread: 7, handle: next_id as usize, witness: 0 };
                 let newest = m.epochs.get(&(slot.class, slot.slot.index())).copied() == Some(slot.epoch);
                 let out =
                     m.live.iter().any(|l| l.grant.slot.is_some_and(|g| g.class == slot.class && g.slot == slot.slot));
@@ -845,7 +836,7 @@ fn run_pool(max_bytes: usize, ops: Vec<PoolOp>) -> Result<(), TestCaseError> {
                     l.refs += 1;
                 }
             }
-            PoolOp::Release { index, bound_path } if !m.live.is_empty() => {
+            PoolOp::Release(index) if !m.live.is_empty() => {
                 let i = index % m.live.len();
                 let l = &mut m.live[i];
                 prop_assert_eq!(p.ref_count(l.grant.token, l.addr(), l.size), Ok(l.refs));
@@ -853,7 +844,7 @@ fn run_pool(max_bytes: usize, ops: Vec<PoolOp>) -> Result<(), TestCaseError> {
                     prop_assert_eq!(p.release(l.grant.token, l.addr(), l.size), Ok(Release::Retained(l.refs - 1)));
                     l.refs -= 1;
                 } else {
-                    end_by_release(&p, &mut m, i, bound_path)?;
+                    end_by_release(&p, &mut m, i)?;
                 }
             }
             PoolOp::Reclaim(i) => {
@@ -874,7 +865,7 @@ fn run_pool(max_bytes: usize, ops: Vec<PoolOp>) -> Result<(), TestCaseError> {
                     let (slot, capacity, user) = (m.abs[a].slot, m.abs[a].capacity, m.abs[a].user);
                     // An ArrayBuffer is finalized only once nothing reaches it: a Buffer over it
                     // that is still lent was collected, and its loan ends as a reclaim.
-                    p.slot_buffer_finalized(slot, capacity);
+                    p.slot_buffer_finalized(slot, capacity, |_| false);
                     if let Some(id) = user {
                         let k = m.live.iter().position(|l| l.id == id).expect("the user is live");
                         let l = m.live.swap_remove(k);
@@ -970,7 +961,7 @@ fn run_pool(max_bytes: usize, ops: Vec<PoolOp>) -> Result<(), TestCaseError> {
             prop_assert_eq!(p.release(l.grant.token, l.addr(), l.size), Ok(Release::Retained(k)));
         }
         let last = m.live.len() - 1;
-        end_by_release(&p, &mut m, last, false)?;
+        end_by_release(&p, &mut m, last)?;
         check_pool(&p, &m)?;
     }
     prop_assert_eq!(p.close(), 0);
@@ -999,7 +990,7 @@ proptest! {
 #[test]
 fn a_mapping_the_cache_evicts_leaves_reserved_bytes() {
     let p = Pool::new(MIB);
-    let owner = Owner { thread: 1, handle: 1 };
+    let owner = Owner { thread: 1, handle: 1, witness: 0 };
     for _ in 0..40 {
         let a = p.alloc(40_961, false, owner).unwrap();
         let b = p.alloc(217_089, false, owner).unwrap();

@@ -1,4 +1,5 @@
-//! The allocation hot path as raw Node-API callbacks: `alloc`, `allocBound`, `reuse`, `release`.
+//! The allocation hot path as raw Node-API callbacks: `alloc`, `allocBound`, `reuse`, `release`,
+//! `finishRelease`.
 //!
 //! napi-rs's generated glue measured ~120 ns per numeric argument and ~280 ns per class method
 //! call on this project's machines, against ~11 ns for an empty Node-API function; these four
@@ -10,12 +11,14 @@
 
 use std::ffi::{c_char, c_void};
 use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use napi::bindgen_prelude::{Env, Object};
 use napi::{sys, JsValue};
 use napi_derive::napi;
 
+use super::escape;
 use super::loan_handle::{self, Hint};
 use super::raw;
 use super::scratch;
@@ -23,7 +26,7 @@ use super::status;
 use crate::core::admission::Priority;
 use crate::core::error::PoolError;
 use crate::core::loan::Owner;
-use crate::core::pool::{AllocRequest, Pool, SlotRef};
+use crate::core::pool::{AllocRequest, Grant, Pool, Release, SlotRef};
 use crate::core::size_class::ALIGNMENTS;
 use crate::core::slab::Slot;
 
@@ -40,11 +43,21 @@ const OWNER_BOUND: usize = 1;
 /// The token of a hint whose loan ended by release: not a token at all, so never reclaimed.
 const ENDED: u64 = u64::MAX;
 
-/// An External over the pool, for the hot-path calls.
+/// Test switch: makes every external ArrayBuffer creation fail, as under a V8 sandbox.
+static FAIL_EXTERNAL: AtomicBool = AtomicBool::new(false);
+
+/// Makes the creation of external ArrayBuffers fail (`true`) or work again (`false`), process-wide.
+/// For tests of the refusal path; not part of the public API.
+#[napi(js_name = "failExternalForTesting")]
+pub fn fail_external_for_testing(fail: bool) {
+    FAIL_EXTERNAL.store(fail, Ordering::Relaxed);
+}
+
+/// An External over the pool, for the hot-path calls; `None` if Node-API refused to make it.
 ///
 /// # Safety
 /// `env` is the current env.
-pub unsafe fn make_handle(env: sys::napi_env, pool: &Arc<Pool>) -> sys::napi_value {
+pub unsafe fn make_handle(env: sys::napi_env, pool: &Arc<Pool>) -> Option<sys::napi_value> {
     unsafe extern "C" fn drop_handle(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
         // SAFETY: `data` is the Box made below, finalized once.
         drop(unsafe { Box::from_raw(data.cast::<Arc<Pool>>()) });
@@ -52,15 +65,28 @@ pub unsafe fn make_handle(env: sys::napi_env, pool: &Arc<Pool>) -> sys::napi_val
     let data = Box::into_raw(Box::new(pool.clone()));
     let mut out = ptr::null_mut();
     // SAFETY: `data` lives until `drop_handle` runs.
-    unsafe { sys::napi_create_external(env, data.cast(), Some(drop_handle), ptr::null_mut(), &mut out) };
-    out
+    let status = unsafe { sys::napi_create_external(env, data.cast(), Some(drop_handle), ptr::null_mut(), &mut out) };
+    if status != sys::Status::napi_ok || out.is_null() {
+        // SAFETY: Node did not take `data`.
+        drop(unsafe { Box::from_raw(data) });
+        return None;
+    }
+    Some(out)
 }
 
-/// Registers the hot-path functions on the module's exports.
+/// Registers the hot-path functions on the module's exports, and looks up what
+/// [`escape`] needs before any user code of this thread can run.
 #[napi(module_exports)]
 pub fn register(exports: Object, env: Env) -> napi::Result<()> {
-    let functions: [(&str, unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value); 4] =
-        [("alloc", alloc), ("allocBound", alloc_bound), ("reuse", reuse), ("release", release)];
+    // SAFETY: the current env.
+    unsafe { escape::init(env.raw()) };
+    let functions: [(&str, unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value); 5] = [
+        ("alloc", alloc),
+        ("allocBound", alloc_bound),
+        ("reuse", reuse),
+        ("release", release),
+        ("finishRelease", finish_release),
+    ];
     for (name, callback) in functions {
         let mut f = ptr::null_mut();
         // SAFETY: a valid env, name and callback; `f` is a valid out-pointer.
@@ -77,7 +103,8 @@ pub fn register(exports: Object, env: Env) -> napi::Result<()> {
         if status != sys::Status::napi_ok {
             return Err(napi::Error::from_reason(format!("cannot create the native function {name}")));
         }
-        let key = std::ffi::CString::new(format!("hot_{name}")).expect("no NUL in names");
+        let key = std::ffi::CString::new(format!("hot_{name}"))
+            .map_err(|_| napi::Error::from_reason(format!("a NUL in the name {name}")))?;
         // SAFETY: `exports` and `f` are live values of this env; `key` is NUL-terminated.
         let status = unsafe { sys::napi_set_named_property(env.raw(), exports.raw(), key.as_ptr(), f) };
         if status != sys::Status::napi_ok {
@@ -87,45 +114,77 @@ pub fn register(exports: Object, env: Env) -> napi::Result<()> {
     Ok(())
 }
 
-/// Up to `N` arguments (missing ones are `undefined`).
-unsafe fn args<const N: usize>(env: sys::napi_env, info: sys::napi_callback_info) -> [sys::napi_value; N] {
+/// A native call's outcome: a value for JavaScript, or a negative status (details in scratch).
+type Outcome = Result<sys::napi_value, i32>;
+
+/// Turns an outcome into the call's result.
+unsafe fn respond(env: sys::napi_env, outcome: Outcome) -> sys::napi_value {
+    match outcome {
+        Ok(v) => v,
+        // SAFETY: the current env.
+        Err(status) => unsafe { number(env, status.into()) },
+    }
+}
+
+/// Exactly `N` arguments (missing ones are `undefined`), or `STATUS_BAD_ARGUMENT`.
+unsafe fn args<const N: usize>(env: sys::napi_env, info: sys::napi_callback_info) -> Result<[sys::napi_value; N], i32> {
     let mut argv = [ptr::null_mut(); N];
     let mut argc = N;
     // SAFETY: `argv` holds `argc` slots.
-    unsafe { sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), ptr::null_mut()) };
-    argv
+    let status =
+        unsafe { sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), ptr::null_mut()) };
+    if status != sys::Status::napi_ok || argv.iter().any(|v| v.is_null()) {
+        return Err(status::STATUS_BAD_ARGUMENT);
+    }
+    Ok(argv)
 }
 
-unsafe fn pool_of<'a>(env: sys::napi_env, handle: sys::napi_value) -> Option<&'a Arc<Pool>> {
+unsafe fn pool_of<'a>(env: sys::napi_env, handle: sys::napi_value) -> Result<&'a Arc<Pool>, i32> {
     let mut data = ptr::null_mut();
     // SAFETY: a valid out-pointer; a non-External fails and leaves `data` null.
     let status = unsafe { sys::napi_get_value_external(env, handle, &mut data) };
+    if status != sys::Status::napi_ok || data.is_null() {
+        return Err(status::STATUS_NOT_POOLED);
+    }
     // SAFETY: every External given to JavaScript by this module is a `make_handle` Box, alive
     // while JavaScript can pass it.
-    (status == sys::Status::napi_ok && !data.is_null()).then(|| unsafe { &*data.cast::<Arc<Pool>>() })
+    Ok(unsafe { &*data.cast::<Arc<Pool>>() })
 }
 
-unsafe fn f64_of(env: sys::napi_env, v: sys::napi_value) -> f64 {
+unsafe fn f64_of(env: sys::napi_env, v: sys::napi_value) -> Result<f64, i32> {
     let mut out = 0.0;
-    // SAFETY: a valid out-pointer; a non-number leaves 0.
-    unsafe { sys::napi_get_value_double(env, v, &mut out) };
-    out
+    // SAFETY: a valid out-pointer.
+    let status = unsafe { sys::napi_get_value_double(env, v, &mut out) };
+    if status == sys::Status::napi_ok {
+        Ok(out)
+    } else {
+        Err(status::STATUS_BAD_ARGUMENT)
+    }
 }
 
-unsafe fn u32_of(env: sys::napi_env, v: sys::napi_value) -> u32 {
+unsafe fn u32_of(env: sys::napi_env, v: sys::napi_value) -> Result<u32, i32> {
     let mut out = 0;
-    // SAFETY: as for `f64_of`.
-    unsafe { sys::napi_get_value_uint32(env, v, &mut out) };
-    out
+    // SAFETY: a valid out-pointer.
+    let status = unsafe { sys::napi_get_value_uint32(env, v, &mut out) };
+    if status == sys::Status::napi_ok {
+        Ok(out)
+    } else {
+        Err(status::STATUS_BAD_ARGUMENT)
+    }
 }
 
-unsafe fn bool_of(env: sys::napi_env, v: sys::napi_value) -> bool {
+unsafe fn bool_of(env: sys::napi_env, v: sys::napi_value) -> Result<bool, i32> {
     let mut out = false;
-    // SAFETY: as for `f64_of`.
-    unsafe { sys::napi_get_value_bool(env, v, &mut out) };
-    out
+    // SAFETY: a valid out-pointer.
+    let status = unsafe { sys::napi_get_value_bool(env, v, &mut out) };
+    if status == sys::Status::napi_ok {
+        Ok(out)
+    } else {
+        Err(status::STATUS_BAD_ARGUMENT)
+    }
 }
 
+/// A JavaScript number; null (`undefined` to JavaScript) only if V8 cannot make one.
 unsafe fn number(env: sys::napi_env, n: f64) -> sys::napi_value {
     let mut out = ptr::null_mut();
     // SAFETY: a valid out-pointer.
@@ -134,147 +193,253 @@ unsafe fn number(env: sys::napi_env, n: f64) -> sys::napi_value {
 }
 
 /// The request of `[size, zero, flags, tracked]` arguments.
-unsafe fn request(env: sys::napi_env, a: &[sys::napi_value], bind: bool) -> AllocRequest {
+unsafe fn request(env: sys::napi_env, a: &[sys::napi_value], bind: bool) -> Result<AllocRequest, i32> {
     // SAFETY: values of this env.
-    let (size, zero, flags) = unsafe { (f64_of(env, a[0]) as usize, bool_of(env, a[1]), u32_of(env, a[2])) };
-    AllocRequest {
-        size,
+    let (size, zero, flags, tracked) =
+        unsafe { (f64_of(env, a[0])?, bool_of(env, a[1])?, u32_of(env, a[2])?, bool_of(env, a[3])?) };
+    if !(1.0..=MAX_SIZE).contains(&size) {
+        return Err(status::STATUS_BAD_ARGUMENT);
+    }
+    Ok(AllocRequest {
+        size: size as usize,
         zero,
         align: ALIGNMENTS[((flags & FLAG_ALIGN_MASK) as usize).min(ALIGNMENTS.len() - 1)],
         priority: if flags & FLAG_ESSENTIAL != 0 { Priority::Essential } else { Priority::Normal },
-        // SAFETY: as above.
-        tracked: unsafe { bool_of(env, a[3]) },
+        tracked,
         bind,
         prefault: flags & FLAG_PREFAULT != 0,
-    }
+    })
 }
 
-/// A refusal: its figures to scratch[1..4], its status as the result.
-unsafe fn refusal(env: sys::napi_env, e: &PoolError) -> sys::napi_value {
+/// Largest size a request may carry (2^53: every larger number is inexact in JavaScript anyway).
+const MAX_SIZE: f64 = 9_007_199_254_740_992.0;
+
+/// A refusal: its figures to scratch[1..4], its status as the error.
+fn refusal(e: &PoolError) -> i32 {
     if let PoolError::Exhausted { requested, available, level } | PoolError::Throttled { requested, available, level } =
         e
     {
         scratch::write(&[0.0, *requested as f64, *available as f64, *level as u32 as f64]);
     }
-    // SAFETY: the current env.
-    unsafe { number(env, status::of(e).into()) }
+    status::of(e)
 }
 
-/// `alloc(handle, size, zero, flags, tracked)`: a new external Buffer of `size >= 1` bytes for
-/// one loan, or a negative status. On success scratch[0] holds the loan's token.
+/// Makes the external ArrayBuffer of a grant, to be lent on Node 22+ (see [`escape`]): creates it
+/// over `len` bytes with `hint`'s finalizer, transfers it once so that the one lent is not the
+/// one Node detaches at teardown, and records a witness of it with the loan. On failure nothing
+/// is lent: the loan is undone and the memory reachable by no ArrayBuffer.
+///
+/// # Safety
+/// `env` is the current env; `grant` was just lent for a Buffer of this thread, `hint` made for it
+/// and not yet handed to Node.
+unsafe fn lend_arraybuffer(env: sys::napi_env, pool: &Pool, grant: &Grant, len: usize, hint: *mut c_void) -> Outcome {
+    let refused = || status::STATUS_EXTERNAL_REFUSED;
+    let created = if FAIL_EXTERNAL.load(Ordering::Relaxed) {
+        None
+    } else {
+        // SAFETY: the grant's `len` bytes belong to this loan alone until it ends, and it ends
+        // only after its ArrayBuffers are detached or finalized; the finalizer frees `hint`.
+        unsafe { raw::create_external_arraybuffer(env, grant.addr, len, loan_handle::finalize, hint) }
+    };
+    let Some(first) = created else {
+        pool.undo_alloc(grant);
+        // SAFETY: Node did not take the hint.
+        unsafe { Hint::drop_raw(hint) };
+        return Err(refused());
+    };
+    // Node owns the hint from here on; its finalizer accounts for the ArrayBuffer's bytes.
+    // SAFETY: `first` is a live ArrayBuffer of this env.
+    let lent = unsafe { escape::transfer(env, first) }
+        // SAFETY: as above.
+        .and_then(|ab| unsafe { escape::witness(env, ab) }.map(|w| (ab, w)));
+    let Some((ab, witness)) = lent else {
+        // Take the memory back from every ArrayBuffer, then the loan; the finalizer finds the
+        // loan ended (and takes the bound bytes back itself).
+        // SAFETY: `first` (and so any ArrayBuffer made from it) is of this env.
+        unsafe { raw::detach(env, first) };
+        // SAFETY: the hint is alive until its finalizer runs on this thread, later.
+        unsafe { Hint::set_token(hint, ENDED) };
+        pool.undo_alloc(&Grant { bound_bytes: 0, ..*grant });
+        return Err(refused());
+    };
+    pool.set_witness(grant.token, witness);
+    Ok(ab)
+}
+
+/// `alloc(handle, size, zero, flags, tracked)`: the memory of one new loan of `size >= 1` bytes,
+/// or a negative status; scratch[0] holds the loan's token. On Node 22+ it is an ArrayBuffer of
+/// `size` bytes that the caller views; on Node 20 a Buffer.
 unsafe extern "C" fn alloc(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY (whole body): `env` and `info` come from Node for this call; values are of this env.
+    unsafe { respond(env, alloc_loan(env, info)) }
+}
+
+unsafe fn alloc_loan(env: sys::napi_env, info: sys::napi_callback_info) -> Outcome {
+    // SAFETY (whole body): as in `alloc`.
     unsafe {
-        let a = args::<5>(env, info);
-        let Some(pool) = pool_of(env, a[0]) else { return number(env, status::STATUS_NOT_POOLED.into()) };
-        let req = request(env, &a[1..], false);
+        let a = args::<5>(env, info)?;
+        let pool = pool_of(env, a[0])?;
+        let req = request(env, &a[1..], false)?;
         let size = req.size;
         let hint = Hint::Loan { pool: pool.clone(), token: ENDED }.into_raw();
-        let grant = match pool.alloc_with(req, Owner { thread: env as usize, handle: hint as usize }) {
+        let owner = Owner { thread: env as usize, handle: hint as usize, witness: 0 };
+        let grant = match pool.alloc_with(req, owner) {
             Ok(g) => g,
             Err(e) => {
                 Hint::drop_raw(hint);
-                return refusal(env, &e);
+                return Err(refusal(&e));
             }
         };
         Hint::set_token(hint, grant.token);
-        // The grant's `size` bytes belong to this loan alone until it ends, and it ends only
-        // after the Buffer is detached or finalized; the finalizer frees `hint`.
-        let Some(buffer) = raw::create_external_buffer(env, grant.addr, size, loan_handle::finalize, hint) else {
-            pool.undo_alloc(grant.token);
-            Hint::drop_raw(hint);
-            return number(env, status::STATUS_EXTERNAL_REFUSED.into());
+        let memory = if escape::can_escape() {
+            lend_arraybuffer(env, pool, &grant, size, hint)?
+        } else {
+            let made = if FAIL_EXTERNAL.load(Ordering::Relaxed) {
+                None
+            } else {
+                // The grant's `size` bytes belong to this loan alone until it ends, and it ends
+                // only after the Buffer is detached or finalized; the finalizer frees `hint`.
+                raw::create_external_buffer(env, grant.addr, size, loan_handle::finalize, hint)
+            };
+            let Some(buffer) = made else {
+                pool.undo_alloc(&grant);
+                Hint::drop_raw(hint);
+                return Err(status::STATUS_EXTERNAL_REFUSED);
+            };
+            buffer
         };
         scratch::write(&[grant.token as f64]);
-        buffer
+        Ok(memory)
     }
 }
 
-/// `allocBound(handle, size, zero, flags, tracked)`: a new slab loan of `size <= 8192` bytes whose
-/// memory is a new external ArrayBuffer over the whole slot, kept by JavaScript across later
+/// `allocBound(handle, size, zero, flags, tracked)` (Node 22+): a new slab loan of `size <= 8192`
+/// bytes whose memory is a new ArrayBuffer over the whole slot, kept by JavaScript across later
 /// loans of the slot (see `reuse`); or a negative status. On success scratch holds
 /// `[token, class, slot, epoch]`; the caller views the first `size` bytes.
 unsafe extern "C" fn alloc_bound(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY (whole body): as in `alloc`.
+    unsafe { respond(env, alloc_bound_loan(env, info)) }
+}
+
+unsafe fn alloc_bound_loan(env: sys::napi_env, info: sys::napi_callback_info) -> Outcome {
+    // SAFETY (whole body): as in `alloc`.
     unsafe {
-        let a = args::<5>(env, info);
-        let Some(pool) = pool_of(env, a[0]) else { return number(env, status::STATUS_NOT_POOLED.into()) };
-        let req = request(env, &a[1..], true);
-        let grant = match pool.alloc_with(req, Owner { thread: env as usize, handle: OWNER_BOUND }) {
-            Ok(g) => g,
-            Err(e) => return refusal(env, &e),
+        let a = args::<5>(env, info)?;
+        let pool = pool_of(env, a[0])?;
+        if !escape::can_escape() {
+            return Err(status::STATUS_BAD_ARGUMENT);
+        }
+        let req = request(env, &a[1..], true)?;
+        let grant = pool
+            .alloc_with(req, Owner { thread: env as usize, handle: OWNER_BOUND, witness: 0 })
+            .map_err(|e| refusal(&e))?;
+        let Some(slot) = grant.slot else {
+            pool.undo_alloc(&grant);
+            return Err(status::STATUS_BAD_ARGUMENT);
         };
-        let slot = grant.slot.expect("sizes up to 8192 come from a slot");
         let hint = Hint::Slot { pool: pool.clone(), slot, bytes: grant.capacity }.into_raw();
         // The slot is this loan's alone; later loans reach it only through this ArrayBuffer (or
         // one it was transferred to) while its epoch is the slot's newest.
-        let Some(buffer) =
-            raw::create_external_arraybuffer(env, grant.addr, grant.capacity, loan_handle::finalize, hint)
-        else {
-            pool.undo_alloc(grant.token);
-            Hint::drop_raw(hint);
-            return number(env, status::STATUS_EXTERNAL_REFUSED.into());
-        };
+        let ab = lend_arraybuffer(env, pool, &grant, grant.capacity, hint)?;
         scratch::write(&[grant.token as f64, slot.class as f64, slot.slot.index() as f64, slot.epoch as f64]);
-        buffer
+        Ok(ab)
     }
 }
 
-/// `reuse(handle, class, slot, epoch, size, zero, flags, tracked)`: lends the slot again through
-/// the ArrayBuffer of `epoch` that the caller kept. Returns the new loan's token, or a negative
-/// status: `STATUS_STALE` if that ArrayBuffer no longer owns the slot (drop it), a refusal
-/// otherwise (keep it).
+/// `reuse(handle, class, slot, epoch, size, zero, flags, tracked, ab)`: lends the slot again
+/// through the ArrayBuffer `ab` of `epoch` that the caller kept. Returns the new loan's token, or
+/// a negative status: `STATUS_STALE` if that ArrayBuffer no longer owns the slot (drop it), a
+/// refusal otherwise (keep it).
 unsafe extern "C" fn reuse(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY (whole body): as in `alloc`.
+    unsafe { respond(env, reuse_slot(env, info)) }
+}
+
+unsafe fn reuse_slot(env: sys::napi_env, info: sys::napi_callback_info) -> Outcome {
+    // SAFETY (whole body): as in `alloc`.
     unsafe {
-        let a = args::<8>(env, info);
-        let Some(pool) = pool_of(env, a[0]) else { return number(env, status::STATUS_NOT_POOLED.into()) };
+        let a = args::<9>(env, info)?;
+        let pool = pool_of(env, a[0])?;
         let slot = SlotRef {
-            class: u32_of(env, a[1]) as usize,
-            slot: Slot::from_index(u32_of(env, a[2])),
-            epoch: f64_of(env, a[3]) as u64,
+            class: u32_of(env, a[1])? as usize,
+            slot: Slot::from_index(u32_of(env, a[2])?),
+            epoch: f64_of(env, a[3])? as u64,
         };
-        match pool.reuse(slot, request(env, &a[4..], true), Owner { thread: env as usize, handle: OWNER_BOUND }) {
-            Ok(g) => number(env, g.token as f64),
-            Err(e) => refusal(env, &e),
+        let req = request(env, &a[4..8], true)?;
+        let witness = escape::witness(env, a[8]).ok_or(status::STATUS_EXTERNAL_REFUSED)?;
+        match pool.reuse(slot, req, Owner { thread: env as usize, handle: OWNER_BOUND, witness }) {
+            Ok(g) => Ok(number(env, g.token as f64)),
+            Err(e) => {
+                escape::forget(env, witness);
+                Err(refusal(&e))
+            }
         }
     }
 }
 
-/// `release(handle, buffer, token)`: drops a reference; returns the references left or a
-/// negative status. On the last one the loan ends: a Buffer made for the loan is detached first;
-/// for a slot-bound Buffer, scratch holds `[1, class, slot, epoch]` and the caller must detach it
-/// (by transferring its ArrayBuffer) before any other JavaScript runs on this thread.
+/// `release(handle, buffer, token)`: drops a reference; returns the references left, or a
+/// negative status. On the last one it returns 0 and changes nothing: the caller detaches the
+/// Buffer (on Node 22+, by transferring its ArrayBuffer), then calls `finishRelease`.
 unsafe extern "C" fn release(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY (whole body): as in `alloc`.
+    unsafe { respond(env, release_ref(env, info)) }
+}
+
+unsafe fn release_ref(env: sys::napi_env, info: sys::napi_callback_info) -> Outcome {
+    // SAFETY (whole body): as in `alloc`.
     unsafe {
-        let a = args::<3>(env, info);
-        let Some(pool) = pool_of(env, a[0]) else { return number(env, status::STATUS_NOT_POOLED.into()) };
-        let Some(view) = raw::view_info(env, a[1]) else { return number(env, status::STATUS_NOT_POOLED.into()) };
-        let token = f64_of(env, a[2]) as u64;
-        let left = match pool.release_bound(token, view.data, view.len, |o| o.handle == OWNER_BOUND) {
-            Ok(Ok((left, slot))) => {
-                // A slot-bound loan ended under the lock; the caller detaches its Buffer next.
-                if let Some(s) = slot {
-                    scratch::write(&[1.0, s.class as f64, s.slot.index() as f64, s.epoch as f64]);
-                }
-                left
+        let a = args::<3>(env, info)?;
+        let pool = pool_of(env, a[0])?;
+        let view = raw::view_info(env, a[1]).ok_or(status::STATUS_NOT_POOLED)?;
+        let token = f64_of(env, a[2])? as u64;
+        match pool.release(token, view.data, view.len) {
+            Ok(Release::Retained(left)) => Ok(number(env, f64::from(left))),
+            Ok(Release::Last(_)) => Ok(number(env, 0.0)),
+            Err(e) => Err(status::of(&e)),
+        }
+    }
+}
+
+/// `finishRelease(handle, memory, token)`: ends the loan of `token` after `release` returned 0.
+/// `memory` is the Buffer itself on Node 20, which this call detaches first; on Node 22+ it is the
+/// ArrayBuffer that the caller transferred the Buffer's memory to (so the Buffer is detached
+/// already), which this call detaches too unless the loan was slot-bound (then the caller keeps
+/// it for the slot's next loan). On success returns 0 and scratch holds `[1, class, slot, epoch]`
+/// for a slot-bound loan, else `[0]`.
+unsafe extern "C" fn finish_release(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY (whole body): as in `alloc`.
+    unsafe { respond(env, finish_loan(env, info)) }
+}
+
+unsafe fn finish_loan(env: sys::napi_env, info: sys::napi_callback_info) -> Outcome {
+    // SAFETY (whole body): as in `alloc`.
+    unsafe {
+        let a = args::<3>(env, info)?;
+        let pool = pool_of(env, a[0])?;
+        let token = f64_of(env, a[2])? as u64;
+        if let Some(view) = raw::view_info(env, a[1]) {
+            if view.len != 0 && !raw::detach(env, view.buffer) {
+                return Err(status::STATUS_EXTERNAL_REFUSED);
             }
-            Ok(Err(owner)) => {
-                debug_assert_eq!(owner.thread, env as usize, "a Buffer never leaves its thread");
-                if !raw::detach(env, view.buffer) {
-                    return number(env, status::STATUS_EXTERNAL_REFUSED.into());
-                }
-                // The Buffer's finalizer runs later, maybe once the token's key and generation
-                // name a new loan: it must find nothing to reclaim. The hint is alive (the loan
-                // is) and only this thread touches it.
-                Hint::set_token(owner.handle as *mut c_void, ENDED);
-                pool.finish_release(token);
-                scratch::write(&[0.0]);
-                0
-            }
-            Err(e) => return number(env, status::of(&e).into()),
-        };
-        number(env, f64::from(left))
+        }
+        // Nothing in JavaScript can reach the memory through the Buffer any more; `memory` is the
+        // caller's alone, and no JavaScript runs before this call returns.
+        let done = pool.finish_release(token).ok_or(status::STATUS_NOT_POOLED)?;
+        escape::forget(env, done.owner.witness);
+        let bound = done.owner.handle == OWNER_BOUND;
+        if !bound {
+            // The Buffer's finalizer runs later, maybe once the token's key and generation name
+            // a new loan: it must find nothing to reclaim. The hint is alive (Node has not
+            // finalized it: the memory was attached until now) and only this thread touches it.
+            Hint::set_token(done.owner.handle as *mut c_void, ENDED);
+            // V8 stops counting the memory as external now, not when the GC gets round to it.
+            raw::detach(env, a[1]);
+        }
+        match done.slot {
+            Some(s) if bound => scratch::write(&[1.0, s.class as f64, s.slot.index() as f64, s.epoch as f64]),
+            _ => scratch::write(&[0.0]),
+        }
+        Ok(number(env, 0.0))
     }
 }

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use napi::sys;
 
-use crate::core::pool::{Pool, SlotRef};
+use super::escape;
+use crate::core::loan::Owner;
+use crate::core::pool::{Pool, Reclaimed, SlotRef};
 
 /// The finalizer hint of one external ArrayBuffer. Created with it; freed by its finalizer, which
 /// Node runs exactly once, after the ArrayBuffer (with every ArrayBuffer it was transferred to) is
@@ -61,17 +63,23 @@ impl Hint {
 }
 
 /// Accounts for a collected ArrayBuffer: a loan whose Buffer was dropped without release ends
-/// (a GC reclaim); a released loan's Buffer finds nothing to do.
+/// (a GC reclaim), or is parked if its thread is ending while its memory may be alive in another
+/// thread (see [`escape`](super::escape)); a released loan's Buffer finds nothing to do.
 ///
 /// # Safety
-/// Called by Node once per external ArrayBuffer, with the hint given at creation.
-pub unsafe extern "C" fn finalize(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+/// Called by Node once per external ArrayBuffer, on the thread of the env that made it, with the
+/// hint given at creation.
+pub unsafe extern "C" fn finalize(env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
     // SAFETY: `hint` came from `Hint::into_raw` and Node finalizes each ArrayBuffer once.
     let hint = unsafe { Box::from_raw(hint.cast::<Hint>()) };
-    match *hint {
-        Hint::Loan { pool, token } => {
-            pool.reclaim(token);
-        }
-        Hint::Slot { pool, slot, bytes } => pool.slot_buffer_finalized(slot, bytes),
+    // SAFETY: the env that made the loans' witnesses, on its thread, inside a finalizer.
+    let may_be_reachable = |owner: &Owner| unsafe { escape::may_be_reachable(env, owner.witness) };
+    let outcome = match *hint {
+        Hint::Loan { pool, token } => pool.reclaim_unless(token, may_be_reachable),
+        Hint::Slot { pool, slot, bytes } => pool.slot_buffer_finalized(slot, bytes, may_be_reachable),
+    };
+    if let Some(Reclaimed::Ended(owner) | Reclaimed::Parked(owner)) = outcome {
+        // SAFETY: as above; the loan no longer needs its witness.
+        unsafe { escape::forget(env, owner.witness) };
     }
 }

@@ -5,6 +5,7 @@
 //! thread's scratch array ([`scratch`]). The JavaScript layer turns statuses into Node-style
 //! errors.
 
+mod escape;
 mod events;
 mod hot;
 mod loan_handle;

@@ -52,6 +52,8 @@ pub struct JsLiveBuffer {
     pub tracked: bool,
     /// The token of its loan.
     pub token: f64,
+    /// Whether it is parked: its memory left its thread, which then ended.
+    pub parked: bool,
 }
 
 /// The process-wide default pool, shared by the main thread and every worker thread.
@@ -104,9 +106,11 @@ impl NativePool {
 
     /// The handle the hot-path functions (`hot_alloc`, …) take for this pool.
     #[napi]
-    pub fn handle(&self, env: Env) -> RawValue {
+    pub fn handle(&self, env: Env) -> napi::Result<RawValue> {
         // SAFETY: the current env.
-        RawValue(unsafe { hot::make_handle(env.raw(), &self.core) })
+        unsafe { hot::make_handle(env.raw(), &self.core) }
+            .map(RawValue)
+            .ok_or_else(|| napi::Error::from_reason("extmem: cannot make the pool's native handle"))
     }
 
     /// Adds a reference; returns the new count or a negative status.
@@ -159,6 +163,7 @@ impl NativePool {
                 address: l.address as f64,
                 tracked: l.tracked,
                 token: l.token as f64,
+                parked: l.parked,
             })
             .collect()
     }

@@ -58,6 +58,9 @@ pub struct JsPoolStats {
     pub failed_allocations: f64,
     pub refused: JsRefusedStats,
     pub leaks: f64,
+    /// Buffers whose memory left their thread, which then ended: kept for good, never reused.
+    pub parked_buffers: f64,
+    pub parked_bytes: f64,
     pub level: String,
     pub utilization: f64,
     pub small: JsSmallStats,
@@ -86,6 +89,8 @@ impl From<PoolStats> for JsPoolStats {
                 shedding: c.refused_shedding as f64,
             },
             leaks: c.leaks as f64,
+            parked_buffers: c.parked_buffers as f64,
+            parked_bytes: c.parked_bytes as f64,
             level: s.level.name().into(),
             utilization: c.in_use_bytes as f64 / s.max_bytes as f64,
             small: JsSmallStats {

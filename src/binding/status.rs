@@ -28,6 +28,10 @@ pub const STATUS_THROTTLED: i32 = -6;
 #[napi]
 pub const STATUS_STALE: i32 = -7;
 
+/// An argument the JavaScript layer should have checked was not what the call takes.
+#[napi]
+pub const STATUS_BAD_ARGUMENT: i32 = -8;
+
 /// The status of a core refusal.
 pub fn of(e: &PoolError) -> i32 {
     match e {

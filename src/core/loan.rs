@@ -41,6 +41,9 @@ pub enum LoanMemory {
     Mapping(MmapMut),
     /// Nothing: the memory went back to the pool as the loan ended.
     Returned,
+    /// A mapping that may still be reachable from another thread after its Buffer's thread
+    /// ended: deliberately never unmapped (see [`Loan::parked`]).
+    Parked,
 }
 
 /// Opaque data the binding attaches to a loan; the core stores it and hands it back.
@@ -50,6 +53,9 @@ pub struct Owner {
     pub thread: usize,
     /// The binding's handle for the Buffer (a pointer it owns).
     pub handle: usize,
+    /// The binding's witness of where the Buffer's memory can be reached (a weak reference to the
+    /// ArrayBuffer it lent), or 0 for none.
+    pub witness: usize,
 }
 
 /// One Buffer's memory while it is handed out.
@@ -78,6 +84,11 @@ pub struct Loan {
     /// Bytes this loan's own Buffer adds to external memory: `requested`, or 0 when the loan
     /// uses an ArrayBuffer bound to its slot (counted with that ArrayBuffer instead).
     pub external: usize,
+    /// Whether the loan is parked: its Buffer's thread ended while an ArrayBuffer over its memory
+    /// may still be alive in another thread, and nothing will ever say when that one is gone.
+    /// A parked loan never ends: its memory is never lent again, unmapped or trimmed, even after
+    /// the pool itself is dropped; it stays counted as in use.
+    pub parked: bool,
 }
 
 /// Encodes a token.

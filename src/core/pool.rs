@@ -89,6 +89,9 @@ pub struct Grant {
     pub capacity: usize,
     /// The slab slot and the epoch of the ArrayBuffer to make over it (0 for a mapping).
     pub slot: Option<SlotRef>,
+    /// External bytes counted from now on for a new ArrayBuffer bound to the slot (see
+    /// [`AllocRequest::bind`]); [`Pool::undo_alloc`] takes them back if it is never made.
+    pub bound_bytes: usize,
 }
 
 /// A slab slot and the epoch of the newest ArrayBuffer over it.
@@ -100,6 +103,24 @@ pub struct SlotRef {
     pub slot: Slot,
     /// Epoch of the newest ArrayBuffer over the slot.
     pub epoch: u64,
+}
+
+/// What [`Pool::finish_release`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finished {
+    /// The loan's owner.
+    pub owner: Owner,
+    /// The slot it held, with the epoch of the newest ArrayBuffer over it.
+    pub slot: Option<SlotRef>,
+}
+
+/// What became of a loan whose last ArrayBuffer was finalized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reclaimed {
+    /// It ended: its memory is the pool's again.
+    Ended(Owner),
+    /// It may still be reachable from another thread: parked for good.
+    Parked(Owner),
 }
 
 /// What [`Pool::release`] did.
@@ -127,6 +148,8 @@ pub struct LiveLoan {
     pub tracked: bool,
     /// The token of its loan.
     pub token: u64,
+    /// Whether it is parked (see [`Loan::parked`]).
+    pub parked: bool,
 }
 
 /// A pool of external memory: slab classes for sizes up to [`SMALL_MAX`], a mapping each above.
@@ -231,14 +254,11 @@ impl Pool {
                     }
                     _ => None,
                 };
-                let external = if req.bind && slot.is_some() {
-                    st.counters.external_bytes += capacity;
-                    0
-                } else {
-                    req.size
-                };
+                let bound_bytes = if req.bind && slot.is_some() { capacity } else { 0 };
+                st.counters.external_bytes += bound_bytes;
+                let external = if bound_bytes != 0 { 0 } else { req.size };
                 let token = st.lend(&self.config, self.id, memory, addr, capacity, external, req, owner);
-                Ok(Grant { token, addr, capacity, slot })
+                Ok(Grant { token, addr, capacity, slot, bound_bytes })
             }
             Err(e) => {
                 st.count_refusal(&self.config, &e, req.priority);
@@ -269,24 +289,36 @@ impl Pool {
         }
         let memory = LoanMemory::Slot { class: slot.class, slot: slot.slot };
         let token = st.lend(&self.config, self.id, memory, addr, capacity, 0, req, owner);
-        Ok(Grant { token, addr, capacity, slot: Some(slot) })
+        Ok(Grant { token, addr, capacity, slot: Some(slot), bound_bytes: 0 })
     }
 
     /// Accounts for the end of an ArrayBuffer made over a whole slot for bound loans (see
     /// [`AllocRequest::bind`]): its `bytes` leave external memory, and if it is the newest one over
-    /// the slot and the slot is still lent, that loan's Buffer was collected: the loan ends as a
-    /// GC reclaim (a leak if tracked).
-    pub fn slot_buffer_finalized(&self, slot: SlotRef, bytes: usize) {
+    /// the slot and the slot is still lent, that loan ends as by [`reclaim_unless`](Self::reclaim_unless).
+    pub fn slot_buffer_finalized(
+        &self,
+        slot: SlotRef,
+        bytes: usize,
+        may_be_reachable: impl FnOnce(&Owner) -> bool,
+    ) -> Option<Reclaimed> {
         let mut st = self.state.lock();
         st.counters.external_bytes -= bytes;
         let class = &st.classes[slot.class];
         if class.epoch(slot.slot) != slot.epoch {
-            return;
+            return None;
         }
-        let Some(key) = class.loan(slot.slot) else { return };
+        let key = class.loan(slot.slot)?;
         let l = &st.loans[key];
         let token = loan::token(self.id, l.gen, key);
-        st.reclaim(&self.config, self.id, token);
+        st.reclaim_unless(&self.config, self.id, token, may_be_reachable)
+    }
+
+    /// Records the binding's witness (see [`Owner::witness`]) of the live loan of `token`, made
+    /// once its ArrayBuffer exists.
+    pub fn set_witness(&self, token: u64, witness: usize) {
+        if let Some(l) = self.state.lock().live_loan_mut(self.id, token) {
+            l.owner.witness = witness;
+        }
     }
 
     /// Adds a reference to the Buffer of `token`, which must start at `addr` and be `len` long.
@@ -311,47 +343,22 @@ impl Pool {
         Ok(Release::Last(l.owner))
     }
 
-    /// Drops a reference, like [`release`](Self::release), but on the last one ends the loan at
-    /// once if `ends_now(owner)` says the caller will make its Buffer unreachable before anything
-    /// else can touch it (a slot-bound Buffer, detached by its own thread right after): one lock
-    /// instead of two. Returns `Ok((refs left, the slot if the loan ended here))`; for a last
-    /// reference that does not end now, [`Release::Last`] as from `release`.
-    pub fn release_bound(
-        &self,
-        token: u64,
-        addr: usize,
-        len: usize,
-        ends_now: impl Fn(Owner) -> bool,
-    ) -> Result<Result<(u32, Option<SlotRef>), Owner>, PoolError> {
-        let mut st = self.state.lock();
-        let l = st.loan_mut(self.id, token, addr, len)?;
-        if l.refs > 1 {
-            l.refs -= 1;
-            return Ok(Ok((l.refs, None)));
-        }
-        let owner = l.owner;
-        if !ends_now(owner) {
-            return Ok(Err(owner));
-        }
-        let ended = st.end_loan(&self.config, self.id, token).expect("the loan was just found");
-        st.counters.releases += 1;
-        let slot = ended.memory_was.map(|(class, slot)| SlotRef { class, slot, epoch: st.classes[class].epoch(slot) });
-        Ok(Ok((0, slot)))
-    }
-
-    /// Ends the loan of `token` after [`Release::Last`]; its memory is reusable from now on.
-    /// Returns the slot it held, with the epoch of its newest ArrayBuffer.
-    pub fn finish_release(&self, token: u64) -> Option<SlotRef> {
+    /// Ends the loan of `token` after [`Release::Last`], once its Buffer is detached; its memory
+    /// is reusable from now on. `None` if there is no such live loan.
+    pub fn finish_release(&self, token: u64) -> Option<Finished> {
         let mut st = self.state.lock();
         let ended = st.end_loan(&self.config, self.id, token)?;
         st.counters.releases += 1;
-        ended.memory_was.map(|(class, slot)| SlotRef { class, slot, epoch: st.classes[class].epoch(slot) })
+        let slot = ended.memory_was.map(|(class, slot)| SlotRef { class, slot, epoch: st.classes[class].epoch(slot) });
+        Some(Finished { owner: ended.owner, slot })
     }
 
-    /// Takes back an allocation whose Buffer could not be made, as if it had never happened.
-    pub fn undo_alloc(&self, token: u64) {
+    /// Takes back an allocation whose Buffer could not be made, as if it had never happened:
+    /// the loan and the grant's bound external bytes.
+    pub fn undo_alloc(&self, grant: &Grant) {
         let mut st = self.state.lock();
-        if st.end_loan(&self.config, self.id, token).is_some() {
+        st.counters.external_bytes -= grant.bound_bytes;
+        if st.end_loan(&self.config, self.id, grant.token).is_some() {
             st.counters.allocations -= 1;
         }
     }
@@ -359,7 +366,15 @@ impl Pool {
     /// Ends the loan of `token` because its Buffer was collected; `false` (and nothing done) if it
     /// had already ended, as it has for every released Buffer. A tracked loan is reported as a leak.
     pub fn reclaim(&self, token: u64) -> bool {
-        self.state.lock().reclaim(&self.config, self.id, token)
+        self.reclaim_unless(token, |_| false).is_some()
+    }
+
+    /// Ends the loan of `token` because the last ArrayBuffer over its memory was finalized, unless
+    /// `may_be_reachable(owner)` says another ArrayBuffer over it may still be alive (its thread
+    /// ended and the memory had been moved out of it): then the loan is parked for good instead
+    /// (see [`Loan::parked`]). `None` (and nothing done) if there is no such live loan.
+    pub fn reclaim_unless(&self, token: u64, may_be_reachable: impl FnOnce(&Owner) -> bool) -> Option<Reclaimed> {
+        self.state.lock().reclaim_unless(&self.config, self.id, token, may_be_reachable)
     }
 
     /// References held on the Buffer of `token`.
@@ -389,6 +404,7 @@ impl Pool {
                 address: l.addr,
                 tracked: l.tracked,
                 token: loan::token(self.id, l.gen, key),
+                parked: l.parked,
             })
             .filter(|l| l.age_ms >= older_than_ms)
             .collect();
@@ -548,6 +564,7 @@ impl State {
             since_ms: clock::now_ms(),
             tracked: req.tracked,
             external,
+            parked: false,
         });
         if let Some((class, slot)) = slot {
             self.classes[class].set_loan(slot, key);
@@ -562,9 +579,29 @@ impl State {
         loan::token(pool, gen, key)
     }
 
-    /// Ends a loan whose Buffer was collected; a tracked one is a leak.
-    fn reclaim(&mut self, config: &PoolConfig, pool: u64, token: u64) -> bool {
-        let Some(ended) = self.end_loan(config, pool, token) else { return false };
+    /// Ends a loan whose Buffer was collected (a tracked one is a leak), or parks it if
+    /// `may_be_reachable` says its memory may still be in use elsewhere.
+    fn reclaim_unless(
+        &mut self,
+        config: &PoolConfig,
+        pool: u64,
+        token: u64,
+        may_be_reachable: impl FnOnce(&Owner) -> bool,
+    ) -> Option<Reclaimed> {
+        let l = self.live_loan_mut(pool, token)?;
+        if may_be_reachable(&l.owner) {
+            l.parked = true;
+            let owner = l.owner;
+            let capacity = l.capacity;
+            if let LoanMemory::Mapping(map) = std::mem::replace(&mut l.memory, LoanMemory::Parked) {
+                // Never unmapped: another thread may still read and write it.
+                std::mem::forget(map);
+            }
+            self.counters.parked_buffers += 1;
+            self.counters.parked_bytes += capacity;
+            return Some(Reclaimed::Parked(owner));
+        }
+        let ended = self.end_loan(config, pool, token)?;
         self.counters.gc_reclaims += 1;
         if ended.tracked {
             self.counters.leaks += 1;
@@ -577,7 +614,7 @@ impl State {
             };
             self.listeners.emit(&PoolEvent::Leak(leak));
         }
-        true
+        Some(Reclaimed::Ended(ended.owner))
     }
 
     fn available(&self, config: &PoolConfig) -> usize {
@@ -626,22 +663,25 @@ impl State {
 
     /// The live loan named by `token`, if it is the Buffer at `addr` of `len` bytes.
     fn loan_mut(&mut self, pool: u64, token: u64, addr: usize, len: usize) -> Result<&mut Loan, PoolError> {
-        let (p, gen, key) = loan::untoken(token).ok_or(PoolError::NotPooled)?;
-        if p != pool {
-            return Err(PoolError::NotPooled);
-        }
-        match self.loans.get_mut(key) {
-            Some(l) if l.gen == gen && l.addr == addr && l.requested == len => Ok(l),
+        match self.live_loan_mut(pool, token) {
+            Some(l) if l.addr == addr && l.requested == len => Ok(l),
             _ => Err(PoolError::NotPooled),
         }
     }
 
-    /// Removes the loan of `token` and returns its memory; `None` if there is no such loan.
-    fn end_loan(&mut self, config: &PoolConfig, pool: u64, token: u64) -> Option<Ended> {
+    /// The loan named by `token`, unless it ended or is parked.
+    fn live_loan_mut(&mut self, pool: u64, token: u64) -> Option<&mut Loan> {
         let (p, gen, key) = loan::untoken(token)?;
-        if p != pool || self.loans.get(key).is_none_or(|l| l.gen != gen) {
+        if p != pool {
             return None;
         }
+        self.loans.get_mut(key).filter(|l| l.gen == gen && !l.parked)
+    }
+
+    /// Removes the loan of `token` and returns its memory; `None` if there is no such live loan.
+    fn end_loan(&mut self, config: &PoolConfig, pool: u64, token: u64) -> Option<Ended> {
+        self.live_loan_mut(pool, token)?;
+        let (_, _, key) = loan::untoken(token)?;
         let mut l = self.loans.remove(key);
         let c = &mut self.counters;
         c.in_use_bytes -= l.capacity;
@@ -669,7 +709,7 @@ impl State {
                 };
                 self.counters.reserved_bytes -= unmapped;
             }
-            LoanMemory::Returned => unreachable!("a live loan owns its memory"),
+            LoanMemory::Returned | LoanMemory::Parked => unreachable!("a live loan owns its memory"),
         }
         self.update_level(config);
         Some(Ended {
@@ -703,7 +743,7 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    const OWNER: Owner = Owner { thread: 1, handle: 2 };
+    const OWNER: Owner = Owner { thread: 1, handle: 2, witness: 0 };
 
     fn fill(g: Grant, len: usize, byte: u8) {
         // SAFETY: the grant's memory is `len` bytes long and owned by the test.
@@ -923,6 +963,34 @@ mod tests {
                 assert_eq!(g.addr as usize % align, 0, "size {size} align {align}");
             }
         }
+    }
+
+    #[test]
+    fn a_parked_loan_keeps_its_memory_for_good_even_after_the_pool_is_dropped() {
+        let p = Pool::new(8 << 20);
+        let small = p.alloc(100, false, OWNER).unwrap();
+        let large = p.alloc(300_000, false, OWNER).unwrap();
+        let other = p.alloc(100, false, OWNER).unwrap();
+        fill(small, 100, 0x5a);
+        fill(large, 300_000, 0x6b);
+        assert_eq!(p.reclaim_unless(small.token, |_| true), Some(Reclaimed::Parked(OWNER)));
+        assert_eq!(p.reclaim_unless(large.token, |o| *o == OWNER), Some(Reclaimed::Parked(OWNER)));
+        assert_eq!(p.reclaim_unless(other.token, |_| false), Some(Reclaimed::Ended(OWNER)));
+        assert_eq!(p.reclaim_unless(small.token, |_| false), None, "a parked loan never ends");
+        assert_eq!(p.release(large.token, large.addr as usize, 300_000), Err(PoolError::NotPooled));
+        let s = p.stats();
+        assert_eq!((s.counters.parked_buffers, s.live_buffers), (2, 2));
+        assert_eq!(s.counters.parked_bytes, CLASS_SIZES[class_for(100, MIN_ALIGN)] + large::mapping_len(300_000));
+        assert_eq!(s.counters.in_use_bytes, s.counters.parked_bytes, "parked memory stays in use");
+        assert_eq!(s.counters.gc_reclaims, 1);
+        assert!(p.live(0).iter().all(|l| l.parked));
+        p.trim();
+        for _ in 0..64 {
+            let g = p.alloc(100, true, OWNER).unwrap();
+            assert_ne!(g.addr, small.addr, "a parked slot is never lent again");
+        }
+        drop(p);
+        assert!(all(small, 100, 0x5a) && all(large, 300_000, 0x6b), "still mapped after the pool is gone");
     }
 
     #[test]

@@ -259,6 +259,19 @@ impl ClassSlab {
     }
 }
 
+impl Drop for ClassSlab {
+    /// A chunk with a slot still handed out when its class goes away holds parked memory (see
+    /// [`Loan::parked`](super::loan::Loan::parked)), which another thread may still use: it is
+    /// never unmapped.
+    fn drop(&mut self) {
+        for chunk in self.chunks.drain() {
+            if chunk.live != 0 {
+                std::mem::forget(chunk._map);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,6 +37,11 @@ pub struct Counters {
     pub refused_shedding: u64,
     /// Tracked Buffers collected without release.
     pub leaks: u64,
+    /// Loans parked for good (see [`Loan::parked`](super::loan::Loan::parked)); they stay counted
+    /// in `in_use_bytes` and the live loans.
+    pub parked_buffers: usize,
+    /// Capacity of the parked loans.
+    pub parked_bytes: usize,
 }
 
 /// Slot counts of one size class.

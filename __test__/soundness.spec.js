@@ -1,0 +1,333 @@
+'use strict'
+// Soundness: no pooled memory is ever reachable by two owners, freed while reachable, or left in a
+// state that aborts the process. Each group below states one rule, and each test one case of it.
+//
+// Scenarios that can crash, hang, abort or tamper with built-ins run in a child process (a fixture
+// under ./fixtures/soundness/, run with this Node and --expose-gc, cwd the package root). A child
+// must exit with 0, unsignalled, with nothing on stderr, and print one JSON line of findings, which
+// the test checks. A child that hangs is killed (SIGKILL) after its timeout, failing its test.
+//
+// Node 20 has no ArrayBuffer.prototype.transfer(): tests that need it are skipped there.
+
+const test = require('ava')
+const os = require('node:os')
+const path = require('node:path')
+const { spawn } = require('node:child_process')
+const { Pool } = require('..')
+
+const PKG = path.join(__dirname, '..')
+const FIXTURES = path.join(__dirname, 'fixtures', 'soundness')
+const HAS_TRANSFER = typeof ArrayBuffer.prototype.transfer === 'function'
+/** For tests that need ArrayBuffer.prototype.transfer() (Node 22+). */
+const withTransfer = HAS_TRANSFER ? test : test.skip
+
+// ---------------------------------------------------------------------------------------------
+// Running fixtures
+
+/** At most this many children at once, so that a slow machine does not time them out. */
+const MAX_CHILDREN = Math.max(2, Math.min(4, os.availableParallelism?.() ?? os.cpus().length))
+let running = 0
+const waiting = []
+
+/**
+ * Runs `node --expose-gc fixtures/soundness/<name> ...args` from the package root; resolves with
+ * its exit code, signal, stdout and stderr. The child is killed with SIGKILL after `timeoutMs`.
+ * EXTMEM_* variables are not passed on, so every child sees the defaults.
+ */
+async function fixture(name, args = [], timeoutMs = 60_000) {
+  if (running >= MAX_CHILDREN) await new Promise((resolve) => waiting.push(resolve))
+  running++
+  try {
+    return await new Promise((resolve, reject) => {
+      const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('EXTMEM_')))
+      const p = spawn(process.execPath, ['--expose-gc', path.join(FIXTURES, name), ...args], {
+        cwd: PKG,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+      let stdout = ''
+      let stderr = ''
+      p.stdout.setEncoding('utf8').on('data', (d) => (stdout += d))
+      p.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
+      const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs)
+      p.on('error', reject)
+      p.on('close', (code, signal) => {
+        clearTimeout(timer)
+        resolve({ code, signal, stdout, stderr })
+      })
+    })
+  } finally {
+    running--
+    waiting.shift()?.()
+  }
+}
+
+/** Checks that the child ended cleanly; returns its JSON findings, or null if it printed none. */
+function findings(t, run) {
+  t.is(run.signal, null, `the child was not killed by a signal (stderr: ${run.stderr.slice(-2000)})`)
+  t.is(run.code, 0, `the child exits with 0 (stderr: ${run.stderr.slice(-2000)})`)
+  t.is(run.stderr, '', 'and writes nothing to stderr')
+  const line = run.stdout.trim().split('\n').at(-1)
+  try {
+    return JSON.parse(line)
+  } catch {
+    t.fail(`the child printed no JSON line (stdout: ${run.stdout.slice(-2000)})`)
+    return null
+  }
+}
+
+const isFill = (buf, value) => buf.every((v) => v === value)
+const sameBytes = (x, y) => x.buffer === y.buffer && x.byteOffset === y.byteOffset
+
+// ---------------------------------------------------------------------------------------------
+// 1. Pooled memory that leaves its thread stays valid and is never lent again while reachable.
+//
+// A worker sends pooled memory to the main thread and then ends, by itself or terminated. The
+// memory must stay readable and writable in the main thread with the worker's bytes; from the
+// default pool it is parked (stats().parkedBuffers, live() entries with parked: true), never lent
+// to a new Buffer. Memory that never left the worker comes back when it ends.
+
+const SENDS = [
+  { send: 'post-4000', size: 4000, what: 'a 4000-byte Buffer of a reused slot with postMessage(buf.buffer, [buf.buffer])' },
+  { send: 'post-100', size: 100, what: 'a 100-byte Buffer of a reused slot with postMessage(buf.buffer, [buf.buffer])' },
+  { send: 'transfer-1048576', size: 1 << 20, what: 'a 1 MiB Buffer with buf.buffer.transfer() and postMessage' },
+  { send: 'transfer-100', size: 100, what: 'a 100-byte Buffer with buf.buffer.transfer() and postMessage' },
+]
+
+for (const pool of ['own', 'default']) {
+  for (const { send, size, what } of SENDS) {
+    for (const end of ['exit', 'terminate']) {
+      const ends = end === 'exit' ? 'then exits' : 'then is terminated'
+      const title =
+        pool === 'own'
+          ? `a worker that sends ${what} and ${ends} leaves that memory intact and usable in the main thread (own Pool)`
+          : `a worker that sends ${what} and ${ends} leaves that memory intact, parked and never re-lent (defaultPool)`
+      withTransfer(title, async (t) => {
+        const out = findings(t, await fixture('cross-thread.js', [pool, send, end]))
+        if (out === null) return
+        t.is(out.workerError, undefined, 'the worker sent its memory without an error')
+        t.is(out.size, size)
+        t.is(out.receivedBytes, out.sentBytes, 'the main thread received the whole ArrayBuffer')
+        t.true(out.receivedBytes >= size)
+        t.is(out.notIntact, 0, "after the worker ended, every byte still holds the worker's fill (0xab)")
+        t.is(out.notWritten, 0, 'and every byte can be written')
+        t.is(out.allocated, 64)
+        t.is(out.startedNonZero, 0, 'zero-filled default-pool Buffers allocated afterwards start zeroed')
+        t.is(out.aliased, 0, 'and none of them changes when the received memory is written (no aliasing)')
+        if (pool === 'default') {
+          t.true(out.parkedBuffers >= 1, `stats().parkedBuffers counts the memory that left its thread (${out.parkedBuffers})`)
+          t.true(out.parkedInLive >= 1, 'live() lists it with parked: true')
+        }
+      })
+    }
+  }
+}
+
+for (const end of ['exit', 'terminate']) {
+  const ends = end === 'exit' ? 'then exits' : 'then is terminated'
+  test(`a worker that holds defaultPool Buffers it never sent and ${ends} gives them all back, and parks nothing`, async (t) => {
+    const out = findings(t, await fixture('cross-thread.js', ['default', 'hold', end]))
+    if (out === null) return
+    t.is(out.workerError, undefined)
+    t.is(out.holding, 5, 'the worker held small (one of a reused slot) and large Buffers')
+    t.is(out.liveInWorker, out.liveBefore + 5)
+    t.is(out.liveAfter, out.liveBefore, 'after its exit and a few GC turns, stats().liveBuffers is back where it was')
+    // parkedBuffers is new; where the field is missing nothing can have been parked either.
+    t.is(out.parkedBuffers ?? 0, 0, 'memory that did not leave its thread is not parked')
+  })
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. releaseFast() frees a slot only for the Buffer that holds it now, and only in its own Pool.
+
+test('after trim() gave its arena back, a second releaseFast() of a released fast Buffer is refused and the new owner keeps its slot', (t) => {
+  const pool = new Pool({ maxBytes: 64 << 20 })
+  const a = pool.allocFast(100)
+  pool.releaseFast(a)
+  pool.trim() // the arena had no Buffer out: given back
+  const b = pool.allocFast(100) // a new arena, perhaps in the old one's place
+  b.fill(0xbb)
+  t.throws(() => pool.releaseFast(a), { code: 'ERR_EXTMEM_RELEASED' }, 'the stale Buffer is refused')
+  t.is(pool.stats().fast.liveBuffers, 1, 'b is still counted')
+  const c = pool.allocFast(100)
+  t.true(c.buffer !== b.buffer || c.byteOffset !== b.byteOffset, "the next allocFast() does not hand out b's bytes")
+  c.fill(0xcc)
+  t.true(isFill(b, 0xbb), 'b keeps its bytes')
+  t.is(pool.stats().fast.liveBuffers, 2)
+  t.notThrows(() => pool.releaseFast(b), 'b is released by its owner')
+  t.throws(() => pool.releaseFast(b), { code: 'ERR_EXTMEM_RELEASED' }, 'once')
+  pool.close()
+})
+
+test('a released fast Buffer stays refused however often its slot is reused (65536 reuses: no generation wrap)', (t) => {
+  const pool = new Pool({ maxBytes: 64 << 20 })
+  const a = pool.allocFast(100)
+  pool.releaseFast(a)
+  // The slot is handed out again at every step (most recently freed first); at each, the stale
+  // Buffer must be refused, whatever the slot's generation counter has come round to.
+  let acceptedAt = -1
+  for (let i = 0; i < 65536 && acceptedAt < 0; i++) {
+    const x = pool.allocFast(100)
+    try {
+      pool.releaseFast(a)
+      acceptedAt = i
+    } catch (e) {
+      if (e.code !== 'ERR_EXTMEM_RELEASED') throw e
+      pool.releaseFast(x)
+    }
+  }
+  t.is(acceptedAt, -1, `the stale releaseFast() was accepted at reuse #${acceptedAt + 1}, freeing a live Buffer's slot`)
+  if (acceptedAt >= 0) {
+    pool.close()
+    return
+  }
+  const b = pool.allocFast(100)
+  b.fill(1)
+  t.throws(() => pool.releaseFast(a), { code: 'ERR_EXTMEM_RELEASED' })
+  t.is(pool.stats().fast.liveBuffers, 1)
+  const c = pool.allocFast(100)
+  t.false(sameBytes(b, c), "b's bytes are not handed out again")
+  t.notThrows(() => pool.releaseFast(b), 'b is released by its owner')
+  t.throws(() => pool.releaseFast(b), { code: 'ERR_EXTMEM_RELEASED' }, 'once')
+  pool.close()
+})
+
+test("releaseFast() refuses another Pool's fast Buffer with ERR_EXTMEM_NOT_POOLED and its own live Buffer is unaffected", (t) => {
+  const A = new Pool({ maxBytes: 8 << 20 })
+  const B = new Pool({ maxBytes: 8 << 20 })
+  const a = A.allocFast(100)
+  const b = B.allocFast(100) // the same arena index, slot and generation as a, in B
+  b.fill(0xbb)
+  t.throws(() => B.releaseFast(a), { code: 'ERR_EXTMEM_NOT_POOLED' })
+  t.is(B.stats().fast.liveBuffers, 1, 'B still counts b')
+  t.is(A.stats().fast.liveBuffers, 1, 'A still counts a')
+  const c = B.allocFast(100)
+  t.false(sameBytes(b, c), "B's next allocFast() does not hand out b's bytes")
+  c.fill(0xcc)
+  t.true(isFill(b, 0xbb), 'b keeps its bytes')
+  t.notThrows(() => B.releaseFast(b), 'b is released by its owner')
+  t.notThrows(() => A.releaseFast(a), 'a is released by its owner')
+  A.close()
+  B.close()
+})
+
+// ---------------------------------------------------------------------------------------------
+// 3. A fast arena transferred away (f.buffer.transfer() after releaseFast(f)) belongs to whoever
+//    took it: the pool carries on without it, counts exactly, and still trims and closes.
+
+let arenaRun = null
+const arenaTransfer = () => (arenaRun ??= fixture('fast-arena-transfer.js'))
+
+withTransfer("after a released fast Buffer's arena is transferred away, allocFast() serves writable Buffers and trim() and close() succeed", async (t) => {
+  const out = findings(t, await arenaTransfer())
+  if (out === null) return
+  t.is(out.stolenBytes, 65536, 'transfer() took the whole 64 KiB arena')
+  t.is(out.allocs.length, 3)
+  for (const [i, a] of out.allocs.entries()) {
+    t.true(a.ok, `allocFast(100) #${i + 1} succeeds (${JSON.stringify(a.error)})`)
+    t.like(a, { length: 100, writable: true })
+  }
+  t.is(out.fastLiveAfterAllocs, 3, 'stats().fast.liveBuffers is 3')
+  t.is(out.stolenFill, 0x5c, "the stolen arena holds the released Buffer's bytes")
+  t.true(out.stolenIntactAfterAllocs, 'new fast Buffers do not write into the stolen arena')
+  t.true(out.trim.ok, `trim() does not throw (${JSON.stringify(out.trim.error)})`)
+  t.true(out.close.ok, `close() does not throw (${JSON.stringify(out.close.error)})`)
+  t.true(out.closed, 'pool.closed is true')
+  t.true(out.statsClosed, 'stats().closed is true')
+  t.true(out.stolenIntactAfterClose, 'the stolen bytes stay readable and unchanged after close()')
+})
+
+withTransfer('stats().fast.liveBuffers equals the fast Buffers really handed out at every step, also around a transferred arena', async (t) => {
+  const out = findings(t, await arenaTransfer())
+  if (out === null) return
+  t.true(out.steps.length >= 7)
+  for (const s of out.steps) t.is(s.fastLive, s.held, `after ${s.what}: ${s.held} held`)
+})
+
+// ---------------------------------------------------------------------------------------------
+// 4. Built-ins that user code replaced never run inside a release, nor see a private ArrayBuffer
+//    of the pool. (Each in a child process, so that the patches cannot leak into other tests.)
+
+test('release() detaches the Buffer even if a Map.prototype.size getter allocates, and the new Buffer shares nothing with it', async (t) => {
+  const out = findings(t, await fixture('patched-builtins.js', ['map-size']))
+  if (out === null) return
+  t.is(out.releaseError, null)
+  t.is(out.oldLength, 0, 'the released Buffer reads as empty')
+  if (out.getterRan) {
+    t.true(out.freshLive, 'the Buffer allocated by the getter is live')
+    t.is(out.freshNonZeroBefore, 0, 'and zero-filled')
+    t.is(out.freshNonZeroAfter, 0, 'and stays so when the released Buffer is written')
+  }
+})
+
+test('a patched Array.prototype.push never gets the ArrayBuffer the pool lends next, and writes through what it got change no live Buffer', async (t) => {
+  const out = findings(t, await fixture('patched-builtins.js', ['array-push']))
+  if (out === null) return
+  t.is(out.releaseError, null)
+  t.is(out.aLength, 0, 'the released Buffer reads as empty')
+  t.false(out.stolenIsB, "no ArrayBuffer the patch captured is the next Buffer's .buffer")
+  t.true(out.bLive)
+  t.is(out.bChanged, 0, 'writes through the captured ArrayBuffers leave the next (zero-filled) Buffer zeroed')
+})
+
+test('recorders on push, pop, Map#set/get/delete, WeakMap#get/set/has and transfer see no ArrayBuffer the pool lends later, and writes through what they saw change no live Buffer', async (t) => {
+  const out = findings(t, await fixture('patched-builtins.js', ['cycles']))
+  if (out === null) return
+  t.log('ArrayBuffers seen by the recorders:', out.recorded, JSON.stringify(out.recordedBy))
+  t.is(out.error, null, 'the alloc/release cycles ran with the recorders in place')
+  t.is(out.capturedThenLent, 0, `no later Buffer's .buffer was seen by a recorder before it was lent (${out.lentThrough.join(', ')})`)
+  t.true(out.checked > 0)
+  t.is(out.aliased, 0, `no live Buffer changes when every recorded ArrayBuffer is written (${out.aliasedKinds.join(', ')})`)
+})
+
+// ---------------------------------------------------------------------------------------------
+// 5. When Node-API refuses to create an external ArrayBuffer, the allocation fails cleanly.
+
+test('while external ArrayBuffers are refused, alloc() and allocUnsafe() throw ERR_EXTMEM_EXTERNAL_REFUSED and no figure of the pool moves; afterwards allocation works', async (t) => {
+  const out = findings(t, await fixture('external-refused.js'))
+  if (out === null) return
+  t.true(out.hasSwitch, 'the binding has the test switch failExternalForTesting()')
+  if (!out.hasSwitch) return
+  t.deepEqual(out.refused.map((r) => r.label), ['alloc(100)', 'allocUnsafe(5000)', 'alloc(100000)'])
+  for (const r of out.refused) {
+    t.is(r.returned, null, `${r.label} does not return a Buffer`)
+    t.true(r.error?.isError, `${r.label} throws an Error`)
+    t.is(r.error?.code, 'ERR_EXTMEM_EXTERNAL_REFUSED', `${r.label}: ${r.error?.message}`)
+    t.deepEqual(r.after, r.before, `${r.label} leaves externalBytes, inUseBytes, requestedBytes, liveBuffers and allocations as they were`)
+  }
+  for (const a of out.again) t.true(a.ok, `with the switch off, ${a.label} works again (${JSON.stringify(a.error)})`)
+  t.like(out.final, { liveBuffers: 0, inUseBytes: 0, requestedBytes: 0 })
+})
+
+// ---------------------------------------------------------------------------------------------
+// 6. An ArrayBuffer the user marked untransferable (not detachable on Node 24+) never aborts a
+//    release: it is released, or refused with an ERR_EXTMEM_* error that leaves the Buffer live.
+
+for (const where of ['main', 'worker']) {
+  for (const size of ['large', 'small']) {
+    const which = size === 'large' ? 'a 100000-byte Buffer' : 'a 100-byte Buffer of a reused slot'
+    const title =
+      where === 'main'
+        ? `releasing ${which} whose ArrayBuffer was marked untransferable does not abort: it is released, or refused and left intact`
+        : `a worker releasing ${which} whose ArrayBuffer was marked untransferable does not abort and exits with 0`
+    test(title, async (t) => {
+      const out = findings(t, await fixture('untransferable.js', [where, size]))
+      if (out === null) return
+      if (where === 'worker') {
+        t.is(out.workerError, null)
+        t.is(out.workerExitCode, 0, 'the worker exits with 0')
+      }
+      const o = out.outcome
+      t.truthy(o, 'release() returned or threw')
+      if (o === null) return
+      if (o.released) {
+        t.is(o.length, 0, 'released: the Buffer reads as empty')
+      } else {
+        t.true(o.error.isError, 'refused with an Error')
+        t.true(String(o.error.code).startsWith('ERR_EXTMEM'), `with an ERR_EXTMEM_* code (${o.error.code}: ${o.error.message})`)
+        t.true(o.pooled, 'the refused Buffer is still live (isPooled)')
+        t.is(o.notIntact, 0, 'with its bytes intact')
+      }
+    })
+  }
+}
