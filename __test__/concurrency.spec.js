@@ -5,34 +5,24 @@
 
 const test = require('ava')
 const path = require('node:path')
-const { spawn } = require('node:child_process')
+const { runNode } = require('./helpers')
 
 const CHILD = path.join(__dirname, 'fixtures', 'concurrency-child.js')
 const REFUSALS = ['ERR_EXTMEM_EXHAUSTED', 'ERR_EXTMEM_THROTTLED']
 
-/** Runs the child with `args`; resolves with its exit code, signal, stdout and stderr. */
-function child(args, env = {}, timeoutMs = 60_000) {
-  return node(['--expose-gc', CHILD, ...args], env, timeoutMs)
+const CROSS_THREAD = path.join(__dirname, 'fixtures', 'soundness', 'cross-thread.js')
+const HAS_TRANSFER = typeof ArrayBuffer.prototype.transfer === 'function'
+/** For tests that need ArrayBuffer.prototype.transfer() (Node 22+; Node 20 copies on postMessage). */
+const withTransfer = HAS_TRANSFER ? test.serial : test.serial.skip
+
+/** Runs the cross-thread fixture with `args` (`<own|default> <what to send> <exit|terminate>`). */
+function crossThread(args) {
+  return runNode(['--expose-gc', CROSS_THREAD, ...args], { EXTMEM_MAX_BYTES: undefined })
 }
 
-/** Runs `node` with `nodeArgs`; resolves with its exit code, signal, stdout and stderr. */
-function node(nodeArgs, env = {}, timeoutMs = 60_000) {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, nodeArgs, {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    p.stdout.setEncoding('utf8').on('data', (d) => (stdout += d))
-    p.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
-    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs)
-    p.on('error', reject)
-    p.on('close', (code, signal) => {
-      clearTimeout(timer)
-      resolve({ code, signal, stdout, stderr })
-    })
-  })
+/** Runs the child with `args`; resolves with its exit code, signal, stdout and stderr. */
+function child(args, env = {}, timeoutMs = 60_000) {
+  return runNode(['--expose-gc', CHILD, ...args], env, timeoutMs)
 }
 
 function result(t, run) {
@@ -135,8 +125,63 @@ test.serial("a process that exits from inside a 'watermark' listener, with a wor
       for (let i = 0; i < 50; i++) held.push(defaultPool.allocUnsafe(12288, { priority: 'essential' }))
     }, 200))
   `
-  const run = await node(['-e', script], { EXTMEM_MAX_BYTES: String(100 * 12288) }, 30_000)
+  const run = await runNode(['-e', script], { EXTMEM_MAX_BYTES: String(100 * 12288) }, 30_000)
   const out = result(t, run)
   t.is(out.level, 'critical')
   t.true(out.live >= 85, `Buffers of both threads were out (${out.live})`)
 })
+
+// Pooled memory that leaves its thread stays valid and is never lent again while reachable.
+//
+// A worker sends pooled memory to the main thread and then ends, by itself or terminated. The
+// memory must stay readable and writable in the main thread with the worker's bytes; from the
+// default pool it is parked (stats().parkedBuffers, live() entries with parked: true), never lent
+// to a new Buffer. Memory that never left the worker comes back when it ends.
+
+const SENDS = [
+  { send: 'post-4000', size: 4000, what: 'a 4000-byte Buffer of a reused slot with postMessage(buf.buffer, [buf.buffer])' },
+  { send: 'post-100', size: 100, what: 'a 100-byte Buffer of a reused slot with postMessage(buf.buffer, [buf.buffer])' },
+  { send: 'transfer-1048576', size: 1 << 20, what: 'a 1 MiB Buffer with buf.buffer.transfer() and postMessage' },
+  { send: 'transfer-100', size: 100, what: 'a 100-byte Buffer with buf.buffer.transfer() and postMessage' },
+]
+
+for (const pool of ['own', 'default']) {
+  for (const { send, size, what } of SENDS) {
+    for (const end of ['exit', 'terminate']) {
+      const ends = end === 'exit' ? 'then exits' : 'then is terminated'
+      const title =
+        pool === 'own'
+          ? `a worker that sends ${what} and ${ends} leaves that memory intact and usable in the main thread (own Pool)`
+          : `a worker that sends ${what} and ${ends} leaves that memory intact, parked and never re-lent (defaultPool)`
+      withTransfer(title, async (t) => {
+        const out = result(t, await crossThread([pool, send, end]))
+        t.is(out.workerError, undefined, 'the worker sent its memory without an error')
+        t.is(out.size, size)
+        t.is(out.receivedBytes, out.sentBytes, 'the main thread received the whole ArrayBuffer')
+        t.true(out.receivedBytes >= size)
+        t.is(out.notIntact, 0, "after the worker ended, every byte still holds the worker's fill (0xab)")
+        t.is(out.notWritten, 0, 'and every byte can be written')
+        t.is(out.allocated, 64)
+        t.is(out.startedNonZero, 0, 'zero-filled default-pool Buffers allocated afterwards start zeroed')
+        t.is(out.aliased, 0, 'and none of them changes when the received memory is written (no aliasing)')
+        if (pool === 'default') {
+          t.true(out.parkedBuffers >= 1, `stats().parkedBuffers counts the memory that left its thread (${out.parkedBuffers})`)
+          t.true(out.parkedInLive >= 1, 'live() lists it with parked: true')
+        }
+      })
+    }
+  }
+}
+
+for (const end of ['exit', 'terminate']) {
+  const ends = end === 'exit' ? 'then exits' : 'then is terminated'
+  test.serial(`a worker that holds defaultPool Buffers it never sent and ${ends} gives them all back, and parks nothing`, async (t) => {
+    const out = result(t, await crossThread(['default', 'hold', end]))
+    t.is(out.workerError, undefined)
+    t.is(out.holding, 5, 'the worker held small (one of a reused slot) and large Buffers')
+    t.is(out.liveInWorker, out.liveBefore + 5)
+    t.is(out.liveAfter, out.liveBefore, 'after its exit and a few GC turns, stats().liveBuffers is back where it was')
+    // parkedBuffers is new; where the field is missing nothing can have been parked either.
+    t.is(out.parkedBuffers ?? 0, 0, 'memory that did not leave its thread is not parked')
+  })
+}

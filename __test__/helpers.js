@@ -2,6 +2,8 @@
 // Shared test helpers: a seeded PRNG, byte patterns, and waiting for the GC's finalizers.
 
 const { setImmediate: turn } = require('node:timers/promises')
+const { spawn } = require('node:child_process')
+const path = require('node:path')
 
 /** A small deterministic PRNG (mulberry32), so failures reproduce. */
 function prng(seed) {
@@ -36,4 +38,30 @@ async function collectUntil(done, tries = 50) {
   return done()
 }
 
-module.exports = { prng, stamp, holds, collectUntil, turn }
+/**
+ * Runs this Node with `nodeArgs` from the package root; resolves with its exit code, signal,
+ * stdout and stderr. `env` is added to this process's environment (a variable set to undefined
+ * is removed); the child is killed with SIGKILL after `timeoutMs`, so a hang fails the test.
+ */
+function runNode(nodeArgs, env = {}, timeoutMs = 60_000) {
+  const merged = { ...process.env }
+  for (const [k, v] of Object.entries(env)) {
+    if (v === undefined) delete merged[k]
+    else merged[k] = v
+  }
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, nodeArgs, { cwd: path.join(__dirname, '..'), env: merged, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    p.stdout.setEncoding('utf8').on('data', (d) => (stdout += d))
+    p.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
+    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs)
+    p.on('error', reject)
+    p.on('close', (code, signal) => {
+      clearTimeout(timer)
+      resolve({ code, signal, stdout, stderr })
+    })
+  })
+}
+
+module.exports = { prng, stamp, holds, collectUntil, turn, runNode }

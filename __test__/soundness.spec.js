@@ -12,10 +12,9 @@
 const test = require('ava')
 const os = require('node:os')
 const path = require('node:path')
-const { spawn } = require('node:child_process')
+const { runNode } = require('./helpers')
 const { Pool } = require('..')
 
-const PKG = path.join(__dirname, '..')
 const FIXTURES = path.join(__dirname, 'fixtures', 'soundness')
 const HAS_TRANSFER = typeof ArrayBuffer.prototype.transfer === 'function'
 /** For tests that need ArrayBuffer.prototype.transfer() (Node 22+). */
@@ -30,32 +29,15 @@ let running = 0
 const waiting = []
 
 /**
- * Runs `node --expose-gc fixtures/soundness/<name> ...args` from the package root; resolves with
- * its exit code, signal, stdout and stderr. The child is killed with SIGKILL after `timeoutMs`.
- * EXTMEM_* variables are not passed on, so every child sees the defaults.
+ * Runs `node --expose-gc fixtures/soundness/<name> ...args` (see helpers.runNode), with no EXTMEM_*
+ * variable, so that every child sees the defaults; at most MAX_CHILDREN at once.
  */
 async function fixture(name, args = [], timeoutMs = 60_000) {
   if (running >= MAX_CHILDREN) await new Promise((resolve) => waiting.push(resolve))
   running++
   try {
-    return await new Promise((resolve, reject) => {
-      const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('EXTMEM_')))
-      const p = spawn(process.execPath, ['--expose-gc', path.join(FIXTURES, name), ...args], {
-        cwd: PKG,
-        env,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      })
-      let stdout = ''
-      let stderr = ''
-      p.stdout.setEncoding('utf8').on('data', (d) => (stdout += d))
-      p.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
-      const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs)
-      p.on('error', reject)
-      p.on('close', (code, signal) => {
-        clearTimeout(timer)
-        resolve({ code, signal, stdout, stderr })
-      })
-    })
+    const env = Object.fromEntries(Object.keys(process.env).filter((k) => k.startsWith('EXTMEM_')).map((k) => [k, undefined]))
+    return await runNode(['--expose-gc', path.join(FIXTURES, name), ...args], env, timeoutMs)
   } finally {
     running--
     waiting.shift()?.()
@@ -78,64 +60,6 @@ function findings(t, run) {
 
 const isFill = (buf, value) => buf.every((v) => v === value)
 const sameBytes = (x, y) => x.buffer === y.buffer && x.byteOffset === y.byteOffset
-
-// ---------------------------------------------------------------------------------------------
-// 1. Pooled memory that leaves its thread stays valid and is never lent again while reachable.
-//
-// A worker sends pooled memory to the main thread and then ends, by itself or terminated. The
-// memory must stay readable and writable in the main thread with the worker's bytes; from the
-// default pool it is parked (stats().parkedBuffers, live() entries with parked: true), never lent
-// to a new Buffer. Memory that never left the worker comes back when it ends.
-
-const SENDS = [
-  { send: 'post-4000', size: 4000, what: 'a 4000-byte Buffer of a reused slot with postMessage(buf.buffer, [buf.buffer])' },
-  { send: 'post-100', size: 100, what: 'a 100-byte Buffer of a reused slot with postMessage(buf.buffer, [buf.buffer])' },
-  { send: 'transfer-1048576', size: 1 << 20, what: 'a 1 MiB Buffer with buf.buffer.transfer() and postMessage' },
-  { send: 'transfer-100', size: 100, what: 'a 100-byte Buffer with buf.buffer.transfer() and postMessage' },
-]
-
-for (const pool of ['own', 'default']) {
-  for (const { send, size, what } of SENDS) {
-    for (const end of ['exit', 'terminate']) {
-      const ends = end === 'exit' ? 'then exits' : 'then is terminated'
-      const title =
-        pool === 'own'
-          ? `a worker that sends ${what} and ${ends} leaves that memory intact and usable in the main thread (own Pool)`
-          : `a worker that sends ${what} and ${ends} leaves that memory intact, parked and never re-lent (defaultPool)`
-      withTransfer(title, async (t) => {
-        const out = findings(t, await fixture('cross-thread.js', [pool, send, end]))
-        if (out === null) return
-        t.is(out.workerError, undefined, 'the worker sent its memory without an error')
-        t.is(out.size, size)
-        t.is(out.receivedBytes, out.sentBytes, 'the main thread received the whole ArrayBuffer')
-        t.true(out.receivedBytes >= size)
-        t.is(out.notIntact, 0, "after the worker ended, every byte still holds the worker's fill (0xab)")
-        t.is(out.notWritten, 0, 'and every byte can be written')
-        t.is(out.allocated, 64)
-        t.is(out.startedNonZero, 0, 'zero-filled default-pool Buffers allocated afterwards start zeroed')
-        t.is(out.aliased, 0, 'and none of them changes when the received memory is written (no aliasing)')
-        if (pool === 'default') {
-          t.true(out.parkedBuffers >= 1, `stats().parkedBuffers counts the memory that left its thread (${out.parkedBuffers})`)
-          t.true(out.parkedInLive >= 1, 'live() lists it with parked: true')
-        }
-      })
-    }
-  }
-}
-
-for (const end of ['exit', 'terminate']) {
-  const ends = end === 'exit' ? 'then exits' : 'then is terminated'
-  test(`a worker that holds defaultPool Buffers it never sent and ${ends} gives them all back, and parks nothing`, async (t) => {
-    const out = findings(t, await fixture('cross-thread.js', ['default', 'hold', end]))
-    if (out === null) return
-    t.is(out.workerError, undefined)
-    t.is(out.holding, 5, 'the worker held small (one of a reused slot) and large Buffers')
-    t.is(out.liveInWorker, out.liveBefore + 5)
-    t.is(out.liveAfter, out.liveBefore, 'after its exit and a few GC turns, stats().liveBuffers is back where it was')
-    // parkedBuffers is new; where the field is missing nothing can have been parked either.
-    t.is(out.parkedBuffers ?? 0, 0, 'memory that did not leave its thread is not parked')
-  })
-}
 
 // ---------------------------------------------------------------------------------------------
 // 2. releaseFast() frees a slot only for the Buffer that holds it now, and only in its own Pool.
@@ -301,14 +225,15 @@ test('while external ArrayBuffers are refused, alloc() and allocUnsafe() throw E
 
 // ---------------------------------------------------------------------------------------------
 // 6. An ArrayBuffer the user marked untransferable (not detachable on Node 24+) never aborts a
-//    release: it is released, or refused with an ERR_EXTMEM_* error that leaves the Buffer live.
+//    release: where it can still be detached it is released; where it cannot, release() refuses
+//    with ERR_EXTMEM_NOT_DETACHABLE and the Buffer stays live and intact.
 
 for (const where of ['main', 'worker']) {
   for (const size of ['large', 'small']) {
     const which = size === 'large' ? 'a 100000-byte Buffer' : 'a 100-byte Buffer of a reused slot'
     const title =
       where === 'main'
-        ? `releasing ${which} whose ArrayBuffer was marked untransferable does not abort: it is released, or refused and left intact`
+        ? `releasing ${which} whose ArrayBuffer was marked untransferable does not abort: it is released, or refused with ERR_EXTMEM_NOT_DETACHABLE and left intact`
         : `a worker releasing ${which} whose ArrayBuffer was marked untransferable does not abort and exits with 0`
     test(title, async (t) => {
       const out = findings(t, await fixture('untransferable.js', [where, size]))
@@ -320,11 +245,13 @@ for (const where of ['main', 'worker']) {
       const o = out.outcome
       t.truthy(o, 'release() returned or threw')
       if (o === null) return
-      if (o.released) {
-        t.is(o.length, 0, 'released: the Buffer reads as empty')
+      if (out.detachable) {
+        t.true(o.released, `a detachable ArrayBuffer is released (${JSON.stringify(o.error)})`)
+        t.is(o.length, 0, 'and the Buffer reads as empty')
       } else {
+        t.false(o.released, 'a non-detachable ArrayBuffer cannot be released')
         t.true(o.error.isError, 'refused with an Error')
-        t.true(String(o.error.code).startsWith('ERR_EXTMEM'), `with an ERR_EXTMEM_* code (${o.error.code}: ${o.error.message})`)
+        t.is(o.error.code, 'ERR_EXTMEM_NOT_DETACHABLE', o.error.message)
         t.true(o.pooled, 'the refused Buffer is still live (isPooled)')
         t.is(o.notIntact, 0, 'with its bytes intact')
       }
