@@ -251,7 +251,7 @@ class Pool extends EventEmitter {
     if (token === EMPTY_LOAN) return 0
     const refs = nativeRelease(this.#handle, buf, token)
     if (refs !== 0) {
-      if (refs < 0) throw this.#failure(refs, this.release)
+      if (!(refs > 0)) throw this.#failure(refs, this.release)
       return refs
     }
     // The last reference; the loan is still live. Detach the Buffer (and its views) first, so

@@ -26,6 +26,8 @@ use std::ptr;
 
 use napi::sys;
 
+use super::raw;
+
 thread_local! {
     /// `ArrayBuffer.prototype.transfer` of this thread's env, held by a strong reference; null on
     /// Node 20 (or before `init`).
@@ -54,10 +56,7 @@ pub unsafe fn init(env: sys::napi_env) -> bool {
         if !found {
             return false;
         }
-        let mut r = ptr::null_mut();
-        if sys::napi_create_reference(env, transfer, 1, &mut r) != sys::Status::napi_ok {
-            return false;
-        }
+        let Some(r) = raw::strong_ref(env, transfer) else { return false };
         TRANSFER.with(|t| t.set(r));
         true
     }
@@ -68,11 +67,13 @@ pub fn can_escape() -> bool {
     TRANSFER.with(|t| !t.get().is_null())
 }
 
-/// `ab.transfer()`: a new ArrayBuffer over the same memory; `ab` is detached. `None` if it failed.
+/// `ab.transfer()`: a new ArrayBuffer over the same `len` bytes at `data`; `ab` is detached.
+/// `None` if it failed, or gave anything else (`transfer` is looked up when this module loads:
+/// code that patched it before that is not trusted with the memory).
 ///
 /// # Safety
 /// `env` is the current env, `ab` a live ArrayBuffer of it, and [`can_escape`] is true.
-pub unsafe fn transfer(env: sys::napi_env, ab: sys::napi_value) -> Option<sys::napi_value> {
+pub unsafe fn transfer(env: sys::napi_env, ab: sys::napi_value, data: usize, len: usize) -> Option<sys::napi_value> {
     let r = TRANSFER.with(Cell::get);
     // SAFETY: per the contract; `r` is a live strong reference of this env.
     unsafe {
@@ -81,8 +82,10 @@ pub unsafe fn transfer(env: sys::napi_env, ab: sys::napi_value) -> Option<sys::n
             return None;
         }
         let mut out = ptr::null_mut();
-        (sys::napi_call_function(env, ab, f, 0, ptr::null(), &mut out) == sys::Status::napi_ok && !out.is_null())
-            .then_some(out)
+        if sys::napi_call_function(env, ab, f, 0, ptr::null(), &mut out) != sys::Status::napi_ok || out.is_null() {
+            return None;
+        }
+        (raw::arraybuffer_info(env, out) == Some((data, len))).then_some(out)
     }
 }
 
@@ -98,7 +101,8 @@ pub unsafe fn witness(env: sys::napi_env, ab: sys::napi_value) -> Option<usize> 
     (status == sys::Status::napi_ok && !r.is_null()).then_some(r as usize)
 }
 
-/// Deletes a witness made by [`witness`] (0: none).
+/// Deletes a witness made by [`witness`] (0: none). A failure leaves a dead weak reference, which
+/// Node frees with the env; there is nothing else to do about it.
 ///
 /// # Safety
 /// `env` is the env that made it, on its thread; the witness is not used again.

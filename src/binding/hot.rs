@@ -249,7 +249,7 @@ unsafe fn lend_arraybuffer(env: sys::napi_env, pool: &Pool, grant: &Grant, len: 
     };
     // Node owns the hint from here on; its finalizer accounts for the ArrayBuffer's bytes.
     // SAFETY: `first` is a live ArrayBuffer of this env.
-    let lent = unsafe { escape::transfer(env, first) }
+    let lent = unsafe { escape::transfer(env, first, grant.addr as usize, len) }
         // SAFETY: as above.
         .and_then(|ab| unsafe { escape::witness(env, ab) }.map(|w| (ab, w)));
     let Some((ab, witness)) = lent else {
@@ -418,7 +418,8 @@ unsafe fn finish_loan(env: sys::napi_env, info: sys::napi_callback_info) -> Outc
         let a = args::<3>(env, info)?;
         let pool = pool_of(env, a[0])?;
         let token = f64_of(env, a[2])? as u64;
-        if let Some(view) = raw::view_info(env, a[1]) {
+        let buffer = raw::view_info(env, a[1]);
+        if let Some(view) = buffer {
             if view.len != 0 && !raw::detach(env, view.buffer) {
                 return Err(status::STATUS_EXTERNAL_REFUSED);
             }
@@ -433,8 +434,11 @@ unsafe fn finish_loan(env: sys::napi_env, info: sys::napi_callback_info) -> Outc
             // a new loan: it must find nothing to reclaim. The hint is alive (Node has not
             // finalized it: the memory was attached until now) and only this thread touches it.
             Hint::set_token(done.owner.handle as *mut c_void, ENDED);
-            // V8 stops counting the memory as external now, not when the GC gets round to it.
-            raw::detach(env, a[1]);
+            if buffer.is_none() {
+                // The caller's ArrayBuffer: V8 stops counting the memory as external now, not
+                // when the GC gets round to it. (It was never exposed, so nothing marked it.)
+                raw::detach(env, a[1]);
+            }
         }
         match done.slot {
             Some(s) if bound => scratch::write(&[1.0, s.class as f64, s.slot.index() as f64, s.epoch as f64]),

@@ -95,6 +95,18 @@ pub unsafe fn create_external_arraybuffer(
     (status == sys::Status::napi_ok).then_some(out)
 }
 
+/// The bytes an ArrayBuffer holds: `(data, length)`; `None` if `value` is not an ArrayBuffer.
+///
+/// # Safety
+/// `env` is the current env and `value` a live value of it.
+pub unsafe fn arraybuffer_info(env: sys::napi_env, value: sys::napi_value) -> Option<(usize, usize)> {
+    let mut data: *mut c_void = ptr::null_mut();
+    let mut len = 0;
+    // SAFETY: per the contract; valid out-pointers.
+    let status = unsafe { sys::napi_get_arraybuffer_info(env, value, &mut data, &mut len) };
+    (status == sys::Status::napi_ok).then_some((data as usize, len))
+}
+
 /// Detaches an ArrayBuffer: it and every view of it have length 0 from now on.
 ///
 /// # Safety
@@ -104,13 +116,14 @@ pub unsafe fn detach(env: sys::napi_env, buffer: sys::napi_value) -> bool {
     unsafe { sys::napi_detach_arraybuffer(env, buffer) == sys::Status::napi_ok }
 }
 
-/// A strong reference to `value`, which keeps it alive for as long as the env lives.
+/// A strong reference to `value`, which keeps it alive for as long as the env lives; `None` if
+/// Node-API refused to make it.
 ///
 /// # Safety
 /// `env` is the current env and `value` a live object of it.
-pub unsafe fn strong_ref(env: sys::napi_env, value: sys::napi_value) -> sys::napi_ref {
+pub unsafe fn strong_ref(env: sys::napi_env, value: sys::napi_value) -> Option<sys::napi_ref> {
     let mut r = ptr::null_mut();
     // SAFETY: per the contract.
-    unsafe { sys::napi_create_reference(env, value, 1, &mut r) };
-    r
+    let status = unsafe { sys::napi_create_reference(env, value, 1, &mut r) };
+    (status == sys::Status::napi_ok && !r.is_null()).then_some(r)
 }

@@ -33,7 +33,9 @@ pub fn bind_scratch(env: Env, array: RawValue) -> bool {
     }
     // SAFETY: as above; the strong reference is never deleted, so the array's memory stays valid
     // for as long as this env (and so this thread's JavaScript) runs.
-    unsafe { raw::strong_ref(env.raw(), array.0) };
+    if unsafe { raw::strong_ref(env.raw(), array.0) }.is_none() {
+        return false;
+    }
     SCRATCH.with(|s| s.set(info.data as *mut f64));
     true
 }
