@@ -19,11 +19,11 @@
 //   (by transferring it) is dropped: its memory is the pool's to account for, as for any Buffer
 //   whose ArrayBuffer moved out;
 // - the figures change only after a Buffer is really made.
-// Built-ins on these paths are the ones captured at load (./intrinsics.js).
+// Unlike the safe path, this one uses built-ins as they are: its views are never detached, so a
+// patched built-in could see nothing here that a Buffer's holder does not see anyway.
 
 const errors = require('./errors')
 const { PooledBuffer } = require('./pooled-buffer')
-const { bufferOf, byteOffsetOf, byteLengthOf, arrayBufferByteLengthOf, WeakMapGet, WeakMapSet, WeakMapDelete } = require('./intrinsics')
 
 /** Bytes of one arena: one loan of the pool. */
 const ARENA_BYTES = 64 * 1024
@@ -92,17 +92,16 @@ class FastArenas {
   /** Returns a Buffer (checked by the caller to be one) from alloc() to its class. */
   release(buf, caller) {
     const serial = buf[kFast]
-    const arena = WeakMapGet(this.#byBuffer, bufferOf(buf))
+    const arena = this.#byBuffer.get(buf.buffer)
     if (serial === undefined) {
       throw arena !== undefined ? errors.viewOwnership(caller) : errors.notPooled(caller)
     }
     if (arena === undefined) {
       // Not one of this pool's arenas in use: a stale Buffer (its arena was given back or
       // dropped, which detached it) or another pool's.
-      throw byteLengthOf(buf) === 0 ? errors.released(caller) : errors.notPooled(caller)
+      throw buf.byteLength === 0 ? errors.released(caller) : errors.notPooled(caller)
     }
-    const offset = byteOffsetOf(buf)
-    const slot = offset / arena.size
+    const slot = buf.byteOffset / arena.size
     if (slot !== Math.floor(slot) || arena.serials[slot] !== serial) throw errors.released(caller)
     arena.serials[slot] = 0
     arena.live--
@@ -119,9 +118,9 @@ class FastArenas {
     if (index < 0) index = this.#arenas.push(null) - 1
     const size = this.#classSizes[cls]
     const slots = Math.floor(ARENA_BYTES / size)
-    const arena = { buf, ab: bufferOf(buf), index, cls, size, serials: new Float64Array(slots), live: 0 }
+    const arena = { buf, ab: buf.buffer, index, cls, size, serials: new Float64Array(slots), live: 0 }
     this.#arenas[index] = arena
-    WeakMapSet(this.#byBuffer, arena.ab, arena)
+    this.#byBuffer.set(arena.ab, arena)
     const base = index * (1 << SLOT_BITS)
     const free = this.#free[cls]
     for (let s = slots - 1; s >= 0; s--) free[free.length] = base + s
@@ -135,7 +134,7 @@ class FastArenas {
     const base = arena.index * (1 << SLOT_BITS)
     this.#free[arena.cls] = this.#free[arena.cls].filter((id) => id < base || id >= base + (1 << SLOT_BITS))
     this.#arenas[arena.index] = null
-    WeakMapDelete(this.#byBuffer, arena.ab)
+    this.#byBuffer.delete(arena.ab)
     this.#liveBuffers -= arena.live
     this.#inUseBytes -= arena.live * arena.size
   }
@@ -183,7 +182,7 @@ class FastArenas {
 
 /** Bytes of an arena's ArrayBuffer: 0 once someone detached it. */
 function arenaByteLength(arena) {
-  return arrayBufferByteLengthOf(arena.ab)
+  return arena.ab.byteLength
 }
 
 module.exports = { FastArenas, ARENA_BYTES, kFast }

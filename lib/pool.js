@@ -24,7 +24,7 @@ const {
   hot_release: nativeRelease,
   hot_finishRelease: nativeFinishRelease,
 } = native
-const { transferOf, bufferOf, MapSet, MapDelete, MapSize } = require('./intrinsics')
+const { transferOf, bufferOf } = require('./intrinsics')
 
 // Node 22+: every Buffer is a view over an ArrayBuffer that the native side made and transferred
 // once (see src/binding/escape.rs). Release detaches it by transferring its ArrayBuffer; a
@@ -83,11 +83,12 @@ class Pool extends EventEmitter {
   #traces = new Map()
   /**
    * Per size class, ArrayBuffers of released slots kept for reuse (TRANSFER only), as flat
-   * triples `ab, slot, epoch`. Each is private to this object and was detached from every Buffer
+   * triples `ab, slot, epoch` below `#keptTop[class]` (entries above it are cleared). Each is private to this object and was detached from every Buffer
    * that used it; the native side lends its slot again only while it is the newest ArrayBuffer
    * over a free slot, so a kept one can never alias another owner's memory.
    */
   #kept
+  #keptTop
   /** The fast path's arenas (created on first use). */
   #fast = null
 
@@ -112,6 +113,7 @@ class Pool extends EventEmitter {
     this.#untilTracked = this.#trackEvery
     this.#unsubscribe = subscribe(this, this.#native)
     this.#kept = TRANSFER ? CLASS_SIZES.map(() => []) : null
+    this.#keptTop = TRANSFER ? new Int32Array(CLASS_SIZES.length) : null
   }
 
   /** The hard cap on the memory this pool holds from the OS, in bytes. */
@@ -160,7 +162,7 @@ class Pool extends EventEmitter {
     } else {
       buf = this.#allocLoan(size, zero, flags, tracked, caller)
     }
-    if (tracked) MapSet(this.#traces, buf[kLoan], trace)
+    if (tracked) this.#traces.set(buf[kLoan], trace)
     return buf
   }
 
@@ -175,28 +177,27 @@ class Pool extends EventEmitter {
 
   /**
    * A small Buffer over a kept ArrayBuffer of its class if one is still good, else a new one.
-   * The kept stacks are plain arrays worked by index only, so that no patched built-in ever sees
-   * a kept ArrayBuffer.
+   * The kept stacks are plain arrays worked by index only (never grown or shrunk through
+   * built-ins), so that no patched built-in ever sees a kept ArrayBuffer.
    */
   #allocSlot(size, zero, flags, tracked, caller) {
     const cls = (flags & 3) === 0 ? CLASS_OF[size] : alignedClass(size, ALIGNS[flags & 3])
     const kept = this.#kept[cls]
-    let top = kept.length
+    let top = this.#keptTop[cls]
     while (top !== 0) {
       const ab = kept[top - 3]
-      const slot = kept[top - 2]
-      const epoch = kept[top - 1]
-      const token = nativeReuse(this.#handle, cls, slot, epoch, size, zero, flags, tracked, ab)
+      const token = nativeReuse(this.#handle, cls, kept[top - 2], kept[top - 1], size, zero, flags, tracked, ab)
+      if (token < 0 && token !== native.STATUS_STALE) throw this.#failure(token, caller)
+      // Lent, or stale (another loan took the slot, or its chunk went back to the OS): either way
+      // this entry is done with.
+      kept[top - 3] = undefined
+      top -= 3
+      this.#keptTop[cls] = top
       if (token >= 0) {
-        kept.length = top - 3
         const buf = new PooledBuffer(ab, 0, size)
         buf[kLoan] = token
         return buf
       }
-      if (token !== native.STATUS_STALE) throw this.#failure(token, caller)
-      // Stale: another loan took the slot, or its chunk went back to the OS. Drop it.
-      top -= 3
-      kept.length = top
     }
     const ab = nativeAllocBound(this.#handle, size, zero, flags, tracked)
     if (typeof ab !== 'object') throw this.#failure(ab, caller)
@@ -268,15 +269,18 @@ class Pool extends EventEmitter {
     if (status !== 0) throw this.#failure(status, this.release)
     if (scratch[0] === 1 && !this.#closed) {
       // A slot-bound Buffer: keep its new ArrayBuffer for the slot's next loan.
-      const kept = this.#kept[scratch[1]]
-      const top = kept.length
+      const cls = scratch[1]
+      const kept = this.#kept[cls]
+      const top = this.#keptTop[cls]
       if (top < MAX_KEPT * 3) {
         kept[top] = ab
         kept[top + 1] = scratch[2]
         kept[top + 2] = scratch[3]
+        this.#keptTop[cls] = top + 3
       }
     }
-    if (MapSize(this.#traces) !== 0) MapDelete(this.#traces, token)
+    // The memory is the pool's again: nothing below can reach it, patched or not.
+    if (this.#traces.size !== 0) this.#traces.delete(token)
     return 0
   }
 
@@ -339,7 +343,9 @@ class Pool extends EventEmitter {
 
   /** Lets go of the kept ArrayBuffers (their external bytes leave when the GC collects them). */
   #dropKept() {
-    if (this.#kept !== null) for (const kept of this.#kept) kept.length = 0
+    if (this.#kept === null) return
+    for (const kept of this.#kept) kept.fill(undefined)
+    this.#keptTop.fill(0)
   }
 
   /**
