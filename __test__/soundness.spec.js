@@ -194,7 +194,7 @@ test('a patched Array.prototype.push never gets the ArrayBuffer the pool lends n
   t.is(out.bChanged, 0, 'writes through the captured ArrayBuffers leave the next (zero-filled) Buffer zeroed')
 })
 
-test('recorders on push, pop, Map#set/get/delete, WeakMap#get/set/has and transfer see no ArrayBuffer the pool lends later, and writes through what they saw change no live Buffer', async (t) => {
+test('recorders on Array#push/pop/map/fill/filter/indexOf, Map#set/get/delete, WeakMap#get/set/has and transfer, installed before the Pool is made, see no ArrayBuffer the pool lends later, and writes through what they saw change no live Buffer', async (t) => {
   const out = findings(t, await fixture('patched-builtins.js', ['cycles']))
   if (out === null) return
   t.log('ArrayBuffers seen by the recorders:', out.recorded, JSON.stringify(out.recordedBy))

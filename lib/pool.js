@@ -83,12 +83,14 @@ class Pool extends EventEmitter {
   #traces = new Map()
   /**
    * Per size class, ArrayBuffers of released slots kept for reuse (TRANSFER only), as flat
-   * triples `ab, slot, epoch` below `#keptTop[class]` (entries above it are cleared). Each is private to this object and was detached from every Buffer
-   * that used it; the native side lends its slot again only while it is the newest ArrayBuffer
-   * over a free slot, so a kept one can never alias another owner's memory.
+   * triples `ab, slot, epoch` below `#keptTop[class]` (entries above it are cleared). Each is
+   * private to this object and was detached from every Buffer that used it; the native side lends
+   * its slot again only while it is the newest ArrayBuffer over a free slot, so a kept one can
+   * never alias another owner's memory. The arrays are made and worked with plain loops and
+   * indexes, never with Array methods, so that no patched built-in ever holds one.
    */
-  #kept
-  #keptTop
+  #kept = null
+  #keptTop = null
   /** The fast path's arenas (created on first use). */
   #fast = null
 
@@ -112,8 +114,11 @@ class Pool extends EventEmitter {
     this.#trackEvery = INTERVALS[leakDetection]
     this.#untilTracked = this.#trackEvery
     this.#unsubscribe = subscribe(this, this.#native)
-    this.#kept = TRANSFER ? CLASS_SIZES.map(() => []) : null
-    this.#keptTop = TRANSFER ? new Int32Array(CLASS_SIZES.length) : null
+    if (TRANSFER) {
+      this.#kept = []
+      for (let c = 0; c < CLASS_SIZES.length; c++) this.#kept[c] = []
+      this.#keptTop = new Int32Array(CLASS_SIZES.length)
+    }
   }
 
   /** The hard cap on the memory this pool holds from the OS, in bytes. */
@@ -177,8 +182,6 @@ class Pool extends EventEmitter {
 
   /**
    * A small Buffer over a kept ArrayBuffer of its class if one is still good, else a new one.
-   * The kept stacks are plain arrays worked by index only (never grown or shrunk through
-   * built-ins), so that no patched built-in ever sees a kept ArrayBuffer.
    */
   #allocSlot(size, zero, flags, tracked, caller) {
     const cls = (flags & 3) === 0 ? CLASS_OF[size] : alignedClass(size, ALIGNS[flags & 3])
@@ -344,8 +347,11 @@ class Pool extends EventEmitter {
   /** Lets go of the kept ArrayBuffers (their external bytes leave when the GC collects them). */
   #dropKept() {
     if (this.#kept === null) return
-    for (const kept of this.#kept) kept.fill(undefined)
-    this.#keptTop.fill(0)
+    for (let c = 0; c < this.#kept.length; c++) {
+      const kept = this.#kept[c]
+      for (let i = 0; i < this.#keptTop[c]; i++) kept[i] = undefined
+      this.#keptTop[c] = 0
+    }
   }
 
   /**
