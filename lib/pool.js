@@ -27,7 +27,7 @@ const {
 const { transferOf, bufferOf } = require('./intrinsics')
 
 // Node 22+: every Buffer is a view over an ArrayBuffer that the native side made and transferred
-// once (see src/binding/escape.rs). Release detaches it by transferring its ArrayBuffer; a
+// once (see src/escape.rs). Release detaches it by transferring its ArrayBuffer; a
 // released slot's new ArrayBuffer is kept to serve the next loan of that slot, instead of a new
 // external ArrayBuffer per loan (~0.8 us). Node 20 has no transfer(): there each loan gets its own
 // external Buffer, which the native side detaches.

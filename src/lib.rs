@@ -1,25 +1,35 @@
 //! # extmem
 //!
-//! Pooled, zero-copy external memory for Node.js.
+//! Pooled, zero-copy external memory for Node.js: the Node-API binding over [`extmem_core`], the
+//! allocator. This crate converts between JavaScript and the core, and nothing more:
 //!
-//! The crate has two halves:
-//! - [`core`]: the allocator. Size classes ([`core::size_class`]) for requests up to 8 KiB, served
-//!   from slab chunks of anonymous memory ([`core::slab`]); a mapping of its own for each larger
-//!   request, with a bounded cache of released mappings ([`core::large`]); loans and their tokens
-//!   ([`core::loan`]); the pool with its hard cap and exact counters ([`core::pool`],
-//!   [`core::stats`]). It knows nothing of Node-API.
-//! - `binding`: the Node-API layer. It turns a loan into an external Buffer, detaches the
-//!   Buffer when its last reference is released, and ends the loan from the Buffer's finalizer
-//!   when a Buffer is collected without release.
+//! - [`hot`]: the allocation hot path as raw Node-API callbacks (`alloc`, `allocBound`, `reuse`,
+//!   `release`, `finishRelease`); [`native_pool`]: the rest of a pool's API as a napi-rs class;
+//! - [`loan_handle`]: what Node hands back when an external ArrayBuffer is finalized, and how a
+//!   loan ends then; [`escape`]: how the binding knows whether memory may have left its thread;
+//! - [`events`]: level changes and leaks delivered to every thread's JavaScript in order;
+//! - [`raw`]: the few raw Node-API calls, each wrapped once with its safety argument; [`scratch`]:
+//!   the per-thread array through which calls return extra results; [`status`]: the negative
+//!   statuses calls return in place of a value; [`stats`]: the JavaScript shape of a snapshot.
+//!
+//! Results travel back to JavaScript without exceptions: a call returns its value, or a negative
+//! status; details (a token, a slot, the figures of a refusal) go into the thread's scratch array.
+//! The JavaScript layer (`lib/`) turns statuses into Node-style errors.
 //!
 //! ## The one invariant
-//! Every byte handed out belongs to exactly one live loan, and every live loan to exactly one
-//! attached Buffer. Memory goes back to its class or cache only after its Buffer is detached or
-//! collected, so no JavaScript reference can reach bytes that another owner holds.
+//! Every byte lent belongs to exactly one live loan, and every live loan to exactly one attached
+//! ArrayBuffer. A loan ends only after that ArrayBuffer is detached or finalized, so no JavaScript
+//! reference can reach bytes that another owner holds; memory that may have moved to another
+//! thread's ArrayBuffer when its own thread ends is parked for good instead.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, missing_debug_implementations)]
 
-pub mod core;
-
-#[cfg(not(test))]
-mod binding;
+mod escape;
+mod events;
+mod hot;
+mod loan_handle;
+mod native_pool;
+mod raw;
+mod scratch;
+mod stats;
+mod status;

@@ -2,7 +2,7 @@
 
 use napi_derive::napi;
 
-use crate::core::stats::PoolStats;
+use extmem_core::stats::PoolStats;
 
 /// Slot counts of one size class.
 #[napi(object)]

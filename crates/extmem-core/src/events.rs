@@ -1,7 +1,7 @@
 //! What a pool tells its listeners: level changes and leaks. Listeners are plain callbacks; the
 //! binding turns each into a message to one JavaScript thread.
 
-use super::watermark::Level;
+use crate::watermark::Level;
 
 /// A change of watermark level.
 #[derive(Debug, Clone, PartialEq)]

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use napi::sys;
 
-use super::escape;
-use crate::core::loan::Owner;
-use crate::core::pool::{Pool, Reclaimed, SlotRef};
+use crate::escape;
+use extmem_core::loan::Owner;
+use extmem_core::pool::{Pool, Reclaimed, SlotRef};
 
 /// The finalizer hint of one external ArrayBuffer. Created with it; freed by its finalizer, which
 /// Node runs exactly once, after the ArrayBuffer (with every ArrayBuffer it was transferred to) is
@@ -64,7 +64,7 @@ impl Hint {
 
 /// Accounts for a collected ArrayBuffer: a loan whose Buffer was dropped without release ends
 /// (a GC reclaim), or is parked if its thread is ending while its memory may be alive in another
-/// thread (see [`escape`](super::escape)); a released loan's Buffer finds nothing to do.
+/// thread (see [`escape`](crate::escape)); a released loan's Buffer finds nothing to do.
 ///
 /// # Safety
 /// Called by Node once per external ArrayBuffer, on the thread of the env that made it, with the

@@ -6,16 +6,16 @@ use std::sync::{Arc, OnceLock};
 use napi::bindgen_prelude::Env;
 use napi_derive::napi;
 
-use super::events;
-use super::hot;
-use super::raw::{self, RawValue};
-use super::stats::JsPoolStats;
-use super::status;
-use crate::core::admission::Admission;
-use crate::core::limits;
-use crate::core::pool::{Pool, PoolConfig};
-use crate::core::size_class::CLASS_SIZES;
-use crate::core::watermark::Watermarks;
+use crate::events;
+use crate::hot;
+use crate::raw::{self, RawValue};
+use crate::stats::JsPoolStats;
+use crate::status;
+use extmem_core::admission::Admission;
+use extmem_core::limits;
+use extmem_core::pool::{Pool, PoolConfig};
+use extmem_core::size_class::CLASS_SIZES;
+use extmem_core::watermark::Watermarks;
 
 /// Pool settings from JavaScript (already validated there).
 #[napi(object)]

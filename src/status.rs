@@ -2,7 +2,7 @@
 
 use napi_derive::napi;
 
-use crate::core::error::PoolError;
+use extmem_core::error::PoolError;
 
 /// The Buffer is not one this pool handed out.
 #[napi]

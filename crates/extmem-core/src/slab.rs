@@ -20,7 +20,7 @@ use memmap2::MmapMut;
 /// Bytes of one slab chunk: the unit in which the slab pool takes memory from the OS.
 pub const SLAB_CHUNK_BYTES: usize = 64 * 1024;
 
-const _: () = assert!(SLAB_CHUNK_BYTES.is_multiple_of(super::size_class::SMALL_MAX));
+const _: () = assert!(SLAB_CHUNK_BYTES.is_multiple_of(crate::size_class::SMALL_MAX));
 
 /// No slot / no loan.
 const NIL: u32 = u32::MAX;
@@ -261,7 +261,7 @@ impl ClassSlab {
 
 impl Drop for ClassSlab {
     /// A chunk with a slot still handed out when its class goes away holds parked memory (see
-    /// [`Loan::parked`](super::loan::Loan::parked)), which another thread may still use: it is
+    /// [`Loan::parked`](crate::loan::Loan::parked)), which another thread may still use: it is
     /// never unmapped.
     fn drop(&mut self) {
         for chunk in self.chunks.drain() {

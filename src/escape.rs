@@ -26,7 +26,7 @@ use std::ptr;
 
 use napi::sys;
 
-use super::raw;
+use crate::raw;
 
 thread_local! {
     /// `ArrayBuffer.prototype.transfer` of this thread's env, held by a strong reference; null on
@@ -90,7 +90,7 @@ pub unsafe fn transfer(env: sys::napi_env, ab: sys::napi_value, data: usize, len
 }
 
 /// A witness of `ab`: a weak reference to it, as a number for [`Owner::witness`]
-/// (`crate::core::loan::Owner`). `None` if it cannot be made.
+/// (`extmem_core::loan::Owner`). `None` if it cannot be made.
 ///
 /// # Safety
 /// `env` is the current env and `ab` a live ArrayBuffer of it.

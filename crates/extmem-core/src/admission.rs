@@ -9,8 +9,8 @@
 //!
 //! With [`Admission::Cap`] only the hard cap refuses.
 
-use super::size_class::SMALL_MAX;
-use super::watermark::Level;
+use crate::size_class::SMALL_MAX;
+use crate::watermark::Level;
 
 /// Admission policy of a pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

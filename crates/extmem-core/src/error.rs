@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::watermark::Level;
+use crate::watermark::Level;
 
 /// A refused pool operation. The binding maps each variant to one stable `ERR_*` code.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,8 +14,8 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
 use napi_derive::napi;
 
-use crate::core::events::PoolEvent;
-use crate::core::pool::Pool;
+use extmem_core::events::PoolEvent;
+use extmem_core::pool::Pool;
 
 /// An event as JavaScript receives it.
 #[napi(object)]

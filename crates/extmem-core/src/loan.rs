@@ -14,7 +14,7 @@
 
 use memmap2::MmapMut;
 
-use super::slab::Slot;
+use crate::slab::Slot;
 
 const KEY_BITS: u32 = 28;
 const GEN_BITS: u32 = 13;
@@ -77,7 +77,7 @@ pub struct Loan {
     pub memory: LoanMemory,
     /// The binding's data for this loan.
     pub owner: Owner,
-    /// When the loan began, in [`clock::now_ms`](super::clock::now_ms) milliseconds.
+    /// When the loan began, in [`clock::now_ms`](crate::clock::now_ms) milliseconds.
     pub since_ms: u64,
     /// Whether leak detection tracks this Buffer: its collection without release is a leak.
     pub tracked: bool,

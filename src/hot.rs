@@ -18,17 +18,17 @@ use napi::bindgen_prelude::{Env, Object};
 use napi::{sys, JsValue};
 use napi_derive::napi;
 
-use super::escape;
-use super::loan_handle::{self, Hint};
-use super::raw;
-use super::scratch;
-use super::status;
-use crate::core::admission::Priority;
-use crate::core::error::PoolError;
-use crate::core::loan::Owner;
-use crate::core::pool::{AllocRequest, Grant, Pool, Release, SlotRef};
-use crate::core::size_class::ALIGNMENTS;
-use crate::core::slab::Slot;
+use crate::escape;
+use crate::loan_handle::{self, Hint};
+use crate::raw;
+use crate::scratch;
+use crate::status;
+use extmem_core::admission::Priority;
+use extmem_core::error::PoolError;
+use extmem_core::loan::Owner;
+use extmem_core::pool::{AllocRequest, Grant, Pool, Release, SlotRef};
+use extmem_core::size_class::ALIGNMENTS;
+use extmem_core::slab::Slot;
 
 /// `alloc` flags: bits 0–1 index [`ALIGNMENTS`]; bit 2 asks for essential priority; bit 3 for a
 /// prefaulted mapping.

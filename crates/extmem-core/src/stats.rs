@@ -37,7 +37,7 @@ pub struct Counters {
     pub refused_shedding: u64,
     /// Tracked Buffers collected without release.
     pub leaks: u64,
-    /// Loans parked for good (see [`Loan::parked`](super::loan::Loan::parked)); they stay counted
+    /// Loans parked for good (see [`Loan::parked`](crate::loan::Loan::parked)); they stay counted
     /// in `in_use_bytes` and the live loans.
     pub parked_buffers: usize,
     /// Capacity of the parked loans.
@@ -73,7 +73,7 @@ pub struct PoolStats {
     /// Bytes of cached large mappings.
     pub large_cached_bytes: usize,
     /// The watermark level.
-    pub level: super::watermark::Level,
+    pub level: crate::watermark::Level,
     /// Whether the pool is closed.
     pub closed: bool,
 }

@@ -6,16 +6,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
-use super::admission::{self, Admission, Priority, Refusal};
-use super::clock;
-use super::error::PoolError;
-use super::events::{Leak, LevelChange, Listener, Listeners, PoolEvent};
-use super::large::{self, MappingCache};
-use super::loan::{self, Loan, LoanMemory, Owner, MAX_LIVE_LOANS, POOL_ID_MASK};
-use super::size_class::{class_for, CLASS_SIZES, MIN_ALIGN, SMALL_MAX};
-use super::slab::{ClassSlab, Slot, SLAB_CHUNK_BYTES};
-use super::stats::{ClassStats, Counters, PoolStats};
-use super::watermark::{Level, Watermarks};
+use crate::admission::{self, Admission, Priority, Refusal};
+use crate::clock;
+use crate::error::PoolError;
+use crate::events::{Leak, LevelChange, Listener, Listeners, PoolEvent};
+use crate::large::{self, MappingCache};
+use crate::loan::{self, Loan, LoanMemory, Owner, MAX_LIVE_LOANS, POOL_ID_MASK};
+use crate::size_class::{class_for, CLASS_SIZES, MIN_ALIGN, SMALL_MAX};
+use crate::slab::{ClassSlab, Slot, SLAB_CHUNK_BYTES};
+use crate::stats::{ClassStats, Counters, PoolStats};
+use crate::watermark::{Level, Watermarks};
 
 /// Largest share of `max_bytes` the large-mapping cache may hold.
 const CACHE_SHARE_DIVISOR: usize = 4;

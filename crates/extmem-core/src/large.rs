@@ -49,7 +49,7 @@ pub fn map(len: usize, prefault: bool) -> io::Result<MmapMut> {
 }
 
 /// Released mappings kept for reuse, most recently released last, each with the time it was
-/// released (in [`clock::now_ms`](super::clock::now_ms) milliseconds).
+/// released (in [`clock::now_ms`](crate::clock::now_ms) milliseconds).
 ///
 /// Invariant: `bytes` is the sum of the lengths of `entries`, and never exceeds `max_bytes`.
 #[derive(Debug)]

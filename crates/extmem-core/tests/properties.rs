@@ -62,15 +62,6 @@ use std::collections::{HashMap, HashSet};
 
 use proptest::prelude::*;
 
-// The core is compiled into this test from its sources rather than linked from the `extmem` rlib:
-// the rlib also holds the Node-API binding, whose calls into Node cannot be linked into a test
-// executable (there is no Node to provide them). The core has no Node-API types and refers to
-// its siblings only through `super::`, so the same files compile here unchanged (their own unit
-// tests come along and run here too).
-#[allow(dead_code, unused_imports)]
-#[path = "../src/core/mod.rs"]
-mod extmem_core;
-
 use extmem_core::error::PoolError;
 use extmem_core::large::{self, MappingCache, CACHE_DECAY_MS, CACHE_MAX_ENTRIES, PAGE_SIZE};
 use extmem_core::loan::Owner;

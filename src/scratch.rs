@@ -12,7 +12,7 @@ use std::cell::Cell;
 use napi::bindgen_prelude::Env;
 use napi_derive::napi;
 
-use super::raw::{self, RawValue};
+use crate::raw::{self, RawValue};
 
 /// Number of f64 slots JavaScript must provide.
 const SCRATCH_LEN: usize = 4;

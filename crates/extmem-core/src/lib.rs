@@ -1,0 +1,34 @@
+//! # extmem-core
+//!
+//! The allocator behind extmem's pooled, zero-copy external memory for Node.js. It knows nothing
+//! of Node-API: the binding (the `extmem` crate) turns its loans into external ArrayBuffers.
+//!
+//! - [`size_class`]: the classes requests up to 8 KiB are rounded to;
+//! - [`slab`]: chunks of anonymous memory carved into the slots of one class, with their free list
+//!   and the epoch of the newest ArrayBuffer over each slot;
+//! - [`large`]: a mapping of its own for each larger request, and a bounded cache of released ones;
+//! - [`loan`]: the record of one Buffer's memory while it is lent, and the token that names it;
+//! - [`pool`]: all of the above behind one lock, with the hard cap and exact counters ([`stats`]),
+//!   watermark levels ([`watermark`]), graded admission ([`admission`]) and listeners ([`events`]);
+//! - [`limits`]: the default cap; [`clock`]: the coarse clock loans are timed with; [`error`]: why
+//!   an operation was refused.
+//!
+//! ## The one invariant
+//! Every byte lent belongs to exactly one live loan. Memory goes back to its class or cache only
+//! when its loan ends, and the binding ends a loan only once no ArrayBuffer can reach the memory
+//! (or parks it for good when that cannot be known).
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
+pub mod admission;
+pub mod clock;
+pub mod error;
+pub mod events;
+pub mod large;
+pub mod limits;
+pub mod loan;
+pub mod pool;
+pub mod size_class;
+pub mod slab;
+pub mod stats;
+pub mod watermark;
