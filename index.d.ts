@@ -98,7 +98,8 @@ export interface PoolStats {
   /** Refused allocations, all reasons. */
   failedAllocations: number
   /** Refused allocations by reason: the hard cap, graded admission at warning/critical, at shedding. */
-  refused: { cap: number; throttled: number; shedding: number }
+  /** Refusals: at the hard cap; by graded admission at warning/critical; at shedding; by the OS (a failed mmap). */
+  refused: { cap: number; throttled: number; shedding: number; os: number }
   /** Tracked Buffers collected without release. */
   leaks: number
   /** Buffers whose memory may still be reachable from another thread after their own thread ended: never re-lent. */
@@ -129,6 +130,7 @@ export declare const codes: Readonly<{
   ERR_EXTMEM_CLOSED: 'ERR_EXTMEM_CLOSED'
   ERR_EXTMEM_EXTERNAL_REFUSED: 'ERR_EXTMEM_EXTERNAL_REFUSED'
   ERR_EXTMEM_NOT_DETACHABLE: 'ERR_EXTMEM_NOT_DETACHABLE'
+  ERR_EXTMEM_OS: 'ERR_EXTMEM_OS'
 }>
 
 /** Thrown with code ERR_EXTMEM_EXHAUSTED (the cap, or shedding) or ERR_EXTMEM_THROTTLED (graded admission). */

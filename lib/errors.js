@@ -2,7 +2,7 @@
 // Node-style errors: the built-in class Node would use, a stable `code`, and the figures a caller
 // needs to react (for example `requestedBytes` on ERR_EXTMEM_EXHAUSTED).
 
-const { inspect } = require('node:util')
+const { inspect, getSystemErrorName } = require('node:util')
 
 /** Every code extmem throws, by name. */
 const codes = Object.freeze({
@@ -18,6 +18,7 @@ const codes = Object.freeze({
   ERR_EXTMEM_CLOSED: 'ERR_EXTMEM_CLOSED',
   ERR_EXTMEM_EXTERNAL_REFUSED: 'ERR_EXTMEM_EXTERNAL_REFUSED',
   ERR_EXTMEM_NOT_DETACHABLE: 'ERR_EXTMEM_NOT_DETACHABLE',
+  ERR_EXTMEM_OS: 'ERR_EXTMEM_OS',
 })
 
 function coded(Base, code, message, fields, caller) {
@@ -103,6 +104,18 @@ const notDetachable = (caller) =>
     caller,
   )
 
+/** The OS refused memory the cap allowed: fields as Node's system errors have them (negative `errno`). */
+const os = (syscall, errno, requestedBytes, caller) => {
+  const name = errno > 0 ? getSystemErrorName(-errno) : 'unknown error'
+  return coded(
+    Error,
+    codes.ERR_EXTMEM_OS,
+    `Cannot allocate ${requestedBytes} bytes: ${syscall} failed (${name})`,
+    { syscall, errno: -errno, requestedBytes },
+    caller,
+  )
+}
+
 module.exports = {
   codes,
   invalidArgType,
@@ -117,4 +130,5 @@ module.exports = {
   closed,
   externalRefused,
   notDetachable,
+  os,
 }

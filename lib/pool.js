@@ -33,14 +33,21 @@ const { transferOf, bufferOf } = require('./intrinsics')
 // external Buffer, which the native side detaches.
 const TRANSFER = transferOf !== null
 
-/** Slot size of each class; and the class of each small size (8-byte alignment). */
-const CLASS_SIZES = NativePool.classSizes()
-const SMALL_MAX = CLASS_SIZES.at(-1)
-const CLASS_OF = new Uint8Array(SMALL_MAX + 1)
-for (let size = 1, c = 0; size <= SMALL_MAX; size++) {
-  if (CLASS_SIZES[c] < size) c++
-  CLASS_OF[size] = c
-}
+// The core's facts, from the core (src/constants.rs): nothing here writes them again.
+const CONSTANTS = native.constants()
+/** Slot size of each class. */
+const CLASS_SIZES = CONSTANTS.classSizes
+/** The largest small size; larger Buffers get a mapping of their own. */
+const SMALL_MAX = CONSTANTS.smallMax
+/** The class of each small size, per alignment: at `alignIndex * (SMALL_MAX + 1) + size`. */
+const CLASS_OF = Uint8Array.from(CONSTANTS.classOf)
+/** Allowed alignments; the index is the native flag value. */
+const ALIGNS = CONSTANTS.alignments
+const { alignMask: FLAG_ALIGN_MASK, essential: FLAG_ESSENTIAL, prefault: FLAG_PREFAULT, servesSmall: FLAG_SERVES_SMALL } = CONSTANTS.flags
+/** Watermark levels by native index. */
+const LEVELS = Object.freeze(CONSTANTS.levels)
+/** System calls by native index, as ERR_EXTMEM_OS names them. */
+const SYSCALLS = CONSTANTS.syscalls
 /** Kept ArrayBuffers per class and Pool object (a bound on memory parked in one thread). */
 const MAX_KEPT = 128
 
@@ -53,18 +60,12 @@ const kLoan = Symbol('extmem.loan')
 /** Token of alloc(0)'s empty Buffer, which holds no memory and needs no release. */
 const EMPTY_LOAN = -1
 
-/** Watermark levels by native index. */
-const LEVELS = Object.freeze(['normal', 'warning', 'critical', 'shedding'])
 
 const watermarkChannel = diagnostics.channel('extmem:watermark')
 const leakChannel = diagnostics.channel('extmem:leak')
 
 const POOL_OPTIONS = ['maxBytes', 'watermarks', 'admission', 'leakDetection']
 const ALLOC_OPTIONS = ['align', 'priority', 'prefault']
-/** Allowed alignments; the index is the native flag value. */
-const ALIGNS = [8, 64, 4096]
-const FLAG_ESSENTIAL = 0b100
-const FLAG_PREFAULT = 0b1000
 
 /** Marks the construction of the default pool's Pool object (not an option users can pass). */
 const kShared = Symbol('extmem.shared')
@@ -102,7 +103,7 @@ class Pool extends EventEmitter {
     const shared = options?.[kShared] === true
     const opts = validateOptions(options, 'options', POOL_OPTIONS, Pool)
     if (opts.maxBytes !== undefined) validateByteCount(opts.maxBytes, 'options.maxBytes', Pool)
-    const marks = validateWatermarks(opts.watermarks, 'options.watermarks', Pool)
+    const marks = validateWatermarks(opts.watermarks, 'options.watermarks', CONSTANTS.watermarks, native.checkWatermarks, Pool)
     const admission = opts.admission ?? 'graded'
     validateOneOf(admission, 'options.admission', ['graded', 'cap'], Pool)
     const leakDetection = opts.leakDetection ?? 'sampled'
@@ -184,7 +185,7 @@ class Pool extends EventEmitter {
    * A small Buffer over a kept ArrayBuffer of its class if one is still good, else a new one.
    */
   #allocSlot(size, zero, flags, tracked, caller) {
-    const cls = (flags & 3) === 0 ? CLASS_OF[size] : alignedClass(size, ALIGNS[flags & 3])
+    const cls = CLASS_OF[(flags & FLAG_ALIGN_MASK) * (SMALL_MAX + 1) + size]
     const kept = this.#kept[cls]
     let top = this.#keptTop[cls]
     while (top !== 0) {
@@ -231,10 +232,9 @@ class Pool extends EventEmitter {
     this.#fast.release(buf, this.releaseFast)
   }
 
-  /** An arena for the fast path: a pooled Buffer, admitted as the small Buffers it will hold are. */
+  /** An arena for the fast path: a pooled Buffer, which the core admits as the small Buffers it will hold. */
   #takeArena(bytes, caller) {
-    const flags = this.level === 'warning' ? FLAG_ESSENTIAL : 0
-    return this.#allocLoan(bytes, false, flags, false, caller)
+    return this.#allocLoan(bytes, false, FLAG_SERVES_SMALL, false, caller)
   }
 
   /** Adds a reference to a pooled Buffer; returns the new count. */
@@ -433,17 +433,12 @@ class Pool extends EventEmitter {
         return errors.outOfRange('refCount', '<= 4294967295', 4294967296, caller)
       case native.STATUS_EXTERNAL_REFUSED:
         return errors.externalRefused(caller)
+      case native.STATUS_OS:
+        return errors.os(SYSCALLS[scratch[3]], scratch[2], scratch[1], caller)
       default:
         return errors.notPooled(caller)
     }
   }
-}
-
-/** The smallest class that holds `size` bytes with every slot `align`-aligned (as the core's). */
-function alignedClass(size, align) {
-  let c = CLASS_OF[size]
-  while (CLASS_SIZES[c] % align !== 0) c++
-  return c
 }
 
 /** Native flags of alloc options `{ align, priority, prefault }`. */

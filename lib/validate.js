@@ -49,22 +49,20 @@ function validateOneOf(value, name, allowed, caller) {
   }
 }
 
-const DEFAULT_WATERMARKS = Object.freeze({ warning: 0.7, critical: 0.85, shedding: 0.95, hysteresis: 0.02 })
-
-/** Watermark thresholds: `0 < warning < critical < shedding <= 1`, `0 <= hysteresis < warning`. */
-function validateWatermarks(value, name, caller) {
-  const opts = validateOptions(value, name, Object.keys(DEFAULT_WATERMARKS), caller)
-  const marks = { ...DEFAULT_WATERMARKS, ...opts }
-  for (const key of Object.keys(DEFAULT_WATERMARKS)) {
+/**
+ * Watermark thresholds: numbers for the keys of `defaults` (the core's), checked by `check` (the
+ * core's rule): `0 < warning < critical < shedding <= 1`, `0 <= hysteresis < warning`.
+ */
+function validateWatermarks(value, name, defaults, check, caller) {
+  const opts = validateOptions(value, name, Object.keys(defaults), caller)
+  const marks = { ...defaults, ...opts }
+  for (const key of Object.keys(defaults)) {
     if (typeof marks[key] !== 'number') throw errors.invalidArgType(`${name}.${key}`, 'of type number', marks[key], caller)
   }
   const { warning, critical, shedding, hysteresis } = marks
-  if (!(warning > 0 && warning < critical && critical < shedding && shedding <= 1)) {
-    throw errors.invalidArgValue(name, value, 'must have 0 < warning < critical < shedding <= 1', caller)
-  }
-  if (!(hysteresis >= 0 && hysteresis < warning)) {
-    throw errors.invalidArgValue(`${name}.hysteresis`, hysteresis, 'must be >= 0 and below warning', caller)
-  }
+  const broken = check(warning, critical, shedding, hysteresis)
+  if (broken === 'order') throw errors.invalidArgValue(name, value, 'must have 0 < warning < critical < shedding <= 1', caller)
+  if (broken === 'hysteresis') throw errors.invalidArgValue(`${name}.hysteresis`, hysteresis, 'must be >= 0 and below warning', caller)
   return marks
 }
 

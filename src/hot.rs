@@ -18,6 +18,7 @@ use napi::bindgen_prelude::{Env, Object};
 use napi::{sys, JsValue};
 use napi_derive::napi;
 
+use crate::constants::{FLAG_ALIGN_MASK, FLAG_ESSENTIAL, FLAG_PREFAULT, FLAG_SERVES_SMALL};
 use crate::escape;
 use crate::loan_handle::{self, Hint};
 use crate::raw;
@@ -29,19 +30,6 @@ use extmem_core::loan::Owner;
 use extmem_core::pool::{AllocRequest, Grant, Pool, Release, SlotRef};
 use extmem_core::size_class::ALIGNMENTS;
 use extmem_core::slab::Slot;
-
-/// `alloc` flags: bits 0–1 index [`ALIGNMENTS`]; bit 2 asks for essential priority; bit 3 for a
-/// prefaulted mapping.
-const FLAG_ALIGN_MASK: u32 = 0b11;
-const FLAG_ESSENTIAL: u32 = 0b100;
-const FLAG_PREFAULT: u32 = 0b1000;
-
-/// `Owner::handle` of a loan whose Buffer views a slot-bound ArrayBuffer. Other loans hold the
-/// pointer to their Buffer's finalizer hint there (never 1: it is aligned).
-const OWNER_BOUND: usize = 1;
-
-/// The token of a hint whose loan ended by release: not a token at all, so never reclaimed.
-const ENDED: u64 = u64::MAX;
 
 /// Test switch: makes every external ArrayBuffer creation fail, as under a V8 sandbox.
 static FAIL_EXTERNAL: AtomicBool = AtomicBool::new(false);
@@ -208,18 +196,23 @@ unsafe fn request(env: sys::napi_env, a: &[sys::napi_value], bind: bool) -> Resu
         tracked,
         bind,
         prefault: flags & FLAG_PREFAULT != 0,
+        serves_small: flags & FLAG_SERVES_SMALL != 0,
     })
 }
 
 /// Largest size a request may carry (2^53: every larger number is inexact in JavaScript anyway).
 const MAX_SIZE: f64 = 9_007_199_254_740_992.0;
 
-/// A refusal: its figures to scratch[1..4], its status as the error.
+/// A refusal: its figures to scratch[1..4] (see `status`), its status as the error.
 fn refusal(e: &PoolError) -> i32 {
-    if let PoolError::Exhausted { requested, available, level } | PoolError::Throttled { requested, available, level } =
-        e
-    {
-        scratch::write(&[0.0, *requested as f64, *available as f64, *level as u32 as f64]);
+    match *e {
+        PoolError::Exhausted { requested, available, level } | PoolError::Throttled { requested, available, level } => {
+            scratch::write(&[0.0, requested as f64, available as f64, level as u32 as f64])
+        }
+        PoolError::Os { requested, syscall, errno } => {
+            scratch::write(&[0.0, requested as f64, f64::from(errno), syscall as u32 as f64])
+        }
+        _ => {}
     }
     status::of(e)
 }
@@ -258,7 +251,7 @@ unsafe fn lend_arraybuffer(env: sys::napi_env, pool: &Pool, grant: &Grant, len: 
         // SAFETY: `first` (and so any ArrayBuffer made from it) is of this env.
         unsafe { raw::detach(env, first) };
         // SAFETY: the hint is alive until its finalizer runs on this thread, later.
-        unsafe { Hint::set_token(hint, ENDED) };
+        unsafe { Hint::set_token(hint, None) };
         pool.undo_alloc(&Grant { bound_bytes: 0, ..*grant });
         return Err(refused());
     };
@@ -281,7 +274,7 @@ unsafe fn alloc_loan(env: sys::napi_env, info: sys::napi_callback_info) -> Outco
         let pool = pool_of(env, a[0])?;
         let req = request(env, &a[1..], false)?;
         let size = req.size;
-        let hint = Hint::Loan { pool: pool.clone(), token: ENDED }.into_raw();
+        let hint = Hint::Loan { pool: pool.clone(), token: None }.into_raw();
         let owner = Owner { thread: env as usize, handle: hint as usize, witness: 0 };
         let grant = match pool.alloc_with(req, owner) {
             Ok(g) => g,
@@ -290,7 +283,7 @@ unsafe fn alloc_loan(env: sys::napi_env, info: sys::napi_callback_info) -> Outco
                 return Err(refusal(&e));
             }
         };
-        Hint::set_token(hint, grant.token);
+        Hint::set_token(hint, Some(grant.token));
         let memory = if escape::can_escape() {
             lend_arraybuffer(env, pool, &grant, size, hint)?
         } else {
@@ -331,9 +324,8 @@ unsafe fn alloc_bound_loan(env: sys::napi_env, info: sys::napi_callback_info) ->
             return Err(status::STATUS_BAD_ARGUMENT);
         }
         let req = request(env, &a[1..], true)?;
-        let grant = pool
-            .alloc_with(req, Owner { thread: env as usize, handle: OWNER_BOUND, witness: 0 })
-            .map_err(|e| refusal(&e))?;
+        let grant =
+            pool.alloc_with(req, Owner { thread: env as usize, handle: 0, witness: 0 }).map_err(|e| refusal(&e))?;
         let Some(slot) = grant.slot else {
             pool.undo_alloc(&grant);
             return Err(status::STATUS_BAD_ARGUMENT);
@@ -368,7 +360,7 @@ unsafe fn reuse_slot(env: sys::napi_env, info: sys::napi_callback_info) -> Outco
         };
         let req = request(env, &a[4..8], true)?;
         let witness = escape::witness(env, a[8]).ok_or(status::STATUS_EXTERNAL_REFUSED)?;
-        match pool.reuse(slot, req, Owner { thread: env as usize, handle: OWNER_BOUND, witness }) {
+        match pool.reuse(slot, req, Owner { thread: env as usize, handle: 0, witness }) {
             Ok(g) => Ok(number(env, g.token as f64)),
             Err(e) => {
                 escape::forget(env, witness);
@@ -428,12 +420,11 @@ unsafe fn finish_loan(env: sys::napi_env, info: sys::napi_callback_info) -> Outc
         // caller's alone, and no JavaScript runs before this call returns.
         let done = pool.finish_release(token).ok_or(status::STATUS_NOT_POOLED)?;
         escape::forget(env, done.owner.witness);
-        let bound = done.owner.handle == OWNER_BOUND;
-        if !bound {
+        if !done.bound {
             // The Buffer's finalizer runs later, maybe once the token's key and generation name
             // a new loan: it must find nothing to reclaim. The hint is alive (Node has not
             // finalized it: the memory was attached until now) and only this thread touches it.
-            Hint::set_token(done.owner.handle as *mut c_void, ENDED);
+            Hint::set_token(done.owner.handle as *mut c_void, None);
             if buffer.is_none() {
                 // The caller's ArrayBuffer: V8 stops counting the memory as external now, not
                 // when the GC gets round to it. (It was never exposed, so nothing marked it.)
@@ -441,7 +432,7 @@ unsafe fn finish_loan(env: sys::napi_env, info: sys::napi_callback_info) -> Outc
             }
         }
         match done.slot {
-            Some(s) if bound => scratch::write(&[1.0, s.class as f64, s.slot.index() as f64, s.epoch as f64]),
+            Some(s) if done.bound => scratch::write(&[1.0, s.class as f64, s.slot.index() as f64, s.epoch as f64]),
             _ => scratch::write(&[0.0]),
         }
         Ok(number(env, 0.0))

@@ -10,7 +10,8 @@
 //! - [`events`]: level changes and leaks delivered to every thread's JavaScript in order;
 //! - [`raw`]: the few raw Node-API calls, each wrapped once with its safety argument; [`scratch`]:
 //!   the per-thread array through which calls return extra results; [`status`]: the negative
-//!   statuses calls return in place of a value; [`stats`]: the JavaScript shape of a snapshot.
+//!   statuses calls return in place of a value; [`stats`]: the JavaScript shape of a snapshot;
+//!   [`constants`]: the facts about the core that JavaScript builds its tables from.
 //!
 //! Results travel back to JavaScript without exceptions: a call returns its value, or a negative
 //! status; details (a token, a slot, the figures of a refusal) go into the thread's scratch array.
@@ -24,6 +25,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, missing_debug_implementations)]
 
+mod constants;
 mod escape;
 mod events;
 mod hot;

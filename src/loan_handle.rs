@@ -20,8 +20,9 @@ pub enum Hint {
     Loan {
         /// The pool.
         pool: Arc<Pool>,
-        /// The loan.
-        token: u64,
+        /// The loan, until it ends by release (then its finalizer finds nothing to reclaim, even
+        /// if the token's key and generation name a newer loan by then).
+        token: Option<u64>,
     },
     /// An ArrayBuffer over a whole slab slot, kept by JavaScript across loans of that slot.
     Slot {
@@ -45,7 +46,7 @@ impl Hint {
     /// # Safety
     /// `raw` came from [`into_raw`](Self::into_raw) and has not been finalized; no one else
     /// touches it meanwhile (it is only touched on its Buffer's thread).
-    pub unsafe fn set_token(raw: *mut c_void, new: u64) {
+    pub unsafe fn set_token(raw: *mut c_void, new: Option<u64>) {
         // SAFETY: per the contract.
         if let Hint::Loan { token, .. } = unsafe { &mut *raw.cast::<Hint>() } {
             *token = new;
@@ -75,7 +76,8 @@ pub unsafe extern "C" fn finalize(env: sys::napi_env, _data: *mut c_void, hint: 
     // SAFETY: the env that made the loans' witnesses, on its thread, inside a finalizer.
     let may_be_reachable = |owner: &Owner| unsafe { escape::may_be_reachable(env, owner.witness) };
     let outcome = match *hint {
-        Hint::Loan { pool, token } => pool.reclaim_unless(token, may_be_reachable),
+        Hint::Loan { pool, token: Some(token) } => pool.reclaim_unless(token, may_be_reachable),
+        Hint::Loan { token: None, .. } => None,
         Hint::Slot { pool, slot, bytes } => pool.slot_buffer_finalized(slot, bytes, may_be_reachable),
     };
     if let Some(Reclaimed::Ended(owner) | Reclaimed::Parked(owner)) = outcome {

@@ -14,7 +14,6 @@ use crate::status;
 use extmem_core::admission::Admission;
 use extmem_core::limits;
 use extmem_core::pool::{Pool, PoolConfig};
-use extmem_core::size_class::CLASS_SIZES;
 use extmem_core::watermark::Watermarks;
 
 /// Pool settings from JavaScript (already validated there).
@@ -34,7 +33,7 @@ pub struct JsPoolConfig {
 impl JsPoolConfig {
     fn to_core(&self) -> napi::Result<PoolConfig> {
         let watermarks = Watermarks::new(self.warning, self.critical, self.shedding, self.hysteresis)
-            .ok_or_else(|| napi::Error::new(napi::Status::InvalidArg, "invalid watermarks"))?;
+            .map_err(|e| napi::Error::new(napi::Status::InvalidArg, format!("watermarks: {e:?}")))?;
         let admission = if self.admission == "cap" { Admission::Cap } else { Admission::Graded };
         Ok(PoolConfig { max_bytes: cap(self.max_bytes), watermarks, admission })
     }
@@ -85,12 +84,6 @@ impl NativePool {
     #[napi(js_name = "defaultMaxBytes")]
     pub fn default_max_bytes() -> f64 {
         limits::default_max_bytes() as f64
-    }
-
-    /// Whether two handles name the same pool.
-    #[napi(js_name = "samePool")]
-    pub fn same_pool(&self, other: &NativePool) -> bool {
-        Arc::ptr_eq(&self.core, &other.core)
     }
 
     #[napi(getter, js_name = "maxBytes")]
@@ -196,12 +189,6 @@ impl NativePool {
     #[napi]
     pub fn close(&self) -> u32 {
         self.core.close() as u32
-    }
-
-    /// Slot sizes of the size classes, ascending.
-    #[napi(js_name = "classSizes")]
-    pub fn class_sizes() -> Vec<u32> {
-        CLASS_SIZES.iter().map(|&s| s as u32).collect()
     }
 
     #[napi]

@@ -39,6 +39,8 @@ pub struct JsRefusedStats {
     pub throttled: f64,
     /// By graded admission at shedding (`ERR_EXTMEM_EXHAUSTED`).
     pub shedding: f64,
+    /// By the OS: a failed `mmap` (`ERR_EXTMEM_OS`).
+    pub os: f64,
 }
 
 /// A consistent snapshot of a pool.
@@ -87,6 +89,7 @@ impl From<PoolStats> for JsPoolStats {
                 cap: c.refused_cap as f64,
                 throttled: c.refused_throttled as f64,
                 shedding: c.refused_shedding as f64,
+                os: c.refused_os as f64,
             },
             leaks: c.leaks as f64,
             parked_buffers: c.parked_buffers as f64,

@@ -13,7 +13,7 @@ pub const STATUS_CLOSED: i32 = -2;
 /// The reference count would overflow.
 #[napi]
 pub const STATUS_TOO_MANY_REFS: i32 = -3;
-/// The cap refuses the allocation; scratch holds `[_, requested, available]`.
+/// The cap refuses the allocation, or graded admission sheds it; scratch holds `[_, requested, available, level]`.
 #[napi]
 pub const STATUS_EXHAUSTED: i32 = -4;
 /// Node-API refused to create an external Buffer (a V8 sandbox) or to detach it.
@@ -32,14 +32,19 @@ pub const STATUS_STALE: i32 = -7;
 #[napi]
 pub const STATUS_BAD_ARGUMENT: i32 = -8;
 
+/// The OS refused the memory; scratch holds `[_, requested, errno, syscall index]`.
+#[napi]
+pub const STATUS_OS: i32 = -9;
+
 /// The status of a core refusal.
 pub fn of(e: &PoolError) -> i32 {
     match e {
-        PoolError::NotPooled | PoolError::View | PoolError::Released => STATUS_NOT_POOLED,
+        PoolError::NotPooled => STATUS_NOT_POOLED,
         PoolError::Closed => STATUS_CLOSED,
         PoolError::TooManyRefs => STATUS_TOO_MANY_REFS,
         PoolError::Stale => STATUS_STALE,
         PoolError::Exhausted { .. } => STATUS_EXHAUSTED,
         PoolError::Throttled { .. } => STATUS_THROTTLED,
+        PoolError::Os { .. } => STATUS_OS,
     }
 }

@@ -1,4 +1,5 @@
-//! Graded admission: what an allocation gets at each watermark level (the ResourceArbiter table).
+//! Graded admission: what an allocation gets at each watermark level (the table below, which the
+//! README's "Watching memory pressure" states for users).
 //!
 //! | level    | normal priority                     | essential          |
 //! |----------|-------------------------------------|--------------------|

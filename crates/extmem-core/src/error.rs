@@ -1,10 +1,9 @@
 //! Why a pool operation was refused. Every refusal leaves the pool exactly as it was.
 
-use std::fmt;
-
 use crate::watermark::Level;
 
-/// A refused pool operation. The binding maps each variant to one stable `ERR_*` code.
+/// A refused pool operation. The binding maps each variant to a status, and the JavaScript layer
+/// each status to one `ERR_*` code and its message (the only place the texts are written).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PoolError {
     /// The memory cannot be had within `maxBytes` (`ERR_EXTMEM_EXHAUSTED`).
@@ -28,10 +27,6 @@ pub enum PoolError {
     },
     /// The Buffer was not handed out by this pool (`ERR_EXTMEM_NOT_POOLED`).
     NotPooled,
-    /// The Buffer is a view of a pooled Buffer, which never owns (`ERR_EXTMEM_VIEW_OWNERSHIP`).
-    View,
-    /// The Buffer's last reference was already released (`ERR_EXTMEM_RELEASED`).
-    Released,
     /// The pool is closed (`ERR_EXTMEM_CLOSED`).
     Closed,
     /// One Buffer holds as many references as a `u32` counts (`ERR_OUT_OF_RANGE`).
@@ -39,44 +34,40 @@ pub enum PoolError {
     /// A slot cannot be reused through a kept ArrayBuffer: it is taken, or a newer ArrayBuffer
     /// was made over it. Internal: the caller drops the ArrayBuffer and allocates afresh.
     Stale,
+    /// The OS refused the memory although the cap allowed it (`ERR_EXTMEM_OS`).
+    Os {
+        /// Bytes asked for.
+        requested: usize,
+        /// The call that failed.
+        syscall: Syscall,
+        /// Its `errno` (positive; 0 if the OS gave none).
+        errno: i32,
+    },
+}
+
+/// A system call the pool makes, as an [`PoolError::Os`] names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Syscall {
+    /// Mapping anonymous memory: a slab chunk or a large Buffer's own mapping.
+    Mmap,
+}
+
+impl Syscall {
+    /// Every call, in the order of their indexes (`as usize`).
+    pub const ALL: [Syscall; 1] = [Syscall::Mmap];
+
+    /// The call's name, as Node names system calls in its errors.
+    pub fn name(self) -> &'static str {
+        match self {
+            Syscall::Mmap => "mmap",
+        }
+    }
 }
 
 impl PoolError {
-    /// The Node-style error code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            PoolError::Exhausted { .. } => "ERR_EXTMEM_EXHAUSTED",
-            PoolError::Throttled { .. } => "ERR_EXTMEM_THROTTLED",
-            PoolError::NotPooled => "ERR_EXTMEM_NOT_POOLED",
-            PoolError::View => "ERR_EXTMEM_VIEW_OWNERSHIP",
-            PoolError::Released => "ERR_EXTMEM_RELEASED",
-            PoolError::Closed => "ERR_EXTMEM_CLOSED",
-            PoolError::TooManyRefs => "ERR_OUT_OF_RANGE",
-            PoolError::Stale => "ERR_EXTMEM_STALE",
-        }
+    /// The refusal of `requested` bytes because `syscall` failed with `error`.
+    #[cold]
+    pub fn os(requested: usize, syscall: Syscall, error: &std::io::Error) -> PoolError {
+        PoolError::Os { requested, syscall, errno: error.raw_os_error().unwrap_or(0) }
     }
 }
-
-impl fmt::Display for PoolError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PoolError::Exhausted { requested, available, level } => write!(
-                f,
-                "cannot allocate {requested} bytes: {available} bytes of the pool's maxBytes are available (level {level})"
-            ),
-            PoolError::Throttled { requested, level, .. } => {
-                write!(f, "allocation of {requested} bytes throttled at level {level}")
-            }
-            PoolError::NotPooled => f.write_str("the Buffer was not allocated by this pool"),
-            PoolError::View => f.write_str(
-                "the Buffer is a view (subarray or slice) of a pooled Buffer; only the Buffer that alloc returned can be retained or released",
-            ),
-            PoolError::Released => f.write_str("the Buffer was already released"),
-            PoolError::Closed => f.write_str("the pool is closed"),
-            PoolError::TooManyRefs => f.write_str("the Buffer's reference count would exceed 4294967295"),
-            PoolError::Stale => f.write_str("the kept ArrayBuffer no longer owns its slot"),
-        }
-    }
-}
-
-impl std::error::Error for PoolError {}

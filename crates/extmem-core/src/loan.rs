@@ -27,6 +27,9 @@ pub const POOL_ID_MASK: u64 = (1 << POOL_BITS) - 1;
 /// Most loans one pool can have out at once.
 pub const MAX_LIVE_LOANS: usize = 1 << KEY_BITS;
 
+/// Most references one loan can hold (a retain beyond is refused with `TooManyRefs`).
+pub const MAX_REFS: u32 = u32::MAX;
+
 /// Where a loan's memory comes from, and who gets it back.
 #[derive(Debug)]
 pub enum LoanMemory {
@@ -51,7 +54,7 @@ pub enum LoanMemory {
 pub struct Owner {
     /// Which thread's JavaScript holds the Buffer (the binding's choice of identifier).
     pub thread: usize,
-    /// The binding's handle for the Buffer (a pointer it owns).
+    /// The binding's handle for the Buffer (a pointer it owns), or 0 for none.
     pub handle: usize,
     /// The binding's witness of where the Buffer's memory can be reached (a weak reference to the
     /// ArrayBuffer it lent), or 0 for none.
@@ -84,6 +87,8 @@ pub struct Loan {
     /// Bytes this loan's own Buffer adds to external memory: `requested`, or 0 when the loan
     /// uses an ArrayBuffer bound to its slot (counted with that ArrayBuffer instead).
     pub external: usize,
+    /// Whether the loan uses an ArrayBuffer bound to its slot, which outlives the loan.
+    pub bound: bool,
     /// Whether the loan is parked: its Buffer's thread ended while an ArrayBuffer over its memory
     /// may still be alive in another thread, and nothing will ever say when that one is gone.
     /// A parked loan never ends: its memory is never lent again, unmapped or trimmed, even after

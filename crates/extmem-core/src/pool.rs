@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 
 use crate::admission::{self, Admission, Priority, Refusal};
 use crate::clock;
-use crate::error::PoolError;
+use crate::error::{PoolError, Syscall};
 use crate::events::{Leak, LevelChange, Listener, Listeners, PoolEvent};
 use crate::large::{self, MappingCache};
 use crate::loan::{self, Loan, LoanMemory, Owner, MAX_LIVE_LOANS, POOL_ID_MASK};
@@ -61,6 +61,9 @@ pub struct AllocRequest {
     pub bind: bool,
     /// For a new large mapping: fault all its pages in now (`MAP_POPULATE`).
     pub prefault: bool,
+    /// The memory will be carved into small Buffers (a fast-path arena): graded admission judges
+    /// it as one small allocation, whatever its size.
+    pub serves_small: bool,
 }
 
 impl AllocRequest {
@@ -74,6 +77,7 @@ impl AllocRequest {
             tracked: false,
             bind: false,
             prefault: false,
+            serves_small: false,
         }
     }
 }
@@ -87,7 +91,7 @@ pub struct Grant {
     pub addr: *mut u8,
     /// Bytes of the slot or mapping.
     pub capacity: usize,
-    /// The slab slot and the epoch of the ArrayBuffer to make over it (0 for a mapping).
+    /// The slab slot and the epoch of the ArrayBuffer to make over it; `None` for a mapping.
     pub slot: Option<SlotRef>,
     /// External bytes counted from now on for a new ArrayBuffer bound to the slot (see
     /// [`AllocRequest::bind`]); [`Pool::undo_alloc`] takes them back if it is never made.
@@ -112,6 +116,9 @@ pub struct Finished {
     pub owner: Owner,
     /// The slot it held, with the epoch of the newest ArrayBuffer over it.
     pub slot: Option<SlotRef>,
+    /// Whether the loan used an ArrayBuffer bound to its slot (see [`AllocRequest::bind`]), which
+    /// the caller may keep to lend the slot again through [`Pool::reuse`].
+    pub bound: bool,
 }
 
 /// What became of a loan whose last ArrayBuffer was finalized.
@@ -208,11 +215,6 @@ impl Pool {
     /// The hard cap.
     pub fn max_bytes(&self) -> usize {
         self.config.max_bytes
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &PoolConfig {
-        &self.config
     }
 
     /// The current watermark level.
@@ -328,7 +330,10 @@ impl Pool {
             return Err(PoolError::Closed);
         }
         let l = st.loan_mut(self.id, token, addr, len)?;
-        l.refs = l.refs.checked_add(1).ok_or(PoolError::TooManyRefs)?;
+        if l.refs == loan::MAX_REFS {
+            return Err(PoolError::TooManyRefs);
+        }
+        l.refs += 1;
         Ok(l.refs)
     }
 
@@ -350,7 +355,7 @@ impl Pool {
         let ended = st.end_loan(&self.config, self.id, token)?;
         st.counters.releases += 1;
         let slot = ended.memory_was.map(|(class, slot)| SlotRef { class, slot, epoch: st.classes[class].epoch(slot) });
-        Some(Finished { owner: ended.owner, slot })
+        Some(Finished { owner: ended.owner, slot, bound: ended.bound })
     }
 
     /// Takes back an allocation whose Buffer could not be made, as if it had never happened:
@@ -422,11 +427,6 @@ impl Pool {
         st.loans.len()
     }
 
-    /// Whether the pool is closed.
-    pub fn is_closed(&self) -> bool {
-        self.state.lock().closed
-    }
-
     /// Gives back cached mappings and empty slab chunks; returns the bytes given back.
     pub fn trim(&self) -> usize {
         self.state.lock().trim()
@@ -471,8 +471,11 @@ impl State {
             if let Some((slot, addr)) = self.classes[class].pop() {
                 return Ok((LoanMemory::Slot { class, slot }, addr, CLASS_SIZES[class], false));
             }
-            if !self.make_room(config.max_bytes, SLAB_CHUNK_BYTES) || self.classes[class].add_chunk().is_err() {
+            if !self.make_room(config.max_bytes, SLAB_CHUNK_BYTES) {
                 return Err(self.exhausted(config, size));
+            }
+            if let Err(e) = self.classes[class].add_chunk() {
+                return Err(PoolError::os(size, Syscall::Mmap, &e));
             }
             self.counters.reserved_bytes += SLAB_CHUNK_BYTES;
             let (slot, addr) = self.classes[class].pop().expect("a new chunk has free slots");
@@ -491,7 +494,7 @@ impl State {
                         self.counters.reserved_bytes += len;
                         (map, true)
                     }
-                    Err(_) => return Err(self.exhausted(config, size)),
+                    Err(e) => return Err(PoolError::os(size, Syscall::Mmap, &e)),
                 }
             }
         };
@@ -506,7 +509,8 @@ impl State {
         if self.closed {
             return Err(PoolError::Closed);
         }
-        match admission::admit(config.admission, self.level, req.priority, req.size) {
+        let judged = if req.serves_small { req.size.min(SMALL_MAX) } else { req.size };
+        match admission::admit(config.admission, self.level, req.priority, judged) {
             Ok(()) => {}
             Err(Refusal::Throttled) => {
                 let available = self.available(config);
@@ -525,6 +529,7 @@ impl State {
         c.failed_allocations += 1;
         match e {
             PoolError::Throttled { .. } => c.refused_throttled += 1,
+            PoolError::Os { .. } => c.refused_os += 1,
             PoolError::Exhausted { level: Level::Shedding, .. }
                 if config.admission == Admission::Graded && priority == Priority::Normal =>
             {
@@ -564,6 +569,7 @@ impl State {
             since_ms: clock::now_ms(),
             tracked: req.tracked,
             external,
+            bound: req.bind && slot.is_some(),
             parked: false,
         });
         if let Some((class, slot)) = slot {
@@ -713,6 +719,7 @@ impl State {
         }
         self.update_level(config);
         Some(Ended {
+            bound: l.bound,
             requested: l.requested,
             addr: l.addr,
             since_ms: l.since_ms,
@@ -726,6 +733,7 @@ impl State {
 /// What remains of a loan that ended.
 #[derive(Debug)]
 struct Ended {
+    bound: bool,
     requested: usize,
     addr: usize,
     since_ms: u64,
@@ -734,9 +742,6 @@ struct Ended {
     /// The slot the loan held, if it was a slab slot.
     memory_was: Option<(usize, Slot)>,
 }
-
-// SAFETY: `Grant` only carries an address; it is sent with the loan it names.
-unsafe impl Send for Grant {}
 
 #[cfg(test)]
 mod tests {

@@ -35,6 +35,8 @@ pub struct Counters {
     pub refused_throttled: u64,
     /// Refused by graded admission at shedding.
     pub refused_shedding: u64,
+    /// Refused by the OS (a failed `mmap`) although the cap allowed it.
+    pub refused_os: u64,
     /// Tracked Buffers collected without release.
     pub leaks: u64,
     /// Loans parked for good (see [`Loan::parked`](crate::loan::Loan::parked)); they stay counted

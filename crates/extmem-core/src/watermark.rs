@@ -20,6 +20,9 @@ pub enum Level {
 }
 
 impl Level {
+    /// Every level, lowest first (in the order of their indexes, `as usize`).
+    pub const ALL: [Level; 4] = [Level::Normal, Level::Warning, Level::Critical, Level::Shedding];
+
     /// The level's name as JavaScript sees it.
     pub fn name(self) -> &'static str {
         match self {
@@ -56,15 +59,30 @@ impl Default for Watermarks {
     }
 }
 
+/// Which part of the invariant of [`Watermarks`] a set of thresholds breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatermarksError {
+    /// Not `0 < warning < critical < shedding <= 1`.
+    Order,
+    /// Not `0 <= hysteresis < warning`.
+    Hysteresis,
+}
+
 impl Watermarks {
-    /// Thresholds, or `None` if they break the invariant.
-    pub fn new(warning: f64, critical: f64, shedding: f64, hysteresis: f64) -> Option<Self> {
-        let ok = 0.0 < warning
-            && warning < critical
-            && critical < shedding
-            && shedding <= 1.0
-            && (0.0..warning).contains(&hysteresis);
-        ok.then_some(Watermarks { warning, critical, shedding, hysteresis })
+    /// Thresholds, or which part of the invariant they break.
+    pub fn new(warning: f64, critical: f64, shedding: f64, hysteresis: f64) -> Result<Self, WatermarksError> {
+        if !(0.0 < warning && warning < critical && critical < shedding && shedding <= 1.0) {
+            return Err(WatermarksError::Order);
+        }
+        if !(0.0..warning).contains(&hysteresis) {
+            return Err(WatermarksError::Hysteresis);
+        }
+        Ok(Watermarks { warning, critical, shedding, hysteresis })
+    }
+
+    /// `[warning, critical, shedding, hysteresis]`.
+    pub fn values(&self) -> [f64; 4] {
+        [self.warning, self.critical, self.shedding, self.hysteresis]
     }
 
     fn threshold(&self, level: Level) -> f64 {
@@ -117,12 +135,13 @@ mod tests {
 
     #[test]
     fn thresholds_must_increase_within_0_and_1() {
-        assert!(Watermarks::new(0.5, 0.6, 0.7, 0.0).is_some());
-        assert!(Watermarks::new(0.5, 0.6, 1.0, 0.1).is_some());
-        assert!(Watermarks::new(0.6, 0.6, 0.7, 0.0).is_none());
-        assert!(Watermarks::new(0.0, 0.6, 0.7, 0.0).is_none());
-        assert!(Watermarks::new(0.5, 0.6, 1.1, 0.0).is_none());
-        assert!(Watermarks::new(0.5, 0.6, 0.7, 0.5).is_none());
-        assert!(Watermarks::new(f64::NAN, 0.6, 0.7, 0.0).is_none());
+        assert!(Watermarks::new(0.5, 0.6, 0.7, 0.0).is_ok());
+        assert!(Watermarks::new(0.5, 0.6, 1.0, 0.1).is_ok());
+        assert_eq!(Watermarks::new(0.6, 0.6, 0.7, 0.0), Err(WatermarksError::Order));
+        assert_eq!(Watermarks::new(0.0, 0.6, 0.7, 0.0), Err(WatermarksError::Order));
+        assert_eq!(Watermarks::new(0.5, 0.6, 1.1, 0.0), Err(WatermarksError::Order));
+        assert_eq!(Watermarks::new(0.5, 0.6, 0.7, 0.5), Err(WatermarksError::Hysteresis));
+        assert_eq!(Watermarks::new(0.5, 0.6, 0.7, -0.1), Err(WatermarksError::Hysteresis));
+        assert_eq!(Watermarks::new(f64::NAN, 0.6, 0.7, 0.0), Err(WatermarksError::Order));
     }
 }

@@ -1,0 +1,99 @@
+//! The facts JavaScript needs about the core, exported once so that `lib/` builds its tables from
+//! them instead of writing them again: size classes, alignments, the flag bits of the hot-path
+//! calls, level names, default watermarks and their check, limits, and system call names.
+
+use extmem_core::error::Syscall;
+use extmem_core::loan::MAX_REFS;
+use extmem_core::size_class::{class_for, ALIGNMENTS, CLASS_SIZES, SMALL_MAX};
+use extmem_core::watermark::{Level, Watermarks, WatermarksError};
+use napi_derive::napi;
+
+/// Hot-path `flags`: bits 0–1 index [`ALIGNMENTS`].
+pub const FLAG_ALIGN_MASK: u32 = 0b11;
+/// Hot-path `flags`: essential priority.
+pub const FLAG_ESSENTIAL: u32 = 0b100;
+/// Hot-path `flags`: prefault a new large mapping.
+pub const FLAG_PREFAULT: u32 = 0b1000;
+/// Hot-path `flags`: the memory serves small Buffers (a fast-path arena).
+pub const FLAG_SERVES_SMALL: u32 = 0b1_0000;
+
+/// The flag bits, by name.
+#[napi(object)]
+#[derive(Debug)]
+pub struct JsFlags {
+    pub align_mask: u32,
+    pub essential: u32,
+    pub prefault: u32,
+    pub serves_small: u32,
+}
+
+/// Default watermark thresholds.
+#[napi(object)]
+#[derive(Debug)]
+pub struct JsWatermarks {
+    pub warning: f64,
+    pub critical: f64,
+    pub shedding: f64,
+    pub hysteresis: f64,
+}
+
+/// Everything in this module's doc, as one object.
+#[napi(object)]
+#[derive(Debug)]
+pub struct JsConstants {
+    /// Slot sizes of the size classes, ascending.
+    pub class_sizes: Vec<u32>,
+    /// The class of every small request: at `align * (small_max + 1) + size` (for `align` the
+    /// index of an alignment, `size` in 1..=small_max), the index of its class.
+    pub class_of: Vec<u8>,
+    /// The largest small size: larger Buffers get a mapping of their own.
+    pub small_max: u32,
+    /// The alignments `alloc` accepts; a Buffer's flag bits 0–1 are an index into them.
+    pub alignments: Vec<u32>,
+    pub flags: JsFlags,
+    /// Level names by index, lowest first.
+    pub levels: Vec<String>,
+    pub watermarks: JsWatermarks,
+    /// The most references one Buffer can hold.
+    pub max_refs: f64,
+    /// System call names by index, as `ERR_EXTMEM_OS` reports them.
+    pub syscalls: Vec<String>,
+}
+
+/// The constants.
+#[napi]
+pub fn constants() -> JsConstants {
+    let [warning, critical, shedding, hysteresis] = Watermarks::default().values();
+    JsConstants {
+        class_sizes: CLASS_SIZES.iter().map(|&s| s as u32).collect(),
+        class_of: ALIGNMENTS
+            .iter()
+            .flat_map(|&align| {
+                (0..=SMALL_MAX).map(move |size| if size == 0 { 0 } else { class_for(size, align) as u8 })
+            })
+            .collect(),
+        small_max: SMALL_MAX as u32,
+        alignments: ALIGNMENTS.iter().map(|&a| a as u32).collect(),
+        flags: JsFlags {
+            align_mask: FLAG_ALIGN_MASK,
+            essential: FLAG_ESSENTIAL,
+            prefault: FLAG_PREFAULT,
+            serves_small: FLAG_SERVES_SMALL,
+        },
+        levels: Level::ALL.iter().map(|l| l.name().to_owned()).collect(),
+        watermarks: JsWatermarks { warning, critical, shedding, hysteresis },
+        max_refs: f64::from(MAX_REFS),
+        syscalls: Syscall::ALL.iter().map(|s| s.name().to_owned()).collect(),
+    }
+}
+
+/// Checks watermark thresholds as the core does: `""` if they hold, else `"order"` (not
+/// `0 < warning < critical < shedding <= 1`) or `"hysteresis"` (not `0 <= hysteresis < warning`).
+#[napi(js_name = "checkWatermarks")]
+pub fn check_watermarks(warning: f64, critical: f64, shedding: f64, hysteresis: f64) -> &'static str {
+    match Watermarks::new(warning, critical, shedding, hysteresis) {
+        Ok(_) => "",
+        Err(WatermarksError::Order) => "order",
+        Err(WatermarksError::Hysteresis) => "hysteresis",
+    }
+}
