@@ -8,7 +8,7 @@
 //
 // Invariants kept here:
 // - every slot of every arena is either on its class's free stack or handed out, never both;
-// - every Buffer handed out carries a serial under kFast, unique in this FastArenas for the life of
+// - every Buffer handed out carries a serial (a private field), unique in this FastArenas for the life of
 //   the process (a JavaScript number counts to 2^53 exactly); its arena records the serial of the
 //   slot's current Buffer. releaseFast() accepts a Buffer only if its ArrayBuffer is one of these
 //   arenas', its offset is a slot's, and that slot is handed out under its serial: so a stale
@@ -23,7 +23,7 @@
 // patched built-in could see nothing here that a Buffer's holder does not see anyway.
 
 const errors = require('./errors')
-const { PooledBuffer } = require('./pooled-buffer')
+const { FastPooledBuffer } = require('./pooled-buffer')
 
 /** Bytes of one arena: one loan of the pool. */
 const ARENA_BYTES = 64 * 1024
@@ -31,7 +31,7 @@ const ARENA_BYTES = 64 * 1024
 const SLOT_BITS = 13
 const SLOT_MASK = (1 << SLOT_BITS) - 1
 
-const kFast = Symbol('extmem.fast')
+const serialOf = FastPooledBuffer.serialOf
 
 class FastArenas {
   #classSizes
@@ -77,9 +77,9 @@ class FastArenas {
         continue
       }
       const slot = id & SLOT_MASK
-      const buf = new PooledBuffer(arena.ab, slot * arena.size, size)
-      const serial = ++this.#serial
-      buf[kFast] = serial
+      const serial = this.#serial + 1
+      const buf = new FastPooledBuffer(arena.ab, slot * arena.size, size, serial)
+      this.#serial = serial
       free.length = top - 1
       arena.serials[slot] = serial
       arena.live++
@@ -91,7 +91,7 @@ class FastArenas {
 
   /** Returns a Buffer (checked by the caller to be one) from alloc() to its class. */
   release(buf, caller) {
-    const serial = buf[kFast]
+    const serial = serialOf(buf)
     const arena = this.#byBuffer.get(buf.buffer)
     if (serial === undefined) {
       throw arena !== undefined ? errors.viewOwnership(caller) : errors.notPooled(caller)
@@ -185,4 +185,4 @@ function arenaByteLength(arena) {
   return arena.ab.byteLength
 }
 
-module.exports = { FastArenas, ARENA_BYTES, kFast }
+module.exports = { FastArenas, ARENA_BYTES }

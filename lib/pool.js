@@ -1,10 +1,11 @@
 'use strict'
 // The Pool: argument checks, errors, events and ergonomics over the native pool.
 //
-// Ownership, as this file keeps it: the Buffer that alloc() returns carries its loan's token under
-// a private symbol (views made by subarray() or slice() never do). retain() and release() accept
-// only such a Buffer; the native side accepts the token only if the Buffer's address and length
-// match the live loan, so neither a stale nor a copied token reaches memory it does not own.
+// Ownership, as this file keeps it: the Buffer that alloc() returns carries its loan's token in a
+// private field (see ./pooled-buffer.js; views made by subarray() or slice() never do). retain()
+// and release() accept only such a Buffer; the native side accepts the token only if the Buffer's
+// address and length match the live loan, so neither a stale token nor a forged Buffer reaches
+// memory it does not own.
 
 const { EventEmitter } = require('node:events')
 const diagnostics = require('node:diagnostics_channel')
@@ -12,8 +13,8 @@ const native = require('../binding.js')
 const errors = require('./errors')
 const { subscribe, kDeliver } = require('./events')
 const { INTERVALS, captureTrace, formatTrace, warnOnce } = require('./leaks')
-const { FastArenas, kFast } = require('./fast')
-const { PooledBuffer } = require('./pooled-buffer')
+const { FastArenas } = require('./fast')
+const { PooledBuffer, FastPooledBuffer } = require('./pooled-buffer')
 const { validateSize, validateBuffer, validateByteCount, validateOptions, validateOneOf, validateWatermarks } = require('./validate')
 
 const {
@@ -55,10 +56,10 @@ const MAX_KEPT = 128
 const scratch = new Float64Array(4)
 if (!native.bindScratch(scratch)) throw new Error('extmem: the native scratch array could not be bound')
 
-/** Token of a pooled Buffer, on the Buffer that alloc() returned. */
-const kLoan = Symbol('extmem.loan')
-/** Token of alloc(0)'s empty Buffer, which holds no memory and needs no release. */
-const EMPTY_LOAN = -1
+const tokenOf = PooledBuffer.tokenOf
+const serialOf = FastPooledBuffer.serialOf
+/** alloc(0)'s Buffer: it holds no memory and needs no release. */
+const EMPTY = new ArrayBuffer(0)
 
 
 const watermarkChannel = diagnostics.channel('extmem:watermark')
@@ -152,9 +153,7 @@ class Pool extends EventEmitter {
     const flags = options === undefined ? 0 : allocFlags(options, caller)
     if (this.#closed) throw errors.closed(caller)
     if (size === 0) {
-      const empty = Buffer.alloc(0)
-      empty[kLoan] = EMPTY_LOAN
-      return empty
+      return new PooledBuffer(EMPTY, 0, 0, null)
     }
     let trace
     if (this.#trackEvery !== 0 && --this.#untilTracked === 0) {
@@ -168,7 +167,7 @@ class Pool extends EventEmitter {
     } else {
       buf = this.#allocLoan(size, zero, flags, tracked, caller)
     }
-    if (tracked) this.#traces.set(buf[kLoan], trace)
+    if (tracked) this.#traces.set(tokenOf(buf), trace)
     return buf
   }
 
@@ -176,9 +175,8 @@ class Pool extends EventEmitter {
   #allocLoan(size, zero, flags, tracked, caller) {
     const memory = nativeAlloc(this.#handle, size, zero, flags, tracked)
     if (typeof memory !== 'object') throw this.#failure(memory, caller)
-    const buf = TRANSFER ? new PooledBuffer(memory, 0, size) : memory
-    buf[kLoan] = scratch[0]
-    return buf
+    // Node 20: a view over the native Buffer's ArrayBuffer, which release() detaches.
+    return TRANSFER ? new PooledBuffer(memory, 0, size, scratch[0]) : new PooledBuffer(bufferOf(memory), memory.byteOffset, size, scratch[0])
   }
 
   /**
@@ -198,16 +196,12 @@ class Pool extends EventEmitter {
       top -= 3
       this.#keptTop[cls] = top
       if (token >= 0) {
-        const buf = new PooledBuffer(ab, 0, size)
-        buf[kLoan] = token
-        return buf
+        return new PooledBuffer(ab, 0, size, token)
       }
     }
     const ab = nativeAllocBound(this.#handle, size, zero, flags, tracked)
     if (typeof ab !== 'object') throw this.#failure(ab, caller)
-    const buf = new PooledBuffer(ab, 0, size)
-    buf[kLoan] = scratch[0]
-    return buf
+    return new PooledBuffer(ab, 0, size, scratch[0])
   }
 
   /**
@@ -227,7 +221,7 @@ class Pool extends EventEmitter {
   /** Returns a Buffer from allocFast() to the pool at once (without detaching it). */
   releaseFast(buf) {
     validateBuffer(buf, this.releaseFast)
-    if (buf[kLoan] !== undefined) throw errors.notPooled(this.releaseFast, ' with allocFast(): it came from alloc(); give it back with release()')
+    if (tokenOf(buf) !== undefined) throw errors.notPooled(this.releaseFast, ' with allocFast(): it came from alloc(); give it back with release()')
     if (this.#fast === null) throw this.#closed ? errors.closed(this.releaseFast) : errors.notPooled(this.releaseFast)
     this.#fast.release(buf, this.releaseFast)
   }
@@ -240,7 +234,7 @@ class Pool extends EventEmitter {
   /** Adds a reference to a pooled Buffer; returns the new count. */
   retain(buf) {
     const token = this.#ownerToken(buf, this.retain)
-    if (token === EMPTY_LOAN) return 0
+    if (token === null) return 0
     const refs = this.#native.retain(buf, token)
     if (refs < 0) throw this.#failure(refs, this.retain)
     return refs
@@ -252,7 +246,7 @@ class Pool extends EventEmitter {
    */
   release(buf) {
     const token = this.#ownerToken(buf, this.release, true)
-    if (token === EMPTY_LOAN) return 0
+    if (token === null) return 0
     const refs = nativeRelease(this.#handle, buf, token)
     if (refs !== 0) {
       if (!(refs > 0)) throw this.#failure(refs, this.release)
@@ -290,9 +284,9 @@ class Pool extends EventEmitter {
   /** References held on a pooled Buffer: 0 once it is released. */
   refCount(buf) {
     validateBuffer(buf, this.refCount)
-    const token = buf[kLoan]
+    const token = tokenOf(buf)
     if (token === undefined) throw this.#foreign(buf, this.refCount)
-    if (token === EMPTY_LOAN || buf.length === 0) return 0
+    if (token === null || buf.length === 0) return 0
     const refs = this.#native.refCount(buf, token)
     if (refs < 0) throw errors.notPooled(this.refCount)
     return refs
@@ -301,15 +295,15 @@ class Pool extends EventEmitter {
   /** Whether `buf` is a live (unreleased) Buffer that this pool handed out. */
   isPooled(buf) {
     validateBuffer(buf, this.isPooled)
-    const token = buf[kLoan]
-    if (token === undefined || token === EMPTY_LOAN || buf.length === 0) return false
+    const token = tokenOf(buf)
+    if (token === undefined || token === null || buf.length === 0) return false
     return this.#native.refCount(buf, token) > 0
   }
 
   /** The native address of a pooled Buffer's first byte, as a BigInt (0n for alloc(0)'s Buffer). */
   addressOf(buf) {
     const token = this.#ownerToken(buf, this.addressOf)
-    if (token === EMPTY_LOAN) return 0n
+    if (token === null) return 0n
     const address = this.#native.addressOf(buf, token)
     if (address < 0) throw this.#failure(address, this.addressOf)
     return BigInt(address)
@@ -409,15 +403,15 @@ class Pool extends EventEmitter {
   #ownerToken(buf, caller, afterClose = false) {
     validateBuffer(buf, caller)
     if (this.#closed && !afterClose) throw errors.closed(caller)
-    const token = buf[kLoan]
+    const token = tokenOf(buf)
     if (token === undefined) throw this.#foreign(buf, caller)
-    if (buf.length === 0 && token !== EMPTY_LOAN) throw errors.released(caller)
+    if (buf.length === 0 && token !== null) throw errors.released(caller)
     return token
   }
 
   /** The error for a Buffer without a token: a fast-path Buffer, a view of a live pooled Buffer, or foreign. */
   #foreign(buf, caller) {
-    if (buf[kFast] !== undefined) return errors.notPooled(caller, ' with alloc(): it came from allocFast(); give it back with releaseFast()')
+    if (serialOf(buf) !== undefined) return errors.notPooled(caller, ' with alloc(): it came from allocFast(); give it back with releaseFast()')
     return this.#native.isViewOfLoan(buf) ? errors.viewOwnership(caller) : errors.notPooled(caller)
   }
 

@@ -1,14 +1,50 @@
 'use strict'
-// The class of Buffers that are views over a pool's ArrayBuffers, built the way Node builds its
-// own: Node's Buffers are instances of an internal `class FastBuffer extends Uint8Array` whose
-// prototype is Buffer.prototype and whose `constructor` is Buffer. PooledBuffer is the same, one
-// prototype link further: `Buffer.isBuffer()`, `instanceof Buffer`, `buf.constructor === Buffer`
-// and every Buffer method hold, and `subarray()`/`slice()` give plain Buffers. Constructing one
-// costs what `new Uint8Array(ab, offset, length)` costs, about half of `Buffer.from(ab, …)`.
+// The classes of the Buffers the pools hand out, built the way Node builds its own: Node's Buffers
+// are instances of an internal `class FastBuffer extends Uint8Array` whose prototype is
+// Buffer.prototype and whose `constructor` is Buffer. These are the same, one prototype link
+// further: `Buffer.isBuffer()`, `instanceof Buffer`, `buf.constructor === Buffer` and every Buffer
+// method hold, and `subarray()`/`slice()` give plain Buffers. Constructing one costs what
+// `new Uint8Array(ab, offset, length)` costs, about half of `Buffer.from(ab, …)`.
+//
+// A Buffer's loan is in a private field: it has no own enumerable property, so `util.inspect` and
+// `Object.keys` show what they show for `Buffer.alloc`, `Object.assign` copies nothing of it, and
+// no code but this module can read or forge it. Views never have one.
 
-class PooledBuffer extends Uint8Array {}
+/** A Buffer of the safe path: the Buffer that alloc() returned for one loan. */
+class PooledBuffer extends Uint8Array {
+  /** The loan's token, or null for alloc(0)'s Buffer, which holds no memory. */
+  #token
 
-Object.setPrototypeOf(PooledBuffer.prototype, Buffer.prototype)
-Object.defineProperty(PooledBuffer.prototype, 'constructor', { value: Buffer, writable: true, configurable: true })
+  constructor(ab, offset, length, token) {
+    super(ab, offset, length)
+    this.#token = token
+  }
 
-module.exports = { PooledBuffer }
+  /** The token of `buf`'s loan (null: it holds no memory), or undefined if it is not a PooledBuffer. */
+  static tokenOf(buf) {
+    return #token in buf ? buf.#token : undefined
+  }
+}
+
+/** A Buffer of the fast path. */
+class FastPooledBuffer extends Uint8Array {
+  /** Its serial (see ./fast.js). */
+  #serial
+
+  constructor(ab, offset, length, serial) {
+    super(ab, offset, length)
+    this.#serial = serial
+  }
+
+  /** The serial of `buf`, or undefined if it is not a FastPooledBuffer. */
+  static serialOf(buf) {
+    return #serial in buf ? buf.#serial : undefined
+  }
+}
+
+for (const C of [PooledBuffer, FastPooledBuffer]) {
+  Object.setPrototypeOf(C.prototype, Buffer.prototype)
+  Object.defineProperty(C.prototype, 'constructor', { value: Buffer, writable: true, configurable: true })
+}
+
+module.exports = { PooledBuffer, FastPooledBuffer }
