@@ -2,12 +2,11 @@
 //! `finishRelease`.
 //!
 //! napi-rs's generated glue measured ~120 ns per numeric argument and ~280 ns per class method
-//! call on this project's machines, against ~11 ns for an empty Node-API function; these four
-//! calls are made once per allocation or release, so they read their arguments with plain
-//! Node-API calls instead. Each takes the pool's handle (an External made by
-//! `NativePool.handle`) first. Arguments come from the JavaScript layer, which checked them;
-//! results follow the binding's convention (a value, or a negative status with details in the
-//! thread's scratch array).
+//! call on this project's machines, against ~11 ns for an empty Node-API function; these calls
+//! are made once per allocation or release, so they read their arguments through [`Call`]
+//! instead. Each takes the pool's handle (an External made by `NativePool.handle`) first.
+//! Arguments come from the JavaScript layer, which checked them; results follow the binding's
+//! convention (a value, or a negative status with details in the thread's scratch array).
 
 use std::ffi::{c_char, c_void};
 use std::ptr;
@@ -18,17 +17,15 @@ use napi::bindgen_prelude::{Env, Object};
 use napi::{sys, JsValue};
 use napi_derive::napi;
 
-use crate::constants::{FLAG_ALIGN_MASK, FLAG_ESSENTIAL, FLAG_PREFAULT, FLAG_SERVES_SMALL};
+use crate::call::{self, Call, Outcome};
 use crate::escape;
 use crate::loan_handle::{self, Hint};
 use crate::raw;
 use crate::scratch;
 use crate::status;
-use extmem_core::admission::Priority;
 use extmem_core::error::PoolError;
 use extmem_core::loan::Owner;
-use extmem_core::pool::{AllocRequest, Grant, Pool, Release, SlotRef};
-use extmem_core::size_class::ALIGNMENTS;
+use extmem_core::pool::{Grant, Pool, Release, SlotRef};
 use extmem_core::slab::Slot;
 
 /// Test switch: makes every external ArrayBuffer creation fail, as under a V8 sandbox.
@@ -102,107 +99,6 @@ pub fn register(exports: Object, env: Env) -> napi::Result<()> {
     Ok(())
 }
 
-/// A native call's outcome: a value for JavaScript, or a negative status (details in scratch).
-type Outcome = Result<sys::napi_value, i32>;
-
-/// Turns an outcome into the call's result.
-unsafe fn respond(env: sys::napi_env, outcome: Outcome) -> sys::napi_value {
-    match outcome {
-        Ok(v) => v,
-        // SAFETY: the current env.
-        Err(status) => unsafe { number(env, status.into()) },
-    }
-}
-
-/// Exactly `N` arguments (missing ones are `undefined`), or `STATUS_BAD_ARGUMENT`.
-unsafe fn args<const N: usize>(env: sys::napi_env, info: sys::napi_callback_info) -> Result<[sys::napi_value; N], i32> {
-    let mut argv = [ptr::null_mut(); N];
-    let mut argc = N;
-    // SAFETY: `argv` holds `argc` slots.
-    let status =
-        unsafe { sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), ptr::null_mut()) };
-    if status != sys::Status::napi_ok || argv.iter().any(|v| v.is_null()) {
-        return Err(status::STATUS_BAD_ARGUMENT);
-    }
-    Ok(argv)
-}
-
-unsafe fn pool_of<'a>(env: sys::napi_env, handle: sys::napi_value) -> Result<&'a Arc<Pool>, i32> {
-    let mut data = ptr::null_mut();
-    // SAFETY: a valid out-pointer; a non-External fails and leaves `data` null.
-    let status = unsafe { sys::napi_get_value_external(env, handle, &mut data) };
-    if status != sys::Status::napi_ok || data.is_null() {
-        return Err(status::STATUS_NOT_POOLED);
-    }
-    // SAFETY: every External given to JavaScript by this module is a `make_handle` Box, alive
-    // while JavaScript can pass it.
-    Ok(unsafe { &*data.cast::<Arc<Pool>>() })
-}
-
-unsafe fn f64_of(env: sys::napi_env, v: sys::napi_value) -> Result<f64, i32> {
-    let mut out = 0.0;
-    // SAFETY: a valid out-pointer.
-    let status = unsafe { sys::napi_get_value_double(env, v, &mut out) };
-    if status == sys::Status::napi_ok {
-        Ok(out)
-    } else {
-        Err(status::STATUS_BAD_ARGUMENT)
-    }
-}
-
-unsafe fn u32_of(env: sys::napi_env, v: sys::napi_value) -> Result<u32, i32> {
-    let mut out = 0;
-    // SAFETY: a valid out-pointer.
-    let status = unsafe { sys::napi_get_value_uint32(env, v, &mut out) };
-    if status == sys::Status::napi_ok {
-        Ok(out)
-    } else {
-        Err(status::STATUS_BAD_ARGUMENT)
-    }
-}
-
-unsafe fn bool_of(env: sys::napi_env, v: sys::napi_value) -> Result<bool, i32> {
-    let mut out = false;
-    // SAFETY: a valid out-pointer.
-    let status = unsafe { sys::napi_get_value_bool(env, v, &mut out) };
-    if status == sys::Status::napi_ok {
-        Ok(out)
-    } else {
-        Err(status::STATUS_BAD_ARGUMENT)
-    }
-}
-
-/// A JavaScript number; null (`undefined` to JavaScript) only if V8 cannot make one.
-unsafe fn number(env: sys::napi_env, n: f64) -> sys::napi_value {
-    let mut out = ptr::null_mut();
-    // SAFETY: a valid out-pointer.
-    unsafe { sys::napi_create_double(env, n, &mut out) };
-    out
-}
-
-/// The request of `[size, zero, flags, tracked]` arguments.
-unsafe fn request(env: sys::napi_env, a: &[sys::napi_value], bind: bool) -> Result<AllocRequest, i32> {
-    // SAFETY: values of this env.
-    let (size, zero, flags, tracked) =
-        unsafe { (f64_of(env, a[0])?, bool_of(env, a[1])?, u32_of(env, a[2])?, bool_of(env, a[3])?) };
-    if !(1.0..=MAX_SIZE).contains(&size) {
-        return Err(status::STATUS_BAD_ARGUMENT);
-    }
-    Ok(AllocRequest {
-        size: size as usize,
-        zero,
-        align: ALIGNMENTS[((flags & FLAG_ALIGN_MASK) as usize).min(ALIGNMENTS.len() - 1)],
-        priority: if flags & FLAG_ESSENTIAL != 0 { Priority::Essential } else { Priority::Normal },
-        tracked,
-        bind,
-        prefault: flags & FLAG_PREFAULT != 0,
-        serves_small: flags & FLAG_SERVES_SMALL != 0,
-    })
-}
-
-/// Largest size a request may carry (2^53: every larger number is inexact in JavaScript anyway).
-const MAX_SIZE: f64 = 9_007_199_254_740_992.0;
-
 /// A refusal: its figures to scratch[1..4] (see `status`), its status as the error.
 fn refusal(e: &PoolError) -> i32 {
     match *e {
@@ -222,11 +118,16 @@ fn refusal(e: &PoolError) -> i32 {
 /// one Node detaches at teardown, and records a witness of it with the loan. On failure nothing
 /// is lent: the loan is undone and the memory reachable by no ArrayBuffer.
 ///
-/// # Safety
-/// `env` is the current env; `grant` was just lent for a Buffer of this thread, `hint` made for it
-/// and not yet handed to Node.
-unsafe fn lend_arraybuffer(env: sys::napi_env, pool: &Pool, grant: &Grant, len: usize, hint: *mut c_void) -> Outcome {
-    let refused = || status::STATUS_EXTERNAL_REFUSED;
+/// `hint` was made for the grant (a loan just lent for a Buffer of this thread) with
+/// [`Hint::into_raw`] and not yet handed to Node.
+fn lend_arraybuffer<const N: usize>(
+    call: &Call<N>,
+    pool: &Pool,
+    grant: &Grant,
+    len: usize,
+    hint: *mut c_void,
+) -> Outcome {
+    let env = call.env();
     let created = if FAIL_EXTERNAL.load(Ordering::Relaxed) {
         None
     } else {
@@ -236,24 +137,27 @@ unsafe fn lend_arraybuffer(env: sys::napi_env, pool: &Pool, grant: &Grant, len: 
     };
     let Some(first) = created else {
         pool.undo_alloc(grant);
-        // SAFETY: Node did not take the hint.
+        // SAFETY: `hint` came from `Hint::into_raw`, and Node did not take it.
         unsafe { Hint::drop_raw(hint) };
-        return Err(refused());
+        return Err(status::STATUS_EXTERNAL_REFUSED);
     };
     // Node owns the hint from here on; its finalizer accounts for the ArrayBuffer's bytes.
-    // SAFETY: `first` is a live ArrayBuffer of this env.
-    let lent = unsafe { escape::transfer(env, first, grant.addr as usize, len) }
-        // SAFETY: as above.
-        .and_then(|ab| unsafe { escape::witness(env, ab) }.map(|w| (ab, w)));
+    // SAFETY: `first` is a live ArrayBuffer of the current env, and this is a Node 22+ runtime
+    // (the caller checked `escape::can_escape`).
+    let lent = unsafe { escape::transfer(env, first, grant.addr as usize, len) }.and_then(|ab| {
+        // SAFETY: `ab` is a live ArrayBuffer of the current env.
+        unsafe { escape::witness(env, ab) }.map(|w| (ab, w))
+    });
     let Some((ab, witness)) = lent else {
         // Take the memory back from every ArrayBuffer, then the loan; the finalizer finds the
         // loan ended (and takes the bound bytes back itself).
-        // SAFETY: `first` (and so any ArrayBuffer made from it) is of this env.
+        // SAFETY: `first` is a live ArrayBuffer of the current env (detached or not, as it may
+        // be after a failed transfer; detaching it again does nothing).
         unsafe { raw::detach(env, first) };
-        // SAFETY: the hint is alive until its finalizer runs on this thread, later.
+        // SAFETY: the hint is alive until its finalizer runs, on this thread, later.
         unsafe { Hint::set_token(hint, None) };
         pool.undo_alloc(&Grant { bound_bytes: 0, ..*grant });
-        return Err(refused());
+        return Err(status::STATUS_EXTERNAL_REFUSED);
     };
     pool.set_witness(grant.token, witness);
     Ok(ab)
@@ -263,47 +167,46 @@ unsafe fn lend_arraybuffer(env: sys::napi_env, pool: &Pool, grant: &Grant, len: 
 /// or a negative status; scratch[0] holds the loan's token. On Node 22+ it is an ArrayBuffer of
 /// `size` bytes that the caller views; on Node 20 a Buffer.
 unsafe extern "C" fn alloc(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY (whole body): `env` and `info` come from Node for this call; values are of this env.
-    unsafe { respond(env, alloc_loan(env, info)) }
+    // SAFETY: Node calls this callback with its current env and call info.
+    unsafe { call::run::<5>(env, info, alloc_loan) }
 }
 
-unsafe fn alloc_loan(env: sys::napi_env, info: sys::napi_callback_info) -> Outcome {
-    // SAFETY (whole body): as in `alloc`.
-    unsafe {
-        let a = args::<5>(env, info)?;
-        let pool = pool_of(env, a[0])?;
-        let req = request(env, &a[1..], false)?;
-        let size = req.size;
-        let hint = Hint::Loan { pool: pool.clone(), token: None }.into_raw();
-        let owner = Owner { thread: env as usize, handle: hint as usize, witness: 0 };
-        let grant = match pool.alloc_with(req, owner) {
-            Ok(g) => g,
-            Err(e) => {
-                Hint::drop_raw(hint);
-                return Err(refusal(&e));
-            }
-        };
-        Hint::set_token(hint, Some(grant.token));
-        let memory = if escape::can_escape() {
-            lend_arraybuffer(env, pool, &grant, size, hint)?
+fn alloc_loan(call: &Call<5>) -> Outcome {
+    let pool = call.pool(0)?;
+    let req = call.request(1, false)?;
+    let size = req.size;
+    let hint = Hint::Loan { pool: pool.clone(), token: None }.into_raw();
+    let owner = Owner { thread: call.env() as usize, handle: hint as usize, witness: 0 };
+    let grant = match pool.alloc_with(req, owner) {
+        Ok(g) => g,
+        Err(e) => {
+            // SAFETY: `hint` came from `Hint::into_raw`, and Node never saw it.
+            unsafe { Hint::drop_raw(hint) };
+            return Err(refusal(&e));
+        }
+    };
+    // SAFETY: `hint` came from `Hint::into_raw`; nothing else has it yet.
+    unsafe { Hint::set_token(hint, Some(grant.token)) };
+    let memory = if escape::can_escape() {
+        lend_arraybuffer(call, pool, &grant, size, hint)?
+    } else {
+        let made = if FAIL_EXTERNAL.load(Ordering::Relaxed) {
+            None
         } else {
-            let made = if FAIL_EXTERNAL.load(Ordering::Relaxed) {
-                None
-            } else {
-                // The grant's `size` bytes belong to this loan alone until it ends, and it ends
-                // only after the Buffer is detached or finalized; the finalizer frees `hint`.
-                raw::create_external_buffer(env, grant.addr, size, loan_handle::finalize, hint)
-            };
-            let Some(buffer) = made else {
-                pool.undo_alloc(&grant);
-                Hint::drop_raw(hint);
-                return Err(status::STATUS_EXTERNAL_REFUSED);
-            };
-            buffer
+            // SAFETY: the grant's `size` bytes belong to this loan alone until it ends, and it
+            // ends only after the Buffer is detached or finalized; the finalizer frees `hint`.
+            unsafe { raw::create_external_buffer(call.env(), grant.addr, size, loan_handle::finalize, hint) }
         };
-        scratch::write(&[grant.token as f64]);
-        Ok(memory)
-    }
+        let Some(buffer) = made else {
+            pool.undo_alloc(&grant);
+            // SAFETY: `hint` came from `Hint::into_raw`, and Node did not take it.
+            unsafe { Hint::drop_raw(hint) };
+            return Err(status::STATUS_EXTERNAL_REFUSED);
+        };
+        buffer
+    };
+    scratch::write(&[grant.token as f64]);
+    Ok(memory)
 }
 
 /// `allocBound(handle, size, zero, flags, tracked)` (Node 22+): a new slab loan of `size <= 8192`
@@ -311,32 +214,28 @@ unsafe fn alloc_loan(env: sys::napi_env, info: sys::napi_callback_info) -> Outco
 /// loans of the slot (see `reuse`); or a negative status. On success scratch holds
 /// `[token, class, slot, epoch]`; the caller views the first `size` bytes.
 unsafe extern "C" fn alloc_bound(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY (whole body): as in `alloc`.
-    unsafe { respond(env, alloc_bound_loan(env, info)) }
+    // SAFETY: Node calls this callback with its current env and call info.
+    unsafe { call::run::<5>(env, info, alloc_bound_loan) }
 }
 
-unsafe fn alloc_bound_loan(env: sys::napi_env, info: sys::napi_callback_info) -> Outcome {
-    // SAFETY (whole body): as in `alloc`.
-    unsafe {
-        let a = args::<5>(env, info)?;
-        let pool = pool_of(env, a[0])?;
-        if !escape::can_escape() {
-            return Err(status::STATUS_BAD_ARGUMENT);
-        }
-        let req = request(env, &a[1..], true)?;
-        let grant =
-            pool.alloc_with(req, Owner { thread: env as usize, handle: 0, witness: 0 }).map_err(|e| refusal(&e))?;
-        let Some(slot) = grant.slot else {
-            pool.undo_alloc(&grant);
-            return Err(status::STATUS_BAD_ARGUMENT);
-        };
-        let hint = Hint::Slot { pool: pool.clone(), slot, bytes: grant.capacity }.into_raw();
-        // The slot is this loan's alone; later loans reach it only through this ArrayBuffer (or
-        // one it was transferred to) while its epoch is the slot's newest.
-        let ab = lend_arraybuffer(env, pool, &grant, grant.capacity, hint)?;
-        scratch::write(&[grant.token as f64, slot.class as f64, slot.slot.index() as f64, slot.epoch as f64]);
-        Ok(ab)
+fn alloc_bound_loan(call: &Call<5>) -> Outcome {
+    let pool = call.pool(0)?;
+    if !escape::can_escape() {
+        return Err(status::STATUS_BAD_ARGUMENT);
     }
+    let req = call.request(1, true)?;
+    let grant =
+        pool.alloc_with(req, Owner { thread: call.env() as usize, handle: 0, witness: 0 }).map_err(|e| refusal(&e))?;
+    let Some(slot) = grant.slot else {
+        pool.undo_alloc(&grant);
+        return Err(status::STATUS_BAD_ARGUMENT);
+    };
+    let hint = Hint::Slot { pool: pool.clone(), slot, bytes: grant.capacity }.into_raw();
+    // The slot is this loan's alone; later loans reach it only through this ArrayBuffer (or one
+    // it was transferred to) while its epoch is the slot's newest.
+    let ab = lend_arraybuffer(call, pool, &grant, grant.capacity, hint)?;
+    scratch::write(&[grant.token as f64, slot.class as f64, slot.slot.index() as f64, slot.epoch as f64]);
+    Ok(ab)
 }
 
 /// `reuse(handle, class, slot, epoch, size, zero, flags, tracked, ab)`: lends the slot again
@@ -344,28 +243,23 @@ unsafe fn alloc_bound_loan(env: sys::napi_env, info: sys::napi_callback_info) ->
 /// a negative status: `STATUS_STALE` if that ArrayBuffer no longer owns the slot (drop it), a
 /// refusal otherwise (keep it).
 unsafe extern "C" fn reuse(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY (whole body): as in `alloc`.
-    unsafe { respond(env, reuse_slot(env, info)) }
+    // SAFETY: Node calls this callback with its current env and call info.
+    unsafe { call::run::<9>(env, info, reuse_slot) }
 }
 
-unsafe fn reuse_slot(env: sys::napi_env, info: sys::napi_callback_info) -> Outcome {
-    // SAFETY (whole body): as in `alloc`.
-    unsafe {
-        let a = args::<9>(env, info)?;
-        let pool = pool_of(env, a[0])?;
-        let slot = SlotRef {
-            class: u32_of(env, a[1])? as usize,
-            slot: Slot::from_index(u32_of(env, a[2])?),
-            epoch: f64_of(env, a[3])? as u64,
-        };
-        let req = request(env, &a[4..8], true)?;
-        let witness = escape::witness(env, a[8]).ok_or(status::STATUS_EXTERNAL_REFUSED)?;
-        match pool.reuse(slot, req, Owner { thread: env as usize, handle: 0, witness }) {
-            Ok(g) => Ok(number(env, g.token as f64)),
-            Err(e) => {
-                escape::forget(env, witness);
-                Err(refusal(&e))
-            }
+fn reuse_slot(call: &Call<9>) -> Outcome {
+    let pool = call.pool(0)?;
+    let slot =
+        SlotRef { class: call.u32(1)? as usize, slot: Slot::from_index(call.u32(2)?), epoch: call.f64(3)? as u64 };
+    let req = call.request(4, true)?;
+    // SAFETY: argument 8 is a live value of the current env.
+    let witness = unsafe { escape::witness(call.env(), call.arg(8)) }.ok_or(status::STATUS_EXTERNAL_REFUSED)?;
+    match pool.reuse(slot, req, Owner { thread: call.env() as usize, handle: 0, witness }) {
+        Ok(g) => Ok(call.number(g.token as f64)),
+        Err(e) => {
+            // SAFETY: made just above by this env, and used by nothing.
+            unsafe { escape::forget(call.env(), witness) };
+            Err(refusal(&e))
         }
     }
 }
@@ -374,22 +268,18 @@ unsafe fn reuse_slot(env: sys::napi_env, info: sys::napi_callback_info) -> Outco
 /// negative status. On the last one it returns 0 and changes nothing: the caller detaches the
 /// Buffer (on Node 22+, by transferring its ArrayBuffer), then calls `finishRelease`.
 unsafe extern "C" fn release(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY (whole body): as in `alloc`.
-    unsafe { respond(env, release_ref(env, info)) }
+    // SAFETY: Node calls this callback with its current env and call info.
+    unsafe { call::run::<3>(env, info, release_ref) }
 }
 
-unsafe fn release_ref(env: sys::napi_env, info: sys::napi_callback_info) -> Outcome {
-    // SAFETY (whole body): as in `alloc`.
-    unsafe {
-        let a = args::<3>(env, info)?;
-        let pool = pool_of(env, a[0])?;
-        let view = raw::view_info(env, a[1]).ok_or(status::STATUS_NOT_POOLED)?;
-        let token = f64_of(env, a[2])? as u64;
-        match pool.release(token, view.data, view.len) {
-            Ok(Release::Retained(left)) => Ok(number(env, f64::from(left))),
-            Ok(Release::Last(_)) => Ok(number(env, 0.0)),
-            Err(e) => Err(status::of(&e)),
-        }
+fn release_ref(call: &Call<3>) -> Outcome {
+    let pool = call.pool(0)?;
+    let view = call.view(1).ok_or(status::STATUS_NOT_POOLED)?;
+    let token = call.f64(2)? as u64;
+    match pool.release(token, view.data, view.len) {
+        Ok(Release::Retained(left)) => Ok(call.number(f64::from(left))),
+        Ok(Release::Last(_)) => Ok(call.number(0.0)),
+        Err(e) => Err(status::of(&e)),
     }
 }
 
@@ -400,41 +290,42 @@ unsafe fn release_ref(env: sys::napi_env, info: sys::napi_callback_info) -> Outc
 /// it for the slot's next loan). On success returns 0 and scratch holds `[1, class, slot, epoch]`
 /// for a slot-bound loan, else `[0]`.
 unsafe extern "C" fn finish_release(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY (whole body): as in `alloc`.
-    unsafe { respond(env, finish_loan(env, info)) }
+    // SAFETY: Node calls this callback with its current env and call info.
+    unsafe { call::run::<3>(env, info, finish_loan) }
 }
 
-unsafe fn finish_loan(env: sys::napi_env, info: sys::napi_callback_info) -> Outcome {
-    // SAFETY (whole body): as in `alloc`.
-    unsafe {
-        let a = args::<3>(env, info)?;
-        let pool = pool_of(env, a[0])?;
-        let token = f64_of(env, a[2])? as u64;
-        let buffer = raw::view_info(env, a[1]);
-        if let Some(view) = buffer {
-            if view.len != 0 && !raw::detach(env, view.buffer) {
-                return Err(status::STATUS_EXTERNAL_REFUSED);
-            }
+fn finish_loan(call: &Call<3>) -> Outcome {
+    let pool = call.pool(0)?;
+    let token = call.f64(2)? as u64;
+    let buffer = call.view(1);
+    if let Some(view) = buffer {
+        // SAFETY: `view.buffer` is the live ArrayBuffer of a typed array of the current env.
+        if view.len != 0 && !unsafe { raw::detach(call.env(), view.buffer) } {
+            return Err(status::STATUS_EXTERNAL_REFUSED);
         }
-        // Nothing in JavaScript can reach the memory through the Buffer any more; `memory` is the
-        // caller's alone, and no JavaScript runs before this call returns.
-        let done = pool.finish_release(token).ok_or(status::STATUS_NOT_POOLED)?;
-        escape::forget(env, done.owner.witness);
-        if !done.bound {
-            // The Buffer's finalizer runs later, maybe once the token's key and generation name
-            // a new loan: it must find nothing to reclaim. The hint is alive (Node has not
-            // finalized it: the memory was attached until now) and only this thread touches it.
-            Hint::set_token(done.owner.handle as *mut c_void, None);
-            if buffer.is_none() {
-                // The caller's ArrayBuffer: V8 stops counting the memory as external now, not
-                // when the GC gets round to it. (It was never exposed, so nothing marked it.)
-                raw::detach(env, a[1]);
-            }
-        }
-        match done.slot {
-            Some(s) if done.bound => scratch::write(&[1.0, s.class as f64, s.slot.index() as f64, s.epoch as f64]),
-            _ => scratch::write(&[0.0]),
-        }
-        Ok(number(env, 0.0))
     }
+    // Nothing in JavaScript can reach the memory through the Buffer any more; `memory` is the
+    // caller's alone, and no JavaScript runs before this call returns.
+    let done = pool.finish_release(token).ok_or(status::STATUS_NOT_POOLED)?;
+    // SAFETY: the loan's witness was made by this env (loans end on their own thread), and the
+    // loan that used it has ended.
+    unsafe { escape::forget(call.env(), done.owner.witness) };
+    if !done.bound {
+        // The Buffer's finalizer runs later, maybe once the token's key and generation name a
+        // new loan: it must find nothing to reclaim.
+        // SAFETY: the hint is alive (Node has not finalized it: the memory was attached until
+        // now) and only this thread touches it.
+        unsafe { Hint::set_token(done.owner.handle as *mut c_void, None) };
+        if buffer.is_none() {
+            // The caller's ArrayBuffer: V8 stops counting the memory as external now, not when
+            // the GC gets round to it. (It was never exposed, so nothing marked it.)
+            // SAFETY: argument 1 is a live ArrayBuffer of the current env.
+            unsafe { raw::detach(call.env(), call.arg(1)) };
+        }
+    }
+    match done.slot {
+        Some(s) if done.bound => scratch::write(&[1.0, s.class as f64, s.slot.index() as f64, s.epoch as f64]),
+        _ => scratch::write(&[0.0]),
+    }
+    Ok(call.number(0.0))
 }

@@ -4,7 +4,7 @@
 //! allocator. This crate converts between JavaScript and the core, and nothing more:
 //!
 //! - [`hot`]: the allocation hot path as raw Node-API callbacks (`alloc`, `allocBound`, `reuse`,
-//!   `release`, `finishRelease`); [`native_pool`]: the rest of a pool's API as a napi-rs class;
+//!   `release`, `finishRelease`), reading their arguments through [`call`]; [`native_pool`]: the rest of a pool's API as a napi-rs class;
 //! - [`loan_handle`]: what Node hands back when an external ArrayBuffer is finalized, and how a
 //!   loan ends then; [`escape`]: how the binding knows whether memory may have left its thread;
 //! - [`events`]: level changes and leaks delivered to every thread's JavaScript in order;
@@ -25,6 +25,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, missing_debug_implementations)]
 
+mod call;
 mod constants;
 mod escape;
 mod events;

@@ -98,7 +98,7 @@ impl NativePool {
     }
 
     /// The handle the hot-path functions (`hot_alloc`, …) take for this pool.
-    #[napi]
+    #[napi(ts_return_type = "unknown")]
     pub fn handle(&self, env: Env) -> napi::Result<RawValue> {
         // SAFETY: the current env.
         unsafe { hot::make_handle(env.raw(), &self.core) }
@@ -107,8 +107,9 @@ impl NativePool {
     }
 
     /// Adds a reference; returns the new count or a negative status.
-    #[napi]
+    #[napi(ts_args_type = "buffer: Buffer, token: number")]
     pub fn retain(&self, env: Env, buffer: RawValue, token: f64) -> i64 {
+        // SAFETY: `buffer` is a live value of this env.
         let Some(info) = (unsafe { raw::view_info(env.raw(), buffer.0) }) else {
             return status::STATUS_NOT_POOLED.into();
         };
@@ -119,8 +120,9 @@ impl NativePool {
     }
 
     /// References held on a Buffer; a negative status if it is not a live Buffer of this pool.
-    #[napi(js_name = "refCount")]
+    #[napi(js_name = "refCount", ts_args_type = "buffer: Buffer, token: number")]
     pub fn ref_count(&self, env: Env, buffer: RawValue, token: f64) -> i64 {
+        // SAFETY: `buffer` is a live value of this env.
         let Some(info) = (unsafe { raw::view_info(env.raw(), buffer.0) }) else {
             return status::STATUS_NOT_POOLED.into();
         };
@@ -131,7 +133,7 @@ impl NativePool {
     }
 
     /// The address of a live Buffer of this pool, or a negative status.
-    #[napi(js_name = "addressOf")]
+    #[napi(js_name = "addressOf", ts_args_type = "buffer: Buffer, token: number")]
     pub fn address_of(&self, env: Env, buffer: RawValue, token: f64) -> f64 {
         // SAFETY: `buffer` is a live value of this env.
         let Some(info) = (unsafe { raw::view_info(env.raw(), buffer.0) }) else {
@@ -175,7 +177,7 @@ impl NativePool {
     }
 
     /// Whether a typed array's bytes lie inside a live Buffer of this pool.
-    #[napi(js_name = "isViewOfLoan")]
+    #[napi(js_name = "isViewOfLoan", ts_args_type = "buffer: Buffer")]
     pub fn is_view_of_loan(&self, env: Env, buffer: RawValue) -> bool {
         // SAFETY: `buffer` is a live value of this env.
         match unsafe { raw::view_info(env.raw(), buffer.0) } {

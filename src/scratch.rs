@@ -24,7 +24,7 @@ thread_local! {
 
 /// Binds this thread's scratch array: a Float64Array of at least 4 elements, kept alive for the
 /// life of the thread's env.
-#[napi(js_name = "bindScratch")]
+#[napi(js_name = "bindScratch", ts_args_type = "array: Float64Array")]
 pub fn bind_scratch(env: Env, array: RawValue) -> bool {
     // SAFETY: `array` is a live value of this env.
     let Some(info) = (unsafe { raw::view_info(env.raw(), array.0) }) else { return false };
