@@ -221,7 +221,9 @@ class Pool extends EventEmitter {
   /** Returns a Buffer from allocFast() to the pool at once (without detaching it). */
   releaseFast(buf) {
     validateBuffer(buf, this.releaseFast)
-    if (tokenOf(buf) !== undefined) throw errors.notPooled(this.releaseFast, ' with allocFast(): it came from alloc(); give it back with release()')
+    if (serialOf(buf) === undefined && tokenOf(buf) !== undefined) {
+      throw errors.notPooled(this.releaseFast, ' with allocFast(): it came from alloc(); give it back with release()')
+    }
     if (this.#fast === null) throw this.#closed ? errors.closed(this.releaseFast) : errors.notPooled(this.releaseFast)
     this.#fast.release(buf, this.releaseFast)
   }

@@ -22,7 +22,13 @@ class PooledBuffer extends Uint8Array {
 
   /** The token of `buf`'s loan (null: it holds no memory), or undefined if it is not a PooledBuffer. */
   static tokenOf(buf) {
-    return #token in buf ? buf.#token : undefined
+    // Reading the field, not testing `#token in buf`: on Node 22 the brand check costs ~10 ns
+    // more, and a Buffer that is not a PooledBuffer is the rare (error) case.
+    try {
+      return buf.#token
+    } catch {
+      return undefined
+    }
   }
 }
 
@@ -36,9 +42,13 @@ class FastPooledBuffer extends Uint8Array {
     this.#serial = serial
   }
 
-  /** The serial of `buf`, or undefined if it is not a FastPooledBuffer. */
+  /** The serial of `buf`, or undefined if it is not a FastPooledBuffer (read as in `tokenOf`). */
   static serialOf(buf) {
-    return #serial in buf ? buf.#serial : undefined
+    try {
+      return buf.#serial
+    } catch {
+      return undefined
+    }
   }
 }
 
