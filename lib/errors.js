@@ -1,28 +1,23 @@
 'use strict'
-// Node-style errors: the built-in class Node would use, a stable `code`, and the figures a caller
-// needs to react (for example `requestedBytes` on ERR_EXTMEM_EXHAUSTED).
+// Node-style errors, registered as Node's lib/internal/errors.js registers its own: `E(code,
+// message, Base)` once per code, where `message` is a string or a function of the error's
+// arguments. Every error extmem throws is made here, with the built-in class Node would use, a
+// stable `code`, and the figures a caller needs to react (for example `requestedBytes` on
+// ERR_EXTMEM_EXHAUSTED). This is the only place the texts are written.
 
 const { inspect, getSystemErrorName } = require('node:util')
 
-/** Every code extmem throws, by name. */
-const codes = Object.freeze({
-  ERR_INVALID_ARG_TYPE: 'ERR_INVALID_ARG_TYPE',
-  ERR_INVALID_ARG_VALUE: 'ERR_INVALID_ARG_VALUE',
-  ERR_OUT_OF_RANGE: 'ERR_OUT_OF_RANGE',
-  ERR_INVALID_STATE: 'ERR_INVALID_STATE',
-  ERR_EXTMEM_EXHAUSTED: 'ERR_EXTMEM_EXHAUSTED',
-  ERR_EXTMEM_THROTTLED: 'ERR_EXTMEM_THROTTLED',
-  ERR_EXTMEM_NOT_POOLED: 'ERR_EXTMEM_NOT_POOLED',
-  ERR_EXTMEM_VIEW_OWNERSHIP: 'ERR_EXTMEM_VIEW_OWNERSHIP',
-  ERR_EXTMEM_RELEASED: 'ERR_EXTMEM_RELEASED',
-  ERR_EXTMEM_CLOSED: 'ERR_EXTMEM_CLOSED',
-  ERR_EXTMEM_EXTERNAL_REFUSED: 'ERR_EXTMEM_EXTERNAL_REFUSED',
-  ERR_EXTMEM_NOT_DETACHABLE: 'ERR_EXTMEM_NOT_DETACHABLE',
-  ERR_EXTMEM_OS: 'ERR_EXTMEM_OS',
-})
+/** code -> { Base, message } */
+const registry = new Map()
 
-function coded(Base, code, message, fields, caller) {
-  const err = new Base(message)
+function E(code, message, Base) {
+  registry.set(code, { Base, message })
+}
+
+/** A new error of `code`; `args` go to its message, `fields` onto the error; the stack starts above `caller`. */
+function make(code, args, fields, caller) {
+  const { Base, message } = registry.get(code)
+  const err = new Base(typeof message === 'function' ? message(...args) : message)
   err.code = code
   if (fields !== undefined) Object.assign(err, fields)
   if (caller !== undefined) Error.captureStackTrace(err, caller)
@@ -39,96 +34,68 @@ function describe(value) {
   return ` Received type ${typeof value} (${inspect(value).slice(0, 28)})`
 }
 
-const invalidArgType = (name, expected, actual, caller) =>
-  coded(TypeError, codes.ERR_INVALID_ARG_TYPE, `The "${name}" argument must be ${expected}.${describe(actual)}`, undefined, caller)
-
-const invalidArgValue = (name, value, reason, caller) =>
-  coded(TypeError, codes.ERR_INVALID_ARG_VALUE, `The ${name.includes('.') ? 'property' : 'argument'} '${name}' ${reason}. Received ${inspect(value)}`, undefined, caller)
-
-const outOfRange = (name, range, value, caller) =>
-  coded(RangeError, codes.ERR_OUT_OF_RANGE, `The value of "${name}" is out of range. It must be ${range}. Received ${inspect(value)}`, undefined, caller)
-
-const invalidState = (message, caller) => coded(Error, codes.ERR_INVALID_STATE, `Invalid state: ${message}`, undefined, caller)
-
-const exhausted = (requestedBytes, availableBytes, level, maxBytes, caller) =>
-  coded(
-    Error,
-    codes.ERR_EXTMEM_EXHAUSTED,
+E('ERR_INVALID_ARG_TYPE', (name, expected, actual) => `The "${name}" argument must be ${expected}.${describe(actual)}`, TypeError)
+E(
+  'ERR_INVALID_ARG_VALUE',
+  (name, value, reason) => `The ${name.includes('.') ? 'property' : 'argument'} '${name}' ${reason}. Received ${inspect(value)}`,
+  TypeError,
+)
+E('ERR_OUT_OF_RANGE', (name, range, value) => `The value of "${name}" is out of range. It must be ${range}. Received ${inspect(value)}`, RangeError)
+E('ERR_INVALID_STATE', (message) => `Invalid state: ${message}`, Error)
+E(
+  'ERR_EXTMEM_EXHAUSTED',
+  (requested, available, level, maxBytes) =>
     level === 'shedding'
-      ? `Cannot allocate ${requestedBytes} bytes: the pool is shedding load (maxBytes ${maxBytes}, ${availableBytes} bytes available)`
-      : `Cannot allocate ${requestedBytes} bytes: the pool is at its cap (maxBytes ${maxBytes}, ${availableBytes} bytes available)`,
-    { requestedBytes, availableBytes, level },
-    caller,
-  )
+      ? `Cannot allocate ${requested} bytes: the pool is shedding load (maxBytes ${maxBytes}, ${available} bytes available)`
+      : `Cannot allocate ${requested} bytes: the pool is at its cap (maxBytes ${maxBytes}, ${available} bytes available)`,
+  Error,
+)
+E('ERR_EXTMEM_THROTTLED', (requested, level) => `Allocation of ${requested} bytes throttled: the pool is at level '${level}'`, Error)
+E('ERR_EXTMEM_NOT_POOLED', (detail = '') => `The Buffer was not allocated by this pool${detail}`, Error)
+E(
+  'ERR_EXTMEM_VIEW_OWNERSHIP',
+  'The Buffer is a view (subarray or slice) of a pooled Buffer; only the Buffer that alloc() returned can be retained or released',
+  Error,
+)
+E('ERR_EXTMEM_RELEASED', 'The Buffer was already released', Error)
+E('ERR_EXTMEM_CLOSED', 'The pool is closed', Error)
+E(
+  'ERR_EXTMEM_EXTERNAL_REFUSED',
+  'Node-API refused to create or detach an external Buffer (external buffers are not allowed in this runtime)',
+  Error,
+)
+E(
+  'ERR_EXTMEM_NOT_DETACHABLE',
+  "The Buffer's ArrayBuffer cannot be detached (it was marked untransferable), so its memory cannot be released; it returns to the pool when the Buffer is collected",
+  Error,
+)
+E('ERR_EXTMEM_OS', (requested, syscall, name) => `Cannot allocate ${requested} bytes: ${syscall} failed (${name})`, Error)
 
-const throttled = (requestedBytes, availableBytes, level, caller) =>
-  coded(
-    Error,
-    codes.ERR_EXTMEM_THROTTLED,
-    `Allocation of ${requestedBytes} bytes throttled: the pool is at level '${level}'`,
-    { requestedBytes, availableBytes, level },
-    caller,
-  )
-
-const notPooled = (caller, detail = '') =>
-  coded(Error, codes.ERR_EXTMEM_NOT_POOLED, `The Buffer was not allocated by this pool${detail}`, undefined, caller)
-
-const viewOwnership = (caller) =>
-  coded(
-    Error,
-    codes.ERR_EXTMEM_VIEW_OWNERSHIP,
-    'The Buffer is a view (subarray or slice) of a pooled Buffer; only the Buffer that alloc() returned can be retained or released',
-    undefined,
-    caller,
-  )
-
-const released = (caller) => coded(Error, codes.ERR_EXTMEM_RELEASED, 'The Buffer was already released', undefined, caller)
-
-const closed = (caller) => coded(Error, codes.ERR_EXTMEM_CLOSED, 'The pool is closed', undefined, caller)
-
-const externalRefused = (caller) =>
-  coded(
-    Error,
-    codes.ERR_EXTMEM_EXTERNAL_REFUSED,
-    'Node-API refused to create or detach an external Buffer (external buffers are not allowed in this runtime)',
-    undefined,
-    caller,
-  )
-
-const notDetachable = (caller) =>
-  coded(
-    Error,
-    codes.ERR_EXTMEM_NOT_DETACHABLE,
-    "The Buffer's ArrayBuffer cannot be detached (it was marked untransferable), so its memory cannot be released; it returns to the pool when the Buffer is collected",
-    undefined,
-    caller,
-  )
-
-/** The OS refused memory the cap allowed: fields as Node's system errors have them (negative `errno`). */
-const os = (syscall, errno, requestedBytes, caller) => {
-  const name = errno > 0 ? getSystemErrorName(-errno) : 'unknown error'
-  return coded(
-    Error,
-    codes.ERR_EXTMEM_OS,
-    `Cannot allocate ${requestedBytes} bytes: ${syscall} failed (${name})`,
-    { syscall, errno: -errno, requestedBytes },
-    caller,
-  )
-}
+/** Every code extmem throws, by name. */
+const codes = Object.freeze(Object.fromEntries([...registry.keys()].map((code) => [code, code])))
 
 module.exports = {
   codes,
-  invalidArgType,
-  invalidArgValue,
-  outOfRange,
-  invalidState,
-  exhausted,
-  throttled,
-  notPooled,
-  viewOwnership,
-  released,
-  closed,
-  externalRefused,
-  notDetachable,
-  os,
+  invalidArgType: (name, expected, actual, caller) => make('ERR_INVALID_ARG_TYPE', [name, expected, actual], undefined, caller),
+  invalidArgValue: (name, value, reason, caller) => make('ERR_INVALID_ARG_VALUE', [name, value, reason], undefined, caller),
+  outOfRange: (name, range, value, caller) => make('ERR_OUT_OF_RANGE', [name, range, value], undefined, caller),
+  invalidState: (message, caller) => make('ERR_INVALID_STATE', [message], undefined, caller),
+  exhausted: (requestedBytes, availableBytes, level, maxBytes, caller) =>
+    make('ERR_EXTMEM_EXHAUSTED', [requestedBytes, availableBytes, level, maxBytes], { requestedBytes, availableBytes, level }, caller),
+  throttled: (requestedBytes, availableBytes, level, caller) =>
+    make('ERR_EXTMEM_THROTTLED', [requestedBytes, level], { requestedBytes, availableBytes, level }, caller),
+  notPooled: (caller, detail) => make('ERR_EXTMEM_NOT_POOLED', [detail], undefined, caller),
+  viewOwnership: (caller) => make('ERR_EXTMEM_VIEW_OWNERSHIP', [], undefined, caller),
+  released: (caller) => make('ERR_EXTMEM_RELEASED', [], undefined, caller),
+  closed: (caller) => make('ERR_EXTMEM_CLOSED', [], undefined, caller),
+  externalRefused: (caller) => make('ERR_EXTMEM_EXTERNAL_REFUSED', [], undefined, caller),
+  notDetachable: (caller) => make('ERR_EXTMEM_NOT_DETACHABLE', [], undefined, caller),
+  /** The OS refused memory the cap allowed: fields as Node's system errors have them (negative `errno`). */
+  os: (syscall, errno, requestedBytes, caller) =>
+    make(
+      'ERR_EXTMEM_OS',
+      [requestedBytes, syscall, errno > 0 ? getSystemErrorName(-errno) : 'unknown error'],
+      { syscall, errno: -errno, requestedBytes },
+      caller,
+    ),
 }
