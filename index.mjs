@@ -1,5 +1,17 @@
 import extmem from './lib/index.js'
 
-export const { Pool, defaultPool, codes, levels, defaultMaxBytes, alloc, allocUnsafe, release, retain, refCount, isPooled, stats } =
-  extmem
+export const {
+  Pool,
+  defaultPool,
+  codes,
+  levels,
+  defaultMaxBytes,
+  alloc,
+  allocUnsafe,
+  release,
+  retain,
+  refCount,
+  isPooled,
+  stats,
+} = extmem
 export default extmem

@@ -46,7 +46,10 @@ test('alloc zero-fills memory that another Buffer used before', (t) => {
     const reservedBefore = pool.stats().reservedBytes
     const clean = pool.alloc(size)
     t.is(pool.stats().reservedBytes, reservedBefore, `size ${size} reuses the released memory`)
-    t.true(clean.every((b) => b === 0), `alloc(${size}) is zero-filled`)
+    t.true(
+      clean.every((b) => b === 0),
+      `alloc(${size}) is zero-filled`,
+    )
     pool.release(clean)
   }
   pool.close()
@@ -128,13 +131,19 @@ test('stats balance to zero after everything is released', async (t) => {
   const bufs = SIZES.map((s) => pool.allocUnsafe(s))
   const s = pool.stats()
   t.is(s.liveBuffers, SIZES.length)
-  t.is(s.requestedBytes, SIZES.reduce((a, b) => a + b, 0))
+  t.is(
+    s.requestedBytes,
+    SIZES.reduce((a, b) => a + b, 0),
+  )
   t.true(s.externalBytes >= s.requestedBytes, 'external: each Buffer, or the whole slot it views')
   t.true(s.externalBytes <= s.inUseBytes)
   t.true(s.inUseBytes >= s.requestedBytes)
   t.true(s.reservedBytes >= s.inUseBytes)
   t.is(s.utilization, s.inUseBytes / s.maxBytes)
-  t.is(s.small.classes.reduce((n, c) => n + c.inUse, 0), SIZES.filter((x) => x <= 8192).length)
+  t.is(
+    s.small.classes.reduce((n, c) => n + c.inUse, 0),
+    SIZES.filter((x) => x <= 8192).length,
+  )
   t.is(s.large.live, SIZES.filter((x) => x > 8192).length)
   t.is(s.peakInUseBytes, s.inUseBytes)
   for (const b of bufs) pool.release(b)

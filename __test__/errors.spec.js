@@ -2,7 +2,11 @@
 // Every refusal is a Node-style error with a stable code, and changes nothing in the pool.
 
 const test = require('ava')
-const { constants: { MAX_LENGTH } } = require('node:buffer')
+const fs = require('node:fs')
+const path = require('node:path')
+const {
+  constants: { MAX_LENGTH },
+} = require('node:buffer')
 const { Pool, defaultPool, release, codes } = require('..')
 
 function freshPool() {
@@ -10,6 +14,8 @@ function freshPool() {
 }
 
 // [title, make(pool) -> thunk, error class, code]
+// One case per line, as a table (so prettier leaves it alone):
+// prettier-ignore
 const CASES = [
   ['alloc of a string size', (p) => () => p.alloc('10'), TypeError, 'ERR_INVALID_ARG_TYPE'],
   ['alloc of a BigInt size', (p) => () => p.alloc(10n), TypeError, 'ERR_INVALID_ARG_TYPE'],
@@ -49,7 +55,9 @@ for (const [title, make, Type, code] of CASES) {
     const before = pool.stats()
     const defaultBefore = defaultPool.stats()
     const err = t.throws(thunk, { instanceOf: Type, code })
-    t.is(err.code, codes[code])
+    t.is(Object.getPrototypeOf(err), Type.prototype, `exactly a ${Type.name}`)
+    t.is(err.code, code)
+    t.is(codes[code], code, `extmem.codes lists ${code}`)
     t.true(err.message.length > 10, 'the message says what went wrong')
     const after = pool.stats()
     if (code === 'ERR_EXTMEM_EXHAUSTED') {
@@ -63,6 +71,14 @@ for (const [title, make, Type, code] of CASES) {
     pool.close()
   })
 }
+
+test('the catalogue lists each case once, and the README states how many there are', (t) => {
+  t.is(new Set(CASES.map(([title]) => title)).size, CASES.length, 'no case is listed twice')
+  const readme = fs.readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8')
+  const stated = /`errors › … throws … and changes nothing` \((\d+) cases\)/.exec(readme)
+  t.truthy(stated, "the README's guarantees name this catalogue with its count")
+  t.is(Number(stated?.[1]), CASES.length, "the README's count is this catalogue's")
+})
 
 test('ERR_EXTMEM_EXHAUSTED carries requestedBytes, availableBytes and level', (t) => {
   const pool = new Pool({ maxBytes: 1024 * 1024 })
@@ -84,7 +100,7 @@ test('the cap is never exceeded while small and large allocations fill the pool'
   const held = []
   let refusals = 0
   for (let i = 0; i < 2000; i++) {
-    const size = i % 3 === 0 ? 50000 : 1 + (i * 37) % 8192
+    const size = i % 3 === 0 ? 50000 : 1 + ((i * 37) % 8192)
     try {
       held.push(pool.allocUnsafe(size))
     } catch (err) {
@@ -104,7 +120,12 @@ test('the cap is never exceeded while small and large allocations fill the pool'
 test('a refused allocation succeeds once memory is released', (t) => {
   const pool = new Pool({ maxBytes: 256 * 1024, admission: 'cap' })
   const bufs = []
-  t.throws(() => { for (;;) bufs.push(pool.allocUnsafe(8192)) }, { code: 'ERR_EXTMEM_EXHAUSTED' })
+  t.throws(
+    () => {
+      for (;;) bufs.push(pool.allocUnsafe(8192))
+    },
+    { code: 'ERR_EXTMEM_EXHAUSTED' },
+  )
   t.is(bufs.length, (256 * 1024) / 8192)
   pool.release(bufs.pop())
   t.notThrows(() => bufs.push(pool.allocUnsafe(8000)))

@@ -1,14 +1,16 @@
 'use strict'
-// The README's examples run as written.
+// The example programs in examples/ (which the README links to) run, and print what they promise.
+// The README's own code blocks are run by readme.spec.js.
 
 const test = require('ava')
 const path = require('node:path')
 const { execFile } = require('node:child_process')
 const { promisify } = require('node:util')
 
-const run = (file) => promisify(execFile)(process.execPath, [path.join(__dirname, '..', 'examples', file)], { timeout: 30_000 })
+const run = (file) =>
+  promisify(execFile)(process.execPath, [path.join(__dirname, '..', 'examples', file)], { timeout: 30_000 })
 
-test('the HTTP example sheds uploads at critical and recovers', async (t) => {
+test('examples/http-shedding.js sheds uploads at critical and recovers', async (t) => {
   const { stdout } = await run('http-shedding.js')
   t.regex(stdout, /warning -> critical at \d+ %: shedding new uploads/)
   const [, stored, shed] = /40 uploads: (\d+) stored, (\d+) shed/.exec(stdout)
@@ -16,7 +18,7 @@ test('the HTTP example sheds uploads at critical and recovers', async (t) => {
   t.regex(stdout, /after processing: level normal, 0 Buffers live/)
 })
 
-test('the Prometheus example exposes the pool figures', async (t) => {
+test('examples/prometheus.js exposes the pool figures', async (t) => {
   const { stdout } = await run('prometheus.js')
   t.regex(stdout, /^extmem_live_buffers 10$/m)
   t.regex(stdout, /^extmem_in_use_bytes 40960$/m)

@@ -45,7 +45,11 @@ test('releaseFast returns the slot at once, and a kept reference is NOT detached
   const b = pool.allocFast(100)
   b.fill(2)
   t.is(a[0], 2, "a stale reference sees the next owner's bytes, as with Buffer.allocUnsafe")
-  t.throws(() => pool.releaseFast(a), { code: 'ERR_EXTMEM_RELEASED' }, "a stale Buffer cannot free its slot's next owner")
+  t.throws(
+    () => pool.releaseFast(a),
+    { code: 'ERR_EXTMEM_RELEASED' },
+    "a stale Buffer cannot free its slot's next owner",
+  )
   t.is(pool.stats().fast.liveBuffers, 1)
   pool.releaseFast(b)
   pool.close()
@@ -54,14 +58,22 @@ test('releaseFast returns the slot at once, and a kept reference is NOT detached
 test('fast arenas are pool memory: counted, capped, trimmed and detached by close()', (t) => {
   const pool = new Pool({ maxBytes: 4 * 64 * 1024, admission: 'cap' })
   const held = []
-  t.throws(() => { for (;;) held.push(pool.allocFast(8192)) }, { code: 'ERR_EXTMEM_EXHAUSTED' })
+  t.throws(
+    () => {
+      for (;;) held.push(pool.allocFast(8192))
+    },
+    { code: 'ERR_EXTMEM_EXHAUSTED' },
+  )
   t.is(held.length, 4 * 8, 'four 64 KiB arenas of eight 8 KiB slots')
   t.like(pool.stats(), { liveBuffers: 4, fast: { arenas: 4, liveBuffers: 32 } })
   for (const b of held.splice(8)) pool.releaseFast(b)
   pool.trim()
   t.like(pool.stats(), { liveBuffers: 1, fast: { arenas: 1, liveBuffers: 8 } })
   pool.close()
-  t.true(held.every((b) => b.length === 0), 'close() gives the arenas back and detaches their Buffers')
+  t.true(
+    held.every((b) => b.length === 0),
+    'close() gives the arenas back and detaches their Buffers',
+  )
   t.throws(() => pool.allocFast(10), { code: 'ERR_EXTMEM_CLOSED' })
 })
 

@@ -50,7 +50,11 @@ function runNode(nodeArgs, env = {}, timeoutMs = 60_000) {
     else merged[k] = v
   }
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, nodeArgs, { cwd: path.join(__dirname, '..'), env: merged, stdio: ['ignore', 'pipe', 'pipe'] })
+    const p = spawn(process.execPath, nodeArgs, {
+      cwd: path.join(__dirname, '..'),
+      env: merged,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     let stdout = ''
     let stderr = ''
     p.stdout.setEncoding('utf8').on('data', (d) => (stdout += d))

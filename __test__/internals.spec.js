@@ -24,7 +24,10 @@ for (const [name, make] of KINDS) {
     t.deepEqual(Object.getOwnPropertySymbols(buf), [])
     t.deepEqual(Object.keys(buf), Object.keys(twin))
     t.is(inspect(buf), inspect(twin))
-    t.is(inspect(buf, { showHidden: true }).replace(/\[ArrayBuffer[^\]]*\]/, ''), inspect(twin, { showHidden: true }).replace(/\[ArrayBuffer[^\]]*\]/, ''))
+    t.is(
+      inspect(buf, { showHidden: true }).replace(/\[ArrayBuffer[^\]]*\]/, ''),
+      inspect(twin, { showHidden: true }).replace(/\[ArrayBuffer[^\]]*\]/, ''),
+    )
     t.true(Buffer.isBuffer(buf) && buf instanceof Buffer && buf.constructor === Buffer)
   })
 }

@@ -2,6 +2,7 @@
 // What happens to Buffers nobody releases (the GC safety net) and to a pool that is closed.
 
 const test = require('ava')
+const { readFileSync } = require('node:fs')
 const { Pool } = require('..')
 const { collectUntil, stamp, holds } = require('./helpers')
 
@@ -41,15 +42,39 @@ test.serial("a released Buffer's finalizer does nothing when it runs later", asy
   pool.close()
 })
 
-test.serial('a Buffer outlives its Pool object and is still reclaimed', async (t) => {
-  let buf = (() => new Pool({ maxBytes: 1024 * 1024 }).alloc(300))()
-  stamp(buf, 3)
-  await collectUntil(() => false, 5)
-  t.true(holds(buf, 3), 'the memory stays valid while the Buffer lives')
-  buf = null
-  await collectUntil(() => false, 5)
-  t.pass('collecting both the pool and its Buffer does not crash')
-})
+/** Whether any of this process's mappings (/proc/self/maps) overlaps [address, address + size). */
+function mapped(address, size) {
+  const end = address + BigInt(size)
+  for (const [, from, to] of readFileSync('/proc/self/maps', 'utf8').matchAll(/^([0-9a-f]+)-([0-9a-f]+) /gm)) {
+    if (BigInt(`0x${from}`) < end && address < BigInt(`0x${to}`)) return true
+  }
+  return false
+}
+
+for (const size of [300, 1024 * 1024]) {
+  test.serial(`a ${size}-byte Buffer outlives its Pool object and is still reclaimed`, async (t) => {
+    // The Pool object becomes garbage at once; the Buffer keeps its memory valid. Once the Buffer is
+    // dropped too, the GC's finalizers end its loan and the pool's memory (its slab chunk or the
+    // Buffer's own mapping) goes back to the OS: the address range is no longer mapped.
+    let poolCollected = false
+    const registry = new FinalizationRegistry(() => (poolCollected = true))
+    let address
+    let buf = (() => {
+      const pool = new Pool({ maxBytes: 4 * 1024 * 1024 })
+      registry.register(pool, 'pool')
+      const b = pool.alloc(size)
+      address = pool.addressOf(b)
+      return b
+    })()
+    stamp(buf, 3)
+    t.true(mapped(address, size), 'the memory is mapped while the Buffer lives')
+    t.true(await collectUntil(() => poolCollected), 'the Pool object was collected while its Buffer lives')
+    t.true(holds(buf, 3), 'the memory stays valid while the Buffer lives')
+    t.true(mapped(address, size))
+    buf = null
+    t.true(await collectUntil(() => !mapped(address, size)), "the dropped Buffer's memory was given back to the OS")
+  })
+}
 
 test.serial("a released Buffer's late finalizer never ends a newer loan that reuses its token", async (t) => {
   // Loan tokens reuse keys and wrap their generation every 8192 loans; the finalizer of a released
@@ -64,7 +89,10 @@ test.serial("a released Buffer's late finalizer never ends a newer loan that reu
     await collectUntil(() => false, 6)
     const next = pool.allocUnsafe(size)
     next.fill(0x55)
-    t.true(live.every((b) => b === 0xaa), `size ${size}: the live Buffer kept its bytes`)
+    t.true(
+      live.every((b) => b === 0xaa),
+      `size ${size}: the live Buffer kept its bytes`,
+    )
     t.true(pool.isPooled(live))
     t.like(pool.stats(), { liveBuffers: 2, gcReclaims: 0 })
     pool.release(live)
@@ -89,7 +117,13 @@ test('close() refuses new loans and gives free memory back; Buffers still out st
   const s = pool.stats()
   t.like(s, { closed: true, liveBuffers: 2, large: { live: 1, cached: 0 } })
   t.is(s.reservedBytes, 64 * 1024 + 102400, 'only the memory of the Buffers still out is held')
-  for (const call of [() => pool.alloc(1), () => pool.allocUnsafe(10), () => pool.retain(large), () => pool.trim(), () => pool.addressOf(small)]) {
+  for (const call of [
+    () => pool.alloc(1),
+    () => pool.allocUnsafe(10),
+    () => pool.retain(large),
+    () => pool.trim(),
+    () => pool.addressOf(small),
+  ]) {
     t.throws(call, { code: 'ERR_EXTMEM_CLOSED' })
   }
   t.is(pool.refCount(small), 1)

@@ -131,7 +131,11 @@ function refused(pool, fn, Type, code, what) {
   }
   assert.ok(err !== undefined, `${what}: expected ${code}, nothing was thrown`)
   assert.equal(err.code, code, `${what}: expected ${code}, got ${err.code} (${err.message})`)
-  assert.equal(Object.getPrototypeOf(err), Type.prototype, `${what}: expected a ${Type.name}, got a ${err.constructor.name}`)
+  assert.equal(
+    Object.getPrototypeOf(err),
+    Type.prototype,
+    `${what}: expected a ${Type.name}, got a ${err.constructor.name}`,
+  )
   assert.deepEqual(pool.stats(), before, `${what}: a refusal changed the pool's figures`)
   return err
 }
@@ -141,7 +145,7 @@ function checkInvariants(m, r) {
   const { pool } = r
   const s = pool.stats()
   const classSizes = s.small.classes.map((c) => c.size)
-  const perClass = new Array(classSizes.length).fill(0)
+  const perClass = classSizes.map(() => 0)
   let requested = 0
   let capacity = 0
   let largeCapacity = 0
@@ -169,7 +173,8 @@ function checkInvariants(m, r) {
   assert.equal(s.closed, m.closed, 'closed')
   assert.equal(s.liveBuffers, m.live.length, 'liveBuffers')
   assert.equal(s.requestedBytes, requested, 'requestedBytes')
-  if (EXTERNAL_IS_REQUESTED) assert.equal(s.externalBytes, requested, 'externalBytes: one external Buffer of its length per loan')
+  if (EXTERNAL_IS_REQUESTED)
+    assert.equal(s.externalBytes, requested, 'externalBytes: one external Buffer of its length per loan')
   else assert.ok(s.externalBytes >= requested, `externalBytes ${s.externalBytes} < requestedBytes ${requested}`)
   assert.ok(s.inUseBytes >= requested, `inUseBytes ${s.inUseBytes} < requestedBytes ${requested}`)
   assert.equal(s.inUseBytes, capacity, 'inUseBytes: the slots and mappings lent')
@@ -181,24 +186,38 @@ function checkInvariants(m, r) {
     assert.equal((c.inUse + c.free) % perChunk, 0, `class ${c.size} holds whole chunks`)
     chunkBytes += ((c.inUse + c.free) / perChunk) * SLAB_CHUNK
   }
-  assert.equal(s.reservedBytes, chunkBytes + largeCapacity + s.large.cachedBytes, 'reservedBytes: chunks + live and cached mappings')
+  assert.equal(
+    s.reservedBytes,
+    chunkBytes + largeCapacity + s.large.cachedBytes,
+    'reservedBytes: chunks + live and cached mappings',
+  )
   assert.ok(s.reservedBytes <= s.maxBytes, `reservedBytes ${s.reservedBytes} > maxBytes ${s.maxBytes}`)
   assert.equal(s.utilization, s.inUseBytes / s.maxBytes, 'utilization')
   assert.ok(s.peakInUseBytes >= s.inUseBytes && s.peakInUseBytes >= m.peak, 'peakInUseBytes never falls')
   m.peak = s.peakInUseBytes
-  assert.deepEqual(s.small.classes.map((c) => c.inUse), perClass, 'slots in use per class')
+  assert.deepEqual(
+    s.small.classes.map((c) => c.inUse),
+    perClass,
+    'slots in use per class',
+  )
   assert.equal(s.large.live, largeLive, 'live large mappings')
   assert.equal(s.allocations, m.allocations, 'allocations')
   assert.equal(s.releases, m.releases, 'releases')
   assert.equal(s.gcReclaims, m.gcReclaims, 'gcReclaims')
   assert.equal(s.failedAllocations, m.failedAllocations, 'failedAllocations')
-  assert.equal(s.allocations - s.releases - s.gcReclaims, s.liveBuffers, 'every allocation ended exactly once or is live')
+  assert.equal(
+    s.allocations - s.releases - s.gcReclaims,
+    s.liveBuffers,
+    'every allocation ended exactly once or is live',
+  )
   assert.equal(s.refused.cap + s.refused.throttled + s.refused.shedding, s.failedAllocations, 'refusals by reason')
-  if (m.admission === 'cap') assert.equal(s.refused.throttled + s.refused.shedding, 0, "admission 'cap' refuses only at the cap")
+  if (m.admission === 'cap')
+    assert.equal(s.refused.throttled + s.refused.shedding, 0, "admission 'cap' refuses only at the cap")
   if (m.closed) {
     // A closed pool holds only the memory of the Buffers still out.
     assert.equal(s.large.cachedBytes, 0, 'a closed pool caches no mapping')
-    for (const c of s.small.classes) assert.ok(c.inUse > 0 || c.free === 0, `a closed pool keeps a ${c.size}-byte chunk with no slot out`)
+    for (const c of s.small.classes)
+      assert.ok(c.inUse > 0 || c.free === 0, `a closed pool keeps a ${c.size}-byte chunk with no slot out`)
     if (m.live.length === 0) assert.equal(s.reservedBytes, 0, 'a closed pool with no Buffer out holds nothing')
   }
 }
@@ -212,7 +231,10 @@ function checkInvariants(m, r) {
 function checkRefusal(m, r, cmd, err, before) {
   const { size } = cmd
   const what = `${cmd} refused`
-  assert.ok(['ERR_EXTMEM_EXHAUSTED', 'ERR_EXTMEM_THROTTLED'].includes(err.code), `${what} with ${err.code} (${err.message})`)
+  assert.ok(
+    ['ERR_EXTMEM_EXHAUSTED', 'ERR_EXTMEM_THROTTLED'].includes(err.code),
+    `${what} with ${err.code} (${err.message})`,
+  )
   assert.equal(Object.getPrototypeOf(err), Error.prototype, `${what} with an Error`)
   assert.ok(size > 0, 'alloc(0) holds no memory and is never refused')
   assert.equal(err.requestedBytes, size, `${what}: requestedBytes`)
@@ -222,7 +244,10 @@ function checkRefusal(m, r, cmd, err, before) {
   const needs = size <= SMALL_MAX ? SLAB_CHUNK : roundUp(size, PAGE)
   if (err.code === 'ERR_EXTMEM_THROTTLED') {
     assert.notEqual(m.admission, 'cap', `${what}: admission 'cap' never throttles`)
-    assert.ok(err.level === 'critical' || (err.level === 'warning' && size > SMALL_MAX), `${what} at level ${err.level}`)
+    assert.ok(
+      err.level === 'critical' || (err.level === 'warning' && size > SMALL_MAX),
+      `${what} at level ${err.level}`,
+    )
     assert.equal(s.refused.throttled, before.refused.throttled + 1)
   } else if (m.admission !== 'cap' && err.level === 'shedding') {
     assert.equal(s.refused.shedding, before.refused.shedding + 1, `${what}: shed at 'shedding'`)
@@ -294,10 +319,22 @@ class Alloc extends Command {
     // to a quarter longer than the request needs).
     const capacity = r.pool.stats().inUseBytes - before.inUseBytes
     if (size <= SMALL_MAX) {
-      assert.equal(capacity, before.small.classes[classIndex(before.small.classes.map((c) => c.size), size)].size, `${this} takes a slot of its class`)
+      assert.equal(
+        capacity,
+        before.small.classes[
+          classIndex(
+            before.small.classes.map((c) => c.size),
+            size,
+          )
+        ].size,
+        `${this} takes a slot of its class`,
+      )
     } else {
       const len = roundUp(size, PAGE)
-      assert.ok(capacity % PAGE === 0 && capacity >= len && capacity <= len + len / 4, `${this} lent a mapping of ${capacity} bytes`)
+      assert.ok(
+        capacity % PAGE === 0 && capacity >= len && capacity <= len + len / 4,
+        `${this} lent a mapping of ${capacity} bytes`,
+      )
     }
     const id = m.nextId++
     buf.fill(patternOf(id))
@@ -400,7 +437,8 @@ class UseReleased extends Command {
     const { pool } = r
     if (this.op === 'refCount') assert.equal(pool.refCount(b), 0)
     else if (this.op === 'isPooled') assert.equal(pool.isPooled(b), false)
-    else if (this.op === 'retain' && m.closed) refused(pool, () => pool.retain(b), Error, 'ERR_EXTMEM_CLOSED', `${this} after close`)
+    else if (this.op === 'retain' && m.closed)
+      refused(pool, () => pool.retain(b), Error, 'ERR_EXTMEM_CLOSED', `${this} after close`)
     else refused(pool, () => pool[this.op](b), Error, 'ERR_EXTMEM_RELEASED', `${this}`)
   }
 
@@ -431,7 +469,8 @@ class UseView extends Command {
     const view = VIEW_KINDS[this.kind](e.buf, start, end)
     const { pool } = r
     if (this.op === 'isPooled') assert.equal(pool.isPooled(view), false, `${this} is not pooled`)
-    else if (this.op === 'retain' && m.closed) refused(pool, () => pool.retain(view), Error, 'ERR_EXTMEM_CLOSED', `${this} after close`)
+    else if (this.op === 'retain' && m.closed)
+      refused(pool, () => pool.retain(view), Error, 'ERR_EXTMEM_CLOSED', `${this} after close`)
     else refused(pool, () => pool[this.op](view), Error, 'ERR_EXTMEM_VIEW_OWNERSHIP', `${this}`)
   }
 
@@ -458,7 +497,8 @@ class UseForeign extends Command {
     const buf = FOREIGN_KINDS[this.kind](this.size, r)
     const { pool } = r
     if (this.op === 'isPooled') assert.equal(pool.isPooled(buf), false)
-    else if (this.op === 'retain' && m.closed) refused(pool, () => pool.retain(buf), Error, 'ERR_EXTMEM_CLOSED', `${this} after close`)
+    else if (this.op === 'retain' && m.closed)
+      refused(pool, () => pool.retain(buf), Error, 'ERR_EXTMEM_CLOSED', `${this} after close`)
     else refused(pool, () => pool[this.op](buf), Error, 'ERR_EXTMEM_NOT_POOLED', `${this}`)
     if (this.kind === 'another Pool') r.other.release(buf)
   }
@@ -561,7 +601,13 @@ const commandArbs = {
   doubleRelease: indexArb.map((i) => new DoubleRelease(i)),
   useReleased: fc.tuple(indexArb, bufferOps).map(([i, op]) => new UseReleased(i, op)),
   useView: fc
-    .tuple(indexArb, fc.constantFrom(...Object.keys(VIEW_KINDS)), fc.nat({ max: LARGE_MAX }), fc.nat({ max: LARGE_MAX }), bufferOps)
+    .tuple(
+      indexArb,
+      fc.constantFrom(...Object.keys(VIEW_KINDS)),
+      fc.nat({ max: LARGE_MAX }),
+      fc.nat({ max: LARGE_MAX }),
+      bufferOps,
+    )
     .map(([i, kind, start, length, op]) => new UseView(i, kind, start, length, op)),
   useForeign: fc
     .tuple(fc.constantFrom(...Object.keys(FOREIGN_KINDS)), fc.integer({ min: 1, max: 20000 }), bufferOps)
@@ -599,28 +645,36 @@ const configArb = fc.record({
 
 /** The synchronous property: random sequences of every command but drop. */
 function syncProperty({ maxCommands = 100 } = {}) {
-  return fc.property(configArb, fc.commands([commandArb({ gc: false })], { maxCommands, size: 'max' }), (config, cmds) => {
-    counters.sequences++
-    const env = setup(config)
-    try {
-      fc.modelRun(() => env, cmds)
-    } finally {
-      teardown(env)
-    }
-  })
+  return fc.property(
+    configArb,
+    fc.commands([commandArb({ gc: false })], { maxCommands, size: 'max' }),
+    (config, cmds) => {
+      counters.sequences++
+      const env = setup(config)
+      try {
+        fc.modelRun(() => env, cmds)
+      } finally {
+        teardown(env)
+      }
+    },
+  )
 }
 
 /** The GC property: as the synchronous one, plus Buffers dropped without release. */
 function gcProperty({ maxCommands = 25 } = {}) {
-  return fc.asyncProperty(configArb, fc.commands([commandArb({ gc: true })], { maxCommands, size: 'max' }), async (config, cmds) => {
-    counters.sequences++
-    const env = setup(config)
-    try {
-      await fc.asyncModelRun(() => env, cmds)
-    } finally {
-      teardown(env)
-    }
-  })
+  return fc.asyncProperty(
+    configArb,
+    fc.commands([commandArb({ gc: true })], { maxCommands, size: 'max' }),
+    async (config, cmds) => {
+      counters.sequences++
+      const env = setup(config)
+      try {
+        await fc.asyncModelRun(() => env, cmds)
+      } finally {
+        teardown(env)
+      }
+    },
+  )
 }
 
 /** A positive integer from the environment, or `fallback`. */
@@ -628,7 +682,8 @@ function envInt(name, fallback) {
   const v = process.env[name]
   if (v === undefined || v === '') return fallback
   const n = Number(v)
-  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, not ${JSON.stringify(v)}`)
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new Error(`${name} must be a non-negative integer, not ${JSON.stringify(v)}`)
   return n
 }
 

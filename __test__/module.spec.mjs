@@ -29,11 +29,15 @@ test('EXTMEM_MAX_BYTES sets the default pool cap', (t) => {
 })
 
 test('a bad EXTMEM_MAX_BYTES is refused with ERR_INVALID_ARG_VALUE at load', (t) => {
-  const r = spawnSync(process.execPath, ['-e', "try { require('.') } catch (e) { console.log(e.code); process.exit(3) }"], {
-    cwd: root,
-    env: { ...process.env, EXTMEM_MAX_BYTES: 'lots' },
-    encoding: 'utf8',
-  })
+  const r = spawnSync(
+    process.execPath,
+    ['-e', "try { require('.') } catch (e) { console.log(e.code); process.exit(3) }"],
+    {
+      cwd: root,
+      env: { ...process.env, EXTMEM_MAX_BYTES: 'lots' },
+      encoding: 'utf8',
+    },
+  )
   t.is(r.status, 3)
   t.is(r.stdout.trim(), 'ERR_INVALID_ARG_VALUE')
 })

@@ -27,37 +27,63 @@ function record(pool) {
   return seen
 }
 
-test.serial('every level change is signalled once, in both directions, on the Pool and on diagnostics_channel', async (t) => {
-  const pool = hundredUnits()
-  const seen = record(pool)
-  const published = []
-  const onPublish = (m) => m.pool === pool && published.push(m)
-  diagnostics.subscribe('extmem:watermark', onPublish)
-  const held = []
-  const fill = (n) => { while (held.length < n) held.push(pool.allocUnsafe(UNIT, essential)) }
-  const drain = (n) => { while (held.length > n) pool.release(held.pop()) }
-  const levels = []
-  for (const n of [69, 70, 84, 85, 94, 95, 100]) {
-    fill(n)
-    levels.push(pool.level)
-  }
-  t.deepEqual(levels, ['normal', 'warning', 'warning', 'critical', 'critical', 'shedding', 'shedding'])
-  for (const n of [94, 92, 91, 84, 82, 69, 67, 0]) {
-    drain(n)
-    levels.push(pool.level)
-  }
-  t.deepEqual(levels.slice(7), ['shedding', 'critical', 'critical', 'critical', 'warning', 'warning', 'normal', 'normal'])
-  t.is(pool.stats().level, pool.level)
-  await settle()
-  t.deepEqual(seen, [
-    'normal->warning', 'warning->critical', 'critical->shedding',
-    'shedding->critical', 'critical->warning', 'warning->normal',
-  ])
-  t.is(published.length, 6)
-  t.like(published[0], { level: 'warning', previous: 'normal', utilization: 0.7, inUseBytes: 70 * UNIT, maxBytes: 100 * UNIT })
-  diagnostics.unsubscribe('extmem:watermark', onPublish)
-  pool.close()
-})
+test.serial(
+  'every level change is signalled once, in both directions, on the Pool and on diagnostics_channel',
+  async (t) => {
+    const pool = hundredUnits()
+    const seen = record(pool)
+    const published = []
+    const onPublish = (m) => m.pool === pool && published.push(m)
+    diagnostics.subscribe('extmem:watermark', onPublish)
+    const held = []
+    const fill = (n) => {
+      while (held.length < n) held.push(pool.allocUnsafe(UNIT, essential))
+    }
+    const drain = (n) => {
+      while (held.length > n) pool.release(held.pop())
+    }
+    const levels = []
+    for (const n of [69, 70, 84, 85, 94, 95, 100]) {
+      fill(n)
+      levels.push(pool.level)
+    }
+    t.deepEqual(levels, ['normal', 'warning', 'warning', 'critical', 'critical', 'shedding', 'shedding'])
+    for (const n of [94, 92, 91, 84, 82, 69, 67, 0]) {
+      drain(n)
+      levels.push(pool.level)
+    }
+    t.deepEqual(levels.slice(7), [
+      'shedding',
+      'critical',
+      'critical',
+      'critical',
+      'warning',
+      'warning',
+      'normal',
+      'normal',
+    ])
+    t.is(pool.stats().level, pool.level)
+    await settle()
+    t.deepEqual(seen, [
+      'normal->warning',
+      'warning->critical',
+      'critical->shedding',
+      'shedding->critical',
+      'critical->warning',
+      'warning->normal',
+    ])
+    t.is(published.length, 6)
+    t.like(published[0], {
+      level: 'warning',
+      previous: 'normal',
+      utilization: 0.7,
+      inUseBytes: 70 * UNIT,
+      maxBytes: 100 * UNIT,
+    })
+    diagnostics.unsubscribe('extmem:watermark', onPublish)
+    pool.close()
+  },
+)
 
 test.serial('a pool flapping at a boundary signals one change, not one per call', async (t) => {
   const pool = hundredUnits()
@@ -83,7 +109,15 @@ test.serial('the hysteresis is configurable, and 0 turns it off', async (t) => {
     held.push(pool.allocUnsafe(UNIT, essential))
   }
   await settle()
-  t.deepEqual(seen, ['normal->warning', 'warning->normal', 'normal->warning', 'warning->normal', 'normal->warning', 'warning->normal', 'normal->warning'])
+  t.deepEqual(seen, [
+    'normal->warning',
+    'warning->normal',
+    'normal->warning',
+    'warning->normal',
+    'normal->warning',
+    'warning->normal',
+    'normal->warning',
+  ])
   pool.close()
 })
 
@@ -121,11 +155,15 @@ test.serial('a release in a worker thread is signalled, in order, on the main th
     w.once('message', (level) => { seen.push('worker saw ' + level); w.postMessage('release') })
     setTimeout(() => { console.log(JSON.stringify(seen)); process.exit(1) }, 5000)
   `
-  const out = execFileSync(process.execPath, ['-e', script], { env: { ...process.env, EXTMEM_MAX_BYTES: String(100 * UNIT) }, encoding: 'utf8' })
+  const out = execFileSync(process.execPath, ['-e', script], {
+    env: { ...process.env, EXTMEM_MAX_BYTES: String(100 * UNIT) },
+    encoding: 'utf8',
+  })
   const seen = JSON.parse(out)
-  t.deepEqual(seen.filter((s) => !s.startsWith('worker')), [
-    'normal->warning', 'warning->critical', 'critical->warning', 'warning->normal',
-  ])
+  t.deepEqual(
+    seen.filter((s) => !s.startsWith('worker')),
+    ['normal->warning', 'warning->critical', 'critical->warning', 'warning->normal'],
+  )
 })
 
 test('graded admission, cell by cell', (t) => {
@@ -137,7 +175,12 @@ test('graded admission, cell by cell', (t) => {
     ['shedding', 190, 'ERR_EXTMEM_EXHAUSTED', 'ERR_EXTMEM_EXHAUSTED', 'ok', 'ok'],
   ]
   for (const [level, fill, ...cells] of table) {
-    const calls = [[100, undefined], [20000, undefined], [100, essential], [20000, essential]]
+    const calls = [
+      [100, undefined],
+      [20000, undefined],
+      [100, essential],
+      [20000, essential],
+    ]
     calls.forEach(([size, options], i) => {
       const pool = new Pool({ maxBytes: 200 * UNIT })
       const held = []
@@ -156,7 +199,11 @@ test('graded admission, cell by cell', (t) => {
         const reason = expected === 'ERR_EXTMEM_THROTTLED' ? 'throttled' : 'shedding'
         t.is(after.refused[reason], before.refused[reason] + 1, `${what} is counted as ${reason}`)
         t.is(after.failedAllocations, before.failedAllocations + 1)
-        t.deepEqual({ ...after, refused: before.refused, failedAllocations: before.failedAllocations }, before, `${what} changes nothing else`)
+        t.deepEqual(
+          { ...after, refused: before.refused, failedAllocations: before.failedAllocations },
+          before,
+          `${what} changes nothing else`,
+        )
       }
       pool.close()
     })
@@ -166,7 +213,12 @@ test('graded admission, cell by cell', (t) => {
 test('essential allocations still stop at the hard cap', (t) => {
   const pool = hundredUnits()
   const held = []
-  const err = t.throws(() => { for (;;) held.push(pool.allocUnsafe(UNIT, essential)) }, { code: 'ERR_EXTMEM_EXHAUSTED' })
+  const err = t.throws(
+    () => {
+      for (;;) held.push(pool.allocUnsafe(UNIT, essential))
+    },
+    { code: 'ERR_EXTMEM_EXHAUSTED' },
+  )
   t.is(held.length, 100)
   t.is(err.level, 'shedding')
   t.is(pool.stats().refused.cap, 1)
@@ -176,7 +228,12 @@ test('essential allocations still stop at the hard cap', (t) => {
 test("admission 'cap' refuses only at the hard cap", (t) => {
   const pool = hundredUnits({ admission: 'cap' })
   const held = []
-  t.throws(() => { for (;;) held.push(pool.allocUnsafe(UNIT)) }, { code: 'ERR_EXTMEM_EXHAUSTED' })
+  t.throws(
+    () => {
+      for (;;) held.push(pool.allocUnsafe(UNIT))
+    },
+    { code: 'ERR_EXTMEM_EXHAUSTED' },
+  )
   t.is(held.length, 100)
   t.is(pool.level, 'shedding')
   t.like(pool.stats().refused, { cap: 1, throttled: 0, shedding: 0 })

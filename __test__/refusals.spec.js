@@ -2,7 +2,9 @@
 // Refusals that are not the cap's: what the OS refuses, and how the core admits a fast-path arena.
 
 const test = require('ava')
-const { constants: { MAX_LENGTH } } = require('node:buffer')
+const {
+  constants: { MAX_LENGTH },
+} = require('node:buffer')
 const { Pool } = require('..')
 
 const TiB = 2 ** 40
@@ -11,23 +13,26 @@ const TiB = 2 ** 40
 // overcommit heuristic; Node 20 cannot even ask for one (its Buffers end at 4 GiB).
 const bigEnough = MAX_LENGTH >= 2 * TiB ? test : test.skip
 
-bigEnough('a mapping the OS refuses is ERR_EXTMEM_OS with syscall and errno, counted apart from the cap, and changes nothing', (t) => {
-  const pool = new Pool({ maxBytes: 4 * TiB })
-  const before = pool.stats()
-  const err = t.throws(() => pool.allocUnsafe(2 * TiB), { code: 'ERR_EXTMEM_OS' })
-  t.true(err instanceof Error)
-  t.is(err.syscall, 'mmap')
-  t.is(err.errno, -require('node:os').constants.errno.ENOMEM)
-  t.is(err.requestedBytes, 2 * TiB)
-  t.regex(err.message, /mmap failed \(ENOMEM\)/)
-  const after = pool.stats()
-  t.deepEqual(after.refused, { ...before.refused, os: before.refused.os + 1 })
-  t.is(after.refused.cap, 0, 'not reported as the cap')
-  t.is(after.failedAllocations, before.failedAllocations + 1)
-  t.like(after, { reservedBytes: before.reservedBytes, inUseBytes: 0, liveBuffers: 0, allocations: 0 })
-  pool.allocUnsafe(1024 * 1024).fill(1) // and the pool still works
-  pool.close()
-})
+bigEnough(
+  'a mapping the OS refuses is ERR_EXTMEM_OS with syscall and errno, counted apart from the cap, and changes nothing',
+  (t) => {
+    const pool = new Pool({ maxBytes: 4 * TiB })
+    const before = pool.stats()
+    const err = t.throws(() => pool.allocUnsafe(2 * TiB), { code: 'ERR_EXTMEM_OS' })
+    t.true(err instanceof Error)
+    t.is(err.syscall, 'mmap')
+    t.is(err.errno, -require('node:os').constants.errno.ENOMEM)
+    t.is(err.requestedBytes, 2 * TiB)
+    t.regex(err.message, /mmap failed \(ENOMEM\)/)
+    const after = pool.stats()
+    t.deepEqual(after.refused, { ...before.refused, os: before.refused.os + 1 })
+    t.is(after.refused.cap, 0, 'not reported as the cap')
+    t.is(after.failedAllocations, before.failedAllocations + 1)
+    t.like(after, { reservedBytes: before.reservedBytes, inUseBytes: 0, liveBuffers: 0, allocations: 0 })
+    pool.allocUnsafe(1024 * 1024).fill(1) // and the pool still works
+    pool.close()
+  },
+)
 
 test('the core admits a fast-path arena as the small Buffers it holds: allowed at warning, refused from critical', (t) => {
   // 100 slots of 8 KiB: each essential 8 KiB Buffer moves utilization by 1 %.

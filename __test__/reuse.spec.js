@@ -15,14 +15,17 @@ test('a slot taken by another thread is not reused through this thread’s kept 
   const mine = defaultPool.allocUnsafe(4000)
   const myAddress = defaultPool.addressOf(mine)
   defaultPool.release(mine) // on Node 22+ this thread keeps the slot's ArrayBuffer
-  const w = new Worker(`
+  const w = new Worker(
+    `
     const { parentPort } = require('node:worker_threads')
     const extmem = require(${pkg})
     const theirs = extmem.allocUnsafe(4000) // the most recently freed slot: the one just released
     theirs.fill(0xbb)
     parentPort.postMessage(String(extmem.defaultPool.addressOf(theirs)))
     parentPort.once('message', () => parentPort.postMessage(theirs.every((b) => b === 0xbb)))
-  `, { eval: true })
+  `,
+    { eval: true },
+  )
   const [theirAddress] = await once(w, 'message')
   t.is(BigInt(theirAddress), myAddress, 'the worker got the slot this thread released')
   const again = defaultPool.allocUnsafe(4000)
@@ -50,7 +53,10 @@ test('a kept ArrayBuffer whose chunk went back to the OS is never used again', (
   stamp(next, 1)
   others.forEach((b, i) => stamp(b, i + 100))
   t.true(holds(next, 1))
-  t.true(others.every((b, i) => holds(b, i + 100)), 'no Buffer shares bytes with the new one')
+  t.true(
+    others.every((b, i) => holds(b, i + 100)),
+    'no Buffer shares bytes with the new one',
+  )
   t.is(typeof firstAddress, 'bigint')
   pool.close()
 })
@@ -66,8 +72,14 @@ test('released slots are reused for every small class, in place, with zero-fill 
     const b = pool.alloc(size)
     t.is(pool.addressOf(b), address, `size ${size}: the released slot is reused`)
     t.is(pool.stats().reservedBytes, before)
-    t.true(b.every((x) => x === 0), `size ${size}: zero-filled`)
-    t.true(new Uint8Array(b.buffer).every((x) => x === 0), `size ${size}: the whole slot behind it too`)
+    t.true(
+      b.every((x) => x === 0),
+      `size ${size}: zero-filled`,
+    )
+    t.true(
+      new Uint8Array(b.buffer).every((x) => x === 0),
+      `size ${size}: the whole slot behind it too`,
+    )
     t.is(a.length, 0, 'the old Buffer stays detached')
     pool.release(b)
   }

@@ -36,7 +36,11 @@ async function fixture(name, args = [], timeoutMs = 60_000) {
   if (running >= MAX_CHILDREN) await new Promise((resolve) => waiting.push(resolve))
   running++
   try {
-    const env = Object.fromEntries(Object.keys(process.env).filter((k) => k.startsWith('EXTMEM_')).map((k) => [k, undefined]))
+    const env = Object.fromEntries(
+      Object.keys(process.env)
+        .filter((k) => k.startsWith('EXTMEM_'))
+        .map((k) => [k, undefined]),
+    )
     return await runNode(['--expose-gc', path.join(FIXTURES, name), ...args], env, timeoutMs)
   } finally {
     running--
@@ -142,31 +146,37 @@ test("releaseFast() refuses another Pool's fast Buffer with ERR_EXTMEM_NOT_POOLE
 let arenaRun = null
 const arenaTransfer = () => (arenaRun ??= fixture('fast-arena-transfer.js'))
 
-withTransfer("after a released fast Buffer's arena is transferred away, allocFast() serves writable Buffers and trim() and close() succeed", async (t) => {
-  const out = findings(t, await arenaTransfer())
-  if (out === null) return
-  t.is(out.stolenBytes, 65536, 'transfer() took the whole 64 KiB arena')
-  t.is(out.allocs.length, 3)
-  for (const [i, a] of out.allocs.entries()) {
-    t.true(a.ok, `allocFast(100) #${i + 1} succeeds (${JSON.stringify(a.error)})`)
-    t.like(a, { length: 100, writable: true })
-  }
-  t.is(out.fastLiveAfterAllocs, 3, 'stats().fast.liveBuffers is 3')
-  t.is(out.stolenFill, 0x5c, "the stolen arena holds the released Buffer's bytes")
-  t.true(out.stolenIntactAfterAllocs, 'new fast Buffers do not write into the stolen arena')
-  t.true(out.trim.ok, `trim() does not throw (${JSON.stringify(out.trim.error)})`)
-  t.true(out.close.ok, `close() does not throw (${JSON.stringify(out.close.error)})`)
-  t.true(out.closed, 'pool.closed is true')
-  t.true(out.statsClosed, 'stats().closed is true')
-  t.true(out.stolenIntactAfterClose, 'the stolen bytes stay readable and unchanged after close()')
-})
+withTransfer(
+  "after a released fast Buffer's arena is transferred away, allocFast() serves writable Buffers and trim() and close() succeed",
+  async (t) => {
+    const out = findings(t, await arenaTransfer())
+    if (out === null) return
+    t.is(out.stolenBytes, 65536, 'transfer() took the whole 64 KiB arena')
+    t.is(out.allocs.length, 3)
+    for (const [i, a] of out.allocs.entries()) {
+      t.true(a.ok, `allocFast(100) #${i + 1} succeeds (${JSON.stringify(a.error)})`)
+      t.like(a, { length: 100, writable: true })
+    }
+    t.is(out.fastLiveAfterAllocs, 3, 'stats().fast.liveBuffers is 3')
+    t.is(out.stolenFill, 0x5c, "the stolen arena holds the released Buffer's bytes")
+    t.true(out.stolenIntactAfterAllocs, 'new fast Buffers do not write into the stolen arena')
+    t.true(out.trim.ok, `trim() does not throw (${JSON.stringify(out.trim.error)})`)
+    t.true(out.close.ok, `close() does not throw (${JSON.stringify(out.close.error)})`)
+    t.true(out.closed, 'pool.closed is true')
+    t.true(out.statsClosed, 'stats().closed is true')
+    t.true(out.stolenIntactAfterClose, 'the stolen bytes stay readable and unchanged after close()')
+  },
+)
 
-withTransfer('stats().fast.liveBuffers equals the fast Buffers really handed out at every step, also around a transferred arena', async (t) => {
-  const out = findings(t, await arenaTransfer())
-  if (out === null) return
-  t.true(out.steps.length >= 7)
-  for (const s of out.steps) t.is(s.fastLive, s.held, `after ${s.what}: ${s.held} held`)
-})
+withTransfer(
+  'stats().fast.liveBuffers equals the fast Buffers really handed out at every step, also around a transferred arena',
+  async (t) => {
+    const out = findings(t, await arenaTransfer())
+    if (out === null) return
+    t.true(out.steps.length >= 7)
+    for (const s of out.steps) t.is(s.fastLive, s.held, `after ${s.what}: ${s.held} held`)
+  },
+)
 
 // ---------------------------------------------------------------------------------------------
 // 4. Built-ins that user code replaced never run inside a release, nor see a private ArrayBuffer
@@ -199,9 +209,17 @@ test('recorders on Array#push/pop/map/fill/filter/indexOf, Map#set/get/delete, W
   if (out === null) return
   t.log('ArrayBuffers seen by the recorders:', out.recorded, JSON.stringify(out.recordedBy))
   t.is(out.error, null, 'the alloc/release cycles ran with the recorders in place')
-  t.is(out.capturedThenLent, 0, `no later Buffer's .buffer was seen by a recorder before it was lent (${out.lentThrough.join(', ')})`)
+  t.is(
+    out.capturedThenLent,
+    0,
+    `no later Buffer's .buffer was seen by a recorder before it was lent (${out.lentThrough.join(', ')})`,
+  )
   t.true(out.checked > 0)
-  t.is(out.aliased, 0, `no live Buffer changes when every recorded ArrayBuffer is written (${out.aliasedKinds.join(', ')})`)
+  t.is(
+    out.aliased,
+    0,
+    `no live Buffer changes when every recorded ArrayBuffer is written (${out.aliasedKinds.join(', ')})`,
+  )
 })
 
 // ---------------------------------------------------------------------------------------------
@@ -212,12 +230,19 @@ test('while external ArrayBuffers are refused, alloc() and allocUnsafe() throw E
   if (out === null) return
   t.true(out.hasSwitch, 'the binding has the test switch failExternalForTesting()')
   if (!out.hasSwitch) return
-  t.deepEqual(out.refused.map((r) => r.label), ['alloc(100)', 'allocUnsafe(5000)', 'alloc(100000)'])
+  t.deepEqual(
+    out.refused.map((r) => r.label),
+    ['alloc(100)', 'allocUnsafe(5000)', 'alloc(100000)'],
+  )
   for (const r of out.refused) {
     t.is(r.returned, null, `${r.label} does not return a Buffer`)
     t.true(r.error?.isError, `${r.label} throws an Error`)
     t.is(r.error?.code, 'ERR_EXTMEM_EXTERNAL_REFUSED', `${r.label}: ${r.error?.message}`)
-    t.deepEqual(r.after, r.before, `${r.label} leaves externalBytes, inUseBytes, requestedBytes, liveBuffers and allocations as they were`)
+    t.deepEqual(
+      r.after,
+      r.before,
+      `${r.label} leaves externalBytes, inUseBytes, requestedBytes, liveBuffers and allocations as they were`,
+    )
   }
   for (const a of out.again) t.true(a.ok, `with the switch off, ${a.label} works again (${JSON.stringify(a.error)})`)
   t.like(out.final, { liveBuffers: 0, inUseBytes: 0, requestedBytes: 0 })

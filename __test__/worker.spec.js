@@ -11,8 +11,13 @@ const { collectUntil } = require('./helpers')
 const PKG = path.join(__dirname, '..')
 
 function worker(source) {
-  const w = new Worker(`const { parentPort } = require('node:worker_threads'); const extmem = require(${JSON.stringify(PKG)});\n${source}`, { eval: true })
-  w.on('error', (err) => { throw err })
+  const w = new Worker(
+    `const { parentPort } = require('node:worker_threads'); const extmem = require(${JSON.stringify(PKG)});\n${source}`,
+    { eval: true },
+  )
+  w.on('error', (err) => {
+    throw err
+  })
   return w
 }
 

@@ -14,6 +14,7 @@ const MiB = 1024 * KiB
 const GiB = 1024 * MiB
 
 /** Where results of dropped peer Buffers go, so that no allocation can be optimised away. */
+// oxlint-disable-next-line no-unused-vars -- written and never read, on purpose
 let sink = null
 function keep(value) {
   sink = value
@@ -71,7 +72,11 @@ async function alternate(variants, rounds) {
 
 /** "64 B", "4 KiB", "16 MiB", "256 MiB", "4 GiB". */
 function formatSize(bytes) {
-  for (const [unit, scale] of [['GiB', GiB], ['MiB', MiB], ['KiB', KiB]]) {
+  for (const [unit, scale] of [
+    ['GiB', GiB],
+    ['MiB', MiB],
+    ['KiB', KiB],
+  ]) {
     if (bytes >= scale && bytes % scale === 0) return `${bytes / scale} ${unit}`
   }
   return `${bytes} B`
@@ -159,4 +164,19 @@ function assertClean(pool, where) {
   }
 }
 
-module.exports = { KiB, MiB, GiB, keep, median, settle, timeOps, alternate, formatSize, row, unavailable, failed, assertClean, turn }
+module.exports = {
+  KiB,
+  MiB,
+  GiB,
+  keep,
+  median,
+  settle,
+  timeOps,
+  alternate,
+  formatSize,
+  row,
+  unavailable,
+  failed,
+  assertClean,
+  turn,
+}

@@ -57,7 +57,8 @@ function parseArgs(argv) {
     else throw new Error(`unknown argument ${arg} (known: --quick, --only=${Object.keys(FAMILIES).join(',')})`)
   }
   const unknown = opts.only.filter((name) => !(name in FAMILIES))
-  if (unknown.length) throw new Error(`unknown workload ${unknown.join(', ')} (known: ${Object.keys(FAMILIES).join(', ')})`)
+  if (unknown.length)
+    throw new Error(`unknown workload ${unknown.join(', ')} (known: ${Object.keys(FAMILIES).join(', ')})`)
   return opts
 }
 
@@ -103,10 +104,23 @@ function reading(r) {
 
 function table(rows) {
   const head = ['workload', 'size', 'extmem', 'peer', 'unit', 'ratio', 'reading', 'peer is']
-  const body = rows.map((r) => [r.name, r.sizeLabel, num(r.extmemMedian), num(r.peerMedian), r.unit, r.ratio == null ? '-' : r.ratio.toFixed(3), reading(r), r.peerLabel])
+  const body = rows.map((r) => [
+    r.name,
+    r.sizeLabel,
+    num(r.extmemMedian),
+    num(r.peerMedian),
+    r.unit,
+    r.ratio == null ? '-' : r.ratio.toFixed(3),
+    reading(r),
+    r.peerLabel,
+  ])
   const right = new Set([1, 2, 3, 5])
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((cells) => cells[i].length)))
-  const line = (cells) => cells.map((c, i) => (right.has(i) ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd()
+  const line = (cells) =>
+    cells
+      .map((c, i) => (right.has(i) ? c.padStart(widths[i]) : c.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd()
   return [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n')
 }
 
@@ -130,7 +144,9 @@ async function main() {
   const failures = rows.filter((r) => r.failed)
   const elapsedSeconds = (Date.now() - t0) / 1000
 
-  console.log(`\nextmem bench (${env.mode}): Node ${env.node} (V8 ${env.v8}), ${env.cpu} x${env.cores}, ${env.platform}, ${env.date}, load ${env.loadavg.join(' ')}\n`)
+  console.log(
+    `\nextmem bench (${env.mode}): Node ${env.node} (V8 ${env.v8}), ${env.cpu} x${env.cores}, ${env.platform}, ${env.date}, load ${env.loadavg.join(' ')}\n`,
+  )
   console.log(table(rows))
   console.log(
     '\nmedians over rounds; ratio = extmem / peer (threads: 2 threads / 1 thread). ns/op, us/op, MiB: lower is better;' +

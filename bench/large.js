@@ -17,7 +17,7 @@ async function runLarge(cfg, log) {
     for (const n of SIZES) {
       log(`large: ${n / KiB} KiB`)
       const ops = Math.max(cfg.minOps, Math.floor(cfg.bytes / n))
-      const perTurn = Math.max(1, Math.floor(4 * MiB / n))
+      const perTurn = Math.max(1, Math.floor((4 * MiB) / n))
       const reused = Buffer.allocUnsafe(n).fill(0)
 
       const extmem = (count) => {
@@ -48,7 +48,11 @@ async function runLarge(cfg, log) {
       const common = { workload: 'large', size: n, unit: 'us/op', kind: 'time', rounds: cfg.rounds, extmem: extmemSide }
       rows.push(
         row({ ...common, name: 'large cycle', peer: { label: 'Buffer.allocUnsafe+fill', samples: samples.fresh } }),
-        row({ ...common, name: 'large cycle (ref)', peer: { label: 'fill of a reused Buffer', samples: samples.reused } }),
+        row({
+          ...common,
+          name: 'large cycle (ref)',
+          peer: { label: 'fill of a reused Buffer', samples: samples.reused },
+        }),
       )
     }
   } finally {

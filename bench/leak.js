@@ -25,7 +25,13 @@ async function runLeak(cfg, log) {
   if (off === null) {
     return MODES.flatMap((mode) =>
       SIZES.map((size) =>
-        unavailable({ ...common, name: `leakDetection '${mode}'`, size, extmemLabel: `leakDetection '${mode}'`, why: "new Pool({ leakDetection: 'off' }) is refused" }),
+        unavailable({
+          ...common,
+          name: `leakDetection '${mode}'`,
+          size,
+          extmemLabel: `leakDetection '${mode}'`,
+          why: "new Pool({ leakDetection: 'off' }) is refused",
+        }),
       ),
     )
   }
@@ -37,7 +43,11 @@ async function runLeak(cfg, log) {
       const modes = Object.keys(pools).filter((mode) => pools[mode] !== null)
       const variants = modes.map((mode) => {
         const pool = pools[mode]
-        const body = extmemCycle((n) => pool.allocUnsafe(n), (buf) => pool.release(buf), size)
+        const body = extmemCycle(
+          (n) => pool.allocUnsafe(n),
+          (buf) => pool.release(buf),
+          size,
+        )
         return { key: mode, run: () => timeOps(body, cfg.ops, cfg.perTurn) }
       })
       const samples = await alternate(variants, cfg.rounds)

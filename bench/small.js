@@ -16,27 +16,37 @@ const SIZES = [64, 512, 4096, 8192]
 /** The small cycle on an extmem pool: `alloc(n)` + two writes + `release(buf)`, `count` times. */
 function extmemCycle(alloc, release, n) {
   // eslint-disable-next-line no-new-func
-  return new Function('alloc', 'release', 'n', `return function extmemCycle(count) {
+  return new Function(
+    'alloc',
+    'release',
+    'n',
+    `return function extmemCycle(count) {
     for (let i = 0; i < count; i++) {
       const buf = alloc(n)
       buf[0] = 1
       buf[n - 1] = 2
       release(buf)
     }
-  }`)(alloc, release, n)
+  }`,
+  )(alloc, release, n)
 }
 
 /** The same on Node's own allocator: `alloc(n)` + two writes, the Buffer dropped to the GC. */
 function nodeCycle(alloc, n) {
   // eslint-disable-next-line no-new-func
-  return new Function('alloc', 'keep', 'n', `return function nodeCycle(count) {
+  return new Function(
+    'alloc',
+    'keep',
+    'n',
+    `return function nodeCycle(count) {
     for (let i = 0; i < count; i++) {
       const buf = alloc(n)
       buf[0] = 1
       buf[n - 1] = 2
       keep(buf)
     }
-  }`)(alloc, keep, n)
+  }`,
+  )(alloc, keep, n)
 }
 
 /** Rows of one path, per size: extmem's `alloc`/`release` (on `pool`) against Node's `peerAlloc`. */
@@ -98,9 +108,16 @@ async function runFast(cfg, log) {
   const pool = new Pool({ maxBytes: 1 << 30 })
   try {
     const available = typeof pool.allocFast === 'function' && typeof pool.releaseFast === 'function'
-    const common = { workload: 'fast', name: 'small cycle, fast path', extmemLabel: 'allocFast+releaseFast', peerLabel: 'Buffer.allocUnsafe' }
+    const common = {
+      workload: 'fast',
+      name: 'small cycle, fast path',
+      extmemLabel: 'allocFast+releaseFast',
+      peerLabel: 'Buffer.allocUnsafe',
+    }
     if (!available) {
-      return SIZES.map((size) => unavailable({ ...common, size, unit: 'ns/op', why: 'pool.allocFast/releaseFast not in this build' }))
+      return SIZES.map((size) =>
+        unavailable({ ...common, size, unit: 'ns/op', why: 'pool.allocFast/releaseFast not in this build' }),
+      )
     }
     return await measurePath(
       {

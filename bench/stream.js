@@ -45,7 +45,7 @@ function child(side, chunkSize, totalBytes) {
   /** Streams `turns` turns of IN_FLIGHT chunks; resolves with the elapsed nanoseconds. */
   function stream(turns) {
     return new Promise((resolve) => {
-      const inFlight = new Array(IN_FLIGHT).fill(null)
+      const inFlight = Array.from({ length: IN_FLIGHT }, () => null)
       let left = turns
       const t0 = process.hrtime.bigint()
       const step = () => {
@@ -79,8 +79,13 @@ function child(side, chunkSize, totalBytes) {
     }
     if (pool) {
       const s = pool.stats()
-      if (s.liveBuffers !== 0 || s.gcReclaims !== 0) throw new Error(`stream child: pool not clean: ${JSON.stringify(s)}`)
-      result.pool = { peakInUseMiB: s.peakInUseBytes / MiB, reservedMiB: s.reservedBytes / MiB, largeCached: s.large.cached }
+      if (s.liveBuffers !== 0 || s.gcReclaims !== 0)
+        throw new Error(`stream child: pool not clean: ${JSON.stringify(s)}`)
+      result.pool = {
+        peakInUseMiB: s.peakInUseBytes / MiB,
+        reservedMiB: s.reservedBytes / MiB,
+        largeCached: s.large.cached,
+      }
     }
     process.send(result, () => process.exit(0))
   })()
@@ -97,7 +102,8 @@ async function runChild(side, chunkSize, totalBytes) {
     report = msg
   })
   const [code, signal] = await once(proc, 'exit')
-  if (code !== 0 || report === null) throw new Error(`stream child (${side}, ${chunkSize} B) exited with ${signal ?? code}`)
+  if (code !== 0 || report === null)
+    throw new Error(`stream child (${side}, ${chunkSize} B) exited with ${signal ?? code}`)
   return report
 }
 
@@ -131,7 +137,10 @@ async function runStream(cfg, log) {
         extmem: { label: 'child peak RSS (VmHWM)', samples: pick('extmem', 'peakRssMiB') },
         peer: { label: 'child peak RSS (VmHWM)', samples: pick('peer', 'peakRssMiB') },
         detail: {
-          maxOfRounds: { extmem: Math.max(...pick('extmem', 'peakRssMiB')), peer: Math.max(...pick('peer', 'peakRssMiB')) },
+          maxOfRounds: {
+            extmem: Math.max(...pick('extmem', 'peakRssMiB')),
+            peer: Math.max(...pick('peer', 'peakRssMiB')),
+          },
           getrusageMaxRssMiB: { extmem: pick('extmem', 'maxRssMiB'), peer: pick('peer', 'maxRssMiB') },
         },
       }),

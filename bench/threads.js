@@ -22,8 +22,16 @@ function workerMain() {
   const { defaultPool } = require('..')
   const { extmemCycle, nodeCycle } = require('./small')
   const bodies = {
-    extmem: extmemCycle((n) => defaultPool.allocUnsafe(n), (buf) => defaultPool.release(buf), SIZE),
-    fast: extmemCycle((n) => defaultPool.allocFast(n), (buf) => defaultPool.releaseFast(buf), SIZE),
+    extmem: extmemCycle(
+      (n) => defaultPool.allocUnsafe(n),
+      (buf) => defaultPool.release(buf),
+      SIZE,
+    ),
+    fast: extmemCycle(
+      (n) => defaultPool.allocFast(n),
+      (buf) => defaultPool.releaseFast(buf),
+      SIZE,
+    ),
     node: nodeCycle((n) => Buffer.allocUnsafeSlow(n), SIZE),
   }
   parentPort.on('message', async ({ kind, ops, perTurn, flag }) => {

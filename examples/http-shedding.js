@@ -12,7 +12,9 @@ const pool = new Pool({ maxBytes: 8 * 1024 * 1024, admission: 'cap' })
 let shedding = false
 pool.on('watermark', ({ level, previous, utilization }) => {
   shedding = level === 'critical' || level === 'shedding'
-  console.log(`pool ${previous} -> ${level} at ${(utilization * 100).toFixed(0)} %${shedding ? ': shedding new uploads' : ''}`)
+  console.log(
+    `pool ${previous} -> ${level} at ${(utilization * 100).toFixed(0)} %${shedding ? ': shedding new uploads' : ''}`,
+  )
 })
 
 // Each upload is held in a pooled Buffer until the (slow) processing step is done.
@@ -30,9 +32,12 @@ const server = http.createServer((req, res) => {
     return
   }
   let offset = 0
-  req.on('data', (chunk) => { offset += chunk.copy(body, offset) })
+  req.on('data', (chunk) => {
+    offset += chunk.copy(body, offset)
+  })
   req.on('end', () => {
-    setTimeout(() => { // stands in for slow processing that keeps the memory busy
+    setTimeout(() => {
+      // stands in for slow processing that keeps the memory busy
       res.end(`stored ${offset} bytes\n`)
       pool.release(body)
     }, 300)
@@ -43,10 +48,13 @@ server.listen(0, '127.0.0.1', async () => {
   const { port } = server.address()
   const upload = () =>
     new Promise((resolve, reject) => {
-      const req = http.request({ port, host: '127.0.0.1', method: 'POST', headers: { 'content-length': 256 * 1024 } }, (res) => {
-        res.resume()
-        res.on('end', () => resolve(res.statusCode))
-      })
+      const req = http.request(
+        { port, host: '127.0.0.1', method: 'POST', headers: { 'content-length': 256 * 1024 } },
+        (res) => {
+          res.resume()
+          res.on('end', () => resolve(res.statusCode))
+        },
+      )
       req.on('error', reject)
       req.end(Buffer.alloc(256 * 1024, 1))
     })

@@ -8,7 +8,16 @@ const { defaultPool, levels } = require('..')
 const register = new client.Registry()
 
 function gauge(name, help, read) {
-  register.registerMetric(new client.Gauge({ name, help, registers: [], collect() { this.set(read(defaultPool.stats())) } }))
+  register.registerMetric(
+    new client.Gauge({
+      name,
+      help,
+      registers: [],
+      collect() {
+        this.set(read(defaultPool.stats()))
+      },
+    }),
+  )
 }
 
 function counter(name, help, read) {
@@ -34,7 +43,9 @@ gauge('extmem_in_use_bytes', 'Memory lent out, by capacity', (s) => s.inUseBytes
 gauge('extmem_external_bytes', 'Memory V8 counts as external for pooled Buffers', (s) => s.externalBytes)
 gauge('extmem_live_buffers', 'Buffers out now', (s) => s.liveBuffers)
 gauge('extmem_utilization_ratio', 'inUseBytes / maxBytes', (s) => s.utilization)
-gauge('extmem_level', `Watermark level: ${levels.map((l, i) => `${i}=${l}`).join(', ')}`, (s) => levels.indexOf(s.level))
+gauge('extmem_level', `Watermark level: ${levels.map((l, i) => `${i}=${l}`).join(', ')}`, (s) =>
+  levels.indexOf(s.level),
+)
 counter('extmem_allocations_total', 'Successful allocations', (s) => s.allocations)
 counter('extmem_releases_total', 'Buffers released explicitly', (s) => s.releases)
 counter('extmem_gc_reclaims_total', 'Buffers reclaimed by the GC without release', (s) => s.gcReclaims)

@@ -34,13 +34,22 @@ function describe(value) {
   return ` Received type ${typeof value} (${inspect(value).slice(0, 28)})`
 }
 
-E('ERR_INVALID_ARG_TYPE', (name, expected, actual) => `The "${name}" argument must be ${expected}.${describe(actual)}`, TypeError)
 E(
-  'ERR_INVALID_ARG_VALUE',
-  (name, value, reason) => `The ${name.includes('.') ? 'property' : 'argument'} '${name}' ${reason}. Received ${inspect(value)}`,
+  'ERR_INVALID_ARG_TYPE',
+  (name, expected, actual) => `The "${name}" argument must be ${expected}.${describe(actual)}`,
   TypeError,
 )
-E('ERR_OUT_OF_RANGE', (name, range, value) => `The value of "${name}" is out of range. It must be ${range}. Received ${inspect(value)}`, RangeError)
+E(
+  'ERR_INVALID_ARG_VALUE',
+  (name, value, reason) =>
+    `The ${name.includes('.') ? 'property' : 'argument'} '${name}' ${reason}. Received ${inspect(value)}`,
+  TypeError,
+)
+E(
+  'ERR_OUT_OF_RANGE',
+  (name, range, value) => `The value of "${name}" is out of range. It must be ${range}. Received ${inspect(value)}`,
+  RangeError,
+)
 E('ERR_INVALID_STATE', (message) => `Invalid state: ${message}`, Error)
 E(
   'ERR_EXTMEM_EXHAUSTED',
@@ -50,7 +59,11 @@ E(
       : `Cannot allocate ${requested} bytes: the pool is at its cap (maxBytes ${maxBytes}, ${available} bytes available)`,
   Error,
 )
-E('ERR_EXTMEM_THROTTLED', (requested, level) => `Allocation of ${requested} bytes throttled: the pool is at level '${level}'`, Error)
+E(
+  'ERR_EXTMEM_THROTTLED',
+  (requested, level) => `Allocation of ${requested} bytes throttled: the pool is at level '${level}'`,
+  Error,
+)
 E('ERR_EXTMEM_NOT_POOLED', (detail = '') => `The Buffer was not allocated by this pool${detail}`, Error)
 E(
   'ERR_EXTMEM_VIEW_OWNERSHIP',
@@ -69,19 +82,30 @@ E(
   "The Buffer's ArrayBuffer cannot be detached (it was marked untransferable), so its memory cannot be released; it returns to the pool when the Buffer is collected",
   Error,
 )
-E('ERR_EXTMEM_OS', (requested, syscall, name) => `Cannot allocate ${requested} bytes: ${syscall} failed (${name})`, Error)
+E(
+  'ERR_EXTMEM_OS',
+  (requested, syscall, name) => `Cannot allocate ${requested} bytes: ${syscall} failed (${name})`,
+  Error,
+)
 
 /** Every code extmem throws, by name. */
 const codes = Object.freeze(Object.fromEntries([...registry.keys()].map((code) => [code, code])))
 
 module.exports = {
   codes,
-  invalidArgType: (name, expected, actual, caller) => make('ERR_INVALID_ARG_TYPE', [name, expected, actual], undefined, caller),
-  invalidArgValue: (name, value, reason, caller) => make('ERR_INVALID_ARG_VALUE', [name, value, reason], undefined, caller),
+  invalidArgType: (name, expected, actual, caller) =>
+    make('ERR_INVALID_ARG_TYPE', [name, expected, actual], undefined, caller),
+  invalidArgValue: (name, value, reason, caller) =>
+    make('ERR_INVALID_ARG_VALUE', [name, value, reason], undefined, caller),
   outOfRange: (name, range, value, caller) => make('ERR_OUT_OF_RANGE', [name, range, value], undefined, caller),
   invalidState: (message, caller) => make('ERR_INVALID_STATE', [message], undefined, caller),
   exhausted: (requestedBytes, availableBytes, level, maxBytes, caller) =>
-    make('ERR_EXTMEM_EXHAUSTED', [requestedBytes, availableBytes, level, maxBytes], { requestedBytes, availableBytes, level }, caller),
+    make(
+      'ERR_EXTMEM_EXHAUSTED',
+      [requestedBytes, availableBytes, level, maxBytes],
+      { requestedBytes, availableBytes, level },
+      caller,
+    ),
   throttled: (requestedBytes, availableBytes, level, caller) =>
     make('ERR_EXTMEM_THROTTLED', [requestedBytes, level], { requestedBytes, availableBytes, level }, caller),
   notPooled: (caller, detail) => make('ERR_EXTMEM_NOT_POOLED', [detail], undefined, caller),

@@ -15,7 +15,14 @@ const { subscribe, kDeliver } = require('./events')
 const { INTERVALS, captureTrace, formatTrace, warnOnce } = require('./leaks')
 const { FastArenas } = require('./fast')
 const { PooledBuffer, FastPooledBuffer } = require('./pooled-buffer')
-const { validateSize, validateBuffer, validateByteCount, validateOptions, validateOneOf, validateWatermarks } = require('./validate')
+const {
+  validateSize,
+  validateBuffer,
+  validateByteCount,
+  validateOptions,
+  validateOneOf,
+  validateWatermarks,
+} = require('./validate')
 
 const {
   NativePool,
@@ -44,7 +51,12 @@ const SMALL_MAX = CONSTANTS.smallMax
 const CLASS_OF = Uint8Array.from(CONSTANTS.classOf)
 /** Allowed alignments; the index is the native flag value. */
 const ALIGNS = CONSTANTS.alignments
-const { alignMask: FLAG_ALIGN_MASK, essential: FLAG_ESSENTIAL, prefault: FLAG_PREFAULT, servesSmall: FLAG_SERVES_SMALL } = CONSTANTS.flags
+const {
+  alignMask: FLAG_ALIGN_MASK,
+  essential: FLAG_ESSENTIAL,
+  prefault: FLAG_PREFAULT,
+  servesSmall: FLAG_SERVES_SMALL,
+} = CONSTANTS.flags
 /** Watermark levels by native index. */
 const LEVELS = Object.freeze(CONSTANTS.levels)
 /** System calls by native index, as ERR_EXTMEM_OS names them. */
@@ -60,7 +72,6 @@ const tokenOf = PooledBuffer.tokenOf
 const serialOf = FastPooledBuffer.serialOf
 /** alloc(0)'s Buffer: it holds no memory and needs no release. */
 const EMPTY = new ArrayBuffer(0)
-
 
 const watermarkChannel = diagnostics.channel('extmem:watermark')
 const leakChannel = diagnostics.channel('extmem:leak')
@@ -104,7 +115,13 @@ class Pool extends EventEmitter {
     const shared = options?.[kShared] === true
     const opts = validateOptions(options, 'options', POOL_OPTIONS, Pool)
     if (opts.maxBytes !== undefined) validateByteCount(opts.maxBytes, 'options.maxBytes', Pool)
-    const marks = validateWatermarks(opts.watermarks, 'options.watermarks', CONSTANTS.watermarks, native.checkWatermarks, Pool)
+    const marks = validateWatermarks(
+      opts.watermarks,
+      'options.watermarks',
+      CONSTANTS.watermarks,
+      native.checkWatermarks,
+      Pool,
+    )
     const admission = opts.admission ?? 'graded'
     validateOneOf(admission, 'options.admission', ['graded', 'cap'], Pool)
     const leakDetection = opts.leakDetection ?? 'sampled'
@@ -176,7 +193,9 @@ class Pool extends EventEmitter {
     const memory = nativeAlloc(this.#handle, size, zero, flags, tracked)
     if (typeof memory !== 'object') throw this.#failure(memory, caller)
     // Node 20: a view over the native Buffer's ArrayBuffer, which release() detaches.
-    return TRANSFER ? new PooledBuffer(memory, 0, size, scratch[0]) : new PooledBuffer(bufferOf(memory), memory.byteOffset, size, scratch[0])
+    return TRANSFER
+      ? new PooledBuffer(memory, 0, size, scratch[0])
+      : new PooledBuffer(bufferOf(memory), memory.byteOffset, size, scratch[0])
   }
 
   /**
@@ -212,9 +231,15 @@ class Pool extends EventEmitter {
    */
   allocFast(size) {
     validateSize(size, this.allocFast)
-    if (size === 0 || size > SMALL_MAX) throw errors.outOfRange('size', `an integer >= 1 && <= ${SMALL_MAX}`, size, this.allocFast)
+    if (size === 0 || size > SMALL_MAX)
+      throw errors.outOfRange('size', `an integer >= 1 && <= ${SMALL_MAX}`, size, this.allocFast)
     if (this.#closed) throw errors.closed(this.allocFast)
-    this.#fast ??= new FastArenas(CLASS_SIZES, CLASS_OF, (bytes, caller) => this.#takeArena(bytes, caller), (buf) => this.release(buf))
+    this.#fast ??= new FastArenas(
+      CLASS_SIZES,
+      CLASS_OF,
+      (bytes, caller) => this.#takeArena(bytes, caller),
+      (buf) => this.release(buf),
+    )
     return this.#fast.alloc(size, this.allocFast)
   }
 
@@ -319,7 +344,8 @@ class Pool extends EventEmitter {
   live(options) {
     const opts = validateOptions(options, 'options', ['olderThanMs'], this.live)
     const olderThanMs = opts.olderThanMs ?? 0
-    if (typeof olderThanMs !== 'number') throw errors.invalidArgType('options.olderThanMs', 'of type number', olderThanMs, this.live)
+    if (typeof olderThanMs !== 'number')
+      throw errors.invalidArgType('options.olderThanMs', 'of type number', olderThanMs, this.live)
     if (!(olderThanMs >= 0)) throw errors.outOfRange('options.olderThanMs', '>= 0', olderThanMs, this.live)
     return this.#native.live(olderThanMs).map(({ size, ageMs, refCount, address, tracked, token, parked }) => {
       const trace = tracked ? this.#traces.get(token) : undefined
@@ -413,7 +439,8 @@ class Pool extends EventEmitter {
 
   /** The error for a Buffer without a token: a fast-path Buffer, a view of a live pooled Buffer, or foreign. */
   #foreign(buf, caller) {
-    if (serialOf(buf) !== undefined) return errors.notPooled(caller, ' with alloc(): it came from allocFast(); give it back with releaseFast()')
+    if (serialOf(buf) !== undefined)
+      return errors.notPooled(caller, ' with alloc(): it came from allocFast(); give it back with releaseFast()')
     return this.#native.isViewOfLoan(buf) ? errors.viewOwnership(caller) : errors.notPooled(caller)
   }
 
@@ -443,7 +470,8 @@ function allocFlags(options, caller) {
   let flags = 0
   if (opts.align !== undefined) {
     const index = ALIGNS.indexOf(opts.align)
-    if (index < 0) throw errors.invalidArgValue('options.align', opts.align, `must be one of ${ALIGNS.join(', ')}`, caller)
+    if (index < 0)
+      throw errors.invalidArgValue('options.align', opts.align, `must be one of ${ALIGNS.join(', ')}`, caller)
     flags |= index
   }
   if (opts.priority !== undefined) {
@@ -451,7 +479,8 @@ function allocFlags(options, caller) {
     if (opts.priority === 'essential') flags |= FLAG_ESSENTIAL
   }
   if (opts.prefault !== undefined) {
-    if (typeof opts.prefault !== 'boolean') throw errors.invalidArgType('options.prefault', 'of type boolean', opts.prefault, caller)
+    if (typeof opts.prefault !== 'boolean')
+      throw errors.invalidArgType('options.prefault', 'of type boolean', opts.prefault, caller)
     if (opts.prefault) flags |= FLAG_PREFAULT
   }
   return flags

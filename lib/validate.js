@@ -1,7 +1,9 @@
 'use strict'
 // Validation at the public entry: everything past these checks is trusted.
 
-const { constants: { MAX_LENGTH } } = require('node:buffer')
+const {
+  constants: { MAX_LENGTH },
+} = require('node:buffer')
 const { isUint8Array } = require('node:util/types')
 const errors = require('./errors')
 
@@ -36,7 +38,12 @@ function validateOptions(options, name, known, caller) {
   }
   for (const key of Object.keys(options)) {
     if (!known.includes(key)) {
-      throw errors.invalidArgValue(`${name}.${key}`, options[key], `is not a known option (known: ${known.join(', ')})`, caller)
+      throw errors.invalidArgValue(
+        `${name}.${key}`,
+        options[key],
+        `is not a known option (known: ${known.join(', ')})`,
+        caller,
+      )
     }
   }
   return options
@@ -57,12 +64,15 @@ function validateWatermarks(value, name, defaults, check, caller) {
   const opts = validateOptions(value, name, Object.keys(defaults), caller)
   const marks = { ...defaults, ...opts }
   for (const key of Object.keys(defaults)) {
-    if (typeof marks[key] !== 'number') throw errors.invalidArgType(`${name}.${key}`, 'of type number', marks[key], caller)
+    if (typeof marks[key] !== 'number')
+      throw errors.invalidArgType(`${name}.${key}`, 'of type number', marks[key], caller)
   }
   const { warning, critical, shedding, hysteresis } = marks
   const broken = check(warning, critical, shedding, hysteresis)
-  if (broken === 'order') throw errors.invalidArgValue(name, value, 'must have 0 < warning < critical < shedding <= 1', caller)
-  if (broken === 'hysteresis') throw errors.invalidArgValue(`${name}.hysteresis`, hysteresis, 'must be >= 0 and below warning', caller)
+  if (broken === 'order')
+    throw errors.invalidArgValue(name, value, 'must have 0 < warning < critical < shedding <= 1', caller)
+  if (broken === 'hysteresis')
+    throw errors.invalidArgValue(`${name}.hysteresis`, hysteresis, 'must be >= 0 and below warning', caller)
   return marks
 }
 

@@ -27,9 +27,13 @@ const firstSeed = envInt('EXTMEM_LONG_SEED', Date.now() % 2 ** 31)
 
 function fail(out, which, seed, maxCommands) {
   console.error(fc.defaultReportMessage(out) ?? 'failed')
-  console.error(`\nmodel-long: the ${which} property failed after ${counters.ops} operations in ${counters.sequences} sequences.`)
+  console.error(
+    `\nmodel-long: the ${which} property failed after ${counters.ops} operations in ${counters.sequences} sequences.`,
+  )
   console.error(`Replay it with: EXTMEM_LONG_SEED=${seed} EXTMEM_LONG_OPS=${counters.ops} npm run test:long`)
-  console.error(`(or fc.check(${which}Property({ maxCommands: ${maxCommands} }), { seed: ${seed}, path: ${JSON.stringify(out.counterexamplePath)} }))`)
+  console.error(
+    `(or fc.check(${which}Property({ maxCommands: ${maxCommands} }), { seed: ${seed}, path: ${JSON.stringify(out.counterexamplePath)} }))`,
+  )
   process.exit(1)
 }
 
@@ -41,7 +45,9 @@ function line(started) {
 async function main() {
   const started = performance.now()
   let seed = firstSeed
-  console.log(`model-long: ${TARGET_OPS.toLocaleString('en')} operations, first seed ${firstSeed}, node ${process.version}`)
+  console.log(
+    `model-long: ${TARGET_OPS.toLocaleString('en')} operations, first seed ${firstSeed}, node ${process.version}`,
+  )
 
   const gcProp = gcProperty({ maxCommands: GC_MAX_COMMANDS })
   for (let done = 0; done < GC_SEQUENCES; done += 50, seed++) {

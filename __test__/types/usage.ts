@@ -1,9 +1,26 @@
 // Compiled (not run) by types.spec.js with `tsc --noEmit --strict`: the public types describe the
 // API as the README shows it, and misuse is a type error.
-import extmem, { Pool, defaultPool, alloc, allocUnsafe, release, retain, refCount, isPooled, stats, codes, levels } from '../../index.js'
+import extmem, {
+  Pool,
+  defaultPool,
+  alloc,
+  allocUnsafe,
+  release,
+  retain,
+  refCount,
+  isPooled,
+  stats,
+  codes,
+  levels,
+} from '../../index.js'
 import type { PoolStats, WatermarkEvent, LeakEvent, LiveBuffer, Level, RefusedError } from '../../index.js'
 
-const pool = new Pool({ maxBytes: 64 * 1024 * 1024, watermarks: { warning: 0.6, hysteresis: 0.01 }, admission: 'graded', leakDetection: 'sampled' })
+const pool = new Pool({
+  maxBytes: 64 * 1024 * 1024,
+  watermarks: { warning: 0.6, hysteresis: 0.01 },
+  admission: 'graded',
+  leakDetection: 'sampled',
+})
 const a: Buffer = pool.alloc(4096)
 const b: Buffer = pool.allocUnsafe(300_000, { align: 4096, priority: 'essential', prefault: true })
 const f: Buffer = pool.allocFast(512)
@@ -14,7 +31,8 @@ const address: bigint = pool.addressOf(b)
 const live: LiveBuffer[] = pool.live({ olderThanMs: 1000 })
 const level: Level = pool.level
 const s: PoolStats = pool.stats()
-const total: number = s.inUseBytes + s.refused.throttled + s.small.classes[0].free + s.large.cachedBytes + s.fast.liveBuffers + s.leaks
+const total: number =
+  s.inUseBytes + s.refused.throttled + s.small.classes[0].free + s.large.cachedBytes + s.fast.liveBuffers + s.leaks
 pool.on('watermark', (e: WatermarkEvent) => console.log(e.level, e.previous, e.utilization))
 pool.on('leak', (e: LeakEvent) => console.log(e.size, e.stack, e.address))
 const trimmed: number = pool.trim()
@@ -27,11 +45,26 @@ try {
 }
 release(allocUnsafe(10))
 retain(alloc(1))
-console.log(n, pooled, address, live, level, total, trimmed, out, refCount, isPooled, stats().maxBytes, levels[0], defaultPool.maxBytes, extmem.defaultMaxBytes())
+console.log(
+  n,
+  pooled,
+  address,
+  live,
+  level,
+  total,
+  trimmed,
+  out,
+  refCount,
+  isPooled,
+  stats().maxBytes,
+  levels[0],
+  defaultPool.maxBytes,
+  extmem.defaultMaxBytes(),
+)
 
 // @ts-expect-error alignment must be one of 8, 64, 4096
 pool.alloc(10, { align: 16 })
 // @ts-expect-error sizes are numbers
 pool.alloc('10')
 // @ts-expect-error unknown level
-const bad: Level = 'panic'
+const _bad: Level = 'panic'
