@@ -31,7 +31,7 @@ test('EXTMEM_MAX_BYTES sets the default pool cap', (t) => {
 test('a bad EXTMEM_MAX_BYTES is refused with ERR_INVALID_ARG_VALUE at load', (t) => {
   const r = spawnSync(
     process.execPath,
-    ['-e', "try { require('.') } catch (e) { console.log(e.code); process.exit(3) }"],
+    ['-e', "try { require('.') } catch (e) { console.log(e.code); process.exitCode = 3 }"],
     {
       cwd: root,
       env: { ...process.env, EXTMEM_MAX_BYTES: 'lots' },

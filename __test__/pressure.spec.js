@@ -142,7 +142,7 @@ test.serial('a release in a worker thread is signalled, in order, on the main th
     const seen = []
     defaultPool.on('watermark', (e) => {
       seen.push(e.previous + '->' + e.level)
-      if (e.level === 'normal') { console.log(JSON.stringify(seen)); process.exit(0) }
+      if (e.level === 'normal') { console.log(JSON.stringify(seen)); clearTimeout(timer) }
     })
     const w = new Worker(\`
       const { parentPort } = require('node:worker_threads')
@@ -153,7 +153,7 @@ test.serial('a release in a worker thread is signalled, in order, on the main th
       parentPort.once('message', () => { for (const b of held) extmem.release(b) })
     \`, { eval: true })
     w.once('message', (level) => { seen.push('worker saw ' + level); w.postMessage('release') })
-    setTimeout(() => { console.log(JSON.stringify(seen)); process.exit(1) }, 5000)
+    const timer = setTimeout(() => { console.log(JSON.stringify(seen)); process.exitCode = 1; w.terminate() }, 5000)
   `
   const out = execFileSync(process.execPath, ['-e', script], {
     env: { ...process.env, EXTMEM_MAX_BYTES: String(100 * UNIT) },
