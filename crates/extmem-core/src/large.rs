@@ -11,10 +11,14 @@
 
 use std::io;
 
-use memmap2::{Advice, MmapMut, MmapOptions};
+use memmap2::{MmapMut, MmapOptions};
 
-/// Page size the mappings are rounded to.
-pub const PAGE_SIZE: usize = 4096;
+use crate::os;
+
+/// The page size the mappings are rounded to (the OS's).
+pub fn page_size() -> usize {
+    os::page_size()
+}
 
 /// Most mappings the cache holds.
 pub const CACHE_MAX_ENTRIES: usize = 32;
@@ -28,22 +32,23 @@ pub const CACHE_DECAY_MS: u64 = 10_000;
 /// Rounds `size` up to a whole number of pages.
 #[inline]
 pub fn mapping_len(size: usize) -> usize {
-    size.div_ceil(PAGE_SIZE) * PAGE_SIZE
+    let page = page_size();
+    size.div_ceil(page) * page
 }
 
 /// Maps `len` bytes of fresh, zeroed anonymous memory, faulted in at once if `prefault`.
 #[cold]
 pub fn map(len: usize, prefault: bool) -> io::Result<MmapMut> {
-    debug_assert_eq!(len % PAGE_SIZE, 0);
+    debug_assert_eq!(len % page_size(), 0);
     let mut options = MmapOptions::new();
     options.len(len);
     if prefault {
+        // MAP_POPULATE on Linux; memmap2 ignores it elsewhere, where the first touch faults.
         options.populate();
     }
     let map = options.map_anon()?;
     if len >= HUGE_PAGE_MIN {
-        // Advice only: a kernel without THP refuses it, and the mapping works the same.
-        let _ = map.advise(Advice::HugePage);
+        os::advise_huge_pages(&map);
     }
     Ok(map)
 }
@@ -134,52 +139,52 @@ mod tests {
 
     #[test]
     fn lengths_round_up_to_pages() {
-        assert_eq!(mapping_len(8193), 3 * PAGE_SIZE);
-        assert_eq!(mapping_len(PAGE_SIZE * 4), PAGE_SIZE * 4);
+        assert_eq!(mapping_len(8193), 8193usize.div_ceil(page_size()) * page_size());
+        assert_eq!(mapping_len(page_size() * 4), page_size() * 4);
     }
 
     #[test]
     fn cache_reuses_most_recent_fitting_mapping() {
         let mut c = MappingCache::new(1 << 20);
-        let a = map(16 * PAGE_SIZE, false).unwrap();
-        let b = map(16 * PAGE_SIZE, false).unwrap();
+        let a = map(16 * page_size(), false).unwrap();
+        let b = map(16 * page_size(), false).unwrap();
         let b_addr = b.as_ptr();
         assert_eq!(c.put(a, 0), 0);
         assert_eq!(c.put(b, 0), 0);
-        assert_eq!(c.bytes(), 32 * PAGE_SIZE);
-        assert!(c.take(32 * PAGE_SIZE).is_none(), "too small");
-        assert!(c.take(8 * PAGE_SIZE).is_none(), "too wasteful");
-        assert_eq!(c.take(15 * PAGE_SIZE).unwrap().as_ptr(), b_addr);
+        assert_eq!(c.bytes(), 32 * page_size());
+        assert!(c.take(32 * page_size()).is_none(), "too small");
+        assert!(c.take(8 * page_size()).is_none(), "too wasteful");
+        assert_eq!(c.take(15 * page_size()).unwrap().as_ptr(), b_addr);
         assert_eq!(c.len(), 1);
-        assert_eq!(c.clear(), 16 * PAGE_SIZE);
+        assert_eq!(c.clear(), 16 * page_size());
         assert!(c.is_empty());
     }
 
     #[test]
     fn cache_stays_within_its_bound() {
-        let mut c = MappingCache::new(8 * PAGE_SIZE);
+        let mut c = MappingCache::new(8 * page_size());
         let mut unmapped = 0;
         for _ in 0..5 {
-            unmapped += c.put(map(3 * PAGE_SIZE, false).unwrap(), 0);
-            assert!(c.bytes() <= 8 * PAGE_SIZE);
+            unmapped += c.put(map(3 * page_size(), false).unwrap(), 0);
+            assert!(c.bytes() <= 8 * page_size());
         }
         assert_eq!(c.len(), 2);
-        assert_eq!(unmapped, 3 * 3 * PAGE_SIZE, "every eviction is reported");
-        assert_eq!(c.put(map(9 * PAGE_SIZE, false).unwrap(), 0), 9 * PAGE_SIZE, "too large to keep");
+        assert_eq!(unmapped, 3 * 3 * page_size(), "every eviction is reported");
+        assert_eq!(c.put(map(9 * page_size(), false).unwrap(), 0), 9 * page_size(), "too large to keep");
         let mut many = MappingCache::new(1 << 30);
-        let evicted: usize = (0..CACHE_MAX_ENTRIES + 3).map(|_| many.put(map(PAGE_SIZE, false).unwrap(), 0)).sum();
-        assert_eq!((many.len(), evicted), (CACHE_MAX_ENTRIES, 3 * PAGE_SIZE));
+        let evicted: usize = (0..CACHE_MAX_ENTRIES + 3).map(|_| many.put(map(page_size(), false).unwrap(), 0)).sum();
+        assert_eq!((many.len(), evicted), (CACHE_MAX_ENTRIES, 3 * page_size()));
     }
 
     #[test]
     fn cached_mappings_decay() {
         let mut c = MappingCache::new(1 << 30);
-        assert_eq!(c.put(map(PAGE_SIZE, false).unwrap(), 1_000), 0);
-        assert_eq!(c.put(map(2 * PAGE_SIZE, false).unwrap(), 5_000), 0);
+        assert_eq!(c.put(map(page_size(), false).unwrap(), 1_000), 0);
+        assert_eq!(c.put(map(2 * page_size(), false).unwrap(), 5_000), 0);
         assert_eq!(c.expire(1_000 + CACHE_DECAY_MS), 0, "not yet");
-        assert_eq!(c.expire(1_001 + CACHE_DECAY_MS), PAGE_SIZE, "the older one goes");
-        assert_eq!((c.len(), c.bytes()), (1, 2 * PAGE_SIZE));
-        assert_eq!(c.expire(u64::MAX), 2 * PAGE_SIZE);
+        assert_eq!(c.expire(1_001 + CACHE_DECAY_MS), page_size(), "the older one goes");
+        assert_eq!((c.len(), c.bytes()), (1, 2 * page_size()));
+        assert_eq!(c.expire(u64::MAX), 2 * page_size());
         assert!(c.is_empty());
     }
 

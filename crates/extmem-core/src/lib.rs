@@ -11,7 +11,7 @@
 //! - [`pool`]: all of the above behind one lock, with the hard cap and exact counters ([`stats`]),
 //!   watermark levels ([`watermark`]), graded admission ([`admission`]) and listeners ([`events`]);
 //! - [`limits`]: the default cap; [`clock`]: the coarse clock loans are timed with; [`error`]: why
-//!   an operation was refused.
+//!   an operation was refused; [`os`]: what the core asks of the operating system, per platform.
 //!
 //! ## The one invariant
 //! Every byte lent belongs to exactly one live loan. Memory goes back to its class or cache only
@@ -27,6 +27,7 @@ pub mod events;
 pub mod large;
 pub mod limits;
 pub mod loan;
+pub mod os;
 pub mod pool;
 pub mod size_class;
 pub mod slab;

@@ -1,0 +1,39 @@
+//! Linux: `CLOCK_MONOTONIC_COARSE`, `sysconf`, the cgroup memory limit, `MADV_HUGEPAGE`.
+
+use std::fs;
+
+use memmap2::{Advice, MmapMut};
+
+/// `CLOCK_MONOTONIC_COARSE` costs a few nanoseconds (no syscall) and is precise to a few
+/// milliseconds, which is all an age in milliseconds needs.
+#[inline]
+pub(super) fn now_ms() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid out-pointer; CLOCK_MONOTONIC_COARSE exists on every Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
+pub(super) fn page_size() -> Option<usize> {
+    // SAFETY: sysconf only reads system configuration.
+    usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()
+}
+
+pub(super) fn physical_memory() -> Option<usize> {
+    // SAFETY: sysconf only reads system configuration.
+    let pages = usize::try_from(unsafe { libc::sysconf(libc::_SC_PHYS_PAGES) }).ok()?;
+    Some(pages.saturating_mul(page_size()?))
+}
+
+/// The cgroup (v2 or v1) memory limit. v2 writes "max" for none; v1 a huge number.
+pub(super) fn memory_limit() -> Option<usize> {
+    ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]
+        .iter()
+        .filter_map(|p| fs::read_to_string(p).ok())
+        .find_map(|s| s.trim().parse::<u64>().ok())
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+}
+
+pub(super) fn advise_huge_pages(map: &MmapMut) {
+    let _ = map.advise(Advice::HugePage);
+}
