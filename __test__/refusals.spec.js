@@ -56,3 +56,27 @@ test('the core admits a fast-path arena as the small Buffers it holds: allowed a
   for (const b of held) pool.release(b)
   pool.close()
 })
+
+test('the native hot path answers malformed calls with a status, never a crash', (t) => {
+  const native = require('../binding.js')
+  const nativePool = new native.NativePool({
+    maxBytes: 1024 * 1024,
+    warning: 0.7,
+    critical: 0.85,
+    shedding: 0.95,
+    hysteresis: 0.02,
+    admission: 'graded',
+  })
+  const handle = nativePool.handle()
+  t.is(native.hot_alloc({}, 100, false, 0, false), native.STATUS_NOT_POOLED, 'not a pool handle')
+  t.is(native.hot_alloc(handle, 'x', false, 0, false), native.STATUS_BAD_ARGUMENT, 'a size that is not a number')
+  t.is(native.hot_alloc(handle, 0, false, 0, false), native.STATUS_BAD_ARGUMENT, 'a size below 1')
+  t.is(native.hot_alloc(handle, 100), native.STATUS_BAD_ARGUMENT, 'missing arguments')
+  t.is(native.hot_release(handle, {}, 1), native.STATUS_NOT_POOLED, 'not a Buffer')
+  t.is(native.hot_finishRelease(handle, new ArrayBuffer(8), 12345), native.STATUS_NOT_POOLED, 'no such loan')
+  t.like(
+    nativePool.stats(),
+    { liveBuffers: 0, allocations: 0, failedAllocations: 0, reservedBytes: 0 },
+    'and nothing changed',
+  )
+})
