@@ -141,6 +141,13 @@ export interface RefusedError extends Error {
   level: Level
 }
 
+/**
+ * A Buffer that a pool handed out. `[Symbol.dispose]()` drops one reference, as `release()` (or
+ * `releaseFast()` for `allocFast()`'s) does, and does nothing once it is fully released: so
+ * `using buf = pool.allocUnsafe(n)` releases it at the end of the block.
+ */
+export type PooledBuffer = Buffer & Disposable
+
 /** A pool of external memory: slab classes up to 8 KiB, an anonymous mapping each above. */
 export declare class Pool extends EventEmitter {
   constructor(options?: PoolOptions)
@@ -151,15 +158,15 @@ export declare class Pool extends EventEmitter {
   /** The watermark level now. */
   readonly level: Level
   /** A zero-filled Buffer of `size` bytes (like Buffer.alloc). `alloc(0)` needs no release. */
-  alloc(size: number, options?: AllocOptions): Buffer
+  alloc(size: number, options?: AllocOptions): PooledBuffer
   /** A Buffer of `size` bytes with unspecified contents (like Buffer.allocUnsafe). */
-  allocUnsafe(size: number, options?: AllocOptions): Buffer
+  allocUnsafe(size: number, options?: AllocOptions): PooledBuffer
   /**
    * The opt-in fast path: a Buffer of 1..8192 bytes (contents unspecified) from this thread's
    * arenas, with no native call. Give it back with releaseFast(). A reference kept after
    * releaseFast() is NOT detached and sees the next owner's bytes, as with Buffer.allocUnsafe().
    */
-  allocFast(size: number): Buffer
+  allocFast(size: number): PooledBuffer
   /** Returns an allocFast() Buffer to the pool at once, without detaching it. */
   releaseFast(buf: Buffer): void
   /** Adds a reference to a Buffer this pool returned; returns the new count. */
@@ -195,8 +202,8 @@ export declare const levels: readonly Level[]
 export declare const defaultPool: Pool
 /** The default cap: half of the smaller of physical memory and the cgroup memory limit. */
 export declare function defaultMaxBytes(): number
-export declare function alloc(size: number, options?: AllocOptions): Buffer
-export declare function allocUnsafe(size: number, options?: AllocOptions): Buffer
+export declare function alloc(size: number, options?: AllocOptions): PooledBuffer
+export declare function allocUnsafe(size: number, options?: AllocOptions): PooledBuffer
 export declare function retain(buf: Buffer): number
 export declare function release(buf: Buffer): number
 export declare function refCount(buf: Buffer): number

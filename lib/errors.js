@@ -50,6 +50,7 @@ E(
   (name, range, value) => `The value of "${name}" is out of range. It must be ${range}. Received ${inspect(value)}`,
   RangeError,
 )
+E('ERR_INVALID_THIS', (type) => `Value of "this" must be ${type}`, TypeError)
 E('ERR_INVALID_STATE', (message) => `Invalid state: ${message}`, Error)
 E(
   'ERR_EXTMEM_EXHAUSTED',
@@ -98,6 +99,7 @@ module.exports = {
   invalidArgValue: (name, value, reason, caller) =>
     make('ERR_INVALID_ARG_VALUE', [name, value, reason], undefined, caller),
   outOfRange: (name, range, value, caller) => make('ERR_OUT_OF_RANGE', [name, range, value], undefined, caller),
+  invalidThis: (type, caller) => make('ERR_INVALID_THIS', [type], undefined, caller),
   invalidState: (message, caller) => make('ERR_INVALID_STATE', [message], undefined, caller),
   exhausted: (requestedBytes, availableBytes, level, maxBytes, caller) =>
     make(

@@ -36,6 +36,8 @@ const serialOf = FastPooledBuffer.serialOf
 class FastArenas {
   #classSizes
   #classOf
+  /** The owner record its Buffers name (see ./pool.js). */
+  #owner
   /** Allocates an arena Buffer of ARENA_BYTES (a pool loan), or throws the pool's error. */
   #takeArena
   /** Releases an arena Buffer (detaching it and every view). */
@@ -51,9 +53,10 @@ class FastArenas {
   #liveBuffers = 0
   #inUseBytes = 0
 
-  constructor(classSizes, classOf, takeArena, giveArena) {
+  constructor(classSizes, classOf, owner, takeArena, giveArena) {
     this.#classSizes = classSizes
     this.#classOf = classOf
+    this.#owner = owner
     this.#takeArena = takeArena
     this.#giveArena = giveArena
     this.#free = classSizes.map(() => [])
@@ -78,7 +81,7 @@ class FastArenas {
       }
       const slot = id & SLOT_MASK
       const serial = this.#serial + 1
-      const buf = new FastPooledBuffer(arena.ab, slot * arena.size, size, serial)
+      const buf = new FastPooledBuffer(arena.ab, slot * arena.size, size, serial, this.#owner)
       this.#serial = serial
       free.length = top - 1
       arena.serials[slot] = serial
@@ -103,6 +106,19 @@ class FastArenas {
     }
     const slot = buf.byteOffset / arena.size
     if (slot !== Math.floor(slot) || arena.serials[slot] !== serial) throw errors.released(caller)
+    this.#putBack(arena, slot)
+  }
+
+  /** Returns `buf`, a Buffer of this pool's alloc(), if it is still out; does nothing otherwise. */
+  dispose(buf) {
+    const arena = this.#byBuffer.get(buf.buffer)
+    if (arena === undefined) return
+    const slot = buf.byteOffset / arena.size
+    if (slot === Math.floor(slot) && arena.serials[slot] === serialOf(buf)) this.#putBack(arena, slot)
+  }
+
+  /** Puts a handed-out slot back on its class's free stack. */
+  #putBack(arena, slot) {
     arena.serials[slot] = 0
     arena.live--
     this.#liveBuffers--

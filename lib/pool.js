@@ -106,6 +106,12 @@ class Pool extends EventEmitter {
   #keptTop = null
   /** The fast path's arenas (created on first use). */
   #fast = null
+  /**
+   * What this pool's Buffers name as their owner: `{ pool, handle }`, the Pool object held weakly
+   * (a Buffer never keeps its Pool object alive) and the native handle (which keeps the native
+   * pool alive as long as a Buffer needs it).
+   */
+  #owner
 
   /**
    * @param {{ maxBytes?: number, watermarks?: object, admission?: 'graded'|'cap', leakDetection?: 'off'|'sampled'|'paranoid' }} [options]
@@ -129,6 +135,7 @@ class Pool extends EventEmitter {
     const config = { maxBytes: opts.maxBytes ?? 0, ...marks, admission }
     this.#native = shared ? NativePool.shared(config) : new NativePool(config)
     this.#handle = this.#native.handle()
+    this.#owner = Object.freeze({ pool: new WeakRef(this), handle: this.#handle })
     this.#shared = shared
     this.#trackEvery = INTERVALS[leakDetection]
     this.#untilTracked = this.#trackEvery
@@ -170,7 +177,7 @@ class Pool extends EventEmitter {
     const flags = options === undefined ? 0 : allocFlags(options, caller)
     if (this.#closed) throw errors.closed(caller)
     if (size === 0) {
-      return new PooledBuffer(EMPTY, 0, 0, null)
+      return new PooledBuffer(EMPTY, 0, 0, null, this.#owner)
     }
     let trace
     if (this.#trackEvery !== 0 && --this.#untilTracked === 0) {
@@ -194,8 +201,8 @@ class Pool extends EventEmitter {
     if (typeof memory !== 'object') throw this.#failure(memory, caller)
     // Node 20: a view over the native Buffer's ArrayBuffer, which release() detaches.
     return TRANSFER
-      ? new PooledBuffer(memory, 0, size, scratch[0])
-      : new PooledBuffer(bufferOf(memory), memory.byteOffset, size, scratch[0])
+      ? new PooledBuffer(memory, 0, size, scratch[0], this.#owner)
+      : new PooledBuffer(bufferOf(memory), memory.byteOffset, size, scratch[0], this.#owner)
   }
 
   /**
@@ -215,12 +222,12 @@ class Pool extends EventEmitter {
       top -= 3
       this.#keptTop[cls] = top
       if (token >= 0) {
-        return new PooledBuffer(ab, 0, size, token)
+        return new PooledBuffer(ab, 0, size, token, this.#owner)
       }
     }
     const ab = nativeAllocBound(this.#handle, size, zero, flags, tracked)
     if (typeof ab !== 'object') throw this.#failure(ab, caller)
-    return new PooledBuffer(ab, 0, size, scratch[0])
+    return new PooledBuffer(ab, 0, size, scratch[0], this.#owner)
   }
 
   /**
@@ -237,6 +244,7 @@ class Pool extends EventEmitter {
     this.#fast ??= new FastArenas(
       CLASS_SIZES,
       CLASS_OF,
+      this.#owner,
       (bytes, caller) => this.#takeArena(bytes, caller),
       (buf) => this.release(buf),
     )
@@ -274,30 +282,23 @@ class Pool extends EventEmitter {
   release(buf) {
     const token = this.#ownerToken(buf, this.release, true)
     if (token === null) return 0
-    const refs = nativeRelease(this.#handle, buf, token)
-    if (refs !== 0) {
-      if (!(refs > 0)) throw this.#failure(refs, this.release)
-      return refs
+    return this.#drop(buf, token, this.release)
+  }
+
+  /** Drops one reference of the loan `token` of `buf`, a Buffer of this pool; returns the references left. */
+  #drop(buf, token, caller) {
+    const dropped = dropReference(this.#handle, buf, token, caller)
+    if (typeof dropped === 'number') {
+      if (!(dropped > 0)) throw this.#failure(dropped, caller)
+      return dropped
     }
-    // The last reference; the loan is still live. Detach the Buffer (and its views) first, so
-    // that its memory is reachable by nothing but the pool when the loan ends.
-    let ab = null
-    if (TRANSFER) {
-      try {
-        ab = transferOf(bufferOf(buf))
-      } catch {
-        throw errors.notDetachable(this.release)
-      }
-    }
-    const status = nativeFinishRelease(this.#handle, TRANSFER ? ab : buf, token)
-    if (status !== 0) throw this.#failure(status, this.release)
     if (scratch[0] === 1 && !this.#closed) {
       // A slot-bound Buffer: keep its new ArrayBuffer for the slot's next loan.
       const cls = scratch[1]
       const kept = this.#kept[cls]
       const top = this.#keptTop[cls]
       if (top < MAX_KEPT * 3) {
-        kept[top] = ab
+        kept[top] = dropped
         kept[top + 1] = scratch[2]
         kept[top + 2] = scratch[3]
         this.#keptTop[cls] = top + 3
@@ -444,6 +445,31 @@ class Pool extends EventEmitter {
     return this.#native.isViewOfLoan(buf) ? errors.viewOwnership(caller) : errors.notPooled(caller)
   }
 
+  static {
+    // `using`: a pooled Buffer's `[Symbol.dispose]()` drops one reference, as release() (or
+    // releaseFast()) does, and does nothing once the Buffer is fully released. On the prototype,
+    // so it costs nothing per allocation.
+    PooledBuffer.prototype[Symbol.dispose] = function dispose() {
+      const token = tokenOf(this)
+      if (token === undefined) throw errors.invalidThis('a Buffer from alloc() or allocUnsafe()', dispose)
+      if (token === null || this.byteLength === 0) return
+      const owner = PooledBuffer.ownerOf(this)
+      const pool = owner.pool.deref()
+      if (pool !== undefined) {
+        pool.#drop(this, token, dispose)
+        return
+      }
+      // Its Pool object was collected: the native pool still has the loan.
+      const dropped = dropReference(owner.handle, this, token, dispose)
+      if (typeof dropped === 'number' && !(dropped > 0)) throw errors.notPooled(dispose)
+    }
+    FastPooledBuffer.prototype[Symbol.dispose] = function dispose() {
+      if (serialOf(this) === undefined) throw errors.invalidThis('a Buffer from allocFast()', dispose)
+      // Once its Pool object is collected, so are its arenas: nothing is left to give back to.
+      FastPooledBuffer.ownerOf(this).pool.deref()?.#fast?.dispose(this)
+    }
+  }
+
   #failure(status, caller) {
     switch (status) {
       case native.STATUS_EXHAUSTED:
@@ -462,6 +488,30 @@ class Pool extends EventEmitter {
         return errors.notPooled(caller)
     }
   }
+}
+
+/**
+ * Drops one reference of the loan `token` of `buf` in the pool of `handle`. Returns the
+ * references left (> 0) or a negative status; or, once the last reference is gone and the loan
+ * ended, the ArrayBuffer the memory was detached to (Node 22+; null on Node 20), with scratch
+ * telling whether the loan was slot-bound (`[1, class, slot, epoch]`, see hot_finishRelease).
+ *
+ * The Buffer (and every view of it) is detached *before* the loan ends, so its memory is
+ * reachable by nothing but the pool from then on.
+ */
+function dropReference(handle, buf, token, caller) {
+  const refs = nativeRelease(handle, buf, token)
+  if (refs !== 0) return refs
+  let ab = null
+  if (TRANSFER) {
+    try {
+      ab = transferOf(bufferOf(buf))
+    } catch {
+      throw errors.notDetachable(caller)
+    }
+  }
+  const status = nativeFinishRelease(handle, TRANSFER ? ab : buf, token)
+  return status === 0 ? ab : status
 }
 
 /** Native flags of alloc options `{ align, priority, prefault }`. */

@@ -9,15 +9,27 @@
 // A Buffer's loan is in a private field: it has no own enumerable property, so `util.inspect` and
 // `Object.keys` show what they show for `Buffer.alloc`, `Object.assign` copies nothing of it, and
 // no code but this module can read or forge it. Views never have one.
+//
+// Each also names its pool's *owner record* (see ./pool.js), through which `[Symbol.dispose]()`
+// finds the Pool object. The record holds the Pool only weakly, so a Buffer never keeps its
+// Pool object alive.
 
 /** A Buffer of the safe path: the Buffer that alloc() returned for one loan. */
 class PooledBuffer extends Uint8Array {
   /** The loan's token, or null for alloc(0)'s Buffer, which holds no memory. */
   #token
+  /** Its pool's owner record. */
+  #owner
 
-  constructor(ab, offset, length, token) {
+  constructor(ab, offset, length, token, owner) {
     super(ab, offset, length)
     this.#token = token
+    this.#owner = owner
+  }
+
+  /** The owner record of a PooledBuffer (the caller knows it is one). */
+  static ownerOf(buf) {
+    return buf.#owner
   }
 
   /** The token of `buf`'s loan (null: it holds no memory), or undefined if it is not a PooledBuffer. */
@@ -36,10 +48,18 @@ class PooledBuffer extends Uint8Array {
 class FastPooledBuffer extends Uint8Array {
   /** Its serial (see ./fast.js). */
   #serial
+  /** Its pool's owner record. */
+  #owner
 
-  constructor(ab, offset, length, serial) {
+  constructor(ab, offset, length, serial, owner) {
     super(ab, offset, length)
     this.#serial = serial
+    this.#owner = owner
+  }
+
+  /** The owner record of a FastPooledBuffer (the caller knows it is one). */
+  static ownerOf(buf) {
+    return buf.#owner
   }
 
   /** The serial of `buf`, or undefined if it is not a FastPooledBuffer (read as in `tokenOf`). */

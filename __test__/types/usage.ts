@@ -13,7 +13,15 @@ import extmem, {
   codes,
   levels,
 } from '../../index.js'
-import type { PoolStats, WatermarkEvent, LeakEvent, LiveBuffer, Level, RefusedError } from '../../index.js'
+import type {
+  PooledBuffer,
+  PoolStats,
+  WatermarkEvent,
+  LeakEvent,
+  LiveBuffer,
+  Level,
+  RefusedError,
+} from '../../index.js'
 
 const pool = new Pool({
   maxBytes: 64 * 1024 * 1024,
@@ -25,6 +33,10 @@ const a: Buffer = pool.alloc(4096)
 const b: Buffer = pool.allocUnsafe(300_000, { align: 4096, priority: 'essential', prefault: true })
 const f: Buffer = pool.allocFast(512)
 pool.releaseFast(f)
+{
+  using frame: PooledBuffer = pool.allocUnsafe(4096)
+  frame.writeUInt32BE(1, 0)
+}
 const n: number = pool.retain(a) + pool.release(a) + pool.refCount(b)
 const pooled: boolean = pool.isPooled(b)
 const address: bigint = pool.addressOf(b)
