@@ -148,6 +148,37 @@ export interface RefusedError extends Error {
  */
 export type PooledBuffer = Buffer & Disposable
 
+/** Figures of the live Buffers a scope (and its children) owns. */
+export interface ScopeStats {
+  liveBuffers: number
+  /** Bytes their slots or mappings take. */
+  inUseBytes: number
+  /** Bytes asked for. */
+  requestedBytes: number
+}
+
+/**
+ * An arena over a pool: it owns one reference of each Buffer it allocates, and close() (or
+ * `using`) drops them all at once. Made by `pool.scope()` or `scope.scope()`.
+ */
+export declare class Scope implements Disposable {
+  private constructor()
+  /** Whether close() was called on it or an ancestor. */
+  readonly closed: boolean
+  /** A zero-filled Buffer owned by this scope. */
+  alloc(size: number, options?: AllocOptions): PooledBuffer
+  /** A Buffer with unspecified contents owned by this scope. */
+  allocUnsafe(size: number, options?: AllocOptions): PooledBuffer
+  /** Releases one of this scope's Buffers early; returns the references left. */
+  release(buf: Buffer): number
+  /** A child scope, closed with this one at the latest. */
+  scope(): Scope
+  /** Drops the reference of every Buffer this scope and its children still own; returns how many. */
+  close(): number
+  [Symbol.dispose](): void
+  stats(): ScopeStats
+}
+
 /** A pool of external memory: slab classes up to 8 KiB, an anonymous mapping each above. */
 export declare class Pool extends EventEmitter {
   constructor(options?: PoolOptions)
@@ -181,6 +212,8 @@ export declare class Pool extends EventEmitter {
   addressOf(buf: Buffer): bigint
   /** Live Buffers, oldest first; `olderThanMs` keeps those at least that old. */
   live(options?: { olderThanMs?: number }): LiveBuffer[]
+  /** A Scope over this pool: Buffers it allocates are released together by its close(). */
+  scope(): Scope
   /** Gives cached memory back to the OS; returns the bytes given back. */
   trim(): number
   stats(): PoolStats

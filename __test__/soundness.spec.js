@@ -204,6 +204,15 @@ test('a patched Array.prototype.push never gets the ArrayBuffer the pool lends n
   t.is(out.bChanged, 0, 'writes through the captured ArrayBuffers leave the next (zero-filled) Buffer zeroed')
 })
 
+test("accessors defined on Array.prototype indexes never see an ArrayBuffer the pool may lend again (kept slots, a scope's batch)", async (t) => {
+  const out = findings(t, await fixture('patched-builtins.js', ['index-accessors']))
+  if (out === null) return
+  t.is(out.error, null, 'alloc, release and scope close ran with the accessors in place')
+  t.is(out.seen, 0, 'no accessor saw an ArrayBuffer')
+  t.is(out.aliased, 0, 'and the Buffers lent afterwards are zero-filled and untouched')
+  t.is(out.liveBuffers, 4)
+})
+
 test('recorders on Array#push/pop/map/fill/filter/indexOf, Map#set/get/delete, WeakMap#get/set/has and transfer, installed before the Pool is made, see no ArrayBuffer the pool lends later, and writes through what they saw change no live Buffer', async (t) => {
   const out = findings(t, await fixture('patched-builtins.js', ['cycles']))
   if (out === null) return

@@ -12,4 +12,15 @@ const transferOf = typeof ArrayBuffer.prototype.transfer === 'function' ? uncurr
 /** `view.buffer` of a typed array. */
 const bufferOf = uncurry(Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype), 'buffer').get)
 
-module.exports = { transferOf, bufferOf }
+const { setPrototypeOf } = Object
+
+/**
+ * A new empty Array with no prototype, for holding ArrayBuffers the pool may lend again: writing
+ * `a[i]` on it defines an own element, where on a plain Array a getter or setter someone defined
+ * on `Array.prototype[i]` would see the value.
+ */
+function privateArray() {
+  return setPrototypeOf([], null)
+}
+
+module.exports = { transferOf, bufferOf, privateArray }

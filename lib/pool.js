@@ -31,8 +31,11 @@ const {
   hot_reuse: nativeReuse,
   hot_release: nativeRelease,
   hot_finishRelease: nativeFinishRelease,
+  hot_releaseMany: nativeReleaseMany,
+  hot_finishMany: nativeFinishMany,
 } = native
-const { transferOf, bufferOf } = require('./intrinsics')
+const { transferOf, bufferOf, privateArray } = require('./intrinsics')
+const { Scope, kAllocFor, kReleaseAll, kFiguresOf } = require('./scope')
 
 // Node 22+: every Buffer is a view over an ArrayBuffer that the native side made and transferred
 // once (see src/escape.rs). Release detaches it by transferring its ArrayBuffer; a
@@ -57,6 +60,8 @@ const {
   prefault: FLAG_PREFAULT,
   servesSmall: FLAG_SERVES_SMALL,
 } = CONSTANTS.flags
+/** What hot_releaseMany and hot_finishMany did with each Buffer. */
+const OUTCOME = CONSTANTS.releaseOutcomes
 /** Watermark levels by native index. */
 const LEVELS = Object.freeze(CONSTANTS.levels)
 /** System calls by native index, as ERR_EXTMEM_OS names them. */
@@ -99,8 +104,9 @@ class Pool extends EventEmitter {
    * triples `ab, slot, epoch` below `#keptTop[class]` (entries above it are cleared). Each is
    * private to this object and was detached from every Buffer that used it; the native side lends
    * its slot again only while it is the newest ArrayBuffer over a free slot, so a kept one can
-   * never alias another owner's memory. The arrays are made and worked with plain loops and
-   * indexes, never with Array methods, so that no patched built-in ever holds one.
+   * never alias another owner's memory. The arrays have no prototype and are worked with plain
+   * loops and indexes, never with Array methods, so that no patched built-in (nor an accessor on
+   * `Array.prototype`) ever holds one.
    */
   #kept = null
   #keptTop = null
@@ -141,8 +147,8 @@ class Pool extends EventEmitter {
     this.#untilTracked = this.#trackEvery
     this.#unsubscribe = subscribe(this, this.#native)
     if (TRANSFER) {
-      this.#kept = []
-      for (let c = 0; c < CLASS_SIZES.length; c++) this.#kept[c] = []
+      this.#kept = privateArray()
+      for (let c = 0; c < CLASS_SIZES.length; c++) this.#kept[c] = privateArray()
       this.#keptTop = new Int32Array(CLASS_SIZES.length)
     }
   }
@@ -292,21 +298,91 @@ class Pool extends EventEmitter {
       if (!(dropped > 0)) throw this.#failure(dropped, caller)
       return dropped
     }
-    if (scratch[0] === 1 && !this.#closed) {
-      // A slot-bound Buffer: keep its new ArrayBuffer for the slot's next loan.
-      const cls = scratch[1]
-      const kept = this.#kept[cls]
-      const top = this.#keptTop[cls]
-      if (top < MAX_KEPT * 3) {
-        kept[top] = dropped
-        kept[top + 1] = scratch[2]
-        kept[top + 2] = scratch[3]
-        this.#keptTop[cls] = top + 3
-      }
-    }
+    // A slot-bound Buffer: keep its new ArrayBuffer for the slot's next loan.
+    if (scratch[0] === 1) this.#keep(scratch[1], dropped, scratch[2], scratch[3])
     // The memory is the pool's again: nothing below can reach it, patched or not.
     if (this.#traces.size !== 0) this.#traces.delete(token)
     return 0
+  }
+
+  /** Keeps `ab`, the ArrayBuffer over slot `slot` of class `cls` at `epoch`, for the slot's next loan. */
+  #keep(cls, ab, slot, epoch) {
+    if (this.#closed) return
+    const kept = this.#kept[cls]
+    const top = this.#keptTop[cls]
+    if (top < MAX_KEPT * 3) {
+      kept[top] = ab
+      kept[top + 1] = slot
+      kept[top + 2] = epoch
+      this.#keptTop[cls] = top + 3
+    }
+  }
+
+  /**
+   * A Scope over this pool: Buffers it allocates are released together by its close() (see
+   * ./scope.js).
+   */
+  scope() {
+    if (this.#closed) throw errors.closed(this.scope)
+    return new Scope(this, null)
+  }
+
+  /** For Scope: alloc() (`zero`) or allocUnsafe(), reporting errors as `caller`'s. */
+  [kAllocFor](size, zero, options, caller) {
+    return this.#alloc(size, zero, options, caller)
+  }
+
+  /**
+   * For Scope: drops one reference of each Buffer of `list` (a private Array of this pool's
+   * PooledBuffers, which this call uses up), taking the pool's lock twice for the whole batch.
+   * Returns the references dropped.
+   */
+  [kReleaseAll](list, caller) {
+    const n = list.length
+    if (n === 0) return 0
+    const io = new Float64Array(4 * n)
+    for (let i = 0; i < n; i++) {
+      const buf = list[i]
+      // A Buffer released meanwhile (or whose memory someone moved out) reads as empty: skip it.
+      if (buf.byteLength === 0) continue
+      io[4 * i] = tokenOf(buf)
+      io[4 * i + 1] = OUTCOME.retained
+    }
+    const tokens = this.#traces.size === 0 ? null : io.slice()
+    const last = nativeReleaseMany(this.#handle, io)
+    if (last < 0) throw this.#failure(last, caller)
+    let dropped = 0
+    let stuck = 0
+    if (last !== 0) {
+      // Detach each Buffer whose last reference this was, before its loan ends (Node 20: the
+      // native call does).
+      for (let i = 0; i < n; i++) {
+        if (io[4 * i + 1] !== OUTCOME.last || !TRANSFER) continue
+        try {
+          list[i] = transferOf(bufferOf(list[i]))
+        } catch {
+          io[4 * i + 1] = OUTCOME.skipped
+          stuck++
+        }
+      }
+      const status = nativeFinishMany(this.#handle, list, io)
+      if (status < 0) throw this.#failure(status, caller)
+    }
+    for (let i = 0; i < n; i++) {
+      const outcome = io[4 * i + 1]
+      if (outcome === OUTCOME.skipped) continue
+      dropped++
+      if (outcome === OUTCOME.kept) this.#keep(io[4 * i + 2], list[i], io[4 * i + 3], io[4 * i])
+      if (tokens !== null && outcome !== OUTCOME.retained) this.#traces.delete(tokens[4 * i])
+    }
+    for (let i = 0; i < n; i++) list[i] = undefined
+    if (stuck !== 0) throw errors.notDetachable(caller)
+    return dropped
+  }
+
+  /** For Scope: `[loans, inUseBytes, requestedBytes]` of the live loans among `tokens`. */
+  [kFiguresOf](tokens) {
+    return this.#native.figuresOf(tokens)
   }
 
   /** References held on a pooled Buffer: 0 once it is released. */

@@ -2,6 +2,7 @@
 //! them instead of writing them again: size classes, alignments, the flag bits of the hot-path
 //! calls, level names, default watermarks and their check, limits, and system call names.
 
+use crate::release_all;
 use extmem_core::error::Syscall;
 use extmem_core::loan::MAX_REFS;
 use extmem_core::size_class::{class_for, ALIGNMENTS, CLASS_SIZES, SMALL_MAX};
@@ -25,6 +26,17 @@ pub struct JsFlags {
     pub essential: u32,
     pub prefault: u32,
     pub serves_small: u32,
+}
+
+/// The outcomes `releaseMany` and `finishMany` report per Buffer (see `release_all`), by name.
+#[napi(object)]
+#[derive(Debug)]
+pub struct JsReleaseOutcomes {
+    pub skipped: f64,
+    pub retained: f64,
+    pub last: f64,
+    pub ended: f64,
+    pub kept: f64,
 }
 
 /// Default watermark thresholds.
@@ -58,6 +70,7 @@ pub struct JsConstants {
     pub max_refs: f64,
     /// System call names by index, as `ERR_EXTMEM_OS` reports them.
     pub syscalls: Vec<String>,
+    pub release_outcomes: JsReleaseOutcomes,
 }
 
 /// The constants.
@@ -84,6 +97,13 @@ pub fn constants() -> JsConstants {
         watermarks: JsWatermarks { warning, critical, shedding, hysteresis },
         max_refs: f64::from(MAX_REFS),
         syscalls: Syscall::ALL.iter().map(|s| s.name().to_owned()).collect(),
+        release_outcomes: JsReleaseOutcomes {
+            skipped: release_all::SKIPPED,
+            retained: release_all::RETAINED,
+            last: release_all::LAST,
+            ended: release_all::ENDED,
+            kept: release_all::KEPT,
+        },
     }
 }
 

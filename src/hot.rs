@@ -21,6 +21,7 @@ use crate::call::{self, Call, Outcome};
 use crate::escape;
 use crate::loan_handle::{self, Hint};
 use crate::raw;
+use crate::release_all;
 use crate::scratch;
 use crate::status;
 use extmem_core::error::PoolError;
@@ -65,12 +66,14 @@ pub unsafe fn make_handle(env: sys::napi_env, pool: &Arc<Pool>) -> Option<sys::n
 pub fn register(exports: Object, env: Env) -> napi::Result<()> {
     // SAFETY: the current env.
     unsafe { escape::init(env.raw()) };
-    let functions: [(&str, unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value); 5] = [
+    let functions: [(&str, unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value); 7] = [
         ("alloc", alloc),
         ("allocBound", alloc_bound),
         ("reuse", reuse),
         ("release", release),
         ("finishRelease", finish_release),
+        ("releaseMany", release_all::release_many),
+        ("finishMany", release_all::finish_many),
     ];
     for (name, callback) in functions {
         let mut f = ptr::null_mut();
@@ -306,26 +309,53 @@ fn finish_loan(call: &Call<3>) -> Outcome {
     }
     // Nothing in JavaScript can reach the memory through the Buffer any more; `memory` is the
     // caller's alone, and no JavaScript runs before this call returns.
-    let done = pool.finish_release(token).ok_or(status::STATUS_NOT_POOLED)?;
-    // SAFETY: the loan's witness was made by this env (loans end on their own thread), and the
-    // loan that used it has ended.
-    unsafe { escape::forget(call.env(), done.owner.witness) };
-    if !done.bound {
-        // The Buffer's finalizer runs later, maybe once the token's key and generation name a
-        // new loan: it must find nothing to reclaim.
-        // SAFETY: the hint is alive (Node has not finalized it: the memory was attached until
-        // now) and only this thread touches it.
-        unsafe { Hint::set_token(done.owner.handle as *mut c_void, None) };
-        if buffer.is_none() {
-            // The caller's ArrayBuffer: V8 stops counting the memory as external now, not when
-            // the GC gets round to it. (It was never exposed, so nothing marked it.)
-            // SAFETY: argument 1 is a live ArrayBuffer of the current env.
-            unsafe { raw::detach(call.env(), call.arg(1)) };
-        }
-    }
-    match done.slot {
-        Some(s) if done.bound => scratch::write(&[1.0, s.class as f64, s.slot.index() as f64, s.epoch as f64]),
-        _ => scratch::write(&[0.0]),
+    let moved_to = if buffer.is_none() { Some(call.arg(1)) } else { None };
+    // SAFETY: per `end_loan`'s contract, as just said; `moved_to` is a live ArrayBuffer.
+    match unsafe { end_loan(call.env(), pool, token, moved_to) }.ok_or(status::STATUS_NOT_POOLED)? {
+        Some(s) => scratch::write(&[1.0, s.class as f64, s.slot.index() as f64, s.epoch as f64]),
+        None => scratch::write(&[0.0]),
     }
     Ok(call.number(0.0))
+}
+
+/// Makes the finalizer of a released loan's Buffer (`handle`, its [`Owner::handle`]) find
+/// nothing to reclaim: it runs later, maybe once the token's key and generation name a new loan.
+///
+/// # Safety
+/// The hint is alive (Node has not finalized it), and this is the thread that lent the loan.
+pub unsafe fn forget_hint(handle: usize) {
+    // SAFETY: per the contract.
+    unsafe { Hint::set_token(handle as *mut c_void, None) };
+}
+
+/// Ends the loan of `token` after [`Pool::release`] answered `Last`; returns the slot to keep
+/// `moved_to` for if the loan was slot-bound (`Some(None)` if not), or `None` if there was no
+/// such live loan. `moved_to` is the ArrayBuffer the memory was transferred to (Node 22+), which
+/// this detaches unless the slot keeps it.
+///
+/// # Safety
+/// `env` is the current env, whose thread lent the loan. No JavaScript can reach the memory any
+/// more but through `moved_to`, which only the caller holds, and none runs before this returns.
+pub unsafe fn end_loan(
+    env: sys::napi_env,
+    pool: &Pool,
+    token: u64,
+    moved_to: Option<sys::napi_value>,
+) -> Option<Option<SlotRef>> {
+    let done = pool.finish_release(token)?;
+    // SAFETY: the loan's witness was made by this env (loans end on their own thread), and the
+    // loan that used it has ended.
+    unsafe { escape::forget(env, done.owner.witness) };
+    if done.bound {
+        return Some(done.slot);
+    }
+    // SAFETY: the memory was attached until now, so Node has not finalized the hint.
+    unsafe { forget_hint(done.owner.handle) };
+    if let Some(ab) = moved_to {
+        // V8 stops counting the memory as external now, not when the GC gets round to it. (It
+        // was never exposed, so nothing marked it.)
+        // SAFETY: a live ArrayBuffer of the current env, per the contract.
+        unsafe { raw::detach(env, ab) };
+    }
+    Some(None)
 }

@@ -33,6 +33,7 @@ mod hot;
 mod loan_handle;
 mod native_pool;
 mod raw;
+mod release_all;
 mod scratch;
 mod stats;
 mod status;

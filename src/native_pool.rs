@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use napi::bindgen_prelude::Env;
+use napi::bindgen_prelude::{Env, Float64Array};
 use napi_derive::napi;
 
 use crate::events;
@@ -174,6 +174,14 @@ impl NativePool {
     #[napi]
     pub fn unlisten(&self, id: f64) {
         events::unlisten(&self.core, id as u64);
+    }
+
+    /// `[loans, inUseBytes, requestedBytes]` of those of `tokens` that are live loans of this pool
+    /// (a scope's Buffers).
+    #[napi(js_name = "figuresOf")]
+    pub fn figures_of(&self, tokens: Float64Array) -> Vec<f64> {
+        let f = self.core.figures_of(tokens.iter().map(|&t| t as u64));
+        vec![f.loans as f64, f.in_use_bytes as f64, f.requested_bytes as f64]
     }
 
     /// Whether a typed array's bytes lie inside a live Buffer of this pool.

@@ -127,3 +127,40 @@ pub unsafe fn strong_ref(env: sys::napi_env, value: sys::napi_value) -> Option<s
     let status = unsafe { sys::napi_create_reference(env, value, 1, &mut r) };
     (status == sys::Status::napi_ok && !r.is_null()).then_some(r)
 }
+
+/// The elements of a Float64Array, writable. `None` if `value` is not one.
+///
+/// # Safety
+/// `env` is the current env and `value` a live value of it. The slice is used only while no
+/// JavaScript that could reach the array runs, and not after the current callback returns.
+pub unsafe fn float64_elements<'a>(env: sys::napi_env, value: sys::napi_value) -> Option<&'a mut [f64]> {
+    let mut kind = 0;
+    let mut len = 0;
+    let mut data: *mut c_void = ptr::null_mut();
+    let mut buffer = ptr::null_mut();
+    let mut offset = 0;
+    // SAFETY: valid out-pointers; the env and value per the contract.
+    let status =
+        unsafe { sys::napi_get_typedarray_info(env, value, &mut kind, &mut len, &mut data, &mut buffer, &mut offset) };
+    if status != sys::Status::napi_ok || kind != sys::TypedarrayType::float64_array {
+        return None;
+    }
+    if len == 0 {
+        return Some(&mut []);
+    }
+    // SAFETY: a Float64Array's `len` elements at `data`, aligned (V8 keeps them so); nothing else
+    // touches them while the slice is used, per the contract.
+    Some(unsafe { std::slice::from_raw_parts_mut(data.cast::<f64>(), len) })
+}
+
+/// Element `i` of an object.
+///
+/// # Safety
+/// `env` is the current env and `object` a live object of it whose element `i` is a plain data
+/// property (reading it runs no JavaScript).
+pub unsafe fn element(env: sys::napi_env, object: sys::napi_value, i: u32) -> Option<sys::napi_value> {
+    let mut out = ptr::null_mut();
+    // SAFETY: per the contract; a valid out-pointer.
+    let status = unsafe { sys::napi_get_element(env, object, i, &mut out) };
+    (status == sys::Status::napi_ok && !out.is_null()).then_some(out)
+}

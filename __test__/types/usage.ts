@@ -15,6 +15,8 @@ import extmem, {
 } from '../../index.js'
 import type {
   PooledBuffer,
+  Scope,
+  ScopeStats,
   PoolStats,
   WatermarkEvent,
   LeakEvent,
@@ -36,6 +38,12 @@ pool.releaseFast(f)
 {
   using frame: PooledBuffer = pool.allocUnsafe(4096)
   frame.writeUInt32BE(1, 0)
+  using request: Scope = pool.scope()
+  const head: Buffer = request.allocUnsafe(64)
+  const child: Scope = request.scope()
+  const left: number = child.release(child.alloc(10)) + request.close()
+  const ss: ScopeStats = request.stats()
+  console.log(head.length, left, ss.liveBuffers + ss.inUseBytes + ss.requestedBytes, request.closed)
 }
 const n: number = pool.retain(a) + pool.release(a) + pool.refCount(b)
 const pooled: boolean = pool.isPooled(b)

@@ -348,14 +348,36 @@ impl Pool {
         Ok(Release::Last(l.owner))
     }
 
+    /// [`Pool::release`] for many loans under one lock (a scope's Buffers), by token alone: the
+    /// caller vouches that each token is the one its own Buffer carries, so the Buffer's address
+    /// is not checked. `None` for a token that names no live loan of this pool.
+    pub fn release_all(&self, tokens: &[u64]) -> Vec<Option<Release>> {
+        let mut st = self.state.lock();
+        tokens
+            .iter()
+            .map(|&token| {
+                let l = st.live_loan_mut(self.id, token)?;
+                if l.refs > 1 {
+                    l.refs -= 1;
+                    return Some(Release::Retained(l.refs));
+                }
+                Some(Release::Last(l.owner))
+            })
+            .collect()
+    }
+
+    /// [`Pool::finish_release`] for many loans under one lock, after [`Pool::release_all`]
+    /// answered `Last` for each and their Buffers were detached.
+    pub fn finish_all(&self, tokens: &[u64]) -> Vec<Option<Finished>> {
+        let mut st = self.state.lock();
+        tokens.iter().map(|&token| st.finish(&self.config, self.id, token)).collect()
+    }
+
     /// Ends the loan of `token` after [`Release::Last`], once its Buffer is detached; its memory
     /// is reusable from now on. `None` if there is no such live loan.
     pub fn finish_release(&self, token: u64) -> Option<Finished> {
         let mut st = self.state.lock();
-        let ended = st.end_loan(&self.config, self.id, token)?;
-        st.counters.releases += 1;
-        let slot = ended.memory_was.map(|(class, slot)| SlotRef { class, slot, epoch: st.classes[class].epoch(slot) });
-        Some(Finished { owner: ended.owner, slot, bound: ended.bound })
+        st.finish(&self.config, self.id, token)
     }
 
     /// Takes back an allocation whose Buffer could not be made, as if it had never happened:
@@ -386,6 +408,23 @@ impl Pool {
     pub fn ref_count(&self, token: u64, addr: usize, len: usize) -> Result<u32, PoolError> {
         let mut st = self.state.lock();
         Ok(st.loan_mut(self.id, token, addr, len)?.refs)
+    }
+
+    /// The figures of those of `tokens` that name live loans of this pool (a scope's Buffers):
+    /// how many, their bytes in use (slot or mapping) and their bytes requested. Parked loans
+    /// count too: their memory is still out.
+    pub fn figures_of(&self, tokens: impl IntoIterator<Item = u64>) -> LoanFigures {
+        let st = self.state.lock();
+        let mut f = LoanFigures::default();
+        for token in tokens {
+            let Some((p, gen, key)) = loan::untoken(token) else { continue };
+            if let Some(l) = st.loans.get(key).filter(|l| p == self.id && l.gen == gen) {
+                f.loans += 1;
+                f.in_use_bytes += l.capacity;
+                f.requested_bytes += l.requested;
+            }
+        }
+        f
     }
 
     /// Whether `[addr, addr + len)` lies inside a live loan: the memory of a view of a pooled Buffer.
@@ -684,6 +723,15 @@ impl State {
         self.loans.get_mut(key).filter(|l| l.gen == gen && !l.parked)
     }
 
+    /// Ends the loan of `token` by release (see [`Pool::finish_release`]).
+    fn finish(&mut self, config: &PoolConfig, pool: u64, token: u64) -> Option<Finished> {
+        let ended = self.end_loan(config, pool, token)?;
+        self.counters.releases += 1;
+        let slot =
+            ended.memory_was.map(|(class, slot)| SlotRef { class, slot, epoch: self.classes[class].epoch(slot) });
+        Some(Finished { owner: ended.owner, slot, bound: ended.bound })
+    }
+
     /// Removes the loan of `token` and returns its memory; `None` if there is no such live loan.
     fn end_loan(&mut self, config: &PoolConfig, pool: u64, token: u64) -> Option<Ended> {
         self.live_loan_mut(pool, token)?;
@@ -730,6 +778,17 @@ impl State {
     }
 }
 
+/// Figures of a set of loans: see [`Pool::figures_of`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoanFigures {
+    /// Live loans among the tokens.
+    pub loans: usize,
+    /// Their bytes in use: slot sizes, or mapping lengths.
+    pub in_use_bytes: usize,
+    /// Their bytes requested.
+    pub requested_bytes: usize,
+}
+
 /// What remains of a loan that ended.
 #[derive(Debug)]
 struct Ended {
@@ -763,6 +822,27 @@ mod tests {
     fn end(p: &Pool, g: Grant, len: usize) {
         assert_eq!(p.release(g.token, g.addr as usize, len), Ok(Release::Last(OWNER)));
         p.finish_release(g.token);
+    }
+
+    #[test]
+    fn figures_of_counts_only_live_loans_of_this_pool() {
+        let p = Pool::new(1 << 20);
+        let other = Pool::new(1 << 20);
+        let small = p.alloc(100, false, OWNER).unwrap();
+        let large = p.alloc(20_000, false, OWNER).unwrap();
+        let ended = p.alloc(10, false, OWNER).unwrap();
+        end(&p, ended, 10);
+        let foreign = other.alloc(100, false, OWNER).unwrap();
+        let f = p.figures_of([small.token, large.token, ended.token, foreign.token, 12345]);
+        assert_eq!(
+            f,
+            LoanFigures {
+                loans: 2,
+                in_use_bytes: crate::size_class::CLASS_SIZES[crate::size_class::class_of(100)]
+                    + large::mapping_len(20_000),
+                requested_bytes: 20_100
+            }
+        );
     }
 
     #[test]

@@ -1,0 +1,136 @@
+//! Releasing many Buffers at once, for `Scope.close()`: `releaseMany(handle, io)`, then
+//! `finishMany(handle, list, io)`.
+//!
+//! Together they take each Buffer the way `release` + `finishRelease` take one, in the same
+//! order: a reference dropped; on the last one, JavaScript detaches the Buffer between the two
+//! calls (on Node 22+ by transferring its ArrayBuffer with the `transfer` captured at load; on
+//! Node 20 `finishMany` detaches it), and only then does the loan end. So a batch gives the same
+//! guarantee as single releases: no memory is reusable while a Buffer or view over it is
+//! attached. Each call takes the pool's lock once for the whole batch.
+//!
+//! `io` is a Float64Array of 4 numbers per Buffer, `[token, outcome, class, slot]` (for a
+//! [`KEPT`] slot the epoch replaces the token). The tokens are the ones the Buffers carry in
+//! their private field, which only the JavaScript layer can read: the caller vouches for them, so
+//! the Buffers' addresses are not checked again.
+
+use napi::sys;
+
+use crate::call::{self, Call, Outcome};
+use crate::escape;
+use crate::hot;
+use crate::raw;
+use crate::status;
+use extmem_core::pool::Release;
+
+/// Nothing to do for this Buffer: JavaScript found it detached already, or it is no live loan of
+/// this pool, or (set by JavaScript) it could not be detached.
+pub const SKIPPED: f64 = 0.0;
+/// A reference was dropped; others remain.
+pub const RETAINED: f64 = 1.0;
+/// The last reference: nothing changed yet. JavaScript detaches the Buffer, then `finishMany`.
+pub const LAST: f64 = 2.0;
+/// The loan ended.
+pub const ENDED: f64 = 3.0;
+/// The loan ended, and its slot's ArrayBuffer (`list[i]`) is to be kept for the slot's next
+/// loan: `io[4 * i + 1 ..]` is `[KEPT, class, slot]`, and the slot's epoch is returned in place of
+/// the token at `io[4 * i]`.
+pub const KEPT: f64 = 4.0;
+
+/// `releaseMany(handle, io)`: drops one reference of each loan `io[4 * i]` whose outcome
+/// `io[4 * i + 1]` is not [`SKIPPED`] on entry (JavaScript sets it to 1 for each Buffer still
+/// attached); writes each outcome. Returns the number of Buffers whose last reference this was,
+/// or a negative status.
+pub unsafe extern "C" fn release_many(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: Node calls this callback with its current env and call info.
+    unsafe { call::run::<2>(env, info, release_each) }
+}
+
+fn release_each(call: &Call<2>) -> Outcome {
+    let pool = call.pool(0)?;
+    // SAFETY: a live value of the current env; no JavaScript runs while the slice is used.
+    let io = unsafe { raw::float64_elements(call.env(), call.arg(1)) }.ok_or(status::STATUS_BAD_ARGUMENT)?;
+    let n = io.len() / 4;
+    let wanted: Vec<usize> = (0..n).filter(|&i| io[4 * i + 1] != SKIPPED).collect();
+    let tokens: Vec<u64> = wanted.iter().map(|&i| io[4 * i] as u64).collect();
+    let mut last = 0u32;
+    for (&i, outcome) in wanted.iter().zip(pool.release_all(&tokens)) {
+        io[4 * i + 1] = match outcome {
+            Some(Release::Retained(_)) => RETAINED,
+            Some(Release::Last(_)) => {
+                last += 1;
+                LAST
+            }
+            None => SKIPPED,
+        };
+    }
+    Ok(call.number(f64::from(last)))
+}
+
+/// `finishMany(handle, list, io)`: ends the loan of each `i` whose outcome is [`LAST`], once
+/// JavaScript detached its Buffer: `list[i]` is then the ArrayBuffer the memory was transferred
+/// to (Node 22+), or the Buffer itself, which this detaches first (Node 20). Writes [`ENDED`] or
+/// [`KEPT`]. `list` is an Array without prototype that JavaScript made and holds alone. Returns
+/// the number of loans ended, or a negative status.
+pub unsafe extern "C" fn finish_many(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: Node calls this callback with its current env and call info.
+    unsafe { call::run::<3>(env, info, finish_each) }
+}
+
+fn finish_each(call: &Call<3>) -> Outcome {
+    let pool = call.pool(0)?;
+    let (env, list) = (call.env(), call.arg(1));
+    // SAFETY: a live value of the current env; no JavaScript runs while the slice is used.
+    let io = unsafe { raw::float64_elements(env, call.arg(2)) }.ok_or(status::STATUS_BAD_ARGUMENT)?;
+    let n = io.len() / 4;
+    let escapes = escape::can_escape();
+    let mut ending = Vec::new();
+    let last: Vec<usize> = (0..n).filter(|&i| io[4 * i + 1] == LAST).collect();
+    for i in last {
+        if !escapes {
+            // Node 20: detach the Buffer here, before its loan ends.
+            // SAFETY: `list` is the caller's private Array (see above); its elements are data.
+            let detached = unsafe { raw::element(env, list, i as u32) }
+                // SAFETY: a live value of the current env.
+                .and_then(|buf| unsafe { raw::view_info(env, buf) })
+                // SAFETY: the live ArrayBuffer of a typed array of the current env.
+                .is_some_and(|view| unsafe { raw::detach(env, view.buffer) });
+            if !detached {
+                io[4 * i + 1] = SKIPPED;
+                continue;
+            }
+        }
+        ending.push(i);
+    }
+    let tokens: Vec<u64> = ending.iter().map(|&i| io[4 * i] as u64).collect();
+    let mut ended = 0u32;
+    for (&i, done) in ending.iter().zip(pool.finish_all(&tokens)) {
+        let Some(done) = done else {
+            io[4 * i + 1] = SKIPPED;
+            continue;
+        };
+        ended += 1;
+        // SAFETY: the loan's witness was made by this env (loans end on their own thread), and
+        // the loan that used it has ended.
+        unsafe { escape::forget(env, done.owner.witness) };
+        match done.slot {
+            Some(s) if done.bound => {
+                io[4 * i..4 * i + 4].copy_from_slice(&[s.epoch as f64, KEPT, s.class as f64, s.slot.index() as f64]);
+            }
+            _ => {
+                io[4 * i + 1] = ENDED;
+                // SAFETY: the hint is alive (its memory was attached until now) and only this
+                // thread touches it.
+                unsafe { hot::forget_hint(done.owner.handle) };
+                if escapes {
+                    // SAFETY: `list` is the caller's private Array; `list[i]` the ArrayBuffer the
+                    // memory moved to, which only the caller holds.
+                    if let Some(ab) = unsafe { raw::element(env, list, i as u32) } {
+                        // SAFETY: a live value of the current env; detaching anything else fails.
+                        unsafe { raw::detach(env, ab) };
+                    }
+                }
+            }
+        }
+    }
+    Ok(call.number(f64::from(ended)))
+}
