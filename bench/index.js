@@ -103,7 +103,19 @@ function reading(r) {
 }
 
 function table(rows) {
-  const head = ['workload', 'size', 'extmem', 'peer', 'unit', 'ratio', 'reading', 'peer is']
+  // "vs floor": the safe path's time over the floor's (see small.js), when the run has it.
+  const floor = rows.some((r) => 'vsFloor' in r)
+  const head = [
+    'workload',
+    'size',
+    'extmem',
+    'peer',
+    'unit',
+    'ratio',
+    ...(floor ? ['vs floor'] : []),
+    'reading',
+    'peer is',
+  ]
   const body = rows.map((r) => [
     r.name,
     r.sizeLabel,
@@ -111,10 +123,11 @@ function table(rows) {
     num(r.peerMedian),
     r.unit,
     r.ratio == null ? '-' : r.ratio.toFixed(3),
+    ...(floor ? [r.vsFloor == null ? '-' : `${r.vsFloor.toFixed(2)}x`] : []),
     reading(r),
     r.peerLabel,
   ])
-  const right = new Set([1, 2, 3, 5])
+  const right = new Set([1, 2, 3, 5, ...(floor ? [6] : [])])
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((cells) => cells[i].length)))
   const line = (cells) =>
     cells
