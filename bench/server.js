@@ -23,7 +23,7 @@
 // variant). On 2 cores that gives each one a core, as far as the machine's other work allows;
 // clients inside the server process (a worker thread) would add their memory to the server's RSS
 // and compete with it inside one process. The server's figures are its own: peak RSS (VmHWM,
-// reset when the measured phase starts), peak process.memoryUsage().external (sampled every 10 ms),
+// reset when the measured phase starts), peak process.memoryUsage().external (sampled every 20 ms),
 // GC pause (the durations of perf_hooks 'gc' entries, which V8 spends on the main thread) and CPU
 // time, all over the measured phase only. The clients measure round trips (closed loop: one
 // request in flight per connection), so latency includes both processes and the kernel.
@@ -243,7 +243,7 @@ function serverMain(variant) {
       hwmReset = resetPeakRss()
       peak.rss = peak.external = peak.arrayBuffers = 0
       sample()
-      sampler = setInterval(sample, 10)
+      sampler = setInterval(sample, 20)
       gc.since = performance.now()
       cpu0 = process.cpuUsage()
       m.measuring = true
@@ -268,7 +268,7 @@ function serverMain(variant) {
         gcPauseMs: gc.pauseMs,
         gcCount: gc.count,
         peakRssMiB: hwmReset && hwm !== null ? hwm : peak.rss / MiB,
-        peakRssSource: hwmReset && hwm !== null ? 'VmHWM since the measured phase began' : 'sampled every 10 ms',
+        peakRssSource: hwmReset && hwm !== null ? 'VmHWM since the measured phase began' : 'sampled every 20 ms',
         peakExternalMiB: peak.external / MiB,
         peakArrayBuffersMiB: peak.arrayBuffers / MiB,
       }
