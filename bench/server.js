@@ -125,6 +125,7 @@ function reportErrors(role) {
 
 function serverMain(variant) {
   reportErrors(`server (${variant})`)
+  if (!(variant in VARIANTS)) throw new Error(`unknown variant ${variant}`)
   const net = require('node:net')
   const { PerformanceObserver, performance } = require('node:perf_hooks')
 
@@ -428,12 +429,17 @@ function clientMain(port, cfg) {
 // ---------------------------------------------------------------------------------------------
 // Parent
 
-/** The messages of a child, in order: `next(type)` gives the next one, which must be of that type. */
-function inbox(proc, name) {
+/**
+ * The messages of a child, in order: `next(type)` gives the next one, which must be of that type.
+ * An error a child reports, or a child that dies, calls `fail`: the run is over, whichever child
+ * the parent was waiting for.
+ */
+function inbox(proc, name, failure) {
   const queue = []
   let waiter = null
   let ended = null
   proc.on('message', (msg) => {
+    if (msg.type === 'error') return failure.fail(new Error(msg.error))
     if (waiter === null) return queue.push(msg)
     const w = waiter
     waiter = null
@@ -441,6 +447,7 @@ function inbox(proc, name) {
   })
   proc.on('exit', (code, signal) => {
     ended = new Error(`${name} exited with ${signal ?? code}`)
+    if (code !== 0) failure.fail(ended)
     if (waiter !== null) waiter.reject(ended)
     waiter = null
   })
@@ -448,11 +455,21 @@ function inbox(proc, name) {
     const msg =
       queue.length !== 0
         ? queue.shift()
-        : await new Promise((resolve, reject) => (ended ? reject(ended) : (waiter = { resolve, reject })))
-    if (msg.type === 'error') throw new Error(msg.error)
+        : await Promise.race([
+            failure.failed,
+            new Promise((resolve, reject) => (ended ? reject(ended) : (waiter = { resolve, reject }))),
+          ])
     if (msg.type !== type) throw new Error(`${name}: expected a ${type} message, got ${JSON.stringify(msg)}`)
     return msg
   }
+}
+
+/** The first failure of a run (`fail(err)`), as a promise that rejects with it (`failed`). */
+function failureOfRun() {
+  const failure = {}
+  failure.failed = new Promise((_, reject) => (failure.fail = reject))
+  failure.failed.catch(() => {}) // read by whoever waits; no unhandled rejection when nobody does
+  return failure
 }
 
 /** Resolves when `proc` has exited; fails unless it exited with 0. */
@@ -465,18 +482,19 @@ async function exited(proc, name) {
 async function runOnce(variant, cfg) {
   const spawn = (args) =>
     fork(__filename, args, { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const failure = failureOfRun()
   const server = spawn(['--server', variant])
   const children = [server]
   const kill = () => {
-    for (const p of children) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL')
+    for (const p of children) if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM')
   }
   const limit = setTimeout(kill, (cfg.deadlineS + 30) * 1000)
   try {
-    const fromServer = inbox(server, `server (${variant})`)
+    const fromServer = inbox(server, `server (${variant})`, failure)
     const { port } = await fromServer('listening')
     const clients = spawn(['--client', String(port), JSON.stringify(cfg)])
     children.push(clients)
-    const fromClients = inbox(clients, 'clients')
+    const fromClients = inbox(clients, 'clients', failure)
     await fromClients('warm')
     server.send({ cmd: 'measure' })
     await fromServer('measuring')
@@ -577,4 +595,4 @@ if (require.main === module && process.argv[2] === '--server') serverMain(proces
 if (require.main === module && process.argv[2] === '--client')
   clientMain(Number(process.argv[3]), JSON.parse(process.argv[4]))
 
-module.exports = { runServer, MIX, CONNECTIONS, VARIANTS }
+module.exports = { runServer, runOnce, MIX, CONNECTIONS, VARIANTS }
