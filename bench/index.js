@@ -4,7 +4,8 @@
 //
 // Every workload runs extmem and its peer in the same run, alternating their order over several
 // rounds with a GC in between, and reports medians over the rounds:
-//   small    small cycle, safe path: pool.allocUnsafe + writes + release vs Buffer.allocUnsafeSlow
+//   small    small cycle, safe path: pool.allocUnsafe + writes + release vs Buffer.allocUnsafeSlow, and
+//            its floor (Node 22+): a view over one pool ArrayBuffer + writes + transfer()
 //   fast     small cycle, fast path: pool.allocFast + releaseFast vs Buffer.allocUnsafe (if present)
 //   large    64 KiB–16 MiB alloc + fill + release vs Buffer.allocUnsafe + fill, and vs refilling one Buffer
 //   stream   4 GiB (256 MiB quick) through 64 KiB / 1 MiB chunks, one child process per side
