@@ -4,12 +4,16 @@
 //
 // Every workload runs extmem and its peer in the same run, alternating their order over several
 // rounds with a GC in between, and reports medians over the rounds:
-//   small    small cycle, safe path: pool.allocUnsafe + writes + release vs Buffer.allocUnsafeSlow
+//   small    small cycle, safe path: pool.allocUnsafe + writes + release vs Buffer.allocUnsafeSlow, and
+//            its floor (Node 22+): a view over one pool ArrayBuffer + writes + transfer()
 //   fast     small cycle, fast path: pool.allocFast + releaseFast vs Buffer.allocUnsafe (if present)
 //   large    64 KiB–16 MiB alloc + fill + release vs Buffer.allocUnsafe + fill, and vs refilling one Buffer
 //   stream   4 GiB (256 MiB quick) through 64 KiB / 1 MiB chunks, one child process per side
 //   threads  defaultPool from 2 worker threads vs 1 (same total work)
 //   leak     leakDetection 'sampled' / 'paranoid' vs 'off' (if present)
+//   server   length-prefixed frames over loopback TCP, 64 client connections in a child process, the
+//            server (a child process per variant and round) on pool.allocUnsafe + release vs
+//            Buffer.allocUnsafe vs Buffer.allocUnsafeSlow; rows compare extmem with the better Node one
 // The table goes to stdout (progress to stderr); everything, with every sample, to bench/results.json.
 //
 // Options: --quick; --only=small,large,… to run some workloads (for development).
@@ -27,6 +31,7 @@ const FAMILIES = {
   stream: () => require('./stream').runStream,
   threads: () => require('./threads').runThreads,
   leak: () => require('./leak').runLeak,
+  server: () => require('./server').runServer,
 }
 
 // ops: operations per round and side; perTurn: operations per event-loop turn (see common.js).
@@ -38,6 +43,7 @@ const CONFIG = {
     stream: { rounds: 5, bytes: 4 * GiB },
     threads: { rounds: 7, ops: 500_000, perTurn: 4096 },
     leak: { rounds: 9, ops: 100_000, perTurn: 4096 },
+    server: { rounds: 5, warmFrames: 100, frames: 800, deadlineS: 30 },
   },
   quick: {
     small: { rounds: 3, ops: 20_000, perTurn: 4096 },
@@ -46,6 +52,7 @@ const CONFIG = {
     stream: { rounds: 2, bytes: 256 * MiB },
     threads: { rounds: 3, ops: 50_000, perTurn: 4096 },
     leak: { rounds: 3, ops: 20_000, perTurn: 4096 },
+    server: { rounds: 3, warmFrames: 20, frames: 100, deadlineS: 10 },
   },
 }
 
@@ -103,7 +110,19 @@ function reading(r) {
 }
 
 function table(rows) {
-  const head = ['workload', 'size', 'extmem', 'peer', 'unit', 'ratio', 'reading', 'peer is']
+  // "vs floor": the safe path's time over the floor's (see small.js), when the run has it.
+  const floor = rows.some((r) => 'vsFloor' in r)
+  const head = [
+    'workload',
+    'size',
+    'extmem',
+    'peer',
+    'unit',
+    'ratio',
+    ...(floor ? ['vs floor'] : []),
+    'reading',
+    'peer is',
+  ]
   const body = rows.map((r) => [
     r.name,
     r.sizeLabel,
@@ -111,14 +130,46 @@ function table(rows) {
     num(r.peerMedian),
     r.unit,
     r.ratio == null ? '-' : r.ratio.toFixed(3),
+    ...(floor ? [r.vsFloor == null ? '-' : `${r.vsFloor.toFixed(2)}x`] : []),
     reading(r),
     r.peerLabel,
   ])
-  const right = new Set([1, 2, 3, 5])
+  const right = new Set([1, 2, 3, 5, ...(floor ? [6] : [])])
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((cells) => cells[i].length)))
   const line = (cells) =>
     cells
       .map((c, i) => (right.has(i) ? c.padStart(widths[i]) : c.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd()
+  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n')
+}
+
+/**
+ * Workloads with more than one peer (server): each variant's median side by side, the ratio to
+ * the better peer, and the target the project set for it.
+ */
+function sideBySide(rows) {
+  const these = rows.filter((r) => r.detail?.sideBySide)
+  if (these.length === 0) return null
+  const columns = these[0].detail.sideBySide.columns
+  const keys = Object.keys(columns)
+  const head = ['workload', 'unit', ...keys.map((k) => columns[k]), 'ratio', 'target', 'met']
+  const body = these.map((r) => {
+    const s = r.detail.sideBySide
+    return [
+      r.name,
+      r.unit,
+      ...keys.map((k) => num(s.medians[k])),
+      r.ratio == null ? '-' : `${r.ratio.toFixed(2)}x`,
+      s.target ?? '',
+      s.target ? (r.targetMet ? 'yes' : 'no') : '',
+    ]
+  })
+  const left = new Set([0, 1, head.length - 2, head.length - 1])
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((cells) => cells[i].length)))
+  const line = (cells) =>
+    cells
+      .map((c, i) => (left.has(i) ? c.padEnd(widths[i]) : c.padStart(widths[i])))
       .join('  ')
       .trimEnd()
   return [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n')
@@ -148,6 +199,11 @@ async function main() {
     `\nextmem bench (${env.mode}): Node ${env.node} (V8 ${env.v8}), ${env.cpu} x${env.cores}, ${env.platform}, ${env.date}, load ${env.loadavg.join(' ')}\n`,
   )
   console.log(table(rows))
+  const side = sideBySide(rows)
+  if (side !== null) {
+    console.log("\nside by side (medians; ratio = extmem / the better Node variant, target: the issue's)\n")
+    console.log(side)
+  }
   console.log(
     '\nmedians over rounds; ratio = extmem / peer (threads: 2 threads / 1 thread). ns/op, us/op, MiB: lower is better;' +
       ' GiB/s, Mops/s: higher is better.',
