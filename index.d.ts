@@ -204,6 +204,12 @@ export declare class Pool extends EventEmitter {
   retain(buf: Buffer): number
   /** Drops a reference; returns the count left. At 0 the Buffer and its views are detached (length 0) and the memory is reused. */
   release(buf: Buffer): number
+  /**
+   * Resizes a Buffer this pool returned, as realloc does: a Buffer of `size` bytes starting with
+   * the old bytes; `buf` is detached. New bytes are unspecified, or zero with `{ zero: true }`.
+   * Refused (ERR_EXTMEM_SHARED) while `buf` holds more than one reference.
+   */
+  resize(buf: Buffer, size: number, options?: { zero?: boolean }): PooledBuffer
   /** References held on a Buffer this pool returned; 0 once released. */
   refCount(buf: Buffer): number
   /** Whether `buf` is a live Buffer this pool returned (false for views, foreign and released Buffers). */

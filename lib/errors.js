@@ -72,6 +72,11 @@ E(
   Error,
 )
 E('ERR_EXTMEM_RELEASED', 'The Buffer was already released', Error)
+E(
+  'ERR_EXTMEM_SHARED',
+  'The Buffer holds more than one reference (it was retained), so it cannot be resized: release the others first',
+  Error,
+)
 E('ERR_EXTMEM_CLOSED', 'The pool is closed', Error)
 E(
   'ERR_EXTMEM_EXTERNAL_REFUSED',
@@ -113,6 +118,7 @@ module.exports = {
   notPooled: (caller, detail) => make('ERR_EXTMEM_NOT_POOLED', [detail], undefined, caller),
   viewOwnership: (caller) => make('ERR_EXTMEM_VIEW_OWNERSHIP', [], undefined, caller),
   released: (caller) => make('ERR_EXTMEM_RELEASED', [], undefined, caller),
+  shared: (caller) => make('ERR_EXTMEM_SHARED', [], undefined, caller),
   closed: (caller) => make('ERR_EXTMEM_CLOSED', [], undefined, caller),
   externalRefused: (caller) => make('ERR_EXTMEM_EXTERNAL_REFUSED', [], undefined, caller),
   notDetachable: (caller) => make('ERR_EXTMEM_NOT_DETACHABLE', [], undefined, caller),

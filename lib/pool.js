@@ -33,6 +33,9 @@ const {
   hot_finishRelease: nativeFinishRelease,
   hot_releaseMany: nativeReleaseMany,
   hot_finishMany: nativeFinishMany,
+  hot_resizeBegin: nativeResizeBegin,
+  hot_resizeAbort: nativeResizeAbort,
+  hot_resizeEnd: nativeResizeEnd,
 } = native
 const { transferOf, bufferOf, privateArray } = require('./intrinsics')
 const { Scope, kAllocFor, kReleaseAll, kFiguresOf } = require('./scope')
@@ -83,6 +86,7 @@ const leakChannel = diagnostics.channel('extmem:leak')
 
 const POOL_OPTIONS = ['maxBytes', 'watermarks', 'admission', 'leakDetection']
 const ALLOC_OPTIONS = ['align', 'priority', 'prefault']
+const RESIZE_OPTIONS = ['zero']
 
 /** Marks the construction of the default pool's Pool object (not an option users can pass). */
 const kShared = Symbol('extmem.shared')
@@ -385,6 +389,48 @@ class Pool extends EventEmitter {
     return this.#native.figuresOf(tokens)
   }
 
+  /**
+   * Resizes a pooled Buffer, as realloc does: returns a Buffer of `size` bytes whose first
+   * min(old, new) bytes are the old ones, and detaches `buf`. Bytes past the old length are
+   * unspecified, or zero with `{ zero: true }`. A slot with room keeps its memory, a large Buffer
+   * grows by moving its pages (mremap on Linux), anything else is copied. `buf` must hold one
+   * reference; on any error nothing changed.
+   */
+  resize(buf, size, options) {
+    const token = this.#ownerToken(buf, this.resize)
+    validateSize(size, this.resize)
+    let zero = false
+    if (options !== undefined) {
+      const opts = validateOptions(options, 'options', RESIZE_OPTIONS, this.resize)
+      if (opts.zero !== undefined && typeof opts.zero !== 'boolean')
+        throw errors.invalidArgType('options.zero', 'of type boolean', opts.zero, this.resize)
+      zero = opts.zero === true
+    }
+    if (token === null) return this.#alloc(size, zero, undefined, this.resize)
+    if (size === 0) {
+      if (this.refCount(buf) !== 1) throw errors.shared(this.resize)
+      this.#drop(buf, token, this.resize)
+      return new PooledBuffer(EMPTY, 0, 0, null, this.#owner)
+    }
+    const status = nativeResizeBegin(this.#handle, buf, token, size, zero, 0, false)
+    if (status !== 0) throw this.#failure(status, this.resize)
+    // Detach the old Buffer before its memory moves or changes hands.
+    let memory = buf
+    if (TRANSFER) {
+      try {
+        memory = transferOf(bufferOf(buf))
+      } catch {
+        nativeResizeAbort(this.#handle, token)
+        throw errors.notDetachable(this.resize)
+      }
+    }
+    const out = nativeResizeEnd(this.#handle, memory, token, size)
+    if (typeof out !== 'object') throw this.#failure(out, this.resize)
+    return TRANSFER
+      ? new PooledBuffer(out, 0, size, token, this.#owner)
+      : new PooledBuffer(bufferOf(out), out.byteOffset, size, token, this.#owner)
+  }
+
   /** References held on a pooled Buffer: 0 once it is released. */
   refCount(buf) {
     validateBuffer(buf, this.refCount)
@@ -554,6 +600,8 @@ class Pool extends EventEmitter {
         return errors.throttled(scratch[1], scratch[2], LEVELS[scratch[3]], caller)
       case native.STATUS_CLOSED:
         return errors.closed(caller)
+      case native.STATUS_SHARED:
+        return errors.shared(caller)
       case native.STATUS_TOO_MANY_REFS:
         return errors.outOfRange('refCount', '<= 4294967295', 4294967296, caller)
       case native.STATUS_EXTERNAL_REFUSED:

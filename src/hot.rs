@@ -22,6 +22,7 @@ use crate::escape;
 use crate::loan_handle::{self, Hint};
 use crate::raw;
 use crate::release_all;
+use crate::resize;
 use crate::scratch;
 use crate::status;
 use extmem_core::error::PoolError;
@@ -66,7 +67,7 @@ pub unsafe fn make_handle(env: sys::napi_env, pool: &Arc<Pool>) -> Option<sys::n
 pub fn register(exports: Object, env: Env) -> napi::Result<()> {
     // SAFETY: the current env.
     unsafe { escape::init(env.raw()) };
-    let functions: [(&str, unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value); 7] = [
+    let functions: [(&str, unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value); 10] = [
         ("alloc", alloc),
         ("allocBound", alloc_bound),
         ("reuse", reuse),
@@ -74,6 +75,9 @@ pub fn register(exports: Object, env: Env) -> napi::Result<()> {
         ("finishRelease", finish_release),
         ("releaseMany", release_all::release_many),
         ("finishMany", release_all::finish_many),
+        ("resizeBegin", resize::resize_begin),
+        ("resizeAbort", resize::resize_abort),
+        ("resizeEnd", resize::resize_end),
     ];
     for (name, callback) in functions {
         let mut f = ptr::null_mut();
@@ -103,7 +107,7 @@ pub fn register(exports: Object, env: Env) -> napi::Result<()> {
 }
 
 /// A refusal: its figures to scratch[1..4] (see `status`), its status as the error.
-fn refusal(e: &PoolError) -> i32 {
+pub fn refusal(e: &PoolError) -> i32 {
     match *e {
         PoolError::Exhausted { requested, available, level } | PoolError::Throttled { requested, available, level } => {
             scratch::write(&[0.0, requested as f64, available as f64, level as u32 as f64])
@@ -116,10 +120,9 @@ fn refusal(e: &PoolError) -> i32 {
     status::of(e)
 }
 
-/// Makes the external ArrayBuffer of a grant, to be lent on Node 22+ (see [`escape`]): creates it
-/// over `len` bytes with `hint`'s finalizer, transfers it once so that the one lent is not the
-/// one Node detaches at teardown, and records a witness of it with the loan. On failure nothing
-/// is lent: the loan is undone and the memory reachable by no ArrayBuffer.
+/// Makes the external ArrayBuffer of a grant, to be lent on Node 22+ (see [`escape`]), and
+/// records its witness with the loan; on failure nothing is lent: the loan is undone and the
+/// memory reachable by no ArrayBuffer.
 ///
 /// `hint` was made for the grant (a loan just lent for a Buffer of this thread) with
 /// [`Hint::into_raw`] and not yet handed to Node.
@@ -130,40 +133,68 @@ fn lend_arraybuffer<const N: usize>(
     len: usize,
     hint: *mut c_void,
 ) -> Outcome {
-    let env = call.env();
+    // SAFETY: the grant's `len` bytes belong to this loan alone until it ends, and it ends only
+    // after its ArrayBuffers are detached or finalized; `hint` is fresh.
+    match unsafe { external_arraybuffer(call.env(), grant.addr, len, hint) } {
+        Ok((ab, witness)) => {
+            pool.set_witness(grant.token, witness);
+            Ok(ab)
+        }
+        // Node never took the hint: the grant's bound bytes are the pool's to take back.
+        Err(false) => {
+            pool.undo_alloc(grant);
+            Err(status::STATUS_EXTERNAL_REFUSED)
+        }
+        // The finalizer runs later, finds the loan ended, and takes the bound bytes back itself.
+        Err(true) => {
+            pool.undo_alloc(&Grant { bound_bytes: 0, ..*grant });
+            Err(status::STATUS_EXTERNAL_REFUSED)
+        }
+    }
+}
+
+/// An external ArrayBuffer over the `len` bytes at `addr`, to be lent on Node 22+: created with
+/// `hint`'s finalizer, transferred once so that the one lent is not the one Node detaches at
+/// teardown (see [`escape`]), with its witness. On failure every ArrayBuffer made is detached,
+/// the hint is dropped (`Err(false)`) or, if Node took it, told that no loan is left to reclaim
+/// (`Err(true)`); the caller takes the loan back.
+///
+/// # Safety
+/// The current env is `env`, on Node 22+ ([`escape::can_escape`]); the memory is a live loan's
+/// alone until the loan ends, which is only after its ArrayBuffers are detached or finalized;
+/// `hint` came from [`Hint::into_raw`] and was not yet handed to Node.
+pub unsafe fn external_arraybuffer(
+    env: sys::napi_env,
+    addr: *mut u8,
+    len: usize,
+    hint: *mut c_void,
+) -> Result<(sys::napi_value, usize), bool> {
     let created = if FAIL_EXTERNAL.load(Ordering::Relaxed) {
         None
     } else {
-        // SAFETY: the grant's `len` bytes belong to this loan alone until it ends, and it ends
-        // only after its ArrayBuffers are detached or finalized; the finalizer frees `hint`.
-        unsafe { raw::create_external_arraybuffer(env, grant.addr, len, loan_handle::finalize, hint) }
+        // SAFETY: per the contract; the finalizer frees `hint`.
+        unsafe { raw::create_external_arraybuffer(env, addr, len, loan_handle::finalize, hint) }
     };
     let Some(first) = created else {
-        pool.undo_alloc(grant);
         // SAFETY: `hint` came from `Hint::into_raw`, and Node did not take it.
         unsafe { Hint::drop_raw(hint) };
-        return Err(status::STATUS_EXTERNAL_REFUSED);
+        return Err(false);
     };
     // Node owns the hint from here on; its finalizer accounts for the ArrayBuffer's bytes.
-    // SAFETY: `first` is a live ArrayBuffer of the current env, and this is a Node 22+ runtime
-    // (the caller checked `escape::can_escape`).
-    let lent = unsafe { escape::transfer(env, first, grant.addr as usize, len) }.and_then(|ab| {
+    // SAFETY: `first` is a live ArrayBuffer of the current env, on Node 22+.
+    let lent = unsafe { escape::transfer(env, first, addr as usize, len) }.and_then(|ab| {
         // SAFETY: `ab` is a live ArrayBuffer of the current env.
         unsafe { escape::witness(env, ab) }.map(|w| (ab, w))
     });
-    let Some((ab, witness)) = lent else {
-        // Take the memory back from every ArrayBuffer, then the loan; the finalizer finds the
-        // loan ended (and takes the bound bytes back itself).
-        // SAFETY: `first` is a live ArrayBuffer of the current env (detached or not, as it may
-        // be after a failed transfer; detaching it again does nothing).
+    lent.ok_or_else(|| {
+        // Take the memory back from every ArrayBuffer (detaching `first` again, after a failed
+        // transfer, does nothing).
+        // SAFETY: `first` is a live ArrayBuffer of the current env.
         unsafe { raw::detach(env, first) };
         // SAFETY: the hint is alive until its finalizer runs, on this thread, later.
         unsafe { Hint::set_token(hint, None) };
-        pool.undo_alloc(&Grant { bound_bytes: 0, ..*grant });
-        return Err(status::STATUS_EXTERNAL_REFUSED);
-    };
-    pool.set_witness(grant.token, witness);
-    Ok(ab)
+        true
+    })
 }
 
 /// `alloc(handle, size, zero, flags, tracked)`: the memory of one new loan of `size >= 1` bytes,

@@ -34,6 +34,7 @@ mod loan_handle;
 mod native_pool;
 mod raw;
 mod release_all;
+mod resize;
 mod scratch;
 mod stats;
 mod status;

@@ -36,6 +36,10 @@ pub const STATUS_BAD_ARGUMENT: i32 = -8;
 #[napi]
 pub const STATUS_OS: i32 = -9;
 
+/// The Buffer holds more than one reference, so it cannot be resized.
+#[napi]
+pub const STATUS_SHARED: i32 = -10;
+
 /// The status of a core refusal.
 pub fn of(e: &PoolError) -> i32 {
     match e {
@@ -46,5 +50,6 @@ pub fn of(e: &PoolError) -> i32 {
         PoolError::Exhausted { .. } => STATUS_EXHAUSTED,
         PoolError::Throttled { .. } => STATUS_THROTTLED,
         PoolError::Os { .. } => STATUS_OS,
+        PoolError::Shared => STATUS_SHARED,
     }
 }

@@ -43,6 +43,8 @@ pool.releaseFast(f)
   const child: Scope = request.scope()
   const left: number = child.release(child.alloc(10)) + request.close()
   const ss: ScopeStats = request.stats()
+  const grown: PooledBuffer = pool.resize(pool.allocUnsafe(100), 200, { zero: true })
+  pool.release(grown)
   console.log(head.length, left, ss.liveBuffers + ss.inUseBytes + ss.requestedBytes, request.closed)
 }
 const n: number = pool.retain(a) + pool.release(a) + pool.refCount(b)

@@ -31,6 +31,8 @@ pub enum PoolError {
     Closed,
     /// One Buffer holds as many references as a `u32` counts (`ERR_OUT_OF_RANGE`).
     TooManyRefs,
+    /// The Buffer holds more than one reference, so it cannot be resized (`ERR_EXTMEM_SHARED`).
+    Shared,
     /// A slot cannot be reused through a kept ArrayBuffer: it is taken, or a newer ArrayBuffer
     /// was made over it. Internal: the caller drops the ArrayBuffer and allocates afresh.
     Stale,

@@ -17,6 +17,9 @@ use crate::slab::{ClassSlab, Slot, SLAB_CHUNK_BYTES};
 use crate::stats::{ClassStats, Counters, PoolStats};
 use crate::watermark::{Level, Watermarks};
 
+mod resize;
+pub use resize::Resized;
+
 /// Largest share of `max_bytes` the large-mapping cache may hold.
 const CACHE_SHARE_DIVISOR: usize = 4;
 /// Largest size of the large-mapping cache, whatever the cap.
@@ -184,6 +187,8 @@ struct State {
     level: Level,
     listeners: Listeners,
     counters: Counters,
+    /// Resizes begun and not yet ended or aborted (see [`resize`]).
+    resizing: Vec<resize::PendingResize>,
 }
 
 impl Pool {
@@ -208,6 +213,7 @@ impl Pool {
                 level: Level::Normal,
                 listeners: Listeners::default(),
                 counters: Counters::default(),
+                resizing: Vec::new(),
             }),
         }
     }
@@ -313,6 +319,14 @@ impl Pool {
         let l = &st.loans[key];
         let token = loan::token(self.id, l.gen, key);
         st.reclaim_unless(&self.config, self.id, token, may_be_reachable)
+    }
+
+    /// Records the binding's data for the live loan of `token` (after [`Pool::resize_end`], which
+    /// gives its Buffer a new ArrayBuffer).
+    pub fn set_owner(&self, token: u64, owner: Owner) {
+        if let Some(l) = self.state.lock().live_loan_mut(self.id, token) {
+            l.owner = owner;
+        }
     }
 
     /// Records the binding's witness (see [`Owner::witness`]) of the live loan of `token`, made
@@ -732,20 +746,9 @@ impl State {
         Some(Finished { owner: ended.owner, slot, bound: ended.bound })
     }
 
-    /// Removes the loan of `token` and returns its memory; `None` if there is no such live loan.
-    fn end_loan(&mut self, config: &PoolConfig, pool: u64, token: u64) -> Option<Ended> {
-        self.live_loan_mut(pool, token)?;
-        let (_, _, key) = loan::untoken(token)?;
-        let mut l = self.loans.remove(key);
-        let c = &mut self.counters;
-        c.in_use_bytes -= l.capacity;
-        c.requested_bytes -= l.requested;
-        c.external_bytes -= l.external;
-        let memory_was = match l.memory {
-            LoanMemory::Slot { class, slot } => Some((class, slot)),
-            _ => None,
-        };
-        match std::mem::replace(&mut l.memory, LoanMemory::Returned) {
+    /// Returns a loan's memory to its class (or the mapping cache); it is reusable from now on.
+    fn give_back(&mut self, memory: LoanMemory) {
+        match memory {
             LoanMemory::Slot { class, slot } => {
                 let slab = &mut self.classes[class];
                 slab.push(slot);
@@ -765,6 +768,22 @@ impl State {
             }
             LoanMemory::Returned | LoanMemory::Parked => unreachable!("a live loan owns its memory"),
         }
+    }
+
+    /// Removes the loan of `token` and returns its memory; `None` if there is no such live loan.
+    fn end_loan(&mut self, config: &PoolConfig, pool: u64, token: u64) -> Option<Ended> {
+        self.live_loan_mut(pool, token)?;
+        let (_, _, key) = loan::untoken(token)?;
+        let mut l = self.loans.remove(key);
+        let c = &mut self.counters;
+        c.in_use_bytes -= l.capacity;
+        c.requested_bytes -= l.requested;
+        c.external_bytes -= l.external;
+        let memory_was = match l.memory {
+            LoanMemory::Slot { class, slot } => Some((class, slot)),
+            _ => None,
+        };
+        self.give_back(std::mem::replace(&mut l.memory, LoanMemory::Returned));
         self.update_level(config);
         Some(Ended {
             bound: l.bound,

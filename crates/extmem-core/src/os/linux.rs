@@ -37,3 +37,8 @@ pub(super) fn memory_limit() -> Option<usize> {
 pub(super) fn advise_huge_pages(map: &MmapMut) {
     let _ = map.advise(Advice::HugePage);
 }
+
+pub(super) unsafe fn remap(map: &mut MmapMut, new_len: usize, may_move: bool) -> bool {
+    // SAFETY: an anonymous mapping (no file to run past); the caller keeps the rest of the contract.
+    unsafe { map.remap(new_len, memmap2::RemapOptions::new().may_move(may_move)) }.is_ok()
+}

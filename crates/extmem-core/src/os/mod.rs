@@ -1,9 +1,11 @@
 //! What the core asks of the operating system, one file per family, as memmap2 splits `unix.rs`
 //! from `windows.rs`: a coarse monotonic clock, the page size, physical memory and the memory
-//! limit a container sets, and the huge-page advice for large mappings.
+//! limit a container sets, the huge-page advice for large mappings, and resizing a mapping without
+//! copying its pages.
 //!
 //! Linux has all of them; elsewhere the clock is [`std::time::Instant`], there is no container
-//! limit, and no huge-page advice (the mapping works the same without it).
+//! limit, no huge-page advice (the mapping works the same without it), and no resizing in place
+//! (the caller copies instead).
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -50,6 +52,17 @@ pub fn memory_limit() -> Option<usize> {
 /// only: a kernel without them refuses it, and the mapping works the same.
 pub fn advise_huge_pages(map: &MmapMut) {
     imp::advise_huge_pages(map)
+}
+
+/// Resizes `map` to `new_len` bytes without copying (`mremap` on Linux): in place, or, if
+/// `may_move`, wherever the pages fit (then every address into the old range is invalid). New
+/// bytes read as zero. `false` (and `map` unchanged) if the OS cannot, or has no such call.
+///
+/// # Safety
+/// Nothing uses the memory past `new_len`, nor (if `may_move`) any address into `map`, from now on.
+pub unsafe fn remap(map: &mut MmapMut, new_len: usize, may_move: bool) -> bool {
+    // SAFETY: per the contract.
+    unsafe { imp::remap(map, new_len, may_move) }
 }
 
 #[cfg(test)]

@@ -34,3 +34,7 @@ pub(super) fn memory_limit() -> Option<usize> {
 }
 
 pub(super) fn advise_huge_pages(_map: &MmapMut) {}
+
+pub(super) unsafe fn remap(_map: &mut MmapMut, _new_len: usize, _may_move: bool) -> bool {
+    false
+}
