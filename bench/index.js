@@ -14,6 +14,8 @@
 //   server   length-prefixed frames over loopback TCP, 64 client connections in a child process, the
 //            server (a child process per variant and round) on pool.allocUnsafe + release vs
 //            Buffer.allocUnsafe vs Buffer.allocUnsafeSlow; rows compare extmem with the better Node one
+//   lifetimes  scope.close() of 64 Buffers vs 64 release() calls; resize() 16 -> 32 MiB vs
+//            allocUnsafe + copy + release
 // The table goes to stdout (progress to stderr); everything, with every sample, to bench/results.json.
 //
 // Options: --quick; --only=small,large,… to run some workloads (for development).
@@ -32,6 +34,7 @@ const FAMILIES = {
   threads: () => require('./threads').runThreads,
   leak: () => require('./leak').runLeak,
   server: () => require('./server').runServer,
+  lifetimes: () => require('./lifetimes').runLifetimes,
 }
 
 // ops: operations per round and side; perTurn: operations per event-loop turn (see common.js).
@@ -44,6 +47,7 @@ const CONFIG = {
     threads: { rounds: 7, ops: 500_000, perTurn: 4096 },
     leak: { rounds: 9, ops: 100_000, perTurn: 4096 },
     server: { rounds: 5, warmFrames: 100, frames: 800, deadlineS: 30 },
+    lifetimes: { rounds: 9, scopes: 2000, grows: 20 },
   },
   quick: {
     small: { rounds: 3, ops: 20_000, perTurn: 4096 },
@@ -53,6 +57,7 @@ const CONFIG = {
     threads: { rounds: 3, ops: 50_000, perTurn: 4096 },
     leak: { rounds: 3, ops: 20_000, perTurn: 4096 },
     server: { rounds: 3, warmFrames: 20, frames: 100, deadlineS: 10 },
+    lifetimes: { rounds: 3, scopes: 200, grows: 4 },
   },
 }
 

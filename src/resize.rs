@@ -10,7 +10,6 @@
 //!   when a slot-bound Buffer stayed in place: the new Buffer views its first `size` bytes), on
 //!   Node 20 a Buffer; or a negative status.
 
-
 use napi::sys;
 
 use crate::call::{self, Call, Outcome};

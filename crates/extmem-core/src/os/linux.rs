@@ -1,4 +1,4 @@
-//! Linux: `CLOCK_MONOTONIC_COARSE`, `sysconf`, the cgroup memory limit, `MADV_HUGEPAGE`.
+//! Linux: `CLOCK_MONOTONIC_COARSE`, `sysconf`, the cgroup memory limit, `MADV_HUGEPAGE`, `mremap`.
 
 use std::fs;
 
@@ -38,7 +38,29 @@ pub(super) fn advise_huge_pages(map: &MmapMut) {
     let _ = map.advise(Advice::HugePage);
 }
 
-pub(super) unsafe fn remap(map: &mut MmapMut, new_len: usize, may_move: bool) -> bool {
-    // SAFETY: an anonymous mapping (no file to run past); the caller keeps the rest of the contract.
-    unsafe { map.remap(new_len, memmap2::RemapOptions::new().may_move(may_move)) }.is_ok()
+pub(super) unsafe fn shrink(map: &mut MmapMut, new_len: usize) -> bool {
+    // SAFETY: an anonymous mapping (no file to run past), shortened in place; the caller keeps
+    // the rest of the contract.
+    unsafe { map.remap(new_len, memmap2::RemapOptions::new()) }.is_ok()
+}
+
+pub(super) unsafe fn move_pages(from: MmapMut, into: &mut MmapMut) -> Result<(), MmapMut> {
+    // SAFETY: both ranges are mappings we own; the kernel moves `from`'s pages over the start of
+    // `into` (unmapping what was there) and unmaps `from`, or fails and changes nothing.
+    let moved = unsafe {
+        libc::mremap(
+            from.as_ptr() as *mut libc::c_void,
+            from.len(),
+            from.len(),
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+            into.as_mut_ptr() as *mut libc::c_void,
+        )
+    };
+    if moved == libc::MAP_FAILED {
+        return Err(from);
+    }
+    // `from`'s range is unmapped now: its owner must not unmap it again (someone else may map
+    // there next). `into` still owns exactly its own range, moved pages included.
+    std::mem::forget(from);
+    Ok(())
 }

@@ -54,15 +54,27 @@ pub fn advise_huge_pages(map: &MmapMut) {
     imp::advise_huge_pages(map)
 }
 
-/// Resizes `map` to `new_len` bytes without copying (`mremap` on Linux): in place, or, if
-/// `may_move`, wherever the pages fit (then every address into the old range is invalid). New
-/// bytes read as zero. `false` (and `map` unchanged) if the OS cannot, or has no such call.
+/// Shortens `map` to `new_len` bytes in place (`mremap` on Linux). `false` (and `map` unchanged)
+/// if the OS cannot, or has no such call.
 ///
 /// # Safety
-/// Nothing uses the memory past `new_len`, nor (if `may_move`) any address into `map`, from now on.
-pub unsafe fn remap(map: &mut MmapMut, new_len: usize, may_move: bool) -> bool {
+/// Nothing uses the memory past `new_len` from now on.
+pub unsafe fn shrink(map: &mut MmapMut, new_len: usize) -> bool {
+    debug_assert!(new_len <= map.len());
     // SAFETY: per the contract.
-    unsafe { imp::remap(map, new_len, may_move) }
+    unsafe { imp::shrink(map, new_len) }
+}
+
+/// Moves the pages of `from` into the start of `into` without copying (`mremap` with
+/// `MREMAP_FIXED` on Linux), replacing what `into` had there; `from`'s range is then unmapped and
+/// `into` owns the pages. Gives `from` back untouched if the OS cannot (or has no such call).
+///
+/// # Safety
+/// `into` is at least as long as `from`, and nothing uses an address into `from` from now on.
+pub unsafe fn move_pages(from: MmapMut, into: &mut MmapMut) -> Result<(), MmapMut> {
+    debug_assert!(into.len() >= from.len());
+    // SAFETY: per the contract.
+    unsafe { imp::move_pages(from, into) }
 }
 
 #[cfg(test)]

@@ -7,9 +7,9 @@
 //! - a slot with room for the new size keeps its memory (the same bytes, nothing copied);
 //! - a mapping keeps its memory when the new size fits in it; it is shortened in place (Linux)
 //!   when it shrinks;
-//! - a mapping that grows is grown with `mremap(MREMAP_MAYMOVE)` on Linux: its pages move, none
-//!   is copied. A mapping of the new length, mapped (but never touched, so not counted) in the
-//!   first step, takes a copy if the OS refuses, and elsewhere than Linux;
+//! - a mapping that grows gets a new mapping of the new length in the first step, and its pages
+//!   move into the start of it with `mremap(MREMAP_FIXED)` on Linux: none is copied (elsewhere,
+//!   or if the OS refuses, they are copied);
 //! - anything else (across the small/large boundary, or a slot too small) gets new memory as a
 //!   new allocation would, and the contents are copied.
 //!
@@ -33,9 +33,9 @@ use crate::size_class::SMALL_MAX;
 pub(super) enum Pending {
     /// The memory stays; for a mapping, the length it is shortened to.
     InPlace { mapping_len: Option<usize> },
-    /// A mapping grows to `new_len` (the growth is already counted as reserved); `fallback` is
-    /// an untouched mapping of that length that takes a copy if the pages cannot move.
-    Grow { new_len: usize, fallback: MmapMut },
+    /// A mapping grows into `into`, a fresh mapping of the new length, untouched until the old
+    /// pages move in; only the growth is counted as reserved.
+    Grow { into: MmapMut },
     /// New memory, taken as an allocation takes it; `fresh` memory reads as zero.
     Moved { memory: LoanMemory, addr: usize, capacity: usize, fresh: bool },
 }
@@ -98,10 +98,9 @@ impl Pool {
         let Some(pending) = st.take_pending(token) else { return };
         match pending.plan {
             Pending::InPlace { .. } => {}
-            Pending::Grow { new_len, fallback } => {
-                let old = st.live_loan_mut(self.id, token).map_or(new_len, |l| l.capacity);
-                st.counters.reserved_bytes -= new_len - old;
-                drop(fallback);
+            Pending::Grow { into } => {
+                let old = st.live_loan_mut(self.id, token).map_or(into.len(), |l| l.capacity);
+                st.counters.reserved_bytes -= into.len() - old;
             }
             Pending::Moved { memory, .. } => st.give_back(memory),
         }
@@ -127,26 +126,31 @@ impl Pool {
                 let mut capacity = l.capacity;
                 if let (Some(new_len), LoanMemory::Mapping(map)) = (mapping_len, &mut l.memory) {
                     // SAFETY: the old Buffer is detached; the new one views `new_size <= new_len`.
-                    if new_len < map.len() && unsafe { os::remap(map, new_len, false) } {
+                    if new_len < map.len() && unsafe { os::shrink(map, new_len) } {
+                        st.counters.reserved_bytes -= capacity - new_len;
                         capacity = new_len;
                     }
                 }
                 (l.addr, capacity, true)
             }
-            Pending::Grow { new_len, mut fallback } => {
-                let LoanMemory::Mapping(map) = &mut l.memory else { unreachable!("a growing loan is a mapping") };
-                // SAFETY: the old Buffer is detached: nothing uses an address into the mapping.
-                if unsafe { os::remap(map, new_len, true) } {
-                    (map.as_mut_ptr() as usize, new_len, false)
-                } else {
+            Pending::Grow { mut into } => {
+                let LoanMemory::Mapping(old) = std::mem::replace(&mut l.memory, LoanMemory::Returned) else {
+                    unreachable!("a growing loan is a mapping")
+                };
+                let old_len = old.len();
+                // SAFETY: the old Buffer is detached: nothing uses an address into `old`; `into`
+                // is longer.
+                if let Err(old) = unsafe { os::move_pages(old, &mut into) } {
                     // SAFETY: both mappings are at least `kept` long, distinct, and ours alone.
-                    unsafe { ptr::copy_nonoverlapping(map.as_ptr(), fallback.as_mut_ptr(), kept) };
-                    let addr = fallback.as_mut_ptr() as usize;
-                    freed = Some(std::mem::replace(&mut l.memory, LoanMemory::Mapping(fallback)));
-                    // Two mappings until the old one is given back below.
-                    st.large_live += 1;
-                    (addr, new_len, false)
+                    unsafe { ptr::copy_nonoverlapping(old.as_ptr(), into.as_mut_ptr(), kept) };
+                    // Unmapped at once (not cached), so that the cap holds: it was counted as
+                    // the first `old_len` bytes of `into`.
+                    drop(old);
                 }
+                debug_assert!(old_len <= into.len());
+                let (addr, len) = (into.as_mut_ptr() as usize, into.len());
+                l.memory = LoanMemory::Mapping(into);
+                (addr, len, false)
             }
             Pending::Moved { memory, addr, capacity, fresh } => {
                 // SAFETY: the old memory holds `old_size >= kept` bytes, the new `capacity >=
@@ -209,14 +213,18 @@ impl State {
             if new_len <= capacity {
                 return Ok(Pending::InPlace { mapping_len: Some(new_len) });
             }
+            // Admitted as an allocation of the growth: the old mapping's pages move, so the two
+            // are never both held (when they cannot move, the copy holds both for a moment).
             let growth = AllocRequest { size: new_len - capacity, ..*req };
             self.admit(config, &growth)?;
             if !self.make_room(config.max_bytes, growth.size) {
                 return Err(self.exhausted(config, size));
             }
-            let fallback = large::map(new_len, false).map_err(|e| PoolError::os(size, Syscall::Mmap, &e))?;
+            let into = large::map(new_len, false).map_err(|e| PoolError::os(size, Syscall::Mmap, &e))?;
+            // Only the growth is counted: the first `capacity` bytes of `into` are the old
+            // mapping's pages once they move (and the old mapping is gone).
             self.counters.reserved_bytes += growth.size;
-            return Ok(Pending::Grow { new_len, fallback });
+            return Ok(Pending::Grow { into });
         }
         let (memory, addr, capacity, fresh) = self.take(config, &AllocRequest { bind: false, ..*req })?;
         Ok(Pending::Moved { memory, addr: addr as usize, capacity, fresh })

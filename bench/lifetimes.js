@@ -1,0 +1,112 @@
+'use strict'
+// Lifetimes: what a scope's close() and resize() cost against doing the same by hand.
+//   scope close   64 Buffers of 512 B, all released by one scope.close()  vs  64 pool.release() calls
+//                 (only the releasing is timed; both sides allocate the same way before it)
+//   resize        a 16 MiB Buffer grown to 32 MiB with pool.resize()  vs  pool.allocUnsafe(32 MiB)
+//                 + copy of the 16 MiB + release of the old one (only the growing is timed)
+// Targets: closing costs at most half of the single releases; growing is at least 10x faster.
+
+const { Pool } = require('..')
+const { MiB, alternate, row, assertClean, turn } = require('./common')
+
+const SCOPE_BUFFERS = 64
+const SCOPE_SIZE = 512
+const GROW_FROM = 16 * MiB
+const GROW_TO = 32 * MiB
+
+/** Nanoseconds per Buffer to release `rounds` x 64 Buffers with `releaseAll(pool, bufs, scope)`. */
+async function timeReleases(pool, rounds, useScope) {
+  let total = 0n
+  for (let r = 0; r < rounds; r++) {
+    const scope = useScope ? pool.scope() : null
+    const bufs = []
+    for (let i = 0; i < SCOPE_BUFFERS; i++) {
+      const b = useScope ? scope.allocUnsafe(SCOPE_SIZE) : pool.allocUnsafe(SCOPE_SIZE)
+      b[0] = i
+      bufs.push(b)
+    }
+    const t0 = process.hrtime.bigint()
+    if (useScope) scope.close()
+    else for (let i = 0; i < SCOPE_BUFFERS; i++) pool.release(bufs[i])
+    total += process.hrtime.bigint() - t0
+    if (r % 64 === 63) await turn()
+  }
+  return Number(total) / (rounds * SCOPE_BUFFERS)
+}
+
+/** Microseconds per grow of a 16 MiB Buffer (its pages written) to 32 MiB, `count` times. */
+async function timeGrows(pool, count, byResize) {
+  let total = 0n
+  for (let i = 0; i < count; i++) {
+    const buf = pool.allocUnsafe(GROW_FROM)
+    buf.fill(i & 0xff)
+    const t0 = process.hrtime.bigint()
+    let grown
+    if (byResize) {
+      grown = pool.resize(buf, GROW_TO)
+    } else {
+      grown = pool.allocUnsafe(GROW_TO)
+      buf.copy(grown, 0, 0, GROW_FROM)
+      pool.release(buf)
+    }
+    total += process.hrtime.bigint() - t0
+    if (grown[GROW_FROM - 1] !== (i & 0xff)) throw new Error('the grown Buffer lost its bytes')
+    pool.release(grown)
+    await turn()
+  }
+  return Number(total) / count / 1000
+}
+
+async function runLifetimes(cfg) {
+  const pool = new Pool({ maxBytes: 512 * MiB, leakDetection: 'off' })
+  const rows = []
+  try {
+    const release = await alternate(
+      [
+        { key: 'scope', run: () => timeReleases(pool, cfg.scopes, true) },
+        { key: 'single', run: () => timeReleases(pool, cfg.scopes, false) },
+      ],
+      cfg.rounds,
+    )
+    rows.push({
+      ...row({
+        workload: 'lifetimes',
+        name: 'scope close (64 Buffers)',
+        size: SCOPE_SIZE,
+        unit: 'ns/Buffer',
+        kind: 'time',
+        rounds: cfg.rounds,
+        extmem: { label: 'scope.close()', samples: release.scope },
+        peer: { label: '64 x pool.release()', samples: release.single },
+      }),
+      target: '<= 0.5x',
+    })
+    const grow = await alternate(
+      [
+        { key: 'resize', run: () => timeGrows(pool, cfg.grows, true) },
+        { key: 'copy', run: () => timeGrows(pool, cfg.grows, false) },
+      ],
+      cfg.rounds,
+    )
+    rows.push({
+      ...row({
+        workload: 'lifetimes',
+        name: 'resize 16 MiB -> 32 MiB',
+        size: GROW_TO,
+        unit: 'us/op',
+        kind: 'time',
+        rounds: cfg.rounds,
+        extmem: { label: 'pool.resize()', samples: grow.resize },
+        peer: { label: 'allocUnsafe + copy + release', samples: grow.copy },
+      }),
+      target: '<= 0.1x',
+    })
+    for (const r of rows) r.targetMet = r.ratio <= (r.target === '<= 0.5x' ? 0.5 : 0.1)
+    assertClean(pool, 'lifetimes')
+  } finally {
+    pool.close()
+  }
+  return rows
+}
+
+module.exports = { runLifetimes }
