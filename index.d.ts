@@ -4,6 +4,11 @@ import { EventEmitter } from 'node:events'
 /** Options of `new Pool()`. Unknown keys are refused with ERR_INVALID_ARG_VALUE. */
 export interface PoolOptions {
   /**
+   * A named pool is shared by the whole process: a Pool of the same name made in any thread joins
+   * the same memory and budget (the options given must agree). Named pools cannot be closed.
+   */
+  name?: string
+  /**
    * Hard cap on the memory the pool holds from the OS (slab chunks + large mappings + cache), in
    * bytes. Default: half of the smaller of physical memory and the cgroup memory limit.
    */
@@ -63,6 +68,8 @@ export interface LiveBuffer {
   address: bigint
   /** Its memory moved to another thread's ArrayBuffer and its own thread ended: kept for good, never re-lent. */
   parked: boolean
+  /** Handed off by share() and not yet adopted or reclaimed: no Buffer has it now. */
+  inTransit: boolean
   /** For Buffers that leak detection tracks and this thread allocated. */
   stack?: string
 }
@@ -106,6 +113,10 @@ export interface PoolStats {
   parkedBuffers: number
   /** Capacity of the parked Buffers (counted in inUseBytes). */
   parkedBytes: number
+  /** Buffers handed off by share() and not yet adopted or reclaimed (counted in liveBuffers). */
+  inTransitBuffers: number
+  /** Their bytes, as requested. */
+  inTransitBytes: number
   level: Level
   /** inUseBytes / maxBytes. */
   utilization: number
@@ -147,6 +158,16 @@ export interface RefusedError extends Error {
  * `using buf = pool.allocUnsafe(n)` releases it at the end of the block.
  */
 export type PooledBuffer = Buffer & Disposable
+
+/** What share() returns: a plain object that postMessage can carry to another thread. */
+export interface ShareHandle {
+  /** The pool's name; null for defaultPool. */
+  readonly pool: string | null
+  readonly token: number
+  readonly secret: number
+  /** Bytes of the Buffer. */
+  readonly size: number
+}
 
 /** Figures of the live Buffers a scope (and its children) owns. */
 export interface ScopeStats {
@@ -218,6 +239,18 @@ export declare class Pool extends EventEmitter {
   addressOf(buf: Buffer): bigint
   /** Live Buffers, oldest first; `olderThanMs` keeps those at least that old. */
   live(options?: { olderThanMs?: number }): LiveBuffer[]
+  /** The name of a named pool; null for the others. */
+  readonly name: string | null
+  /**
+   * Hands `buf` (one reference) to whichever thread of this pool adopts the returned handle (it
+   * survives postMessage); `buf` is detached. Only for pools several threads share (defaultPool,
+   * named pools).
+   */
+  share(buf: Buffer): ShareHandle
+  /** A Buffer over the memory of a handle from share(), with the same bytes, on any thread of this pool. Once per handle. */
+  adopt(handle: ShareHandle): PooledBuffer
+  /** Gives the memory of a handle no one adopted back to the pool. */
+  reclaim(handle: ShareHandle): void
   /** A Scope over this pool: Buffers it allocates are released together by its close(). */
   scope(): Scope
   /** Gives cached memory back to the OS; returns the bytes given back. */

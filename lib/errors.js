@@ -79,6 +79,13 @@ E(
 )
 E('ERR_EXTMEM_CLOSED', 'The pool is closed', Error)
 E(
+  'ERR_EXTMEM_OPTIONS_MISMATCH',
+  (name, option) => `A pool named '${name}' already exists with another ${option}; a Pool that joins it must agree`,
+  Error,
+)
+E('ERR_EXTMEM_HANDLE_USED', 'The handle was already adopted or reclaimed (a handle serves once)', Error)
+E('ERR_EXTMEM_INVALID_HANDLE', (why) => `The handle was not made by this pool: ${why}`, Error)
+E(
   'ERR_EXTMEM_EXTERNAL_REFUSED',
   'Node-API refused to create or detach an external Buffer (external buffers are not allowed in this runtime)',
   Error,
@@ -120,6 +127,9 @@ module.exports = {
   released: (caller) => make('ERR_EXTMEM_RELEASED', [], undefined, caller),
   shared: (caller) => make('ERR_EXTMEM_SHARED', [], undefined, caller),
   closed: (caller) => make('ERR_EXTMEM_CLOSED', [], undefined, caller),
+  optionsMismatch: (name, option, caller) => make('ERR_EXTMEM_OPTIONS_MISMATCH', [name, option], undefined, caller),
+  handleUsed: (caller) => make('ERR_EXTMEM_HANDLE_USED', [], undefined, caller),
+  invalidHandle: (why, caller) => make('ERR_EXTMEM_INVALID_HANDLE', [why], undefined, caller),
   externalRefused: (caller) => make('ERR_EXTMEM_EXTERNAL_REFUSED', [], undefined, caller),
   notDetachable: (caller) => make('ERR_EXTMEM_NOT_DETACHABLE', [], undefined, caller),
   /** The OS refused memory the cap allowed: fields as Node's system errors have them (negative `errno`). */

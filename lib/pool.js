@@ -36,6 +36,9 @@ const {
   hot_resizeBegin: nativeResizeBegin,
   hot_resizeAbort: nativeResizeAbort,
   hot_resizeEnd: nativeResizeEnd,
+  hot_share: nativeShare,
+  hot_adopt: nativeAdopt,
+  hot_reclaimShared: nativeReclaimShared,
 } = native
 const { transferOf, bufferOf, privateArray } = require('./intrinsics')
 const { Scope, kAllocFor, kReleaseAll, kFiguresOf } = require('./scope')
@@ -84,7 +87,9 @@ const EMPTY = new ArrayBuffer(0)
 const watermarkChannel = diagnostics.channel('extmem:watermark')
 const leakChannel = diagnostics.channel('extmem:leak')
 
-const POOL_OPTIONS = ['maxBytes', 'watermarks', 'admission', 'leakDetection']
+const POOL_OPTIONS = ['name', 'maxBytes', 'watermarks', 'admission', 'leakDetection']
+/** Bits of the options a named Pool was given (see NativePool.named). */
+const GIVEN = { maxBytes: 1, watermarks: 2, admission: 4 }
 const ALLOC_OPTIONS = ['align', 'priority', 'prefault']
 const RESIZE_OPTIONS = ['zero']
 
@@ -96,7 +101,10 @@ class Pool extends EventEmitter {
   /** The pool's handle for the hot-path native functions. */
   #handle
   #closed = false
+  /** Whether several threads use this pool (defaultPool, or a named pool). */
   #shared
+  /** The name handles carry: null for defaultPool, the name of a named pool. */
+  #name = null
   #unsubscribe
   /** Allocations per tracked one (0: leak detection off); and how many until the next. */
   #trackEvery
@@ -128,8 +136,13 @@ class Pool extends EventEmitter {
    */
   constructor(options) {
     super()
-    const shared = options?.[kShared] === true
+    const isDefault = options?.[kShared] === true
     const opts = validateOptions(options, 'options', POOL_OPTIONS, Pool)
+    const name = opts.name
+    if (name !== undefined) {
+      if (typeof name !== 'string') throw errors.invalidArgType('options.name', 'of type string', name, Pool)
+      if (name.length === 0) throw errors.invalidArgValue('options.name', name, 'must not be empty', Pool)
+    }
     if (opts.maxBytes !== undefined) validateByteCount(opts.maxBytes, 'options.maxBytes', Pool)
     const marks = validateWatermarks(
       opts.watermarks,
@@ -143,7 +156,23 @@ class Pool extends EventEmitter {
     const leakDetection = opts.leakDetection ?? 'sampled'
     validateOneOf(leakDetection, 'options.leakDetection', Object.keys(INTERVALS), Pool)
     const config = { maxBytes: opts.maxBytes ?? 0, ...marks, admission }
-    this.#native = shared ? NativePool.shared(config) : new NativePool(config)
+    if (isDefault) {
+      this.#native = NativePool.shared(config)
+    } else if (name !== undefined) {
+      let given = 0
+      for (const option of Object.keys(GIVEN)) if (opts[option] !== undefined) given |= GIVEN[option]
+      try {
+        this.#native = NativePool.named(name, config, given)
+      } catch (err) {
+        const option = /^mismatch:(\w+)/.exec(err?.message ?? '')?.[1]
+        if (option === undefined) throw err
+        throw errors.optionsMismatch(name, option, Pool)
+      }
+      this.#name = name
+    } else {
+      this.#native = new NativePool(config)
+    }
+    const shared = isDefault || name !== undefined
     this.#handle = this.#native.handle()
     this.#owner = Object.freeze({ pool: new WeakRef(this), handle: this.#handle })
     this.#shared = shared
@@ -431,6 +460,78 @@ class Pool extends EventEmitter {
       : new PooledBuffer(bufferOf(out), out.byteOffset, size, token, this.#owner)
   }
 
+  /** The name of a named pool (null for the others). */
+  get name() {
+    return this.#name
+  }
+
+  /**
+   * Hands `buf` (one reference) to whichever thread of this pool adopts the handle returned: a
+   * plain object that survives postMessage. `buf` is detached; its memory stays in transit,
+   * counted in `stats().inTransitBuffers`, until adopted or reclaimed. Only for pools that several
+   * threads share (defaultPool, named pools).
+   */
+  share(buf) {
+    const token = this.#ownerToken(buf, this.share)
+    if (!this.#shared)
+      throw errors.invalidState(
+        'share() needs a pool that several threads share: defaultPool or a named Pool',
+        this.share,
+      )
+    if (token === null) throw errors.notPooled(this.share, ': alloc(0) holds no memory to hand off')
+    if (this.refCount(buf) !== 1) throw errors.shared(this.share)
+    const size = buf.length
+    // Detach first: from here on no Buffer of this thread reaches the memory.
+    let memory = buf
+    if (TRANSFER) {
+      try {
+        memory = transferOf(bufferOf(buf))
+      } catch {
+        throw errors.notDetachable(this.share)
+      }
+    }
+    const secret = nativeShare(this.#handle, memory, token, size)
+    if (secret < 0) throw this.#failure(secret, this.share)
+    if (this.#traces.size !== 0) this.#traces.delete(token)
+    return { pool: this.#name, token, secret, size }
+  }
+
+  /** A Buffer over the memory of a handle from share(), on any thread of this pool; a handle serves once. */
+  adopt(handle) {
+    const { token, secret, size } = this.#handleOf(handle, this.adopt)
+    const memory = nativeAdopt(this.#handle, token, secret)
+    if (typeof memory !== 'object') throw this.#failure(memory, this.adopt)
+    return TRANSFER
+      ? new PooledBuffer(memory, 0, size, token, this.#owner)
+      : new PooledBuffer(bufferOf(memory), memory.byteOffset, size, token, this.#owner)
+  }
+
+  /** Gives the memory of a handle that no one adopted back to the pool, from any thread. */
+  reclaim(handle) {
+    const { token, secret } = this.#handleOf(handle, this.reclaim)
+    const status = nativeReclaimShared(this.#handle, token, secret)
+    if (status !== 0) throw this.#failure(status, this.reclaim)
+  }
+
+  /** The fields of a handle from share(), checked; or the error. */
+  #handleOf(handle, caller) {
+    if (typeof handle !== 'object' || handle === null)
+      throw errors.invalidArgType('handle', 'an object from share()', handle, caller)
+    const { pool, token, secret, size } = handle
+    for (const [k, v] of [
+      ['handle.token', token],
+      ['handle.secret', secret],
+      ['handle.size', size],
+    ]) {
+      if (typeof v !== 'number') throw errors.invalidArgType(k, 'of type number', v, caller)
+      if (!Number.isSafeInteger(v) || v < 0) throw errors.invalidHandle(`${k} is not one it makes`, caller)
+    }
+    if (this.#closed) throw errors.closed(caller)
+    if (!this.#shared || pool !== this.#name)
+      throw errors.invalidHandle(`it comes from ${pool === null ? 'defaultPool' : `the pool named '${pool}'`}`, caller)
+    return { token, secret, size }
+  }
+
   /** References held on a pooled Buffer: 0 once it is released. */
   refCount(buf) {
     validateBuffer(buf, this.refCount)
@@ -470,12 +571,14 @@ class Pool extends EventEmitter {
     if (typeof olderThanMs !== 'number')
       throw errors.invalidArgType('options.olderThanMs', 'of type number', olderThanMs, this.live)
     if (!(olderThanMs >= 0)) throw errors.outOfRange('options.olderThanMs', '>= 0', olderThanMs, this.live)
-    return this.#native.live(olderThanMs).map(({ size, ageMs, refCount, address, tracked, token, parked }) => {
-      const trace = tracked ? this.#traces.get(token) : undefined
-      return trace === undefined
-        ? { size, ageMs, refCount, address: BigInt(address), parked }
-        : { size, ageMs, refCount, address: BigInt(address), parked, stack: formatTrace(trace) }
-    })
+    return this.#native
+      .live(olderThanMs)
+      .map(({ size, ageMs, refCount, address, tracked, token, parked, inTransit }) => {
+        const trace = tracked ? this.#traces.get(token) : undefined
+        const buffer = { size, ageMs, refCount, address: BigInt(address), parked, inTransit }
+        if (trace !== undefined) buffer.stack = formatTrace(trace)
+        return buffer
+      })
   }
 
   /**
@@ -516,7 +619,11 @@ class Pool extends EventEmitter {
    * Buffers are still out.
    */
   close() {
-    if (this.#shared) throw errors.invalidState('the default pool cannot be closed', this.close)
+    if (this.#shared)
+      throw errors.invalidState(
+        'a pool that several threads share (the default pool, a named pool) cannot be closed',
+        this.close,
+      )
     if (this.#closed) return this.#native.stats().liveBuffers
     this.#fast?.close()
     this.#closed = true
@@ -602,6 +709,10 @@ class Pool extends EventEmitter {
         return errors.closed(caller)
       case native.STATUS_SHARED:
         return errors.shared(caller)
+      case native.STATUS_HANDLE_USED:
+        return errors.handleUsed(caller)
+      case native.STATUS_BAD_HANDLE:
+        return errors.invalidHandle('forged, or made by another pool', caller)
       case native.STATUS_TOO_MANY_REFS:
         return errors.outOfRange('refCount', '<= 4294967295', 4294967296, caller)
       case native.STATUS_EXTERNAL_REFUSED:

@@ -19,6 +19,7 @@ use napi_derive::napi;
 
 use crate::call::{self, Call, Outcome};
 use crate::escape;
+use crate::handoff;
 use crate::loan_handle::{self, Hint};
 use crate::raw;
 use crate::release_all;
@@ -67,7 +68,7 @@ pub unsafe fn make_handle(env: sys::napi_env, pool: &Arc<Pool>) -> Option<sys::n
 pub fn register(exports: Object, env: Env) -> napi::Result<()> {
     // SAFETY: the current env.
     unsafe { escape::init(env.raw()) };
-    let functions: [(&str, unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value); 10] = [
+    let functions: [(&str, unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value); 13] = [
         ("alloc", alloc),
         ("allocBound", alloc_bound),
         ("reuse", reuse),
@@ -78,6 +79,9 @@ pub fn register(exports: Object, env: Env) -> napi::Result<()> {
         ("resizeBegin", resize::resize_begin),
         ("resizeAbort", resize::resize_abort),
         ("resizeEnd", resize::resize_end),
+        ("share", handoff::share),
+        ("adopt", handoff::adopt),
+        ("reclaimShared", handoff::reclaim_shared),
     ];
     for (name, callback) in functions {
         let mut f = ptr::null_mut();

@@ -29,6 +29,7 @@ mod call;
 mod constants;
 mod escape;
 mod events;
+mod handoff;
 mod hot;
 mod loan_handle;
 mod native_pool;

@@ -1,7 +1,8 @@
 //! `NativePool`: the JavaScript class over one core [`Pool`]. Arguments are validated by the
 //! JavaScript layer before they reach it.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use napi::bindgen_prelude::{Env, Float64Array};
 use napi_derive::napi;
@@ -53,10 +54,21 @@ pub struct JsLiveBuffer {
     pub token: f64,
     /// Whether it is parked: its memory left its thread, which then ended.
     pub parked: bool,
+    /// Whether it is in transit between threads (shared, not yet adopted).
+    pub in_transit: bool,
 }
 
 /// The process-wide default pool, shared by the main thread and every worker thread.
 static DEFAULT_POOL: OnceLock<Arc<Pool>> = OnceLock::new();
+
+/// The named pools of the process, by name: each lives while a thread uses it (a `Pool` object,
+/// or a Buffer of it), and is made afresh by the next `named` call after that.
+static NAMED_POOLS: Mutex<Option<HashMap<String, Weak<Pool>>>> = Mutex::new(None);
+
+/// Which options a `named` call was given, to compare with the pool's (bits of `given`).
+const GIVEN_MAX_BYTES: u32 = 1;
+const GIVEN_WATERMARKS: u32 = 2;
+const GIVEN_ADMISSION: u32 = 4;
 
 /// One pool, as seen from one thread's JavaScript.
 #[napi]
@@ -78,6 +90,35 @@ impl NativePool {
     pub fn shared(config: JsPoolConfig) -> napi::Result<Self> {
         let config = config.to_core()?;
         Ok(NativePool { core: DEFAULT_POOL.get_or_init(|| Arc::new(Pool::with_config(config))).clone() })
+    }
+
+    /// The named pool `name`, shared by every thread that makes one of that name: made with
+    /// `config` if no thread uses it, else joined. The options `given` (bits) must equal the
+    /// pool's; if not, an error whose reason starts with "mismatch:".
+    #[napi(factory)]
+    pub fn named(name: String, config: JsPoolConfig, given: u32) -> napi::Result<Self> {
+        let wanted = config.to_core()?;
+        // A panic cannot leave the map half-changed: each change is one call.
+        let mut registry = NAMED_POOLS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let pools = registry.get_or_insert_with(HashMap::new);
+        pools.retain(|_, pool| pool.strong_count() > 0);
+        if let Some(core) = pools.get(&name).and_then(Weak::upgrade) {
+            let have = core.config();
+            let differs = [
+                (GIVEN_MAX_BYTES, have.max_bytes != wanted.max_bytes, "maxBytes"),
+                (GIVEN_WATERMARKS, have.watermarks != wanted.watermarks, "watermarks"),
+                (GIVEN_ADMISSION, have.admission != wanted.admission, "admission"),
+            ]
+            .into_iter()
+            .find(|&(bit, differ, _)| given & bit != 0 && differ);
+            if let Some((_, _, option)) = differs {
+                return Err(napi::Error::from_reason(format!("mismatch:{option}")));
+            }
+            return Ok(NativePool { core });
+        }
+        let core = Arc::new(Pool::with_config(wanted));
+        pools.insert(name, Arc::downgrade(&core));
+        Ok(NativePool { core })
     }
 
     /// The default cap: half of the smaller of physical memory and the cgroup limit.
@@ -159,6 +200,7 @@ impl NativePool {
                 tracked: l.tracked,
                 token: l.token as f64,
                 parked: l.parked,
+                in_transit: l.in_transit,
             })
             .collect()
     }

@@ -63,6 +63,9 @@ pub struct JsPoolStats {
     /// Buffers whose memory left their thread, which then ended: kept for good, never reused.
     pub parked_buffers: f64,
     pub parked_bytes: f64,
+    /// Buffers handed off by `share()` and not yet adopted or reclaimed.
+    pub in_transit_buffers: f64,
+    pub in_transit_bytes: f64,
     pub level: String,
     pub utilization: f64,
     pub small: JsSmallStats,
@@ -94,6 +97,8 @@ impl From<PoolStats> for JsPoolStats {
             leaks: c.leaks as f64,
             parked_buffers: c.parked_buffers as f64,
             parked_bytes: c.parked_bytes as f64,
+            in_transit_buffers: c.in_transit_buffers as f64,
+            in_transit_bytes: c.in_transit_bytes as f64,
             level: s.level.name().into(),
             utilization: c.in_use_bytes as f64 / s.max_bytes as f64,
             small: JsSmallStats {

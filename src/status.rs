@@ -40,6 +40,14 @@ pub const STATUS_OS: i32 = -9;
 #[napi]
 pub const STATUS_SHARED: i32 = -10;
 
+/// A hand-off handle whose Buffer was already adopted or reclaimed.
+#[napi]
+pub const STATUS_HANDLE_USED: i32 = -11;
+
+/// A hand-off handle this pool did not make.
+#[napi]
+pub const STATUS_BAD_HANDLE: i32 = -12;
+
 /// The status of a core refusal.
 pub fn of(e: &PoolError) -> i32 {
     match e {
@@ -51,5 +59,7 @@ pub fn of(e: &PoolError) -> i32 {
         PoolError::Throttled { .. } => STATUS_THROTTLED,
         PoolError::Os { .. } => STATUS_OS,
         PoolError::Shared => STATUS_SHARED,
+        PoolError::HandleUsed => STATUS_HANDLE_USED,
+        PoolError::BadHandle => STATUS_BAD_HANDLE,
     }
 }

@@ -15,6 +15,7 @@ import extmem, {
 } from '../../index.js'
 import type {
   PooledBuffer,
+  ShareHandle,
   Scope,
   ScopeStats,
   PoolStats,
@@ -45,6 +46,13 @@ pool.releaseFast(f)
   const ss: ScopeStats = request.stats()
   const grown: PooledBuffer = pool.resize(pool.allocUnsafe(100), 200, { zero: true })
   pool.release(grown)
+  const cache = new Pool({ name: 'cache', maxBytes: 1 << 20 })
+  const handle: ShareHandle = cache.share(cache.allocUnsafe(10))
+  const adopted: PooledBuffer = cache.adopt(handle)
+  cache.reclaim(cache.share(adopted))
+  const named: string | null = cache.name
+  const cs = cache.stats()
+  console.log(named, cs.inTransitBuffers + cs.inTransitBytes, cache.live()[0]?.inTransit)
   console.log(head.length, left, ss.liveBuffers + ss.inUseBytes + ss.requestedBytes, request.closed)
 }
 const n: number = pool.retain(a) + pool.release(a) + pool.refCount(b)

@@ -31,8 +31,14 @@ pub enum PoolError {
     Closed,
     /// One Buffer holds as many references as a `u32` counts (`ERR_OUT_OF_RANGE`).
     TooManyRefs,
-    /// The Buffer holds more than one reference, so it cannot be resized (`ERR_EXTMEM_SHARED`).
+    /// The Buffer holds more than one reference, so it cannot be resized or handed off
+    /// (`ERR_EXTMEM_SHARED`).
     Shared,
+    /// A hand-off handle whose Buffer was already adopted or reclaimed (`ERR_EXTMEM_HANDLE_USED`).
+    HandleUsed,
+    /// A hand-off handle that this pool did not make: forged, or another pool's
+    /// (`ERR_EXTMEM_INVALID_HANDLE`).
+    BadHandle,
     /// A slot cannot be reused through a kept ArrayBuffer: it is taken, or a newer ArrayBuffer
     /// was made over it. Internal: the caller drops the ArrayBuffer and allocates afresh.
     Stale,

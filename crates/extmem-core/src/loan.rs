@@ -94,6 +94,10 @@ pub struct Loan {
     /// A parked loan never ends: its memory is never lent again, unmapped or trimmed, even after
     /// the pool itself is dropped; it stays counted as in use.
     pub parked: bool,
+    /// While the loan is in transit between threads (see `Pool::share`): the secret its handle
+    /// carries. Such a loan has no Buffer; only `Pool::adopt` (or `Pool::reclaim_shared`) with
+    /// that secret takes it out of transit.
+    pub transit: Option<u64>,
 }
 
 /// Encodes a token.

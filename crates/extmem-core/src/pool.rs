@@ -17,7 +17,9 @@ use crate::slab::{ClassSlab, Slot, SLAB_CHUNK_BYTES};
 use crate::stats::{ClassStats, Counters, PoolStats};
 use crate::watermark::{Level, Watermarks};
 
+mod handoff;
 mod resize;
+pub use handoff::Shared;
 pub use resize::Resized;
 
 /// Largest share of `max_bytes` the large-mapping cache may hold.
@@ -28,7 +30,7 @@ const CACHE_MAX_BYTES: usize = 256 * 1024 * 1024;
 static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(0);
 
 /// How a pool is set up.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PoolConfig {
     /// The hard cap on memory held from the OS.
     pub max_bytes: usize,
@@ -160,6 +162,8 @@ pub struct LiveLoan {
     pub token: u64,
     /// Whether it is parked (see [`Loan::parked`]).
     pub parked: bool,
+    /// Whether it is in transit between threads (see [`Pool::share`]).
+    pub in_transit: bool,
 }
 
 /// A pool of external memory: slab classes for sizes up to [`SMALL_MAX`], a mapping each above.
@@ -321,6 +325,11 @@ impl Pool {
         st.reclaim_unless(&self.config, self.id, token, may_be_reachable)
     }
 
+    /// How the pool was set up.
+    pub fn config(&self) -> PoolConfig {
+        self.config
+    }
+
     /// Records the binding's data for the live loan of `token` (after [`Pool::resize_end`], which
     /// gives its Buffer a new ArrayBuffer).
     pub fn set_owner(&self, token: u64, owner: Owner) {
@@ -463,6 +472,7 @@ impl Pool {
                 tracked: l.tracked,
                 token: loan::token(self.id, l.gen, key),
                 parked: l.parked,
+                in_transit: l.transit.is_some(),
             })
             .filter(|l| l.age_ms >= older_than_ms)
             .collect();
@@ -624,6 +634,7 @@ impl State {
             external,
             bound: req.bind && slot.is_some(),
             parked: false,
+            transit: None,
         });
         if let Some((class, slot)) = slot {
             self.classes[class].set_loan(slot, key);
@@ -728,13 +739,18 @@ impl State {
         }
     }
 
-    /// The loan named by `token`, unless it ended or is parked.
+    /// The loan named by `token`, unless it ended, is parked or is in transit.
     fn live_loan_mut(&mut self, pool: u64, token: u64) -> Option<&mut Loan> {
+        self.any_loan_mut(pool, token).filter(|l| !l.parked && l.transit.is_none())
+    }
+
+    /// The loan named by `token`, unless it ended.
+    fn any_loan_mut(&mut self, pool: u64, token: u64) -> Option<&mut Loan> {
         let (p, gen, key) = loan::untoken(token)?;
         if p != pool {
             return None;
         }
-        self.loans.get_mut(key).filter(|l| l.gen == gen && !l.parked)
+        self.loans.get_mut(key).filter(|l| l.gen == gen)
     }
 
     /// Ends the loan of `token` by release (see [`Pool::finish_release`]).

@@ -44,6 +44,11 @@ pub struct Counters {
     pub parked_buffers: usize,
     /// Capacity of the parked loans.
     pub parked_bytes: usize,
+    /// Loans handed off by [`Pool::share`](crate::pool::Pool::share) and not yet adopted or
+    /// reclaimed; they stay counted in `in_use_bytes` and the live loans.
+    pub in_transit_buffers: usize,
+    /// Requested bytes of the loans in transit.
+    pub in_transit_bytes: usize,
 }
 
 /// Slot counts of one size class.

@@ -1,0 +1,181 @@
+//! Handing a loan from one thread to another without copying: [`Pool::share`] takes it out of its
+//! Buffer's hands (the caller detached that Buffer) and puts it in transit under a secret;
+//! [`Pool::adopt`], on any thread, gives it to a new Buffer there, once; [`Pool::reclaim_shared`]
+//! ends it if no one will adopt it.
+//!
+//! Invariants: a loan in transit has no Buffer and no ArrayBuffer over its memory; it stays live
+//! (counted in use, and in `in_transit_*`) until adopted or reclaimed; only the holder of its
+//! secret can take it out of transit, and only once.
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{Pool, PoolError};
+use crate::loan::{LoanMemory, Owner};
+
+/// Secrets are 53-bit (exact as JavaScript numbers), unpredictable (a per-process random hash of
+/// a counter) and never 0.
+const SECRET_MASK: u64 = (1 << 53) - 1;
+
+fn new_secret() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static KEYS: std::sync::OnceLock<RandomState> = std::sync::OnceLock::new();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    (KEYS.get_or_init(RandomState::new).hash_one(n) & SECRET_MASK).max(1)
+}
+
+/// What [`Pool::share`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shared {
+    /// The secret the handle carries.
+    pub secret: u64,
+    /// Bytes of the Buffer.
+    pub size: usize,
+    /// The loan's owner data for the Buffer it had (the caller forgets what it no longer needs).
+    pub owner: Owner,
+}
+
+impl Pool {
+    /// Puts the loan of `token` (the Buffer at `addr`, `len` bytes, with one reference, which the
+    /// caller has detached) in transit. Refused, with nothing changed, if it is not a live loan of
+    /// this pool or is shared.
+    pub fn share(&self, token: u64, addr: usize, len: usize) -> Result<Shared, PoolError> {
+        let mut st = self.state.lock();
+        let l = st.loan_mut(self.id, token, addr, len)?;
+        if l.refs != 1 {
+            return Err(PoolError::Shared);
+        }
+        let secret = new_secret();
+        let (owner, size, external, bound, memory_slot) = (
+            l.owner,
+            l.requested,
+            l.external,
+            l.bound,
+            match l.memory {
+                LoanMemory::Slot { class, slot } => Some((class, slot)),
+                _ => None,
+            },
+        );
+        l.transit = Some(secret);
+        l.owner = Owner { thread: 0, handle: 0, witness: 0 };
+        l.external = 0;
+        l.bound = false;
+        if let (true, Some((class, slot))) = (bound, memory_slot) {
+            // The slot's old ArrayBuffers must not end this loan when they are collected.
+            st.classes[class].new_epoch(slot);
+        }
+        let c = &mut st.counters;
+        c.external_bytes -= external;
+        c.in_transit_buffers += 1;
+        c.in_transit_bytes += size;
+        Ok(Shared { secret, size, owner })
+    }
+
+    /// Takes the loan of `token` out of transit for a new Buffer, whose owner data is `owner`;
+    /// returns its address and size. [`PoolError::HandleUsed`] if it is not in transit (adopted
+    /// or reclaimed already, or ended), [`PoolError::BadHandle`] if `secret` is not its secret or
+    /// `token` names no loan of this pool.
+    pub fn adopt(&self, token: u64, secret: u64, owner: Owner) -> Result<(*mut u8, usize), PoolError> {
+        let mut st = self.state.lock();
+        let l = st.in_transit(self.id, token, secret)?;
+        l.transit = None;
+        l.owner = owner;
+        l.external = l.requested;
+        let (addr, size) = (l.addr as *mut u8, l.requested);
+        let c = &mut st.counters;
+        c.external_bytes += size;
+        c.in_transit_buffers -= 1;
+        c.in_transit_bytes -= size;
+        Ok((addr, size))
+    }
+
+    /// Ends the loan of `token` while it is in transit: its memory is the pool's again. Refused as
+    /// [`Pool::adopt`] refuses.
+    pub fn reclaim_shared(&self, token: u64, secret: u64) -> Result<(), PoolError> {
+        let mut st = self.state.lock();
+        let l = st.in_transit(self.id, token, secret)?;
+        l.transit = None;
+        let size = l.requested;
+        let c = &mut st.counters;
+        c.in_transit_buffers -= 1;
+        c.in_transit_bytes -= size;
+        st.finish(&self.config, self.id, token);
+        Ok(())
+    }
+}
+
+impl super::State {
+    /// The loan of `token` in transit under `secret`, or why not.
+    fn in_transit(&mut self, pool: u64, token: u64, secret: u64) -> Result<&mut crate::loan::Loan, PoolError> {
+        if crate::loan::untoken(token).is_none_or(|(p, _, _)| p != pool) {
+            return Err(PoolError::BadHandle);
+        }
+        let l = self.any_loan_mut(pool, token).ok_or(PoolError::HandleUsed)?;
+        match l.transit {
+            None => Err(PoolError::HandleUsed),
+            Some(s) if s != secret => Err(PoolError::BadHandle),
+            Some(_) => Ok(l),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pool::{AllocRequest, Release};
+
+    const OWNER: Owner = Owner { thread: 1, handle: 2, witness: 0 };
+    const THERE: Owner = Owner { thread: 3, handle: 4, witness: 0 };
+
+    #[test]
+    fn a_shared_loan_is_adopted_once_with_its_bytes_and_balances() {
+        let p = Pool::new(8 << 20);
+        for size in [100, 300_000] {
+            let g = p.alloc(size, false, OWNER).unwrap();
+            // SAFETY: the grant's memory is `size` bytes, the test's alone.
+            unsafe { std::ptr::write_bytes(g.addr, 0x42, size) };
+            let before = p.stats();
+            let s = p.share(g.token, g.addr as usize, size).unwrap();
+            assert_eq!((s.size, s.owner), (size, OWNER));
+            let during = p.stats();
+            assert_eq!((during.counters.in_transit_buffers, during.counters.in_transit_bytes), (1, size));
+            assert_eq!(during.counters.in_use_bytes, before.counters.in_use_bytes, "still in use");
+            assert_eq!(during.counters.external_bytes, before.counters.external_bytes - size);
+            assert!(p.live(0).iter().any(|l| l.in_transit));
+            assert_eq!(p.release(g.token, g.addr as usize, size), Err(PoolError::NotPooled), "no Buffer has it");
+            assert_eq!(p.adopt(g.token, s.secret ^ 1, THERE), Err(PoolError::BadHandle));
+            let (addr, got) = p.adopt(g.token, s.secret, THERE).unwrap();
+            assert_eq!((addr, got), (g.addr, size));
+            // SAFETY: as above.
+            assert!(unsafe { std::slice::from_raw_parts(addr, size) }.iter().all(|&b| b == 0x42));
+            assert_eq!(p.adopt(g.token, s.secret, THERE), Err(PoolError::HandleUsed), "adopted once");
+            assert_eq!(p.reclaim_shared(g.token, s.secret), Err(PoolError::HandleUsed));
+            assert_eq!(p.release(g.token, addr as usize, size), Ok(Release::Last(THERE)));
+            p.finish_release(g.token).unwrap();
+        }
+        let s = p.stats();
+        assert_eq!((s.counters.in_use_bytes, s.counters.external_bytes, s.live_buffers), (0, 0, 0));
+        assert_eq!((s.counters.in_transit_buffers, s.counters.in_transit_bytes), (0, 0));
+    }
+
+    #[test]
+    fn a_loan_in_transit_is_reclaimed_from_its_handle_and_refusals_change_nothing() {
+        let p = Pool::new(8 << 20);
+        let other = Pool::new(8 << 20);
+        let g = p.alloc(5000, false, OWNER).unwrap();
+        p.retain(g.token, g.addr as usize, 5000).unwrap();
+        assert_eq!(p.share(g.token, g.addr as usize, 5000), Err(PoolError::Shared));
+        p.release(g.token, g.addr as usize, 5000).unwrap();
+        let s = p.share(g.token, g.addr as usize, 5000).unwrap();
+        assert_eq!(other.adopt(g.token, s.secret, THERE), Err(PoolError::BadHandle), "another pool's handle");
+        assert_eq!(p.share(g.token, g.addr as usize, 5000), Err(PoolError::NotPooled), "already in transit");
+        p.reclaim_shared(g.token, s.secret).unwrap();
+        assert_eq!(p.adopt(g.token, s.secret, THERE), Err(PoolError::HandleUsed));
+        let st = p.stats();
+        assert_eq!((st.live_buffers, st.counters.in_use_bytes, st.counters.in_transit_buffers), (0, 0, 0));
+        assert_eq!(st.counters.releases, 1);
+        let g2 = p.alloc_with(AllocRequest::new(5000, false), OWNER).unwrap();
+        assert_eq!(g2.addr, g.addr, "the memory is lent again");
+    }
+}

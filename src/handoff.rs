@@ -1,0 +1,107 @@
+//! Zero-copy hand-off of a Buffer between threads of one pool (`pool.share` / `pool.adopt` /
+//! `pool.reclaim`), over `extmem_core::pool::handoff`:
+//! - `share(handle, memory, token, length)`: `memory` is the ArrayBuffer JavaScript transferred
+//!   the Buffer's to (Node 22+; this detaches it) or the Buffer itself (Node 20; this detaches
+//!   it). The JavaScript layer checked that the Buffer is live with one reference, and no
+//!   JavaScript ran since. Returns the handle's secret, or a negative status;
+//! - `adopt(handle, token, secret)`: a new ArrayBuffer (Node 22+) or Buffer (Node 20) over the
+//!   loan's memory, owned by this thread; or a negative status;
+//! - `reclaimShared(handle, token, secret)`: ends a loan in transit; 0 or a negative status.
+
+use napi::sys;
+
+use crate::call::{self, Call, Outcome};
+use crate::escape;
+use crate::hot;
+use crate::loan_handle::{self, Hint};
+use crate::raw;
+use crate::status;
+use extmem_core::loan::Owner;
+
+pub unsafe extern "C" fn share(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: Node calls this callback with its current env and call info.
+    unsafe { call::run::<4>(env, info, share_loan) }
+}
+
+fn share_loan(call: &Call<4>) -> Outcome {
+    let pool = call.pool(0)?;
+    let env = call.env();
+    let token = call.f64(2)? as u64;
+    let len = call.f64(3)? as usize;
+    let escapes = escape::can_escape();
+    let (data, buffer) = if escapes {
+        // SAFETY: a live value of the current env.
+        let (data, _) = unsafe { raw::arraybuffer_info(env, call.arg(1)) }.ok_or(status::STATUS_BAD_ARGUMENT)?;
+        (data, call.arg(1))
+    } else {
+        let view = call.view(1).ok_or(status::STATUS_BAD_ARGUMENT)?;
+        (view.data, view.buffer)
+    };
+    let shared = pool.share(token, data, len).map_err(|e| status::of(&e))?;
+    // The memory is in transit: no ArrayBuffer of this thread may reach it any more.
+    // SAFETY: a live ArrayBuffer of the current env: the one JavaScript transferred the Buffer's
+    // to, which no one else has (Node 22+), or the Buffer's own (Node 20, where detaching works
+    // whatever marks it carries).
+    unsafe { raw::detach(env, buffer) };
+    // SAFETY: the old Buffer's witness, made by this env.
+    unsafe { escape::forget(env, shared.owner.witness) };
+    if shared.owner.handle != 0 {
+        // SAFETY: the old Buffer's hint: alive, as its memory was attached until now.
+        unsafe { hot::forget_hint(shared.owner.handle) };
+    }
+    Ok(call.number(shared.secret as f64))
+}
+
+pub unsafe extern "C" fn adopt(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: Node calls this callback with its current env and call info.
+    unsafe { call::run::<3>(env, info, adopt_loan) }
+}
+
+fn adopt_loan(call: &Call<3>) -> Outcome {
+    let pool = call.pool(0)?;
+    let env = call.env();
+    let token = call.f64(1)? as u64;
+    let secret = call.f64(2)? as u64;
+    let hint = Hint::Loan { pool: pool.clone(), token: Some(token) }.into_raw();
+    let owner = Owner { thread: env as usize, handle: hint as usize, witness: 0 };
+    let (addr, size) = match pool.adopt(token, secret, owner) {
+        Ok(got) => got,
+        Err(e) => {
+            // SAFETY: `hint` came from `Hint::into_raw`, and Node never saw it.
+            unsafe { Hint::drop_raw(hint) };
+            return Err(status::of(&e));
+        }
+    };
+    let made = if escape::can_escape() {
+        // SAFETY: the loan's `size` bytes at `addr` are its alone (it was in transit: no
+        // ArrayBuffer reached them) until it ends; `hint` is fresh.
+        unsafe { hot::external_arraybuffer(env, addr, size, hint) }.ok().map(|(ab, witness)| {
+            pool.set_witness(token, witness);
+            ab
+        })
+    } else {
+        // SAFETY: as above; the finalizer frees `hint`.
+        let buffer = unsafe { raw::create_external_buffer(env, addr, size, loan_handle::finalize, hint) };
+        if buffer.is_none() {
+            // SAFETY: Node did not take `hint`.
+            unsafe { Hint::drop_raw(hint) };
+        }
+        buffer
+    };
+    made.ok_or_else(|| {
+        // The runtime refuses external memory: nothing can hold the Buffer, so the loan ends.
+        pool.finish_release(token);
+        status::STATUS_EXTERNAL_REFUSED
+    })
+}
+
+pub unsafe extern "C" fn reclaim_shared(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: Node calls this callback with its current env and call info.
+    unsafe { call::run::<3>(env, info, reclaim_loan) }
+}
+
+fn reclaim_loan(call: &Call<3>) -> Outcome {
+    let pool = call.pool(0)?;
+    pool.reclaim_shared(call.f64(1)? as u64, call.f64(2)? as u64).map_err(|e| status::of(&e))?;
+    Ok(call.number(0.0))
+}
