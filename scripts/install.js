@@ -64,6 +64,8 @@ function buildFromSource(abi) {
     return 1
   }
   log(`no prebuilt binary for ${abi}: building from source with ${version.stdout.trim()}`)
+  const targetDir = path.join(root, 'target')
+  const ownTarget = !process.env.CARGO_TARGET_DIR && !fs.existsSync(targetDir)
   const build = spawnSync('cargo', ['build', '--release', '-p', 'extmem', '--message-format=json-render-diagnostics'], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -82,6 +84,8 @@ function buildFromSource(abi) {
   }
   const dest = path.join(root, `extmem.${abi}.node`)
   fs.copyFileSync(library, dest)
+  // What cargo left (tens of MB) is of no use once the addon is in place.
+  if (ownTarget) fs.rmSync(targetDir, { recursive: true, force: true })
   log(`built ${path.relative(root, dest)}`)
   return 0
 }
