@@ -101,6 +101,34 @@ const CASES = [
   ['trim after close()', (p) => { p.close(); return () => p.trim() }, Error, 'ERR_EXTMEM_CLOSED'],
   ['close() of defaultPool while it has Buffers out', (p, held) => { use(defaultPool, held, 100); return () => defaultPool.close() }, Error, 'ERR_INVALID_STATE'],
 
+  // resize(buf, size[, options])
+  ['resize of a view', (p, held) => { const b = use(p, held, 64); return () => p.resize(b.subarray(1), 10) }, Error, 'ERR_EXTMEM_VIEW_OWNERSHIP'],
+  ['resize of a retained Buffer', (p, held) => { const b = use(p, held, 64); p.retain(b); held.push([p, b]); return () => p.resize(b, 100) }, Error, 'ERR_EXTMEM_SHARED'],
+  ['resize of a released Buffer', (p) => { const b = p.alloc(64); p.release(b); return () => p.resize(b, 10) }, Error, 'ERR_EXTMEM_RELEASED'],
+  ['resize to "10"', (p, held) => { const b = use(p, held, 64); return () => p.resize(b, '10') }, TypeError, 'ERR_INVALID_ARG_TYPE'],
+  ['resize to -1', (p, held) => { const b = use(p, held, 64); return () => p.resize(b, -1) }, RangeError, 'ERR_OUT_OF_RANGE'],
+  ['resize with options null', (p, held) => { const b = use(p, held, 64); return () => p.resize(b, 10, null) }, TypeError, 'ERR_INVALID_ARG_TYPE'],
+  ['resize with { zero: "yes" }', (p, held) => { const b = use(p, held, 64); return () => p.resize(b, 10, { zero: 'yes' }) }, TypeError, 'ERR_INVALID_ARG_TYPE'],
+  ['resize after close()', (p, held) => { const b = use(p, held, 64); p.close(); return () => p.resize(b, 10) }, Error, 'ERR_EXTMEM_CLOSED'],
+
+  // share(buf) / adopt(handle) / reclaim(handle), named pools
+  ['share on a private pool', (p, held) => { const b = use(p, held, 64); return () => p.share(b) }, Error, 'ERR_INVALID_STATE'],
+  ['share of a view of a defaultPool Buffer', (p, held) => { const b = use(defaultPool, held, 64); return () => defaultPool.share(b.subarray(1)) }, Error, 'ERR_EXTMEM_VIEW_OWNERSHIP'],
+  ['adopt(undefined)', () => () => defaultPool.adopt(undefined), TypeError, 'ERR_INVALID_ARG_TYPE'],
+  ['adopt of a handle whose secret is a string', () => () => defaultPool.adopt({ pool: null, token: 1, secret: '2', size: 3 }), TypeError, 'ERR_INVALID_ARG_TYPE'],
+  ["adopt of a named pool's handle by defaultPool", (p, held) => { const named = new Pool({ name: 'bad-input-handles' }); const h = named.share(named.allocUnsafe(10)); held.push([named, named.adopt(h)]); return () => defaultPool.adopt(h) }, Error, 'ERR_EXTMEM_INVALID_HANDLE'],
+  ['adopt of a handle already adopted', (p, held) => { const named = new Pool({ name: 'bad-input-handles' }); const h = named.share(named.allocUnsafe(10)); held.push([named, named.adopt(h)]); return () => named.adopt(h) }, Error, 'ERR_EXTMEM_HANDLE_USED'],
+  ['reclaim(null)', () => () => defaultPool.reclaim(null), TypeError, 'ERR_INVALID_ARG_TYPE'],
+  ["new Pool({ name: '' })", () => () => new Pool({ name: '' }), TypeError, 'ERR_INVALID_ARG_VALUE'],
+  ['new Pool({ name: 1 })', () => () => new Pool({ name: 1 }), TypeError, 'ERR_INVALID_ARG_TYPE'],
+
+  // scope() and its Buffers; [Symbol.dispose]
+  ['scope.alloc("1")', (p) => { const s = p.scope(); return () => s.alloc('1') }, TypeError, 'ERR_INVALID_ARG_TYPE'],
+  ["scope.release of the pool's own Buffer", (p, held) => { const s = p.scope(); const b = use(p, held, 64); return () => s.release(b) }, Error, 'ERR_EXTMEM_NOT_POOLED'],
+  ['scope.allocUnsafe after scope.close()', (p) => { const s = p.scope(); s.close(); return () => s.allocUnsafe(1) }, Error, 'ERR_EXTMEM_CLOSED'],
+  ['scope() after close()', (p) => { p.close(); return () => p.scope() }, Error, 'ERR_EXTMEM_CLOSED'],
+  ["a pooled Buffer's dispose called on a Node Buffer", (p, held) => { const b = use(p, held, 64); return () => b[Symbol.dispose].call(Buffer.alloc(1)) }, TypeError, 'ERR_INVALID_THIS'],
+
   // The top-level functions (on defaultPool)
   ['top-level alloc("1")', () => () => extmem.alloc('1'), TypeError, 'ERR_INVALID_ARG_TYPE'],
   ['top-level allocUnsafe(-1)', () => () => extmem.allocUnsafe(-1), RangeError, 'ERR_OUT_OF_RANGE'],
@@ -145,7 +173,23 @@ for (const [title, make, Type, code] of CASES) {
 test('the catalogue: every case is refused with its class and code, is listed once, every public function has cases, and the README counts them', (t) => {
   const titles = new Set(CASES.map(([title]) => title))
   t.is(titles.size, CASES.length, 'no case is listed twice')
-  const fns = ['new Pool', 'alloc', 'allocUnsafe', 'retain', 'release', 'refCount', 'isPooled', 'trim', 'close']
+  const fns = [
+    'new Pool',
+    'alloc',
+    'allocUnsafe',
+    'retain',
+    'release',
+    'refCount',
+    'isPooled',
+    'trim',
+    'close',
+    'resize',
+    'share',
+    'adopt',
+    'reclaim',
+    'scope',
+    'dispose',
+  ]
   for (const fn of [...fns, 'top-level']) {
     const covered = CASES.some(([title]) => title.includes(fn))
     t.true(covered, `${fn} has a case here`)

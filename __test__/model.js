@@ -44,10 +44,16 @@ const counters = { ops: 0, sequences: 0 }
  * `buf` must still hold (its pattern, written once at allocation).
  */
 class Model {
-  constructor({ maxBytes, admission }) {
+  constructor({ maxBytes, admission, named }) {
     this.maxBytes = maxBytes
     this.admission = admission
+    /** Whether the pool is a named one (shared: it hands off Buffers, and cannot be closed). */
+    this.named = named
     this.live = []
+    /** Buffers handed off by share() and not yet adopted: `{ handle, size, capacity, id, copy }`. */
+    this.transit = []
+    /** The entries of `live` that the current scope owns a reference of. */
+    this.scoped = new Set()
     /** Buffers whose last reference was released, newest last. */
     this.released = []
     this.closed = false
@@ -74,8 +80,10 @@ class Model {
  * `config.admission` is 'cap' (only the hard cap refuses) or 'graded' (the default: watermark
  * levels refuse earlier); `config.watermarks`, if set, replaces the default levels.
  */
+let poolNames = 0
 function setup(config) {
   const options = { maxBytes: config.maxBytes, leakDetection: 'off' }
+  if (config.named) options.name = `model-${process.pid}-${++poolNames}`
   if (config.admission === 'cap') options.admission = 'cap'
   if (config.watermarks !== undefined) options.watermarks = config.watermarks
   return {
@@ -97,7 +105,14 @@ function teardown({ model, real }) {
       // A failing sequence may leave the model out of step; the failure is reported already.
     }
   }
-  real.pool.close()
+  for (const { handle } of model.transit) {
+    try {
+      real.pool.reclaim(handle)
+    } catch {
+      // As above.
+    }
+  }
+  if (!model.named) real.pool.close()
   real.other.close()
 }
 
@@ -155,15 +170,23 @@ function checkInvariants(m, r) {
     assert.ok(e.buf.equals(e.copy), `Buffer #${e.id} (${e.size} bytes) no longer holds its own bytes`)
     assert.equal(pool.refCount(e.buf), e.refs, `refCount of Buffer #${e.id}`)
     assert.equal(pool.isPooled(e.buf), true, `isPooled of Buffer #${e.id}`)
+  }
+  let inTransitBytes = 0
+  for (const e of m.transit) inTransitBytes += e.size
+  // A loan holds a slot of its capacity's class (a resized one may be shorter than its slot), or
+  // a mapping; one in transit holds its memory too.
+  for (const e of [...m.live, ...m.transit]) {
     requested += e.size
     capacity += e.capacity
-    if (e.size <= SMALL_MAX) {
-      perClass[classIndex(classSizes, e.size)]++
+    if (e.capacity <= SMALL_MAX) {
+      perClass[classIndex(classSizes, e.capacity)]++
     } else {
       largeCapacity += e.capacity
       largeLive++
     }
   }
+  assert.equal(s.inTransitBuffers, m.transit.length, 'inTransitBuffers')
+  assert.equal(s.inTransitBytes, inTransitBytes, 'inTransitBytes')
   for (const b of m.released) {
     assert.equal(b.length, 0, 'a released Buffer stays detached')
     assert.equal(pool.refCount(b), 0, 'refCount of a released Buffer')
@@ -171,11 +194,13 @@ function checkInvariants(m, r) {
   }
   assert.equal(s.maxBytes, m.maxBytes, 'maxBytes')
   assert.equal(s.closed, m.closed, 'closed')
-  assert.equal(s.liveBuffers, m.live.length, 'liveBuffers')
+  assert.equal(s.liveBuffers, m.live.length + m.transit.length, 'liveBuffers')
   assert.equal(s.requestedBytes, requested, 'requestedBytes')
+  // Memory in transit has no ArrayBuffer: V8 does not count it as external.
+  const attached = requested - inTransitBytes
   if (EXTERNAL_IS_REQUESTED)
-    assert.equal(s.externalBytes, requested, 'externalBytes: one external Buffer of its length per loan')
-  else assert.ok(s.externalBytes >= requested, `externalBytes ${s.externalBytes} < requestedBytes ${requested}`)
+    assert.equal(s.externalBytes, attached, 'externalBytes: one external Buffer of its length per loan')
+  else assert.ok(s.externalBytes >= attached, `externalBytes ${s.externalBytes} < attached bytes ${attached}`)
   assert.ok(s.inUseBytes >= requested, `inUseBytes ${s.inUseBytes} < requestedBytes ${requested}`)
   assert.equal(s.inUseBytes, capacity, 'inUseBytes: the slots and mappings lent')
   assert.ok(s.reservedBytes >= s.inUseBytes, `reservedBytes ${s.reservedBytes} < inUseBytes ${s.inUseBytes}`)
@@ -383,6 +408,7 @@ function releaseOnce(m, r, e) {
   assert.equal(view.length, 0, 'and every view of it')
   assert.equal(e.buf.buffer.byteLength, 0)
   m.live.splice(m.live.indexOf(e), 1)
+  m.scoped.delete(e)
   m.remember(e.buf)
   m.releases++
 }
@@ -538,6 +564,10 @@ class Trim extends Command {
 class Close extends Command {
   step(m, r) {
     const { pool } = r
+    if (m.named) {
+      refused(pool, () => pool.close(), Error, 'ERR_INVALID_STATE', 'close() of a named pool')
+      return
+    }
     const out = pool.close()
     assert.equal(out, m.live.length, 'close() returns the number of Buffers still out')
     assert.equal(pool.closed, true)
@@ -579,8 +609,199 @@ class Drop extends Command {
 
 function forget(m, index) {
   if (m.live.length === 0) return false
-  m.live.splice(index % m.live.length, 1)
+  const [e] = m.live.splice(index % m.live.length, 1)
+  // (A scope holds its Buffers: one it owns is not dropped, so it is not picked here.)
+  if (m.scoped.has(e)) {
+    m.live.push(e)
+    return false
+  }
   return true
+}
+
+/** Resizes a live Buffer: its first bytes stay, the old one detaches, the figures follow. */
+class Resize extends Command {
+  constructor(index, size, zero) {
+    super()
+    this.index = index
+    this.size = size
+    this.zero = zero
+  }
+
+  step(m, r) {
+    const e = m.pick(this.index)
+    if (!e) return
+    const { pool } = r
+    const call = () => pool.resize(e.buf, this.size, { zero: this.zero })
+    if (m.closed) {
+      refused(pool, call, Error, 'ERR_EXTMEM_CLOSED', `${this} after close`)
+      return
+    }
+    if (e.refs > 1) {
+      refused(pool, call, Error, 'ERR_EXTMEM_SHARED', `${this} of a retained Buffer`)
+      return
+    }
+    const before = pool.stats()
+    const old = e.buf
+    let buf
+    try {
+      buf = call()
+    } catch (err) {
+      assert.ok(['ERR_EXTMEM_EXHAUSTED', 'ERR_EXTMEM_THROTTLED'].includes(err.code), `${this}: ${err.code}`)
+      assert.equal(old.length, e.size, `${this} refused: the Buffer is intact`)
+      const s = pool.stats()
+      assert.equal(s.failedAllocations, before.failedAllocations + 1, `${this} refused: counted`)
+      assert.equal(s.inUseBytes, before.inUseBytes, `${this} refused: nothing lent`)
+      m.failedAllocations++
+      return
+    }
+    assert.equal(old.length, 0, `${this}: the old Buffer is detached`)
+    m.remember(old)
+    m.scoped.delete(e)
+    if (this.size === 0) {
+      assert.equal(buf.length, 0)
+      m.live.splice(m.live.indexOf(e), 1)
+      m.releases++
+      return
+    }
+    assert.equal(buf.length, this.size, `${this} length`)
+    const kept = Math.min(e.size, this.size)
+    assert.equal(buf.compare(e.copy, 0, kept, 0, kept), 0, `${this} keeps the first ${kept} bytes`)
+    if (this.zero && this.size > e.size)
+      assert.equal(buf.compare(ZEROS, 0, this.size - e.size, e.size), 0, `${this} zeroes the new bytes`)
+    e.capacity += pool.stats().inUseBytes - before.inUseBytes
+    e.buf = buf
+    e.size = this.size
+    buf.fill(patternOf(e.id))
+    e.copy = Buffer.from(buf)
+  }
+
+  toString() {
+    return `resize(live[${this.index}], ${this.size}${this.zero ? ', { zero: true }' : ''})`
+  }
+}
+
+/** Allocates through the current scope (made on first use, and again after a close). */
+class ScopeAlloc extends Alloc {
+  step(m, r) {
+    const { size, zero } = this
+    if (m.closed) {
+      refused(r.pool, () => r.pool.scope(), Error, 'ERR_EXTMEM_CLOSED', 'scope() after close')
+      return
+    }
+    r.scope ??= r.pool.scope()
+    const scope = r.scope
+    const count = m.live.length
+    // Alloc's checks, with the scope as the allocator.
+    super.step(m, {
+      ...r,
+      pool: { ...proxyOf(r.pool), alloc: (n) => scope.alloc(n), allocUnsafe: (n) => scope.allocUnsafe(n) },
+    })
+    if (m.live.length > count) m.scoped.add(m.live.at(-1))
+  }
+
+  toString() {
+    return `scope.${super.toString()}`
+  }
+}
+
+/** The pool's methods, bound, as an object that ScopeAlloc can override two of. */
+function proxyOf(pool) {
+  return { stats: () => pool.stats(), release: (b) => pool.release(b), isPooled: (b) => pool.isPooled(b) }
+}
+
+/** Closes the current scope: one reference of each Buffer it still owns is dropped. */
+class ScopeClose extends Command {
+  step(m, r) {
+    if (r.scope === undefined) return
+    const owned = [...m.scoped]
+    const views = owned.map((e) => e.buf.subarray(0, 1))
+    assert.equal(r.scope.close(), owned.length, 'scope.close() returns how many Buffers it still owned')
+    r.scope = undefined
+    m.scoped.clear()
+    owned.forEach((e, i) => {
+      e.refs--
+      if (e.refs > 0) {
+        assert.equal(e.buf.length, e.size, 'a retained Buffer outlives its scope')
+        return
+      }
+      assert.equal(e.buf.length, 0, 'scope.close() detaches a Buffer with no other reference')
+      assert.equal(views[i].length, 0, 'and its views')
+      m.live.splice(m.live.indexOf(e), 1)
+      m.remember(e.buf)
+      m.releases++
+    })
+  }
+
+  toString() {
+    return 'scope.close()'
+  }
+}
+
+/** Hands a live Buffer off (a named pool) or is refused (a private one, or a retained Buffer). */
+class Share extends Command {
+  constructor(index) {
+    super()
+    this.index = index
+  }
+
+  step(m, r) {
+    const e = m.pick(this.index)
+    if (!e) return
+    const { pool } = r
+    if (m.closed) {
+      refused(pool, () => pool.share(e.buf), Error, 'ERR_EXTMEM_CLOSED', 'share() after close')
+      return
+    }
+    if (!m.named) {
+      refused(pool, () => pool.share(e.buf), Error, 'ERR_INVALID_STATE', 'share() on a private pool')
+      return
+    }
+    if (e.refs > 1) {
+      refused(pool, () => pool.share(e.buf), Error, 'ERR_EXTMEM_SHARED', 'share() of a retained Buffer')
+      return
+    }
+    const handle = pool.share(e.buf)
+    assert.equal(e.buf.length, 0, 'share() detaches the Buffer')
+    assert.equal(handle.size, e.size)
+    m.remember(e.buf)
+    m.live.splice(m.live.indexOf(e), 1)
+    m.scoped.delete(e)
+    m.transit.push({ handle: structuredClone(handle), size: e.size, capacity: e.capacity, id: e.id, copy: e.copy })
+  }
+
+  toString() {
+    return `share(live[${this.index}])`
+  }
+}
+
+/** Adopts (or, `reclaim`, gives back) a Buffer in transit; its handle then serves no more. */
+class Adopt extends Command {
+  constructor(index, reclaim) {
+    super()
+    this.index = index
+    this.reclaim = reclaim
+  }
+
+  step(m, r) {
+    if (m.transit.length === 0) return
+    const t = m.transit.splice(this.index % m.transit.length, 1)[0]
+    const { pool } = r
+    if (this.reclaim) {
+      pool.reclaim(t.handle)
+      m.releases++
+    } else {
+      const buf = pool.adopt(t.handle)
+      assert.ok(buf.equals(t.copy), `adopt() of Buffer #${t.id}: the same bytes`)
+      m.live.push({ buf, size: t.size, capacity: t.capacity, refs: 1, id: t.id, copy: t.copy })
+    }
+    checkInvariants(m, r)
+    refused(pool, () => pool.adopt(t.handle), Error, 'ERR_EXTMEM_HANDLE_USED', 'a handle used twice')
+    refused(pool, () => pool.reclaim(t.handle), Error, 'ERR_EXTMEM_HANDLE_USED', 'a handle used twice')
+  }
+
+  toString() {
+    return `${this.reclaim ? 'reclaim' : 'adopt'}(transit[${this.index}])`
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -615,6 +836,11 @@ const commandArbs = {
   trim: fc.constant(new Trim()),
   close: fc.constant(new Close()),
   drop: indexArb.map((i) => new Drop(i)),
+  resize: fc.tuple(indexArb, sizeArb, fc.boolean()).map(([i, size, zero]) => new Resize(i, size, zero)),
+  scopeAlloc: fc.tuple(sizeArb, fc.boolean()).map(([size, zero]) => new ScopeAlloc(size, zero)),
+  scopeClose: fc.constant(new ScopeClose()),
+  share: indexArb.map((i) => new Share(i)),
+  adopt: fc.tuple(indexArb, fc.boolean()).map(([i, reclaim]) => new Adopt(i, reclaim)),
 }
 
 /** The command arbitrary, weighted so that sequences mostly allocate and release, and rarely close. */
@@ -630,6 +856,11 @@ function commandArb({ gc }) {
     w(4, commandArbs.useForeign),
     w(4, commandArbs.trim),
     w(gc ? 3 : 1, commandArbs.close),
+    w(8, commandArbs.resize),
+    w(8, commandArbs.scopeAlloc),
+    w(3, commandArbs.scopeClose),
+    w(4, commandArbs.share),
+    w(4, commandArbs.adopt),
   ]
   if (gc) arbs.push(w(12, commandArbs.drop))
   return fc.oneof(...arbs)
@@ -641,6 +872,8 @@ const configArb = fc.record({
   admission: fc.constantFrom('cap', 'graded'),
   // The default levels (0.70 / 0.85 / 0.95), or low ones that sequences reach often.
   watermarks: fc.constantFrom(undefined, { warning: 0.25, critical: 0.4, shedding: 0.55, hysteresis: 0.05 }),
+  // A named pool hands Buffers off (and cannot be closed); a private one refuses to.
+  named: fc.boolean(),
 })
 
 /** The synchronous property: random sequences of every command but drop. */

@@ -7,8 +7,10 @@
 // Commands: alloc / allocUnsafe of sizes 0..600 KiB (every slab class, the boundaries 8, 9, 64,
 // 65, 8191, 8192, 8193, and large ones), retain, release, a release after the last one, retain /
 // release / refCount / isPooled of released Buffers, of views (subarray, slice, a Buffer.from over
-// the same bytes) and of foreign Buffers (Node's own, another Pool's), trim, close, and (in the GC
-// property) dropping a Buffer without release followed by gc() and event-loop turns.
+// the same bytes) and of foreign Buffers (Node's own, another Pool's), trim, close, resize (to
+// every size class and back, with and without zero), allocations through a scope and its close,
+// share / adopt / reclaim (in a named pool; refused in a private one), and (in the GC property)
+// dropping a Buffer without release followed by gc() and event-loop turns.
 //
 // Invariants checked after every command:
 // - every live Buffer keeps its length and still holds the byte pattern stamped on it at

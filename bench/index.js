@@ -15,7 +15,7 @@
 //            server (a child process per variant and round) on pool.allocUnsafe + release vs
 //            Buffer.allocUnsafe vs Buffer.allocUnsafeSlow; rows compare extmem with the better Node one
 //   lifetimes  scope.close() of 64 Buffers vs 64 release() calls; resize() 16 -> 32 MiB vs
-//            allocUnsafe + copy + release
+//            allocUnsafe + copy + release; share/adopt to a worker and back vs postMessage copies
 // The table goes to stdout (progress to stderr); everything, with every sample, to bench/results.json.
 //
 // Options: --quick; --only=small,large,… to run some workloads (for development).
@@ -47,7 +47,7 @@ const CONFIG = {
     threads: { rounds: 7, ops: 500_000, perTurn: 4096 },
     leak: { rounds: 9, ops: 100_000, perTurn: 4096 },
     server: { rounds: 5, warmFrames: 100, frames: 800, deadlineS: 30 },
-    lifetimes: { rounds: 9, scopes: 2000, grows: 20 },
+    lifetimes: { rounds: 9, scopes: 2000, grows: 20, trips: 400 },
   },
   quick: {
     small: { rounds: 3, ops: 20_000, perTurn: 4096 },
@@ -57,7 +57,7 @@ const CONFIG = {
     threads: { rounds: 3, ops: 50_000, perTurn: 4096 },
     leak: { rounds: 3, ops: 20_000, perTurn: 4096 },
     server: { rounds: 3, warmFrames: 20, frames: 100, deadlineS: 10 },
-    lifetimes: { rounds: 3, scopes: 200, grows: 4 },
+    lifetimes: { rounds: 3, scopes: 200, grows: 4, trips: 40 },
   },
 }
 

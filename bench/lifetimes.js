@@ -4,10 +4,16 @@
 //                 (only the releasing is timed; both sides allocate the same way before it)
 //   resize        a 16 MiB Buffer grown to 32 MiB with pool.resize()  vs  pool.allocUnsafe(32 MiB)
 //                 + copy of the 16 MiB + release of the old one (only the growing is timed)
-// Targets: closing costs at most half of the single releases; growing is at least 10x faster.
+//   hand-off      a 64 KiB / 1 MiB Buffer to a worker thread and back: defaultPool.share() +
+//                 postMessage(handle) + adopt() each way  vs  postMessage(buf), which copies it
+//                 (structured clone), each way
+// Targets: closing costs at most half of the single releases; growing and a 1 MiB hand-off are at
+// least 10x faster.
 
-const { Pool } = require('..')
-const { MiB, alternate, row, assertClean, turn } = require('./common')
+const { Worker } = require('node:worker_threads')
+const { once } = require('node:events')
+const { Pool, defaultPool } = require('..')
+const { KiB, MiB, alternate, row, assertClean, turn } = require('./common')
 
 const SCOPE_BUFFERS = 64
 const SCOPE_SIZE = 512
@@ -57,6 +63,53 @@ async function timeGrows(pool, count, byResize) {
   return Number(total) / count / 1000
 }
 
+/** A worker that sends back what it gets: the Buffer (copied), or a handle it adopts and shares on. */
+function echoWorker() {
+  return new Worker(
+    `const { parentPort } = require('node:worker_threads')
+     const { defaultPool } = require(${JSON.stringify(require.resolve('..'))})
+     parentPort.on('message', (m) => {
+       if (m.ping !== undefined) {
+         parentPort.postMessage({ ping: m.ping + 1 })
+       } else if (m.handle) {
+         const buf = defaultPool.adopt(m.handle)
+         buf[0]++
+         parentPort.postMessage({ handle: defaultPool.share(buf) })
+       } else {
+         m.buf[0]++
+         parentPort.postMessage({ buf: m.buf })
+       }
+     })`,
+    { eval: true },
+  )
+}
+
+/** Microseconds per round trip of a message with no Buffer to `worker` and back: the floor. */
+async function timePings(worker, count) {
+  const t0 = process.hrtime.bigint()
+  for (let i = 0; i < count; i++) {
+    worker.postMessage({ ping: i })
+    await once(worker, 'message')
+  }
+  return Number(process.hrtime.bigint() - t0) / count / 1000
+}
+
+/** Microseconds per round trip of a `size`-byte Buffer to `worker` and back, `count` times. */
+async function timeRoundTrips(worker, size, count, byHandle) {
+  let buf = byHandle ? defaultPool.allocUnsafe(size) : Buffer.allocUnsafe(size)
+  buf[0] = 0
+  const t0 = process.hrtime.bigint()
+  for (let i = 0; i < count; i++) {
+    worker.postMessage(byHandle ? { handle: defaultPool.share(buf) } : { buf })
+    const [reply] = await once(worker, 'message')
+    buf = byHandle ? defaultPool.adopt(reply.handle) : reply.buf
+  }
+  const us = Number(process.hrtime.bigint() - t0) / count / 1000
+  if (buf[0] !== count % 256) throw new Error('the Buffer lost a write on its way')
+  if (byHandle) defaultPool.release(buf)
+  return us
+}
+
 async function runLifetimes(cfg) {
   const pool = new Pool({ maxBytes: 512 * MiB, leakDetection: 'off' })
   const rows = []
@@ -101,7 +154,45 @@ async function runLifetimes(cfg) {
       }),
       target: '<= 0.1x',
     })
-    for (const r of rows) r.targetMet = r.ratio <= (r.target === '<= 0.5x' ? 0.5 : 0.1)
+    const worker = echoWorker()
+    try {
+      for (const size of [64 * KiB, MiB]) {
+        const trips = await alternate(
+          [
+            { key: 'handoff', run: () => timeRoundTrips(worker, size, cfg.trips, true) },
+            { key: 'copy', run: () => timeRoundTrips(worker, size, cfg.trips, false) },
+            { key: 'ping', run: () => timePings(worker, cfg.trips) },
+          ],
+          cfg.rounds,
+        )
+        const r = row({
+          workload: 'lifetimes',
+          name: 'hand-off to a worker and back',
+          size,
+          unit: 'us/op',
+          kind: 'time',
+          rounds: cfg.rounds,
+          extmem: { label: 'share + adopt, each way', samples: trips.handoff },
+          peer: { label: 'postMessage(buf) (a copy), each way', samples: trips.copy },
+        })
+        rows.push(size === MiB ? { ...r, target: '<= 0.1x' } : r)
+        rows.push(
+          row({
+            workload: 'lifetimes',
+            name: 'hand-off to a worker and back (ref)',
+            size,
+            unit: 'us/op',
+            kind: 'time',
+            rounds: cfg.rounds,
+            extmem: { label: 'share + adopt, each way', samples: trips.handoff },
+            peer: { label: 'a message with no Buffer, each way (the floor)', samples: trips.ping },
+          }),
+        )
+      }
+    } finally {
+      await worker.terminate()
+    }
+    for (const r of rows) if (r.target) r.targetMet = r.ratio <= (r.target === '<= 0.5x' ? 0.5 : 0.1)
     assertClean(pool, 'lifetimes')
   } finally {
     pool.close()

@@ -121,6 +121,9 @@ impl Pool {
         let kept = old_size.min(new_size);
         let old_owner = l.owner;
         let mut freed = None;
+        // Bytes past the old size that may hold earlier contents (of this loan's memory), up to
+        // which `{ zero }` must clear them; past it, the memory is fresh and reads as zero.
+        let mut stale_until = new_size;
         let (addr, capacity, in_place) = match pending.plan {
             Pending::InPlace { mapping_len } => {
                 let mut capacity = l.capacity;
@@ -150,6 +153,8 @@ impl Pool {
                 debug_assert!(old_len <= into.len());
                 let (addr, len) = (into.as_mut_ptr() as usize, into.len());
                 l.memory = LoanMemory::Mapping(into);
+                // The old mapping's tail came along with its pages; what lies past it is fresh.
+                stale_until = new_size.min(old_len);
                 (addr, len, false)
             }
             Pending::Moved { memory, addr, capacity, fresh } => {
@@ -161,12 +166,13 @@ impl Pool {
                     unsafe { ptr::write_bytes((addr + kept) as *mut u8, 0, new_size - kept) };
                 }
                 freed = Some(std::mem::replace(&mut l.memory, memory));
+                stale_until = 0;
                 (addr, capacity, false)
             }
         };
-        if pending.zero && in_place && new_size > old_size {
+        if pending.zero && stale_until > old_size {
             // SAFETY: the bytes past the old size, inside the loan's memory.
-            unsafe { ptr::write_bytes((addr + old_size) as *mut u8, 0, new_size - old_size) };
+            unsafe { ptr::write_bytes((addr + old_size) as *mut u8, 0, stale_until - old_size) };
         }
         let bound = l.bound && in_place;
         let external = if bound { 0 } else { new_size };
@@ -305,6 +311,17 @@ mod tests {
         end(&p, g.token, r.addr, 20_000);
         let s = p.stats();
         assert_eq!((s.counters.in_use_bytes, s.counters.requested_bytes, s.live_buffers), (0, 0, 0));
+    }
+
+    #[test]
+    fn zero_clears_the_tail_a_shrunk_mapping_kept_when_it_grows_again() {
+        let p = Pool::new(8 << 20);
+        let g = p.alloc(600 << 10, false, OWNER).unwrap();
+        fill(g.addr, 600 << 10, 9);
+        let small = resize(&p, g.token, g.addr, 600 << 10, 8193, false);
+        let grown = resize(&p, g.token, small.addr, 8193, 12_289, true);
+        assert_eq!(bytes(grown.addr, 12_289), [vec![9; 8193], vec![0; 4096]].concat());
+        end(&p, g.token, grown.addr, 12_289);
     }
 
     #[test]
