@@ -38,6 +38,12 @@ pub(super) fn advise_huge_pages(map: &MmapMut) {
     let _ = map.advise(Advice::HugePage);
 }
 
+pub(super) fn grow(map: &mut MmapMut, new_len: usize) -> bool {
+    // SAFETY: an anonymous mapping (no file to run past), lengthened in place: every address into
+    // it stays valid.
+    unsafe { map.remap(new_len, memmap2::RemapOptions::new()) }.is_ok()
+}
+
 pub(super) unsafe fn shrink(map: &mut MmapMut, new_len: usize) -> bool {
     // SAFETY: an anonymous mapping (no file to run past), shortened in place; the caller keeps
     // the rest of the contract.

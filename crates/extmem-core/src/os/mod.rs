@@ -54,6 +54,13 @@ pub fn advise_huge_pages(map: &MmapMut) {
     imp::advise_huge_pages(map)
 }
 
+/// Lengthens `map` to `new_len` bytes in place, if the addresses after it are free (`mremap` on
+/// Linux); the new bytes read as zero. `false` (and `map` unchanged) otherwise.
+pub fn grow(map: &mut MmapMut, new_len: usize) -> bool {
+    debug_assert!(new_len >= map.len());
+    imp::grow(map, new_len)
+}
+
 /// Shortens `map` to `new_len` bytes in place (`mremap` on Linux). `false` (and `map` unchanged)
 /// if the OS cannot, or has no such call.
 ///

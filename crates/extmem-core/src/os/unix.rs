@@ -40,6 +40,10 @@ pub(super) fn memory_limit() -> Option<usize> {
 
 pub(super) fn advise_huge_pages(_map: &MmapMut) {}
 
+pub(super) fn grow(_map: &mut MmapMut, _new_len: usize) -> bool {
+    false
+}
+
 pub(super) unsafe fn shrink(_map: &mut MmapMut, _new_len: usize) -> bool {
     false
 }

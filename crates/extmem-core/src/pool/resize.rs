@@ -7,9 +7,10 @@
 //! - a slot with room for the new size keeps its memory (the same bytes, nothing copied);
 //! - a mapping keeps its memory when the new size fits in it; it is shortened in place (Linux)
 //!   when it shrinks;
-//! - a mapping that grows gets a new mapping of the new length in the first step, and its pages
-//!   move into the start of it with `mremap(MREMAP_FIXED)` on Linux: none is copied (elsewhere,
-//!   or if the OS refuses, they are copied);
+//! - a mapping that grows is lengthened in place in the first step if the addresses after it are
+//!   free (Linux); otherwise it gets a new mapping of the new length, and its pages move into the
+//!   start of it with `mremap(MREMAP_FIXED)` on Linux: none is copied (elsewhere, or if the OS
+//!   refuses, they are copied);
 //! - anything else (across the small/large boundary, or a slot too small) gets new memory as a
 //!   new allocation would, and the contents are copied.
 //!
@@ -33,6 +34,9 @@ use crate::size_class::SMALL_MAX;
 pub(super) enum Pending {
     /// The memory stays; for a mapping, the length it is shortened to.
     InPlace { mapping_len: Option<usize> },
+    /// A mapping already lengthened in place (its old Buffer still views the start of it), from
+    /// `old_len` bytes; the growth is counted as reserved.
+    GrownInPlace { old_len: usize },
     /// A mapping grows into `into`, a fresh mapping of the new length, untouched until the old
     /// pages move in; only the growth is counted as reserved.
     Grow { into: MmapMut },
@@ -81,7 +85,7 @@ impl Pool {
         if st.resizing.iter().any(|p| p.token == token) {
             return Err(PoolError::NotPooled);
         }
-        let plan = match st.plan(&self.config, capacity, is_slot, &req) {
+        let plan = match st.plan(&self.config, self.id, token, capacity, is_slot, &req) {
             Ok(plan) => plan,
             Err(e) => {
                 st.count_refusal(&self.config, &e, req.priority);
@@ -98,6 +102,24 @@ impl Pool {
         let Some(pending) = st.take_pending(token) else { return };
         match pending.plan {
             Pending::InPlace { .. } => {}
+            Pending::GrownInPlace { old_len } => {
+                // (bytes given back, bytes the loan keeps in use)
+                let mut undone = (0, 0);
+                if let Some(LoanMemory::Mapping(map)) = st.live_loan_mut(self.id, token).map(|l| &mut l.memory) {
+                    let grown = map.len();
+                    // SAFETY: nothing views the bytes past `old_len`: the Buffer is as it was.
+                    undone =
+                        if unsafe { os::shrink(map, old_len) } { (grown - old_len, 0) } else { (0, grown - old_len) };
+                }
+                if undone.1 != 0 {
+                    // Kept longer: the loan holds it all (and counts it in use) until it ends.
+                    if let Some(l) = st.live_loan_mut(self.id, token) {
+                        l.capacity += undone.1;
+                    }
+                }
+                st.counters.reserved_bytes -= undone.0;
+                st.counters.in_use_bytes += undone.1;
+            }
             Pending::Grow { into } => {
                 let old = st.live_loan_mut(self.id, token).map_or(into.len(), |l| l.capacity);
                 st.counters.reserved_bytes -= into.len() - old;
@@ -135,6 +157,12 @@ impl Pool {
                     }
                 }
                 (l.addr, capacity, true)
+            }
+            Pending::GrownInPlace { .. } => {
+                let LoanMemory::Mapping(map) = &l.memory else { unreachable!("a growing loan is a mapping") };
+                // Its tail past the old length is fresh: only the old mapping's slack may be stale.
+                stale_until = new_size.min(old_capacity);
+                (l.addr, map.len(), true)
             }
             Pending::Grow { mut into } => {
                 let LoanMemory::Mapping(old) = std::mem::replace(&mut l.memory, LoanMemory::Returned) else {
@@ -206,6 +234,8 @@ impl State {
     fn plan(
         &mut self,
         config: &super::PoolConfig,
+        pool: u64,
+        token: u64,
         capacity: usize,
         is_slot: bool,
         req: &AllocRequest,
@@ -225,6 +255,12 @@ impl State {
             self.admit(config, &growth)?;
             if !self.make_room(config.max_bytes, growth.size) {
                 return Err(self.exhausted(config, size));
+            }
+            if let Some(LoanMemory::Mapping(map)) = self.live_loan_mut(pool, token).map(|l| &mut l.memory) {
+                if os::grow(map, new_len) {
+                    self.counters.reserved_bytes += growth.size;
+                    return Ok(Pending::GrownInPlace { old_len: capacity });
+                }
             }
             let into = large::map(new_len, false).map_err(|e| PoolError::os(size, Syscall::Mmap, &e))?;
             // Only the growth is counted: the first `capacity` bytes of `into` are the old
@@ -295,8 +331,9 @@ mod tests {
         let old = 16 << 20;
         let g = p.alloc(old, false, OWNER).unwrap();
         fill(g.addr, old, 0x5a);
+        // In place if the addresses after the mapping are free, else its pages move: either way
+        // nothing is copied and one mapping is held.
         let r = resize(&p, g.token, g.addr, old, 32 << 20, true);
-        assert!(!r.in_place);
         let grown = bytes(r.addr, 32 << 20);
         assert!(grown[..old].iter().all(|&b| b == 0x5a) && grown[old..].iter().all(|&b| b == 0));
         let s = p.stats();
