@@ -110,6 +110,28 @@ async function timeRoundTrips(worker, size, count, byHandle) {
   return us
 }
 
+/**
+ * A row of this workload: `extmem` and `peer` are `[label, samples]`; `target` (a ratio bound,
+ * extmem / peer) is optional.
+ */
+function lifetimesRow(name, size, unit, rounds, extmem, peer, target) {
+  const r = row({
+    workload: 'lifetimes',
+    name,
+    size,
+    unit,
+    kind: 'time',
+    rounds,
+    extmem: { label: extmem[0], samples: extmem[1] },
+    peer: { label: peer[0], samples: peer[1] },
+  })
+  if (target !== undefined) {
+    r.target = `<= ${target}x`
+    r.targetMet = r.ratio <= target
+  }
+  return r
+}
+
 async function runLifetimes(cfg) {
   const pool = new Pool({ maxBytes: 512 * MiB, leakDetection: 'off' })
   const rows = []
@@ -121,19 +143,17 @@ async function runLifetimes(cfg) {
       ],
       cfg.rounds,
     )
-    rows.push({
-      ...row({
-        workload: 'lifetimes',
-        name: 'scope close (64 Buffers)',
-        size: SCOPE_SIZE,
-        unit: 'ns/Buffer',
-        kind: 'time',
-        rounds: cfg.rounds,
-        extmem: { label: 'scope.close()', samples: release.scope },
-        peer: { label: '64 x pool.release()', samples: release.single },
-      }),
-      target: '<= 0.5x',
-    })
+    rows.push(
+      lifetimesRow(
+        'scope close (64 Buffers)',
+        SCOPE_SIZE,
+        'ns/Buffer',
+        cfg.rounds,
+        ['scope.close()', release.scope],
+        ['64 x pool.release()', release.single],
+        0.5,
+      ),
+    )
     const grow = await alternate(
       [
         { key: 'resize', run: () => timeGrows(pool, cfg.grows, true) },
@@ -141,19 +161,17 @@ async function runLifetimes(cfg) {
       ],
       cfg.rounds,
     )
-    rows.push({
-      ...row({
-        workload: 'lifetimes',
-        name: 'resize 16 MiB -> 32 MiB',
-        size: GROW_TO,
-        unit: 'us/op',
-        kind: 'time',
-        rounds: cfg.rounds,
-        extmem: { label: 'pool.resize()', samples: grow.resize },
-        peer: { label: 'allocUnsafe + copy + release', samples: grow.copy },
-      }),
-      target: '<= 0.1x',
-    })
+    rows.push(
+      lifetimesRow(
+        'resize 16 MiB -> 32 MiB',
+        GROW_TO,
+        'us/op',
+        cfg.rounds,
+        ['pool.resize()', grow.resize],
+        ['allocUnsafe + copy + release', grow.copy],
+        0.1,
+      ),
+    )
     const worker = echoWorker()
     try {
       for (const size of [64 * KiB, MiB]) {
@@ -165,34 +183,27 @@ async function runLifetimes(cfg) {
           ],
           cfg.rounds,
         )
-        const r = row({
-          workload: 'lifetimes',
-          name: 'hand-off to a worker and back',
-          size,
-          unit: 'us/op',
-          kind: 'time',
-          rounds: cfg.rounds,
-          extmem: { label: 'share + adopt, each way', samples: trips.handoff },
-          peer: { label: 'postMessage(buf) (a copy), each way', samples: trips.copy },
-        })
-        rows.push(size === MiB ? { ...r, target: '<= 0.1x' } : r)
+        const handoff = ['share + adopt, each way', trips.handoff]
+        const name = 'hand-off to a worker and back'
         rows.push(
-          row({
-            workload: 'lifetimes',
-            name: 'hand-off to a worker and back (ref)',
+          lifetimesRow(
+            name,
             size,
-            unit: 'us/op',
-            kind: 'time',
-            rounds: cfg.rounds,
-            extmem: { label: 'share + adopt, each way', samples: trips.handoff },
-            peer: { label: 'a message with no Buffer, each way (the floor)', samples: trips.ping },
-          }),
+            'us/op',
+            cfg.rounds,
+            handoff,
+            ['postMessage(buf) (a copy), each way', trips.copy],
+            size === MiB ? 0.1 : undefined,
+          ),
+          lifetimesRow(`${name} (ref)`, size, 'us/op', cfg.rounds, handoff, [
+            'a message with no Buffer, each way (the floor)',
+            trips.ping,
+          ]),
         )
       }
     } finally {
       await worker.terminate()
     }
-    for (const r of rows) if (r.target) r.targetMet = r.ratio <= (r.target === '<= 0.5x' ? 0.5 : 0.1)
     assertClean(pool, 'lifetimes')
   } finally {
     pool.close()

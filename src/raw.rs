@@ -44,6 +44,15 @@ pub struct ViewInfo {
 /// # Safety
 /// `env` is the current env and `value` a live value of it.
 pub unsafe fn view_info(env: sys::napi_env, value: sys::napi_value) -> Option<ViewInfo> {
+    // SAFETY: per the contract.
+    unsafe { typedarray_info(env, value) }.map(|(_, view)| view)
+}
+
+/// The kind and view of a typed array (`len` in elements). `None` if `value` is not one.
+///
+/// # Safety
+/// `env` is the current env and `value` a live value of it.
+unsafe fn typedarray_info(env: sys::napi_env, value: sys::napi_value) -> Option<(sys::napi_typedarray_type, ViewInfo)> {
     let mut kind = 0;
     let mut len = 0;
     let mut data: *mut c_void = ptr::null_mut();
@@ -52,7 +61,7 @@ pub unsafe fn view_info(env: sys::napi_env, value: sys::napi_value) -> Option<Vi
     // SAFETY: all out-pointers are valid locals; the env and value are valid per the contract.
     let status =
         unsafe { sys::napi_get_typedarray_info(env, value, &mut kind, &mut len, &mut data, &mut buffer, &mut offset) };
-    (status == sys::Status::napi_ok).then_some(ViewInfo { data: data as usize, len, buffer })
+    (status == sys::Status::napi_ok).then_some((kind, ViewInfo { data: data as usize, len, buffer }))
 }
 
 /// The finalizer Node calls when an external Buffer's memory is no longer referenced.
@@ -134,23 +143,17 @@ pub unsafe fn strong_ref(env: sys::napi_env, value: sys::napi_value) -> Option<s
 /// `env` is the current env and `value` a live value of it. The slice is used only while no
 /// JavaScript that could reach the array runs, and not after the current callback returns.
 pub unsafe fn float64_elements<'a>(env: sys::napi_env, value: sys::napi_value) -> Option<&'a mut [f64]> {
-    let mut kind = 0;
-    let mut len = 0;
-    let mut data: *mut c_void = ptr::null_mut();
-    let mut buffer = ptr::null_mut();
-    let mut offset = 0;
-    // SAFETY: valid out-pointers; the env and value per the contract.
-    let status =
-        unsafe { sys::napi_get_typedarray_info(env, value, &mut kind, &mut len, &mut data, &mut buffer, &mut offset) };
-    if status != sys::Status::napi_ok || kind != sys::TypedarrayType::float64_array {
+    // SAFETY: per the contract.
+    let (kind, view) = unsafe { typedarray_info(env, value) }?;
+    if kind != sys::TypedarrayType::float64_array {
         return None;
     }
-    if len == 0 {
+    if view.len == 0 {
         return Some(&mut []);
     }
     // SAFETY: a Float64Array's `len` elements at `data`, aligned (V8 keeps them so); nothing else
     // touches them while the slice is used, per the contract.
-    Some(unsafe { std::slice::from_raw_parts_mut(data.cast::<f64>(), len) })
+    Some(unsafe { std::slice::from_raw_parts_mut(view.data as *mut f64, view.len) })
 }
 
 /// Element `i` of an object.
