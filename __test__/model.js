@@ -683,7 +683,6 @@ class Resize extends Command {
 /** Allocates through the current scope (made on first use, and again after a close). */
 class ScopeAlloc extends Alloc {
   step(m, r) {
-    const { size, zero } = this
     if (m.closed) {
       refused(r.pool, () => r.pool.scope(), Error, 'ERR_EXTMEM_CLOSED', 'scope() after close')
       return
