@@ -116,6 +116,25 @@ test('Buffers released before close() (by scope.release, pool.release or dispose
   pool.close()
 })
 
+test('a Buffer that resize() or share() detached is no longer the scope’s: stats() and close() agree', (t) => {
+  const pool = newPool()
+  const named = new Pool({ name: 'scope-escapes', maxBytes: 16 << 20 })
+  const scope = pool.scope()
+  const resized = pool.resize(scope.allocUnsafe(100), 5000)
+  t.deepEqual(scope.stats(), { liveBuffers: 0, inUseBytes: 0, requestedBytes: 0 })
+  t.is(scope.close(), 0)
+  t.is(resized.length, 5000, 'the resized Buffer belongs to its holder')
+  pool.release(resized)
+  const shared = named.scope()
+  const handle = named.share(shared.allocUnsafe(100))
+  t.is(shared.stats().liveBuffers, 0)
+  t.is(shared.close(), 0)
+  named.reclaim(handle)
+  t.is(pool.stats().liveBuffers, 0)
+  t.is(named.stats().liveBuffers, 0)
+  pool.close()
+})
+
 test('scopes nest: closing a parent closes its children in the same batch; a child closes alone', (t) => {
   const pool = newPool()
   const parent = pool.scope()

@@ -213,6 +213,17 @@ test("accessors defined on Array.prototype indexes never see an ArrayBuffer the 
   t.is(out.liveBuffers, 4)
 })
 
+test("a Set.prototype.add or TypedArray slice patched after load cannot steer a scope's close() to another live Buffer", async (t) => {
+  const out = findings(t, await fixture('patched-builtins.js', ['scope-patched']))
+  if (out === null) return
+  t.is(out.error, null)
+  t.is(out.closed, 1, 'close() released its own Buffer, and only it')
+  t.is(out.ownLength, 0)
+  t.is(out.victimLength, 64, 'the other Buffer is still attached')
+  t.true(out.victimPooled, 'and still lent')
+  t.is(out.victimChanged, 0, 'and no later Buffer was lent its memory')
+})
+
 test('recorders on Array#push/pop/map/fill/filter/indexOf, Map#set/get/delete, WeakMap#get/set/has and transfer, installed before the Pool is made, see no ArrayBuffer the pool lends later, and writes through what they saw change no live Buffer', async (t) => {
   const out = findings(t, await fixture('patched-builtins.js', ['cycles']))
   if (out === null) return

@@ -14,6 +14,14 @@ const bufferOf = uncurry(Object.getOwnPropertyDescriptor(Object.getPrototypeOf(U
 
 const { setPrototypeOf } = Object
 
+/** Set methods, for the Buffers a scope owns (a patched Set method never sees the Set). */
+const setAdd = uncurry(Set.prototype.add)
+const setHas = uncurry(Set.prototype.has)
+const setDelete = uncurry(Set.prototype.delete)
+const setClear = uncurry(Set.prototype.clear)
+const setValues = uncurry(Set.prototype.values)
+const setIteratorNext = uncurry(Object.getPrototypeOf(new Set().values()).next)
+
 /**
  * A new empty Array with no prototype, for holding ArrayBuffers the pool may lend again: writing
  * `a[i]` on it defines an own element, where on a plain Array a getter or setter someone defined
@@ -23,4 +31,19 @@ function privateArray() {
   return setPrototypeOf([], null)
 }
 
-module.exports = { transferOf, bufferOf, privateArray }
+/** Calls `fn(value)` for each value of the Set `set`, with the Set methods above. */
+function forEachOfSet(set, fn) {
+  const it = setValues(set)
+  for (let r = setIteratorNext(it); !r.done; r = setIteratorNext(it)) fn(r.value)
+}
+
+module.exports = {
+  transferOf,
+  bufferOf,
+  privateArray,
+  setAdd,
+  setHas,
+  setDelete,
+  setClear,
+  forEachOfSet,
+}

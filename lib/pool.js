@@ -376,13 +376,19 @@ class Pool extends EventEmitter {
     const io = new Float64Array(4 * n)
     for (let i = 0; i < n; i++) {
       const buf = list[i]
-      // A Buffer released meanwhile (or whose memory someone moved out) reads as empty: skip it.
-      if (buf.byteLength === 0) continue
-      io[4 * i] = tokenOf(buf)
+      const token = tokenOf(buf)
+      // A Buffer released meanwhile (or whose memory someone moved out) reads as empty: skip it,
+      // as anything that is not a Buffer of the safe path.
+      if (typeof token !== 'number' || buf.byteLength === 0) continue
+      io[4 * i] = token
       io[4 * i + 1] = OUTCOME.retained
     }
-    const tokens = this.#traces.size === 0 ? null : io.slice()
-    const last = nativeReleaseMany(this.#handle, io)
+    let tokens = null
+    if (this.#traces.size !== 0) {
+      tokens = new Float64Array(n)
+      for (let i = 0; i < n; i++) tokens[i] = io[4 * i]
+    }
+    const last = nativeReleaseMany(this.#handle, list, io)
     if (last < 0) throw this.#failure(last, caller)
     let dropped = 0
     let stuck = 0
@@ -406,7 +412,7 @@ class Pool extends EventEmitter {
       if (outcome === OUTCOME.skipped) continue
       dropped++
       if (outcome === OUTCOME.kept) this.#keep(io[4 * i + 2], list[i], io[4 * i + 3], io[4 * i])
-      if (tokens !== null && outcome !== OUTCOME.retained) this.#traces.delete(tokens[4 * i])
+      if (tokens !== null && outcome !== OUTCOME.retained) this.#traces.delete(tokens[i])
     }
     for (let i = 0; i < n; i++) list[i] = undefined
     if (stuck !== 0) throw errors.notDetachable(caller)
@@ -499,7 +505,7 @@ class Pool extends EventEmitter {
   /** A Buffer over the memory of a handle from share(), on any thread of this pool; a handle serves once. */
   adopt(handle) {
     const { token, secret, size } = this.#handleOf(handle, this.adopt)
-    const memory = nativeAdopt(this.#handle, token, secret)
+    const memory = nativeAdopt(this.#handle, token, secret, size)
     if (typeof memory !== 'object') throw this.#failure(memory, this.adopt)
     return TRANSFER
       ? new PooledBuffer(memory, 0, size, token, this.#owner)

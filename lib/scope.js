@@ -10,11 +10,15 @@
 // - a scope's children are closed with it, in the same native call; a closed scope refuses new
 //   work with ERR_EXTMEM_CLOSED;
 // - the Array handed to the native call is private (no prototype, see ./intrinsics.js): the call
-//   puts the ArrayBuffers of released slots in it, for the pool to keep.
+//   puts the ArrayBuffers of released slots in it, for the pool to keep;
+// - the Sets are worked only with Set methods captured at load, so no patched built-in sees them
+//   (and even a Buffer slipped into one could only be released as its owner could release it:
+//   the native side checks each Buffer against its own loan).
+
 
 const errors = require('./errors')
 const { validateBuffer } = require('./validate')
-const { privateArray } = require('./intrinsics')
+const { privateArray, setAdd, setHas, setDelete, setClear, forEachOfSet } = require('./intrinsics')
 const { PooledBuffer } = require('./pooled-buffer')
 
 const tokenOf = PooledBuffer.tokenOf
@@ -55,7 +59,7 @@ class Scope {
   #take(size, zero, options, caller) {
     if (this.#closed) throw errors.closed(caller)
     const buf = this.#pool[kAllocFor](size, zero, options, caller)
-    if (buf.length !== 0) this.#buffers.add(buf)
+    if (buf.length !== 0) setAdd(this.#buffers, buf)
     return buf
   }
 
@@ -63,9 +67,9 @@ class Scope {
   release(buf) {
     validateBuffer(buf, this.release)
     if (this.#closed) throw errors.closed(this.release)
-    if (!this.#buffers.has(buf)) throw errors.notPooled(this.release, ' in this scope')
+    if (!setHas(this.#buffers, buf)) throw errors.notPooled(this.release, ' in this scope')
     const left = this.#pool.release(buf)
-    this.#buffers.delete(buf)
+    setDelete(this.#buffers, buf)
     return left
   }
 
@@ -73,7 +77,7 @@ class Scope {
   scope() {
     if (this.#closed) throw errors.closed(this.scope)
     const child = new Scope(this.#pool, this)
-    this.#children.add(child)
+    setAdd(this.#children, child)
     return child
   }
 
@@ -87,7 +91,7 @@ class Scope {
     const list = privateArray()
     this.#collect(list)
     const parent = this.#parent
-    if (parent !== null) parent.#children.delete(this)
+    if (parent !== null) setDelete(parent.#children, this)
     return this.#pool[kReleaseAll](list, this.close)
   }
 
@@ -98,15 +102,19 @@ class Scope {
   /** Moves the Buffers of this scope and its children to `list` and marks them all closed. */
   #collect(list) {
     this.#closed = true
-    for (const buf of this.#buffers) list[list.length] = buf
-    this.#buffers.clear()
-    for (const child of this.#children) child.#collect(list)
-    this.#children.clear()
+    forEachOfSet(this.#buffers, (buf) => (list[list.length] = buf))
+    setClear(this.#buffers)
+    forEachOfSet(this.#children, (child) => child.#collect(list))
+    setClear(this.#children)
   }
 
-  /** Figures of the live Buffers this scope and its children own: `{ liveBuffers, inUseBytes, requestedBytes }`. */
+  /**
+   * Figures of the live Buffers this scope and its children own: `{ liveBuffers, inUseBytes,
+   * requestedBytes }`. A Buffer released meanwhile, or detached by resize() or share(), is no
+   * longer the scope's, as close() sees it.
+   */
   stats() {
-    const bufs = []
+    const bufs = privateArray()
     this.#gather(bufs)
     const tokens = new Float64Array(bufs.length)
     for (let i = 0; i < bufs.length; i++) tokens[i] = tokenOf(bufs[i])
@@ -115,8 +123,10 @@ class Scope {
   }
 
   #gather(bufs) {
-    for (const buf of this.#buffers) bufs.push(buf)
-    for (const child of this.#children) child.#gather(bufs)
+    forEachOfSet(this.#buffers, (buf) => {
+      if (buf.byteLength !== 0) bufs[bufs.length] = buf
+    })
+    forEachOfSet(this.#children, (child) => child.#gather(bufs))
   }
 }
 

@@ -4,8 +4,8 @@
 //!   the Buffer's to (Node 22+; this detaches it) or the Buffer itself (Node 20; this detaches
 //!   it). The JavaScript layer checked that the Buffer is live with one reference, and no
 //!   JavaScript ran since. Returns the handle's secret, or a negative status;
-//! - `adopt(handle, token, secret)`: a new ArrayBuffer (Node 22+) or Buffer (Node 20) over the
-//!   loan's memory, owned by this thread; or a negative status;
+//! - `adopt(handle, token, secret, size)`: a new ArrayBuffer (Node 22+) or Buffer (Node 20) over
+//!   the loan's `size` bytes (which must be its size), owned by this thread; or a negative status;
 //! - `reclaimShared(handle, token, secret)`: ends a loan in transit; 0 or a negative status.
 
 use napi::sys;
@@ -54,17 +54,18 @@ fn share_loan(call: &Call<4>) -> Outcome {
 
 pub unsafe extern "C" fn adopt(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<3>(env, info, adopt_loan) }
+    unsafe { call::run::<4>(env, info, adopt_loan) }
 }
 
-fn adopt_loan(call: &Call<3>) -> Outcome {
+fn adopt_loan(call: &Call<4>) -> Outcome {
     let pool = call.pool(0)?;
     let env = call.env();
     let token = call.f64(1)? as u64;
     let secret = call.f64(2)? as u64;
+    let size = call.f64(3)? as usize;
     let hint = Hint::Loan { pool: pool.clone(), token: Some(token) }.into_raw();
     let owner = Owner { thread: env as usize, handle: hint as usize, witness: 0 };
-    let (addr, size) = match pool.adopt(token, secret, owner) {
+    let addr = match pool.adopt(token, secret, size, owner) {
         Ok(got) => got,
         Err(e) => {
             // SAFETY: `hint` came from `Hint::into_raw`, and Node never saw it.

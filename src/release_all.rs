@@ -9,9 +9,10 @@
 //! attached. Each call takes the pool's lock once for the whole batch.
 //!
 //! `io` is a Float64Array of 4 numbers per Buffer, `[token, outcome, class, slot]` (for a
-//! [`KEPT`] slot the epoch replaces the token). The tokens are the ones the Buffers carry in
-//! their private field, which only the JavaScript layer can read: the caller vouches for them, so
-//! the Buffers' addresses are not checked again.
+//! [`KEPT`] slot the epoch replaces the token). `releaseMany` checks each Buffer against its
+//! token as `release` does (the live loan of that token must be that Buffer's address and
+//! length), so a token that is wrong, or a Buffer that is not the loan's, is skipped: the batch
+//! can end no loan but those of the Buffers it was given.
 
 use napi::sys;
 
@@ -36,24 +37,41 @@ pub const ENDED: f64 = 3.0;
 /// the token at `io[4 * i]`.
 pub const KEPT: f64 = 4.0;
 
-/// `releaseMany(handle, io)`: drops one reference of each loan `io[4 * i]` whose outcome
-/// `io[4 * i + 1]` is not [`SKIPPED`] on entry (JavaScript sets it to 1 for each Buffer still
-/// attached); writes each outcome. Returns the number of Buffers whose last reference this was,
-/// or a negative status.
+/// `releaseMany(handle, list, io)`: drops one reference of the loan of each Buffer `list[i]`
+/// whose outcome `io[4 * i + 1]` is not [`SKIPPED`] on entry (JavaScript sets it to 1 for each
+/// Buffer still attached), if it is the live Buffer of the token `io[4 * i]`; writes each
+/// outcome. `list` is an Array without prototype that JavaScript made and holds alone. Returns
+/// the number of Buffers whose last reference this was, or a negative status.
 pub unsafe extern "C" fn release_many(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<2>(env, info, release_each) }
+    unsafe { call::run::<3>(env, info, release_each) }
 }
 
-fn release_each(call: &Call<2>) -> Outcome {
+fn release_each(call: &Call<3>) -> Outcome {
     let pool = call.pool(0)?;
+    let (env, list) = (call.env(), call.arg(1));
     // SAFETY: a live value of the current env; no JavaScript runs while the slice is used.
-    let io = unsafe { raw::float64_elements(call.env(), call.arg(1)) }.ok_or(status::STATUS_BAD_ARGUMENT)?;
+    let io = unsafe { raw::float64_elements(env, call.arg(2)) }.ok_or(status::STATUS_BAD_ARGUMENT)?;
     let n = io.len() / 4;
-    let wanted: Vec<usize> = (0..n).filter(|&i| io[4 * i + 1] != SKIPPED).collect();
-    let tokens: Vec<u64> = wanted.iter().map(|&i| io[4 * i] as u64).collect();
+    let mut wanted = Vec::new();
+    let mut buffers = Vec::new();
+    let asked: Vec<usize> = (0..n).filter(|&i| io[4 * i + 1] != SKIPPED).collect();
+    for i in asked {
+        // SAFETY: `list` is the caller's private Array (see above); its elements are data.
+        let view = unsafe { raw::element(env, list, i as u32) }
+            // SAFETY: a live value of the current env.
+            .and_then(|buf| unsafe { raw::view_info(env, buf) });
+        let token = io[4 * i];
+        match view {
+            Some(v) if token.is_finite() && token >= 0.0 => {
+                wanted.push(i);
+                buffers.push((token as u64, v.data, v.len));
+            }
+            _ => io[4 * i + 1] = SKIPPED,
+        }
+    }
     let mut last = 0u32;
-    for (&i, outcome) in wanted.iter().zip(pool.release_all(&tokens)) {
+    for (&i, outcome) in wanted.iter().zip(pool.release_all(&buffers)) {
         io[4 * i + 1] = match outcome {
             Some(Release::Retained(_)) => RETAINED,
             Some(Release::Last(_)) => {

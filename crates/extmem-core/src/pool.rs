@@ -371,15 +371,14 @@ impl Pool {
         Ok(Release::Last(l.owner))
     }
 
-    /// [`Pool::release`] for many loans under one lock (a scope's Buffers), by token alone: the
-    /// caller vouches that each token is the one its own Buffer carries, so the Buffer's address
-    /// is not checked. `None` for a token that names no live loan of this pool.
-    pub fn release_all(&self, tokens: &[u64]) -> Vec<Option<Release>> {
+    /// [`Pool::release`] for many Buffers under one lock (a scope's): each `(token, addr, len)`
+    /// is checked as `release` checks it. `None` for one that is not a live Buffer of this pool.
+    pub fn release_all(&self, buffers: &[(u64, usize, usize)]) -> Vec<Option<Release>> {
         let mut st = self.state.lock();
-        tokens
+        buffers
             .iter()
-            .map(|&token| {
-                let l = st.live_loan_mut(self.id, token)?;
+            .map(|&(token, addr, len)| {
+                let l = st.loan_mut(self.id, token, addr, len).ok()?;
                 if l.refs > 1 {
                     l.refs -= 1;
                     return Some(Release::Retained(l.refs));

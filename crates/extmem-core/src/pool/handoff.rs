@@ -72,22 +72,25 @@ impl Pool {
         Ok(Shared { secret, size, owner })
     }
 
-    /// Takes the loan of `token` out of transit for a new Buffer, whose owner data is `owner`;
-    /// returns its address and size. [`PoolError::HandleUsed`] if it is not in transit (adopted
-    /// or reclaimed already, or ended), [`PoolError::BadHandle`] if `secret` is not its secret or
-    /// `token` names no loan of this pool.
-    pub fn adopt(&self, token: u64, secret: u64, owner: Owner) -> Result<(*mut u8, usize), PoolError> {
+    /// Takes the loan of `token` out of transit for a new Buffer of `size` bytes, whose owner data
+    /// is `owner`; returns its address. [`PoolError::HandleUsed`] if it is not in transit (adopted
+    /// or reclaimed already, or ended), [`PoolError::BadHandle`] if `secret` is not its secret,
+    /// `size` not its size, or `token` names no loan of this pool.
+    pub fn adopt(&self, token: u64, secret: u64, size: usize, owner: Owner) -> Result<*mut u8, PoolError> {
         let mut st = self.state.lock();
         let l = st.in_transit(self.id, token, secret)?;
+        if l.requested != size {
+            return Err(PoolError::BadHandle);
+        }
         l.transit = None;
         l.owner = owner;
         l.external = l.requested;
-        let (addr, size) = (l.addr as *mut u8, l.requested);
+        let addr = l.addr as *mut u8;
         let c = &mut st.counters;
         c.external_bytes += size;
         c.in_transit_buffers -= 1;
         c.in_transit_bytes -= size;
-        Ok((addr, size))
+        Ok(addr)
     }
 
     /// Ends the loan of `token` while it is in transit: its memory is the pool's again. Refused as
@@ -144,12 +147,13 @@ mod tests {
             assert_eq!(during.counters.external_bytes, before.counters.external_bytes - size);
             assert!(p.live(0).iter().any(|l| l.in_transit));
             assert_eq!(p.release(g.token, g.addr as usize, size), Err(PoolError::NotPooled), "no Buffer has it");
-            assert_eq!(p.adopt(g.token, s.secret ^ 1, THERE), Err(PoolError::BadHandle));
-            let (addr, got) = p.adopt(g.token, s.secret, THERE).unwrap();
-            assert_eq!((addr, got), (g.addr, size));
+            assert_eq!(p.adopt(g.token, s.secret ^ 1, size, THERE), Err(PoolError::BadHandle));
+            assert_eq!(p.adopt(g.token, s.secret, size + 1, THERE), Err(PoolError::BadHandle), "a lie about the size");
+            let addr = p.adopt(g.token, s.secret, size, THERE).unwrap();
+            assert_eq!(addr, g.addr);
             // SAFETY: as above.
             assert!(unsafe { std::slice::from_raw_parts(addr, size) }.iter().all(|&b| b == 0x42));
-            assert_eq!(p.adopt(g.token, s.secret, THERE), Err(PoolError::HandleUsed), "adopted once");
+            assert_eq!(p.adopt(g.token, s.secret, size, THERE), Err(PoolError::HandleUsed), "adopted once");
             assert_eq!(p.reclaim_shared(g.token, s.secret), Err(PoolError::HandleUsed));
             assert_eq!(p.release(g.token, addr as usize, size), Ok(Release::Last(THERE)));
             p.finish_release(g.token).unwrap();
@@ -168,10 +172,10 @@ mod tests {
         assert_eq!(p.share(g.token, g.addr as usize, 5000), Err(PoolError::Shared));
         p.release(g.token, g.addr as usize, 5000).unwrap();
         let s = p.share(g.token, g.addr as usize, 5000).unwrap();
-        assert_eq!(other.adopt(g.token, s.secret, THERE), Err(PoolError::BadHandle), "another pool's handle");
+        assert_eq!(other.adopt(g.token, s.secret, 5000, THERE), Err(PoolError::BadHandle), "another pool's handle");
         assert_eq!(p.share(g.token, g.addr as usize, 5000), Err(PoolError::NotPooled), "already in transit");
         p.reclaim_shared(g.token, s.secret).unwrap();
-        assert_eq!(p.adopt(g.token, s.secret, THERE), Err(PoolError::HandleUsed));
+        assert_eq!(p.adopt(g.token, s.secret, 5000, THERE), Err(PoolError::HandleUsed));
         let st = p.stats();
         assert_eq!((st.live_buffers, st.counters.in_use_bytes, st.counters.in_transit_buffers), (0, 0, 0));
         assert_eq!(st.counters.releases, 1);
