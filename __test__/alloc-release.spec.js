@@ -191,3 +191,24 @@ test.serial('prefault: true faults a new mapping in at allocation, so the first 
   t.throws(() => pool.alloc(10, { prefault: 'yes' }), { code: 'ERR_INVALID_ARG_TYPE' })
   pool.close()
 })
+
+test("release() of another Pool's Buffer is refused and leaves it attached and releasable, also between two Pool objects of one named pool", (t) => {
+  const a = new Pool({ maxBytes: 1 << 20 })
+  const b = new Pool({ maxBytes: 1 << 20 })
+  const n1 = new Pool({ name: 'release-across-objects', maxBytes: 1 << 20 })
+  const n2 = new Pool({ name: 'release-across-objects', maxBytes: 1 << 20 })
+  for (const size of [100, 100_000]) {
+    const buf = a.allocUnsafe(size)
+    t.throws(() => b.release(buf), { code: 'ERR_EXTMEM_NOT_POOLED' })
+    t.is(buf.length, size, 'still attached')
+    t.is(a.release(buf), 0)
+    // Two Pool objects over one named pool share its loans: either may release a Buffer.
+    const shared = n1.allocUnsafe(size)
+    t.is(n2.release(shared), 0)
+    t.is(shared.length, 0)
+  }
+  t.is(a.stats().liveBuffers, 0)
+  t.is(n1.stats().liveBuffers, 0)
+  a.close()
+  b.close()
+})

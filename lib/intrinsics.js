@@ -9,8 +9,11 @@ const uncurry = bind.bind(call)
 
 /** `ab.transfer()`, or null where the runtime has none (Node 20). */
 const transferOf = typeof ArrayBuffer.prototype.transfer === 'function' ? uncurry(ArrayBuffer.prototype.transfer) : null
+const TypedArrayPrototype = Object.getPrototypeOf(Uint8Array.prototype)
 /** `view.buffer` of a typed array. */
-const bufferOf = uncurry(Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype), 'buffer').get)
+const bufferOf = uncurry(Object.getOwnPropertyDescriptor(TypedArrayPrototype, 'buffer').get)
+/** `view.length` of a typed array. */
+const lengthOf = uncurry(Object.getOwnPropertyDescriptor(TypedArrayPrototype, 'length').get)
 
 const { setPrototypeOf } = Object
 
@@ -40,6 +43,7 @@ function forEachOfSet(set, fn) {
 module.exports = {
   transferOf,
   bufferOf,
+  lengthOf,
   privateArray,
   setAdd,
   setHas,

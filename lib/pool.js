@@ -31,6 +31,7 @@ const {
   hot_reuse: nativeReuse,
   hot_release: nativeRelease,
   hot_finishRelease: nativeFinishRelease,
+  hot_releaseLast: nativeReleaseLast,
   hot_releaseMany: nativeReleaseMany,
   hot_finishMany: nativeFinishMany,
   hot_resizeBegin: nativeResizeBegin,
@@ -40,7 +41,7 @@ const {
   hot_adopt: nativeAdopt,
   hot_reclaimShared: nativeReclaimShared,
 } = native
-const { transferOf, bufferOf, privateArray } = require('./intrinsics')
+const { transferOf, bufferOf, lengthOf, privateArray } = require('./intrinsics')
 const { Scope, kAllocFor, kReleaseAll, kFiguresOf } = require('./scope')
 
 // Node 22+: every Buffer is a view over an ArrayBuffer that the native side made and transferred
@@ -80,6 +81,7 @@ const scratch = new Float64Array(4)
 if (!native.bindScratch(scratch)) throw new Error('extmem: the native scratch array could not be bound')
 
 const tokenOf = PooledBuffer.tokenOf
+const wasRetained = PooledBuffer.wasRetained
 const serialOf = FastPooledBuffer.serialOf
 /** alloc(0)'s Buffer: it holds no memory and needs no release. */
 const EMPTY = new ArrayBuffer(0)
@@ -311,6 +313,7 @@ class Pool extends EventEmitter {
     if (token === null) return 0
     const refs = this.#native.retain(buf, token)
     if (refs < 0) throw this.#failure(refs, this.retain)
+    PooledBuffer.markRetained(buf)
     return refs
   }
 
@@ -741,6 +744,23 @@ class Pool extends EventEmitter {
  * reachable by nothing but the pool from then on.
  */
 function dropReference(handle, buf, token, caller) {
+  if (!wasRetained(buf) && PooledBuffer.ownerOf(buf).handle === handle) {
+    // A Buffer of this pool (its owner record names this handle) that is attached and was never
+    // retained: this is its last reference, and its loan is live. Detach first, then one native
+    // call ends the loan (checking the Buffer against it all the same). Anything else (another
+    // pool's Buffer, one retained) goes the way that checks before it detaches.
+    const length = lengthOf(buf)
+    let memory = buf
+    if (TRANSFER) {
+      try {
+        memory = transferOf(bufferOf(buf))
+      } catch {
+        throw errors.notDetachable(caller)
+      }
+    }
+    const status = nativeReleaseLast(handle, memory, token, length)
+    return status === 0 ? (TRANSFER ? memory : null) : status
+  }
   const refs = nativeRelease(handle, buf, token)
   if (refs !== 0) return refs
   let ab = null

@@ -20,11 +20,23 @@ class PooledBuffer extends Uint8Array {
   #token
   /** Its pool's owner record. */
   #owner
+  /** Whether it was ever retained: until then its release is its last (see ./pool.js). */
+  #retained = false
 
   constructor(ab, offset, length, token, owner) {
     super(ab, offset, length)
     this.#token = token
     this.#owner = owner
+  }
+
+  /** Records that a PooledBuffer was retained (it may have more than one reference from now on). */
+  static markRetained(buf) {
+    buf.#retained = true
+  }
+
+  /** Whether a PooledBuffer was ever retained. */
+  static wasRetained(buf) {
+    return buf.#retained
   }
 
   /** The owner record of a PooledBuffer (the caller knows it is one). */

@@ -15,7 +15,6 @@
 //   (and even a Buffer slipped into one could only be released as its owner could release it:
 //   the native side checks each Buffer against its own loan).
 
-
 const errors = require('./errors')
 const { validateBuffer } = require('./validate')
 const { privateArray, setAdd, setHas, setDelete, setClear, forEachOfSet } = require('./intrinsics')

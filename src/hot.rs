@@ -68,12 +68,13 @@ pub unsafe fn make_handle(env: sys::napi_env, pool: &Arc<Pool>) -> Option<sys::n
 pub fn register(exports: Object, env: Env) -> napi::Result<()> {
     // SAFETY: the current env.
     unsafe { escape::init(env.raw()) };
-    let functions: [(&str, unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value); 13] = [
+    let functions: [(&str, unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value); 14] = [
         ("alloc", alloc),
         ("allocBound", alloc_bound),
         ("reuse", reuse),
         ("release", release),
         ("finishRelease", finish_release),
+        ("releaseLast", release_last),
         ("releaseMany", release_all::release_many),
         ("finishMany", release_all::finish_many),
         ("resizeBegin", resize::resize_begin),
@@ -319,6 +320,51 @@ fn release_ref(call: &Call<3>) -> Outcome {
         Ok(Release::Last(_)) => Ok(call.number(0.0)),
         Err(e) => Err(status::of(&e)),
     }
+}
+
+/// `releaseLast(handle, memory, token, length)`: `release` and `finishRelease` in one call, for a
+/// Buffer that was never retained, so that this is its last reference. `memory` is the ArrayBuffer
+/// the caller transferred the Buffer's memory to (Node 22+: the Buffer is detached already), or
+/// the Buffer itself (Node 20), which this detaches first; `length` is the Buffer's length. Checks
+/// the Buffer against its loan as `release` does. Returns and writes what `finishRelease` does;
+/// or the references left if, after all, others remain (the loan stays, and goes back to the pool
+/// when its memory is collected); or a negative status.
+unsafe extern "C" fn release_last(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: Node calls this callback with its current env and call info.
+    unsafe { call::run::<4>(env, info, release_last_ref) }
+}
+
+fn release_last_ref(call: &Call<4>) -> Outcome {
+    let pool = call.pool(0)?;
+    let token = call.f64(2)? as u64;
+    let len = call.f64(3)? as usize;
+    let env = call.env();
+    let (data, buffer) = if escape::can_escape() {
+        // SAFETY: a live value of the current env.
+        let (data, _) = unsafe { raw::arraybuffer_info(env, call.arg(1)) }.ok_or(status::STATUS_BAD_ARGUMENT)?;
+        (data, None)
+    } else {
+        let view = call.view(1).ok_or(status::STATUS_NOT_POOLED)?;
+        (view.data, Some(view.buffer))
+    };
+    match pool.release(token, data, len).map_err(|e| status::of(&e))? {
+        Release::Retained(left) => return Ok(call.number(f64::from(left))),
+        Release::Last(_) => {}
+    }
+    if let Some(buffer) = buffer {
+        // SAFETY: the live ArrayBuffer of a typed array of the current env.
+        if !unsafe { raw::detach(env, buffer) } {
+            return Err(status::STATUS_EXTERNAL_REFUSED);
+        }
+    }
+    let moved_to = if buffer.is_none() { Some(call.arg(1)) } else { None };
+    // SAFETY: the Buffer is detached: nothing in JavaScript reaches the memory but `moved_to`,
+    // which only the caller holds, and no JavaScript runs before this returns.
+    match unsafe { end_loan(env, pool, token, moved_to) }.ok_or(status::STATUS_NOT_POOLED)? {
+        Some(s) => scratch::write(&[1.0, s.class as f64, s.slot.index() as f64, s.epoch as f64]),
+        None => scratch::write(&[0.0]),
+    }
+    Ok(call.number(0.0))
 }
 
 /// `finishRelease(handle, memory, token)`: ends the loan of `token` after `release` returned 0.
