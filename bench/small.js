@@ -169,6 +169,44 @@ async function assertFloorDone(floorPool) {
   }
 }
 
+/**
+ * The zero-filled cycle at 4 KiB: `alloc` + writes + `release` against `allocUnsafe` + `fill(0)` +
+ * the same, on one pool: what zeroing costs the pool against zeroing by hand (target <= 1.0).
+ */
+async function measureZeroed(pool, cfg, log) {
+  const n = 4096
+  log(`small: alloc (zero-filled) ${n} B`)
+  const zeroed = extmemCycle(
+    (size) => pool.alloc(size),
+    (buf) => pool.release(buf),
+    n,
+  )
+  const byHand = extmemCycle(
+    (size) => pool.allocUnsafe(size).fill(0),
+    (buf) => pool.release(buf),
+    n,
+  )
+  const samples = await alternate(
+    [
+      { key: 'zeroed', run: () => timeOps(zeroed, cfg.ops, cfg.perTurn) },
+      { key: 'byHand', run: () => timeOps(byHand, cfg.ops, cfg.perTurn) },
+    ],
+    cfg.rounds,
+  )
+  assertClean(pool, `small alloc ${n} B`)
+  const r = row({
+    workload: 'small',
+    name: 'small cycle, alloc (zero-filled)',
+    size: n,
+    unit: 'ns/op',
+    kind: 'time',
+    extmem: { label: 'alloc+release', samples: samples.zeroed },
+    peer: { label: 'allocUnsafe+fill(0)+release', samples: samples.byHand },
+    rounds: cfg.rounds,
+  })
+  return { ...r, target: '<= 1.0x', targetMet: r.ratio <= 1 }
+}
+
 /** Workload 1: the safe default path against Buffer.allocUnsafeSlow, and the floor under it. */
 async function runSafe(cfg, log) {
   const pool = new Pool({ maxBytes: 1 << 30 })
@@ -189,12 +227,13 @@ async function runSafe(cfg, log) {
       cfg,
       log,
     )
+    rows.push(await measureZeroed(pool, cfg, log))
     if (floorPool !== null) {
       await assertFloorDone(floorPool)
       return rows
     }
     return [
-      ...rows.map((r) => ({ ...r, vsFloor: null })),
+      ...rows.map((r) => ({ ...r, vsFloor: r.vsFloor === undefined ? undefined : null })),
       ...SIZES.map((size) =>
         unavailable({
           workload: 'small',
