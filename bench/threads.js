@@ -1,6 +1,7 @@
 'use strict'
 // Threads: the small cycle (4 KiB: allocUnsafe + writes + release, and the fast path's
-// allocFast + releaseFast) on the shared defaultPool from
+// allocFast + releaseFast) and the large one (64 KiB and 1 MiB: allocUnsafe + writes + release,
+// a sixteenth and a 128th of the operations) on the shared defaultPool from
 // two worker threads at once, against one worker thread doing the same total work. The ratio is
 // 2-thread throughput / 1-thread throughput: 2.0 would be perfect scaling on 2 cores; contention on
 // the shared pool (its lock, its cache lines) pulls it down. A reference row runs the same on Node's
@@ -33,6 +34,16 @@ function workerMain() {
       SIZE,
     ),
     node: nodeCycle((n) => Buffer.allocUnsafeSlow(n), SIZE),
+    large64: extmemCycle(
+      (n) => defaultPool.allocUnsafe(n),
+      (buf) => defaultPool.release(buf),
+      64 * KiB,
+    ),
+    large1m: extmemCycle(
+      (n) => defaultPool.allocUnsafe(n),
+      (buf) => defaultPool.release(buf),
+      1024 * KiB,
+    ),
   }
   parentPort.on('message', async ({ kind, ops, perTurn, flag }) => {
     const body = bodies[kind]
@@ -81,34 +92,49 @@ async function runTogether(workers, kind, opsEach, perTurn) {
   return (opsEach * workers.length) / (Number(end - start) / 1e3) // ops per µs = Mops/s
 }
 
+/** Each kind's row; `share` of the workload's ops it runs (large cycles are slower). */
 const KINDS = {
-  extmem: { name: '2 threads vs 1', label: 'defaultPool allocUnsafe+release' },
-  fast: { name: '2 threads vs 1 (fast path)', label: 'defaultPool allocFast+releaseFast' },
-  node: { name: '2 threads vs 1 (node ref)', label: 'Buffer.allocUnsafeSlow' },
+  extmem: { name: '2 threads vs 1', label: 'defaultPool allocUnsafe+release', size: SIZE, share: 1 },
+  fast: { name: '2 threads vs 1 (fast path)', label: 'defaultPool allocFast+releaseFast', size: SIZE, share: 1 },
+  node: { name: '2 threads vs 1 (node ref)', label: 'Buffer.allocUnsafeSlow', size: SIZE, share: 1 },
+  large64: {
+    name: '2 threads vs 1 (large path)',
+    label: 'defaultPool allocUnsafe+release',
+    size: 64 * KiB,
+    share: 1 / 16,
+  },
+  large1m: {
+    name: '2 threads vs 1 (large path)',
+    label: 'defaultPool allocUnsafe+release',
+    size: 1024 * KiB,
+    share: 1 / 128,
+  },
 }
 
 /** One row: `kind` on 2 threads against 1, on a fresh pair of workers (a failure leaves none behind). */
 async function measureKind(kind, cfg) {
-  const { name, label } = KINDS[kind]
+  const { name, label, size, share } = KINDS[kind]
+  const ops = Math.max(1, Math.round(cfg.ops * share))
+  const perTurn = Math.max(1, Math.round(cfg.perTurn * share))
   const workers = [0, 1].map(() => new Worker(__filename, { workerData: { benchWorker: true } }))
   try {
     const samples = await alternate(
       [
-        { key: 'two', run: () => runTogether(workers, kind, cfg.ops, cfg.perTurn) },
-        { key: 'one', run: () => runTogether(workers.slice(0, 1), kind, cfg.ops * 2, cfg.perTurn) },
+        { key: 'two', run: () => runTogether(workers, kind, ops, perTurn) },
+        { key: 'one', run: () => runTogether(workers.slice(0, 1), kind, ops * 2, perTurn) },
       ],
       cfg.rounds,
     )
     return row({
       workload: 'threads',
       name,
-      size: SIZE,
+      size,
       unit: 'Mops/s',
       kind: 'scaling',
       extmem: { label: `${label}, 2 threads`, samples: samples.two },
       peer: { label: `${label}, 1 thread`, samples: samples.one },
       rounds: cfg.rounds,
-      detail: { opsTotal: cfg.ops * 2 },
+      detail: { opsTotal: ops * 2 },
     })
   } finally {
     await Promise.all(workers.map((w) => w.terminate()))
@@ -122,7 +148,7 @@ async function runThreads(cfg, log) {
     try {
       rows.push(await measureKind(kind, cfg))
     } catch (error) {
-      rows.push(failed({ workload: 'threads', name: KINDS[kind].name, size: SIZE, unit: 'Mops/s', error }))
+      rows.push(failed({ workload: 'threads', name: KINDS[kind].name, size: KINDS[kind].size, unit: 'Mops/s', error }))
     }
   }
   return rows
