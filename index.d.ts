@@ -284,6 +284,7 @@ export declare function stats(): PoolStats
 
 declare const extmem: {
   Pool: typeof Pool
+  Scope: typeof Scope
   defaultPool: Pool
   codes: typeof codes
   levels: typeof levels

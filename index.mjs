@@ -2,6 +2,7 @@ import extmem from './lib/index.js'
 
 export const {
   Pool,
+  Scope,
   defaultPool,
   codes,
   levels,

@@ -4,7 +4,7 @@ import test from 'ava'
 import { execFileSync, spawnSync } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
-import extmem, { Pool, defaultPool, alloc, release, stats, codes } from '../index.mjs'
+import extmem, { Pool, Scope, defaultPool, alloc, release, stats, codes } from '../index.mjs'
 
 const require = createRequire(import.meta.url)
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -12,6 +12,7 @@ const root = fileURLToPath(new URL('..', import.meta.url))
 test('ESM named and default exports are the CommonJS ones', (t) => {
   const cjs = require('..')
   t.is(Pool, cjs.Pool)
+  t.is(Scope, cjs.Scope)
   t.is(defaultPool, cjs.defaultPool)
   t.is(extmem, cjs)
   t.is(codes.ERR_EXTMEM_EXHAUSTED, 'ERR_EXTMEM_EXHAUSTED')

@@ -157,6 +157,18 @@ test('scopes nest: closing a parent closes its children in the same batch; a chi
   pool.close()
 })
 
+test('Scope is exported for instanceof checks, and only pool.scope() makes one', (t) => {
+  const { Scope } = require('..')
+  const pool = newPool()
+  const scope = pool.scope()
+  t.true(scope instanceof Scope)
+  t.true(scope.scope() instanceof Scope)
+  t.throws(() => new Scope(), { code: codes.ERR_ILLEGAL_CONSTRUCTOR, instanceOf: TypeError })
+  t.throws(() => new Scope(undefined, pool, null), { code: codes.ERR_ILLEGAL_CONSTRUCTOR })
+  scope.close()
+  pool.close()
+})
+
 test('a closed scope refuses new work with ERR_EXTMEM_CLOSED and changes nothing', (t) => {
   const pool = newPool()
   const scope = pool.scope()

@@ -51,6 +51,7 @@ E(
   RangeError,
 )
 E('ERR_INVALID_THIS', (type) => `Value of "this" must be ${type}`, TypeError)
+E('ERR_ILLEGAL_CONSTRUCTOR', 'Illegal constructor', TypeError)
 E('ERR_INVALID_STATE', (message) => `Invalid state: ${message}`, Error)
 E(
   'ERR_EXTMEM_EXHAUSTED',
@@ -112,6 +113,7 @@ module.exports = {
     make('ERR_INVALID_ARG_VALUE', [name, value, reason], undefined, caller),
   outOfRange: (name, range, value, caller) => make('ERR_OUT_OF_RANGE', [name, range, value], undefined, caller),
   invalidThis: (type, caller) => make('ERR_INVALID_THIS', [type], undefined, caller),
+  illegalConstructor: (caller) => make('ERR_ILLEGAL_CONSTRUCTOR', [], undefined, caller),
   invalidState: (message, caller) => make('ERR_INVALID_STATE', [message], undefined, caller),
   exhausted: (requestedBytes, availableBytes, level, maxBytes, caller) =>
     make(

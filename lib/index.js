@@ -2,6 +2,7 @@
 // Public entry: the Pool class, the process-wide default pool and its shortcuts.
 
 const { Pool, createDefaultPool, defaultMaxBytes, LEVELS } = require('./pool')
+const { Scope } = require('./scope')
 const { codes } = require('./errors')
 const { parseByteCount } = require('./validate')
 
@@ -14,6 +15,7 @@ const defaultPool = createDefaultPool({
 
 module.exports = {
   Pool,
+  Scope,
   defaultPool,
   codes,
   levels: LEVELS,

@@ -42,7 +42,7 @@ const {
   hot_reclaimShared: nativeReclaimShared,
 } = native
 const { transferOf, bufferOf, lengthOf, privateArray } = require('./intrinsics')
-const { Scope, kAllocFor, kReleaseAll, kFiguresOf } = require('./scope')
+const { Scope, kMake, kAllocFor, kReleaseAll, kFiguresOf } = require('./scope')
 
 // Node 22+: every Buffer is a view over an ArrayBuffer that the native side made and transferred
 // once (see src/escape.rs). Release detaches it by transferring its ArrayBuffer; a
@@ -134,7 +134,7 @@ class Pool extends EventEmitter {
   #owner
 
   /**
-   * @param {{ maxBytes?: number, watermarks?: object, admission?: 'graded'|'cap', leakDetection?: 'off'|'sampled'|'paranoid' }} [options]
+   * @param {{ name?: string, maxBytes?: number, watermarks?: object, admission?: 'graded'|'cap', leakDetection?: 'off'|'sampled'|'paranoid' }} [options]
    */
   constructor(options) {
     super()
@@ -360,7 +360,7 @@ class Pool extends EventEmitter {
    */
   scope() {
     if (this.#closed) throw errors.closed(this.scope)
-    return new Scope(this, null)
+    return new Scope(kMake, this, null)
   }
 
   /** For Scope: alloc() (`zero`) or allocUnsafe(), reporting errors as `caller`'s. */

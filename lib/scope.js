@@ -22,6 +22,9 @@ const { PooledBuffer } = require('./pooled-buffer')
 
 const tokenOf = PooledBuffer.tokenOf
 
+/** What only pool.scope() and scope.scope() pass to the constructor. */
+const kMake = Symbol('extmem.makeScope')
+
 /** The Pool's side of a Scope (methods the Pool implements under these keys). */
 const kAllocFor = Symbol('extmem.allocFor')
 const kReleaseAll = Symbol('extmem.releaseAll')
@@ -34,8 +37,9 @@ class Scope {
   #buffers = new Set()
   #closed = false
 
-  /** Made by pool.scope() and scope.scope() only. */
-  constructor(pool, parent) {
+  /** Made by pool.scope() and scope.scope() only (`new Scope()` is ERR_ILLEGAL_CONSTRUCTOR). */
+  constructor(key, pool, parent) {
+    if (key !== kMake) throw errors.illegalConstructor(Scope)
     this.#pool = pool
     this.#parent = parent
   }
@@ -75,7 +79,7 @@ class Scope {
   /** A child scope: closed with this one at the latest. */
   scope() {
     if (this.#closed) throw errors.closed(this.scope)
-    const child = new Scope(this.#pool, this)
+    const child = new Scope(kMake, this.#pool, this)
     setAdd(this.#children, child)
     return child
   }
@@ -129,4 +133,4 @@ class Scope {
   }
 }
 
-module.exports = { Scope, kAllocFor, kReleaseAll, kFiguresOf }
+module.exports = { Scope, kMake, kAllocFor, kReleaseAll, kFiguresOf }
