@@ -377,29 +377,42 @@ class Pool extends EventEmitter {
     const n = list.length
     if (n === 0) return 0
     const io = new Float64Array(4 * n)
+    let checked = 0
+    let stuck = 0
     for (let i = 0; i < n; i++) {
       const buf = list[i]
       const token = tokenOf(buf)
       // A Buffer released meanwhile (or whose memory someone moved out) reads as empty: skip it,
       // as anything that is not a Buffer of the safe path.
-      if (typeof token !== 'number' || buf.byteLength === 0) continue
+      if (typeof token !== 'number' || lengthOf(buf) === 0) continue
       io[4 * i] = token
-      io[4 * i + 1] = OUTCOME.retained
+      if (TRANSFER && !wasRetained(buf) && PooledBuffer.ownerOf(buf).handle === this.#handle) {
+        // As in release(): this pool's, attached and never retained, so this is its last
+        // reference: detach it now; finishMany checks it against its loan and ends it.
+        io[4 * i + 1] = OUTCOME.direct
+        io[4 * i + 2] = lengthOf(buf)
+        try {
+          list[i] = transferOf(bufferOf(buf))
+        } catch {
+          io[4 * i + 1] = OUTCOME.skipped
+          stuck++
+        }
+      } else {
+        io[4 * i + 1] = OUTCOME.retained
+        checked++
+      }
     }
     let tokens = null
     if (this.#traces.size !== 0) {
       tokens = new Float64Array(n)
       for (let i = 0; i < n; i++) tokens[i] = io[4 * i]
     }
-    const last = nativeReleaseMany(this.#handle, list, io)
-    if (last < 0) throw this.#failure(last, caller)
-    let dropped = 0
-    let stuck = 0
-    if (last !== 0) {
-      // Detach each Buffer whose last reference this was, before its loan ends (Node 20: the
-      // native call does).
-      for (let i = 0; i < n; i++) {
-        if (io[4 * i + 1] !== OUTCOME.last || !TRANSFER) continue
+    if (checked !== 0) {
+      // The others: drop a reference each first; detach those whose last one it was.
+      const last = nativeReleaseMany(this.#handle, list, io)
+      if (last < 0) throw this.#failure(last, caller)
+      for (let i = 0; last !== 0 && TRANSFER && i < n; i++) {
+        if (io[4 * i + 1] !== OUTCOME.last) continue
         try {
           list[i] = transferOf(bufferOf(list[i]))
         } catch {
@@ -407,9 +420,10 @@ class Pool extends EventEmitter {
           stuck++
         }
       }
-      const status = nativeFinishMany(this.#handle, list, io)
-      if (status < 0) throw this.#failure(status, caller)
     }
+    const status = nativeFinishMany(this.#handle, list, io)
+    if (status < 0) throw this.#failure(status, caller)
+    let dropped = 0
     for (let i = 0; i < n; i++) {
       const outcome = io[4 * i + 1]
       if (outcome === OUTCOME.skipped) continue

@@ -37,6 +37,7 @@ pub struct JsReleaseOutcomes {
     pub last: f64,
     pub ended: f64,
     pub kept: f64,
+    pub direct: f64,
 }
 
 /// Default watermark thresholds.
@@ -103,6 +104,7 @@ pub fn constants() -> JsConstants {
             last: release_all::LAST,
             ended: release_all::ENDED,
             kept: release_all::KEPT,
+            direct: release_all::DIRECT,
         },
     }
 }

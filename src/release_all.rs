@@ -36,11 +36,16 @@ pub const ENDED: f64 = 3.0;
 /// loan: `io[4 * i + 1 ..]` is `[KEPT, class, slot]`, and the slot's epoch is returned in place of
 /// the token at `io[4 * i]`.
 pub const KEPT: f64 = 4.0;
+/// Set by JavaScript: a Buffer of this pool that was never retained, so that this is its last
+/// reference, already detached (Node 22+); `buffers[i]` is the ArrayBuffer its memory was
+/// transferred to and `io[4 * i + 2]` its length. `releaseMany` leaves it alone; `finishMany`
+/// checks it against its loan as `release` does, then ends the loan.
+pub const DIRECT: f64 = 5.0;
 
 /// `releaseMany(handle, list, io)`: drops one reference of the loan of each Buffer `list[i]`
-/// whose outcome `io[4 * i + 1]` is not [`SKIPPED`] on entry (JavaScript sets it to 1 for each
-/// Buffer still attached), if it is the live Buffer of the token `io[4 * i]`; writes each
-/// outcome. `list` is an Array without prototype that JavaScript made and holds alone. Returns
+/// whose outcome `io[4 * i + 1]` is [`RETAINED`] on entry (JavaScript asks so for each Buffer it
+/// does not handle as [`DIRECT`]), if it is the live Buffer of the token `io[4 * i]`; writes
+/// each outcome. `list` is an Array without prototype that JavaScript made and holds alone. Returns
 /// the number of Buffers whose last reference this was, or a negative status.
 pub unsafe extern "C" fn release_many(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: Node calls this callback with its current env and call info.
@@ -55,7 +60,7 @@ fn release_each(call: &Call<3>) -> Outcome {
     let n = io.len() / 4;
     let mut wanted = Vec::new();
     let mut buffers = Vec::new();
-    let asked: Vec<usize> = (0..n).filter(|&i| io[4 * i + 1] != SKIPPED).collect();
+    let asked: Vec<usize> = (0..n).filter(|&i| io[4 * i + 1] == RETAINED).collect();
     for i in asked {
         // SAFETY: `list` is the caller's private Array (see above); its elements are data.
         let view = unsafe { raw::element(env, list, i as u32) }
@@ -84,10 +89,10 @@ fn release_each(call: &Call<3>) -> Outcome {
     Ok(call.number(f64::from(last)))
 }
 
-/// `finishMany(handle, list, io)`: ends the loan of each `i` whose outcome is [`LAST`], once
-/// JavaScript detached its Buffer: `list[i]` is then the ArrayBuffer the memory was transferred
-/// to (Node 22+), or the Buffer itself, which this detaches first (Node 20). Writes [`ENDED`] or
-/// [`KEPT`]. `list` is an Array without prototype that JavaScript made and holds alone. Returns
+/// `finishMany(handle, list, io)`: ends the loan of each `i` whose outcome is [`LAST`] or
+/// [`DIRECT`], once JavaScript detached its Buffer: `list[i]` is then the ArrayBuffer the memory
+/// was transferred to (Node 22+), or the Buffer itself, which this detaches first (Node 20).
+/// Writes [`ENDED`] or [`KEPT`] ([`SKIPPED`] for a [`DIRECT`] one that is not its loan's). `list` is an Array without prototype that JavaScript made and holds alone. Returns
 /// the number of loans ended, or a negative status.
 pub unsafe extern "C" fn finish_many(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: Node calls this callback with its current env and call info.
@@ -102,8 +107,23 @@ fn finish_each(call: &Call<3>) -> Outcome {
     let n = io.len() / 4;
     let escapes = escape::can_escape();
     let mut ending = Vec::new();
-    let last: Vec<usize> = (0..n).filter(|&i| io[4 * i + 1] == LAST).collect();
+    let mut endings = Vec::new();
+    let last: Vec<usize> = (0..n).filter(|&i| io[4 * i + 1] == LAST || io[4 * i + 1] == DIRECT).collect();
     for i in last {
+        if io[4 * i + 1] == DIRECT {
+            // SAFETY: `list` is the caller's private Array; `list[i]` the ArrayBuffer the memory
+            // was transferred to, which only the caller holds.
+            let moved = unsafe { raw::element(env, list, i as u32) }
+                // SAFETY: a live value of the current env.
+                .and_then(|ab| unsafe { raw::arraybuffer_info(env, ab) });
+            let (Some((data, _)), true) = (moved, escapes) else {
+                io[4 * i + 1] = SKIPPED;
+                continue;
+            };
+            ending.push(i);
+            endings.push((io[4 * i] as u64, Some((data, io[4 * i + 2] as usize))));
+            continue;
+        }
         if !escapes {
             // Node 20: detach the Buffer here, before its loan ends.
             // SAFETY: `list` is the caller's private Array (see above); its elements are data.
@@ -118,10 +138,10 @@ fn finish_each(call: &Call<3>) -> Outcome {
             }
         }
         ending.push(i);
+        endings.push((io[4 * i] as u64, None));
     }
-    let tokens: Vec<u64> = ending.iter().map(|&i| io[4 * i] as u64).collect();
     let mut ended = 0u32;
-    for (&i, done) in ending.iter().zip(pool.finish_all(&tokens)) {
+    for (&i, done) in ending.iter().zip(pool.finish_all(&endings)) {
         let Some(done) = done else {
             io[4 * i + 1] = SKIPPED;
             continue;

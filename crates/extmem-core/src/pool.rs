@@ -388,11 +388,26 @@ impl Pool {
             .collect()
     }
 
-    /// [`Pool::finish_release`] for many loans under one lock, after [`Pool::release_all`]
-    /// answered `Last` for each and their Buffers were detached.
-    pub fn finish_all(&self, tokens: &[u64]) -> Vec<Option<Finished>> {
+    /// [`Pool::finish_release`] for many loans under one lock, once their Buffers were detached:
+    /// `(token, None)` after [`Pool::release_all`] answered `Last` for it; `(token, Some((addr,
+    /// len)))` for a Buffer never retained that went straight to this, checked here as
+    /// [`Pool::release`] checks it (if, after all, it holds more references, one is dropped and
+    /// the loan stays; its memory comes back when it is collected).
+    pub fn finish_all(&self, endings: &[(u64, Option<(usize, usize)>)]) -> Vec<Option<Finished>> {
         let mut st = self.state.lock();
-        tokens.iter().map(|&token| st.finish(&self.config, self.id, token)).collect()
+        endings
+            .iter()
+            .map(|&(token, buffer)| {
+                if let Some((addr, len)) = buffer {
+                    let l = st.loan_mut(self.id, token, addr, len).ok()?;
+                    if l.refs > 1 {
+                        l.refs -= 1;
+                        return None;
+                    }
+                }
+                st.finish(&self.config, self.id, token)
+            })
+            .collect()
     }
 
     /// Ends the loan of `token` after [`Release::Last`], once its Buffer is detached; its memory
