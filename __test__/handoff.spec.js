@@ -213,3 +213,32 @@ test.serial(
     t.is(pool.stats().liveBuffers, 0)
   },
 )
+
+test.serial(
+  'share() of a Buffer marked untransferable never aborts: it is handed off, or refused with ERR_EXTMEM_NOT_DETACHABLE and left intact',
+  (t) => {
+    const { markAsUntransferable } = require('node:worker_threads')
+    for (const size of [100, 300_000]) {
+      const buf = defaultPool.allocUnsafe(size)
+      stamp(buf, 6)
+      markAsUntransferable(buf.buffer)
+      const before = defaultPool.stats()
+      let handle
+      try {
+        handle = defaultPool.share(buf)
+      } catch (err) {
+        // Node 24+ refuses to detach a marked ArrayBuffer.
+        t.is(err.code, codes.ERR_EXTMEM_NOT_DETACHABLE)
+        t.is(buf.length, size)
+        t.true(holds(buf, 6))
+        t.is(defaultPool.stats().inTransitBuffers, before.inTransitBuffers, 'nothing went in transit')
+        t.is(defaultPool.refCount(buf), 1, 'still a live Buffer (its memory returns when it is collected)')
+        continue
+      }
+      t.is(buf.length, 0)
+      const adopted = defaultPool.adopt(handle)
+      t.true(holds(adopted, 6))
+      defaultPool.release(adopted)
+    }
+  },
+)

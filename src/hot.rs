@@ -351,20 +351,7 @@ fn release_last_ref(call: &Call<4>) -> Outcome {
         Release::Retained(left) => return Ok(call.number(f64::from(left))),
         Release::Last(_) => {}
     }
-    if let Some(buffer) = buffer {
-        // SAFETY: the live ArrayBuffer of a typed array of the current env.
-        if !unsafe { raw::detach(env, buffer) } {
-            return Err(status::STATUS_EXTERNAL_REFUSED);
-        }
-    }
-    let moved_to = if buffer.is_none() { Some(call.arg(1)) } else { None };
-    // SAFETY: the Buffer is detached: nothing in JavaScript reaches the memory but `moved_to`,
-    // which only the caller holds, and no JavaScript runs before this returns.
-    match unsafe { end_loan(env, pool, token, moved_to) }.ok_or(status::STATUS_NOT_POOLED)? {
-        Some(s) => scratch::write(&[1.0, s.class as f64, s.slot.index() as f64, s.epoch as f64]),
-        None => scratch::write(&[0.0]),
-    }
-    Ok(call.number(0.0))
+    end_released(call, pool, token, buffer)
 }
 
 /// `finishRelease(handle, memory, token)`: ends the loan of `token` after `release` returned 0.
@@ -381,18 +368,26 @@ unsafe extern "C" fn finish_release(env: sys::napi_env, info: sys::napi_callback
 fn finish_loan(call: &Call<3>) -> Outcome {
     let pool = call.pool(0)?;
     let token = call.f64(2)? as u64;
-    let buffer = call.view(1);
-    if let Some(view) = buffer {
-        // SAFETY: `view.buffer` is the live ArrayBuffer of a typed array of the current env.
-        if view.len != 0 && !unsafe { raw::detach(call.env(), view.buffer) } {
+    end_released(call, pool, token, call.view(1).map(|view| view.buffer))
+}
+
+/// The end of `releaseLast` and `finishRelease`, whose last reference is gone: detaches
+/// `buffer` (Node 20: the ArrayBuffer of the Buffer passed as argument 1), or else takes argument
+/// 1 as the ArrayBuffer the memory was transferred to; then ends the loan of `token` and writes
+/// scratch (`[1, class, slot, epoch]` for a slot-bound loan, else `[0]`). Returns 0.
+fn end_released<const N: usize>(call: &Call<N>, pool: &Pool, token: u64, buffer: Option<sys::napi_value>) -> Outcome {
+    let env = call.env();
+    if let Some(buffer) = buffer {
+        // SAFETY: the live ArrayBuffer of a typed array of the current env (detaching one that
+        // is detached already does nothing).
+        if !unsafe { raw::detach(env, buffer) } {
             return Err(status::STATUS_EXTERNAL_REFUSED);
         }
     }
-    // Nothing in JavaScript can reach the memory through the Buffer any more; `memory` is the
-    // caller's alone, and no JavaScript runs before this call returns.
     let moved_to = if buffer.is_none() { Some(call.arg(1)) } else { None };
-    // SAFETY: per `end_loan`'s contract, as just said; `moved_to` is a live ArrayBuffer.
-    match unsafe { end_loan(call.env(), pool, token, moved_to) }.ok_or(status::STATUS_NOT_POOLED)? {
+    // SAFETY: the Buffer is detached: nothing in JavaScript reaches the memory but `moved_to`,
+    // which only the caller holds, and no JavaScript runs before this returns.
+    match unsafe { end_loan(env, pool, token, moved_to) }.ok_or(status::STATUS_NOT_POOLED)? {
         Some(s) => scratch::write(&[1.0, s.class as f64, s.slot.index() as f64, s.epoch as f64]),
         None => scratch::write(&[0.0]),
     }

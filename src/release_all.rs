@@ -1,18 +1,19 @@
-//! Releasing many Buffers at once, for `Scope.close()`: `releaseMany(handle, io)`, then
-//! `finishMany(handle, list, io)`.
+//! Releasing many Buffers at once, for `Scope.close()`: `finishMany(handle, list, io)`, after
+//! `releaseMany(handle, list, io)` for the Buffers that need it.
 //!
-//! Together they take each Buffer the way `release` + `finishRelease` take one, in the same
-//! order: a reference dropped; on the last one, JavaScript detaches the Buffer between the two
-//! calls (on Node 22+ by transferring its ArrayBuffer with the `transfer` captured at load; on
-//! Node 20 `finishMany` detaches it), and only then does the loan end. So a batch gives the same
-//! guarantee as single releases: no memory is reusable while a Buffer or view over it is
-//! attached. Each call takes the pool's lock once for the whole batch.
+//! Each Buffer goes the way a single release takes it, in the same order: JavaScript detaches it
+//! (on Node 22+ by transferring its ArrayBuffer with the `transfer` captured at load; on Node 20
+//! `finishMany` detaches it), and only then does its loan end. A Buffer of this pool that was never
+//! retained is detached at once and marked [`DIRECT`] (as `releaseLast` takes one); any other
+//! first has a reference dropped by `releaseMany` and is detached only if that was its last. So a
+//! batch gives the same guarantee as single releases: no memory is reusable while a Buffer or
+//! view over it is attached. Each call takes the pool's lock once for the whole batch.
 //!
 //! `io` is a Float64Array of 4 numbers per Buffer, `[token, outcome, class, slot]` (for a
-//! [`KEPT`] slot the epoch replaces the token). `releaseMany` checks each Buffer against its
-//! token as `release` does (the live loan of that token must be that Buffer's address and
-//! length), so a token that is wrong, or a Buffer that is not the loan's, is skipped: the batch
-//! can end no loan but those of the Buffers it was given.
+//! [`DIRECT`] one the length replaces the class; for a [`KEPT`] slot the epoch replaces the
+//! token). Both calls check each Buffer against its token as `release` does (the live loan of that
+//! token must be that Buffer's address and length), so a wrong token, or a Buffer that is not the
+//! loan's, is skipped: the batch can end no loan but those of the Buffers it was given.
 
 use napi::sys;
 
