@@ -43,6 +43,7 @@ const {
 } = native
 const { transferOf, bufferOf, lengthOf, privateArray } = require('./intrinsics')
 const { Scope, kMake, kAllocFor, kReleaseAll, kFiguresOf } = require('./scope')
+const { ThreadCache } = require('./thread-cache')
 
 // Node 22+: every Buffer is a view over an ArrayBuffer that the native side made and transferred
 // once (see src/escape.rs). Release detaches it by transferring its ArrayBuffer; a
@@ -66,6 +67,7 @@ const {
   essential: FLAG_ESSENTIAL,
   prefault: FLAG_PREFAULT,
   servesSmall: FLAG_SERVES_SMALL,
+  willRetry: FLAG_WILL_RETRY,
 } = CONSTANTS.flags
 /** What hot_releaseMany and hot_finishMany did with each Buffer. */
 const OUTCOME = CONSTANTS.releaseOutcomes
@@ -81,6 +83,7 @@ const scratch = new Float64Array(4)
 if (!native.bindScratch(scratch)) throw new Error('extmem: the native scratch array could not be bound')
 
 const tokenOf = PooledBuffer.tokenOf
+const takeCacheRef = PooledBuffer.takeCacheRef
 const wasRetained = PooledBuffer.wasRetained
 const serialOf = FastPooledBuffer.serialOf
 /** alloc(0)'s Buffer: it holds no memory and needs no release. */
@@ -89,7 +92,7 @@ const EMPTY = new ArrayBuffer(0)
 const watermarkChannel = diagnostics.channel('extmem:watermark')
 const leakChannel = diagnostics.channel('extmem:leak')
 
-const POOL_OPTIONS = ['name', 'maxBytes', 'watermarks', 'admission', 'leakDetection']
+const POOL_OPTIONS = ['name', 'maxBytes', 'watermarks', 'admission', 'leakDetection', 'threadCache']
 /** Bits of the options a named Pool was given (see NativePool.named). */
 const GIVEN = { maxBytes: 1, watermarks: 2, admission: 4 }
 const ALLOC_OPTIONS = ['align', 'priority', 'prefault']
@@ -126,6 +129,8 @@ class Pool extends EventEmitter {
   #keptTop = null
   /** The fast path's arenas (created on first use). */
   #fast = null
+  /** This thread's slot cache: undefined until first used, null where there is none (Node 20). */
+  #cache = undefined
   /**
    * What this pool's Buffers name as their owner: `{ pool, handle }`, the Pool object held weakly
    * (a Buffer never keeps its Pool object alive) and the native handle (which keeps the native
@@ -134,7 +139,7 @@ class Pool extends EventEmitter {
   #owner
 
   /**
-   * @param {{ name?: string, maxBytes?: number, watermarks?: object, admission?: 'graded'|'cap', leakDetection?: 'off'|'sampled'|'paranoid' }} [options]
+   * @param {{ name?: string, maxBytes?: number, watermarks?: object, admission?: 'graded'|'cap', leakDetection?: 'off'|'sampled'|'paranoid', threadCache?: boolean }} [options]
    */
   constructor(options) {
     super()
@@ -155,6 +160,9 @@ class Pool extends EventEmitter {
     )
     const admission = opts.admission ?? 'graded'
     validateOneOf(admission, 'options.admission', ['graded', 'cap'], Pool)
+    if (opts.threadCache !== undefined && typeof opts.threadCache !== 'boolean')
+      throw errors.invalidArgType('options.threadCache', 'of type boolean', opts.threadCache, Pool)
+    if (opts.threadCache === false) this.#cache = null
     const leakDetection = opts.leakDetection ?? 'sampled'
     validateOneOf(leakDetection, 'options.leakDetection', Object.keys(INTERVALS), Pool)
     const config = { maxBytes: opts.maxBytes ?? 0, ...marks, admission }
@@ -238,7 +246,12 @@ class Pool extends EventEmitter {
 
   /** A Buffer of one loan of its own (large; and small on Node 20). */
   #allocLoan(size, zero, flags, tracked, caller) {
-    const memory = nativeAlloc(this.#handle, size, zero, flags, tracked)
+    const retry = this.#cache?.holds() === true
+    let memory = nativeAlloc(this.#handle, size, zero, retry ? flags | FLAG_WILL_RETRY : flags, tracked)
+    if (memory === native.STATUS_RETRY) {
+      this.#cache.flush()
+      memory = nativeAlloc(this.#handle, size, zero, flags, tracked)
+    }
     if (typeof memory !== 'object') throw this.#failure(memory, caller)
     // Node 20: a view over the native Buffer's ArrayBuffer, which release() detaches.
     return TRANSFER
@@ -251,6 +264,15 @@ class Pool extends EventEmitter {
    */
   #allocSlot(size, zero, flags, tracked, caller) {
     const cls = CLASS_OF[(flags & FLAG_ALIGN_MASK) * (SMALL_MAX + 1) + size]
+    if (!tracked) {
+      const cache = this.#cache === undefined ? this.#openCache() : this.#cache
+      const ab = cache === null ? null : cache.take(cls, size, flags)
+      if (ab !== null) {
+        // The whole slot: its ArrayBuffer shows all of it.
+        if (zero) new Uint8Array(ab).fill(0)
+        return new PooledBuffer(ab, 0, size, cache.token, this.#owner, cache.ref)
+      }
+    }
     const kept = this.#kept[cls]
     let top = this.#keptTop[cls]
     while (top !== 0) {
@@ -266,9 +288,21 @@ class Pool extends EventEmitter {
         return new PooledBuffer(ab, 0, size, token, this.#owner)
       }
     }
-    const ab = nativeAllocBound(this.#handle, size, zero, flags, tracked)
+    // Refused at the cap, while this thread's cache holds slots: they go back, then once more.
+    const retry = this.#cache?.holds() === true
+    let ab = nativeAllocBound(this.#handle, size, zero, retry ? flags | FLAG_WILL_RETRY : flags, tracked)
+    if (ab === native.STATUS_RETRY) {
+      this.#cache.flush()
+      ab = nativeAllocBound(this.#handle, size, zero, flags, tracked)
+    }
     if (typeof ab !== 'object') throw this.#failure(ab, caller)
     return new PooledBuffer(ab, 0, size, scratch[0], this.#owner)
+  }
+
+  /** Opens this thread's slot cache (Node 22+; null elsewhere). */
+  #openCache() {
+    this.#cache = TRANSFER ? ThreadCache.open(this.#handle, CLASS_SIZES, scratch) : null
+    return this.#cache
   }
 
   /**
@@ -329,6 +363,16 @@ class Pool extends EventEmitter {
 
   /** Drops one reference of the loan `token` of `buf`, a Buffer of this pool; returns the references left. */
   #drop(buf, token, caller) {
+    const ref = takeCacheRef(buf)
+    if (ref >= 0 && !this.#closed && this.#cache != null && PooledBuffer.ownerOf(buf).handle === this.#handle) {
+      let given
+      try {
+        given = this.#cache.give(buf, lengthOf(buf), ref, token)
+      } catch {
+        throw errors.notDetachable(caller)
+      }
+      if (given) return 0
+    }
     const dropped = dropReference(this.#handle, buf, token, caller)
     if (typeof dropped === 'number') {
       if (!(dropped > 0)) throw this.#failure(dropped, caller)
@@ -385,6 +429,7 @@ class Pool extends EventEmitter {
       // A Buffer released meanwhile (or whose memory someone moved out) reads as empty: skip it,
       // as anything that is not a Buffer of the safe path.
       if (typeof token !== 'number' || lengthOf(buf) === 0) continue
+      takeCacheRef(buf)
       io[4 * i] = token
       if (TRANSFER && !wasRetained(buf) && PooledBuffer.ownerOf(buf).handle === this.#handle) {
         // As in release(): this pool's, attached and never retained, so this is its last
@@ -561,6 +606,7 @@ class Pool extends EventEmitter {
     const token = tokenOf(buf)
     if (token === undefined) throw this.#foreign(buf, this.refCount)
     if (token === null || buf.length === 0) return 0
+    takeCacheRef(buf)
     const refs = this.#native.refCount(buf, token)
     if (refs < 0) throw errors.notPooled(this.refCount)
     return refs
@@ -571,6 +617,7 @@ class Pool extends EventEmitter {
     validateBuffer(buf, this.isPooled)
     const token = tokenOf(buf)
     if (token === undefined || token === null || buf.length === 0) return false
+    takeCacheRef(buf)
     return this.#native.refCount(buf, token) > 0
   }
 
@@ -610,6 +657,7 @@ class Pool extends EventEmitter {
    */
   trim() {
     if (this.#closed) throw errors.closed(this.trim)
+    this.#cache?.flush()
     this.#dropKept()
     this.#fast?.trim()
     return this.#native.trim()
@@ -649,6 +697,7 @@ class Pool extends EventEmitter {
       )
     if (this.#closed) return this.#native.stats().liveBuffers
     this.#fast?.close()
+    this.#cache?.close()
     this.#closed = true
     this.#dropKept()
     this.#unsubscribe()
@@ -687,6 +736,9 @@ class Pool extends EventEmitter {
     const token = tokenOf(buf)
     if (token === undefined) throw this.#foreign(buf, caller)
     if (buf.length === 0 && token !== null) throw errors.released(caller)
+    // Any native call that names the token makes a cache loan ordinary (release() keeps the
+    // entry: see #drop).
+    if (caller !== this.release && token !== null) takeCacheRef(buf)
     return token
   }
 
@@ -712,6 +764,7 @@ class Pool extends EventEmitter {
         return
       }
       // Its Pool object was collected: the native pool still has the loan.
+      takeCacheRef(this)
       const dropped = dropReference(owner.handle, this, token, dispose)
       if (typeof dropped === 'number' && !(dropped > 0)) throw errors.notPooled(dispose)
     }

@@ -22,11 +22,24 @@ class PooledBuffer extends Uint8Array {
   #owner
   /** Whether it was ever retained: until then its release is its last (see ./pool.js). */
   #retained = false
+  /**
+   * Its entry in its thread's slot cache (see ./thread-cache.js) while its loan is the cache's;
+   * -1 otherwise.
+   */
+  #cacheRef
 
-  constructor(ab, offset, length, token, owner) {
+  constructor(ab, offset, length, token, owner, cacheRef = -1) {
     super(ab, offset, length)
     this.#token = token
     this.#owner = owner
+    this.#cacheRef = cacheRef
+  }
+
+  /** Forgets a PooledBuffer's cache entry and returns it (-1: none); see ./thread-cache.js. */
+  static takeCacheRef(buf) {
+    const ref = buf.#cacheRef
+    buf.#cacheRef = -1
+    return ref
   }
 
   /** Records that a PooledBuffer was retained (it may have more than one reference from now on). */

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use napi::sys;
 
-use crate::constants::{FLAG_ALIGN_MASK, FLAG_ESSENTIAL, FLAG_PREFAULT, FLAG_SERVES_SMALL};
+use crate::constants::{FLAG_ALIGN_MASK, FLAG_ESSENTIAL, FLAG_PREFAULT, FLAG_SERVES_SMALL, FLAG_WILL_RETRY};
 use crate::raw::{self, ViewInfo};
 use crate::status;
 use extmem_core::admission::Priority;
@@ -127,6 +127,7 @@ impl<const N: usize> Call<N> {
             bind,
             prefault: flags & FLAG_PREFAULT != 0,
             serves_small: flags & FLAG_SERVES_SMALL != 0,
+            will_retry: flags & FLAG_WILL_RETRY != 0,
         })
     }
 

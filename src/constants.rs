@@ -5,6 +5,7 @@
 use crate::release_all;
 use extmem_core::error::Syscall;
 use extmem_core::loan::MAX_REFS;
+use extmem_core::pool::cache;
 use extmem_core::size_class::{class_for, ALIGNMENTS, CLASS_SIZES, SMALL_MAX};
 use extmem_core::watermark::{Level, Watermarks, WatermarksError};
 use napi_derive::napi;
@@ -17,6 +18,9 @@ pub const FLAG_ESSENTIAL: u32 = 0b100;
 pub const FLAG_PREFAULT: u32 = 0b1000;
 /// Hot-path `flags`: the memory serves small Buffers (a fast-path arena).
 pub const FLAG_SERVES_SMALL: u32 = 0b1_0000;
+/// Hot-path `flags`: on a refusal at the cap the caller flushes its thread's cache and asks again
+/// (see `AllocRequest::will_retry`).
+pub const FLAG_WILL_RETRY: u32 = 0b10_0000;
 
 /// The flag bits, by name.
 #[napi(object)]
@@ -26,6 +30,7 @@ pub struct JsFlags {
     pub essential: u32,
     pub prefault: u32,
     pub serves_small: u32,
+    pub will_retry: u32,
 }
 
 /// The outcomes `releaseMany` and `finishMany` report per Buffer (see `release_all`), by name.
@@ -50,6 +55,27 @@ pub struct JsWatermarks {
     pub hysteresis: f64,
 }
 
+/// The layout of a thread cache's block and its bounds (see `extmem_core::pool::cache`).
+#[napi(object)]
+#[derive(Debug)]
+pub struct JsCacheLayout {
+    pub gate: u32,
+    pub flush: u32,
+    pub in_use: u32,
+    pub requested: u32,
+    pub live: u32,
+    pub allocations: u32,
+    pub releases: u32,
+    pub classes: u32,
+    pub entries: u32,
+    /// How far a cache may move its bytes in use between two syncs.
+    pub drift_max: u32,
+    /// Most slots a cache keeps, per class.
+    pub capacity: Vec<u32>,
+    /// Most slots one `cacheSync` call witnesses.
+    pub sync_batch: u32,
+}
+
 /// Everything in this module's doc, as one object.
 #[napi(object)]
 #[derive(Debug)]
@@ -72,6 +98,7 @@ pub struct JsConstants {
     /// System call names by index, as `ERR_EXTMEM_OS` reports them.
     pub syscalls: Vec<String>,
     pub release_outcomes: JsReleaseOutcomes,
+    pub cache: JsCacheLayout,
 }
 
 /// The constants.
@@ -93,6 +120,7 @@ pub fn constants() -> JsConstants {
             essential: FLAG_ESSENTIAL,
             prefault: FLAG_PREFAULT,
             serves_small: FLAG_SERVES_SMALL,
+            will_retry: FLAG_WILL_RETRY,
         },
         levels: Level::ALL.iter().map(|l| l.name().to_owned()).collect(),
         watermarks: JsWatermarks { warning, critical, shedding, hysteresis },
@@ -105,6 +133,20 @@ pub fn constants() -> JsConstants {
             ended: release_all::ENDED,
             kept: release_all::KEPT,
             direct: release_all::DIRECT,
+        },
+        cache: JsCacheLayout {
+            gate: cache::WORD_GATE as u32,
+            flush: cache::WORD_FLUSH as u32,
+            in_use: cache::WORD_IN_USE as u32,
+            requested: cache::WORD_REQUESTED as u32,
+            live: cache::WORD_LIVE as u32,
+            allocations: cache::WORD_ALLOCATIONS as u32,
+            releases: cache::WORD_RELEASES as u32,
+            classes: cache::WORD_CLASSES as u32,
+            entries: cache::WORD_ENTRIES as u32,
+            drift_max: cache::DRIFT_MAX as u32,
+            capacity: (0..CLASS_SIZES.len()).map(|c| cache::capacity_of(c) as u32).collect(),
+            sync_batch: crate::cache::SYNC_BATCH as u32,
         },
     }
 }

@@ -17,6 +17,7 @@ use napi::bindgen_prelude::{Env, Object};
 use napi::{sys, JsValue};
 use napi_derive::napi;
 
+use crate::cache;
 use crate::call::{self, Call, Outcome};
 use crate::escape;
 use crate::handoff;
@@ -26,6 +27,7 @@ use crate::release_all;
 use crate::resize;
 use crate::scratch;
 use crate::status;
+use extmem_core::admission::Priority;
 use extmem_core::error::PoolError;
 use extmem_core::loan::Owner;
 use extmem_core::pool::{Grant, Pool, Release, SlotRef};
@@ -68,7 +70,7 @@ pub unsafe fn make_handle(env: sys::napi_env, pool: &Arc<Pool>) -> Option<sys::n
 pub fn register(exports: Object, env: Env) -> napi::Result<()> {
     // SAFETY: the current env.
     unsafe { escape::init(env.raw()) };
-    let functions: [(&str, unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value); 14] = [
+    let functions: [(&str, unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value); 19] = [
         ("alloc", alloc),
         ("allocBound", alloc_bound),
         ("reuse", reuse),
@@ -83,6 +85,11 @@ pub fn register(exports: Object, env: Env) -> napi::Result<()> {
         ("share", handoff::share),
         ("adopt", handoff::adopt),
         ("reclaimShared", handoff::reclaim_shared),
+        ("cacheOpen", cache::cache_open),
+        ("cacheFill", cache::cache_fill),
+        ("cacheSync", cache::cache_sync),
+        ("cacheFlush", cache::cache_flush),
+        ("cacheClose", cache::cache_close),
     ];
     for (name, callback) in functions {
         let mut f = ptr::null_mut();
@@ -123,6 +130,16 @@ pub fn refusal(e: &PoolError) -> i32 {
         _ => {}
     }
     status::of(e)
+}
+
+/// The status of a refused allocation: [`status::STATUS_RETRY`] for a refusal at the cap that
+/// the caller will follow with a flush of its thread's cache and a second try (the core did not
+/// count it), else as [`refusal`].
+fn refusal_of(pool: &Pool, e: &PoolError, will_retry: bool, priority: Priority) -> i32 {
+    if will_retry && pool.is_cap_refusal(e, priority) {
+        return status::STATUS_RETRY;
+    }
+    refusal(e)
 }
 
 /// Makes the external ArrayBuffer of a grant, to be lent on Node 22+ (see [`escape`]), and
@@ -216,12 +233,13 @@ fn alloc_loan(call: &Call<5>) -> Outcome {
     let size = req.size;
     let hint = Hint::Loan { pool: pool.clone(), token: None }.into_raw();
     let owner = Owner { thread: call.env() as usize, handle: hint as usize, witness: 0 };
+    let (will_retry, priority) = (req.will_retry, req.priority);
     let grant = match pool.alloc_with(req, owner) {
         Ok(g) => g,
         Err(e) => {
             // SAFETY: `hint` came from `Hint::into_raw`, and Node never saw it.
             unsafe { Hint::drop_raw(hint) };
-            return Err(refusal(&e));
+            return Err(refusal_of(pool, &e, will_retry, priority));
         }
     };
     // SAFETY: `hint` came from `Hint::into_raw`; nothing else has it yet.
@@ -263,8 +281,10 @@ fn alloc_bound_loan(call: &Call<5>) -> Outcome {
         return Err(status::STATUS_BAD_ARGUMENT);
     }
     let req = call.request(1, true)?;
-    let grant =
-        pool.alloc_with(req, Owner { thread: call.env() as usize, handle: 0, witness: 0 }).map_err(|e| refusal(&e))?;
+    let (will_retry, priority) = (req.will_retry, req.priority);
+    let grant = pool
+        .alloc_with(req, Owner { thread: call.env() as usize, handle: 0, witness: 0 })
+        .map_err(|e| refusal_of(pool, &e, will_retry, priority))?;
     let Some(slot) = grant.slot else {
         pool.undo_alloc(&grant);
         return Err(status::STATUS_BAD_ARGUMENT);

@@ -7,7 +7,7 @@ use napi::sys;
 
 use crate::escape;
 use extmem_core::loan::Owner;
-use extmem_core::pool::{Pool, Reclaimed, SlotRef};
+use extmem_core::pool::{CacheBlock, Pool, Reclaimed, SlotRef};
 
 /// The finalizer hint of one external ArrayBuffer. Created with it; freed by its finalizer, which
 /// Node runs exactly once, after the ArrayBuffer (with every ArrayBuffer it was transferred to) is
@@ -32,6 +32,16 @@ pub enum Hint {
         slot: SlotRef,
         /// Its length: the slot's size.
         bytes: usize,
+    },
+    /// The ArrayBuffer over a thread's cache block (see `crate::cache`): the cache closes when
+    /// it is collected.
+    Cache {
+        /// The pool.
+        pool: Arc<Pool>,
+        /// The cache's id.
+        id: u64,
+        /// Keeps the block's memory alive as long as the ArrayBuffer.
+        _block: Arc<CacheBlock>,
     },
 }
 
@@ -79,6 +89,10 @@ pub unsafe extern "C" fn finalize(env: sys::napi_env, _data: *mut c_void, hint: 
         Hint::Loan { pool, token: Some(token) } => pool.reclaim_unless(token, may_be_reachable),
         Hint::Loan { token: None, .. } => None,
         Hint::Slot { pool, slot, bytes } => pool.slot_buffer_finalized(slot, bytes, may_be_reachable),
+        Hint::Cache { pool, id, .. } => {
+            pool.cache_close(id);
+            None
+        }
     };
     if let Some(Reclaimed::Ended(owner) | Reclaimed::Parked(owner)) = outcome {
         // SAFETY: as above; the loan no longer needs its witness.

@@ -167,3 +167,14 @@ pub unsafe fn element(env: sys::napi_env, object: sys::napi_value, i: u32) -> Op
     let status = unsafe { sys::napi_get_element(env, object, i, &mut out) };
     (status == sys::Status::napi_ok && !out.is_null()).then_some(out)
 }
+
+/// Sets element `i` of an object.
+///
+/// # Safety
+/// `env` is the current env, `object` a live object of it whose element `i` is a plain data
+/// property or absent, with no setter on its prototype chain (writing it runs no JavaScript), and
+/// `value` a live value of it.
+pub unsafe fn set_element(env: sys::napi_env, object: sys::napi_value, i: u32, value: sys::napi_value) -> bool {
+    // SAFETY: per the contract.
+    unsafe { sys::napi_set_element(env, object, i, value) == sys::Status::napi_ok }
+}

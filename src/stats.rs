@@ -11,6 +11,8 @@ pub struct JsClassStats {
     pub size: f64,
     pub in_use: f64,
     pub free: f64,
+    /// Slots that threads' caches hold for their next Buffers.
+    pub cached: f64,
 }
 
 /// The slab pool.
@@ -18,6 +20,9 @@ pub struct JsClassStats {
 #[derive(Debug)]
 pub struct JsSmallStats {
     pub classes: Vec<JsClassStats>,
+    /// Slots that threads' caches hold for their next Buffers (reserved, not in use).
+    pub cached_slots: f64,
+    pub cached_bytes: f64,
 }
 
 /// Large mappings.
@@ -105,8 +110,15 @@ impl From<PoolStats> for JsPoolStats {
                 classes: s
                     .classes
                     .into_iter()
-                    .map(|k| JsClassStats { size: k.size as f64, in_use: k.in_use as f64, free: k.free as f64 })
+                    .map(|k| JsClassStats {
+                        size: k.size as f64,
+                        in_use: k.in_use as f64,
+                        free: k.free as f64,
+                        cached: k.cached as f64,
+                    })
                     .collect(),
+                cached_slots: s.cached_slots as f64,
+                cached_bytes: s.cached_bytes as f64,
             },
             large: JsLargeStats {
                 live: s.large_live as f64,

@@ -48,6 +48,11 @@ pub const STATUS_HANDLE_USED: i32 = -11;
 #[napi]
 pub const STATUS_BAD_HANDLE: i32 = -12;
 
+/// Refused at the cap, uncounted, for a caller that asked to flush its thread's cache and ask
+/// again (`AllocRequest::will_retry`).
+#[napi]
+pub const STATUS_RETRY: i32 = -13;
+
 /// The status of a core refusal.
 pub fn of(e: &PoolError) -> i32 {
     match e {

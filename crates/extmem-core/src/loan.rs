@@ -98,6 +98,29 @@ pub struct Loan {
     /// carries. Such a loan has no Buffer; only `Pool::adopt` (or `Pool::reclaim_shared`) with
     /// that secret takes it out of transit.
     pub transit: Option<u64>,
+    /// For a slot a thread's cache holds (see `pool::cache`): the cache and its entry. While it is
+    /// one, the loan counts as cached, not in use, and `requested` and `refs` mean nothing: the
+    /// cache's block says whether a Buffer holds the slot and how long it is.
+    pub cache: Option<CacheLoan>,
+}
+
+/// Where a cache loan lives (see `pool::cache`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheLoan {
+    /// The cache's id.
+    pub cache: u64,
+    /// Its entry.
+    pub entry: u32,
+}
+
+impl Loan {
+    /// The size class of a slot loan (0 for any other).
+    pub fn memory_class(&self) -> usize {
+        match self.memory {
+            LoanMemory::Slot { class, .. } => class,
+            _ => 0,
+        }
+    }
 }
 
 /// Encodes a token.

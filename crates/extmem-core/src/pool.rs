@@ -17,8 +17,10 @@ use crate::slab::{ClassSlab, Slot, SLAB_CHUNK_BYTES};
 use crate::stats::{ClassStats, Counters, PoolStats};
 use crate::watermark::{Level, Watermarks};
 
+pub mod cache;
 mod handoff;
 mod resize;
+pub use cache::{CacheBlock, CacheGrant};
 pub use handoff::Shared;
 pub use resize::Resized;
 
@@ -69,6 +71,9 @@ pub struct AllocRequest {
     /// The memory will be carved into small Buffers (a fast-path arena): graded admission judges
     /// it as one small allocation, whatever its size.
     pub serves_small: bool,
+    /// On a refusal at the cap the caller gives back what its thread's cache holds and asks
+    /// again: this refusal is not counted (the second one is).
+    pub will_retry: bool,
 }
 
 impl AllocRequest {
@@ -83,6 +88,7 @@ impl AllocRequest {
             bind: false,
             prefault: false,
             serves_small: false,
+            will_retry: false,
         }
     }
 }
@@ -193,6 +199,8 @@ struct State {
     counters: Counters,
     /// Resizes begun and not yet ended or aborted (see [`resize`]).
     resizing: Vec<resize::PendingResize>,
+    /// The threads' slot caches (see [`cache`]).
+    caches: cache::Caches,
 }
 
 impl Pool {
@@ -218,6 +226,7 @@ impl Pool {
                 listeners: Listeners::default(),
                 counters: Counters::default(),
                 resizing: Vec::new(),
+                caches: cache::Caches::default(),
             }),
         }
     }
@@ -273,10 +282,19 @@ impl Pool {
                 Ok(Grant { token, addr, capacity, slot, bound_bytes })
             }
             Err(e) => {
-                st.count_refusal(&self.config, &e, req.priority);
+                if req.will_retry && st.is_cap_refusal(&self.config, &e, req.priority) {
+                    st.caches.ask_flush();
+                } else {
+                    st.count_refusal(&self.config, &e, req.priority);
+                }
                 Err(e)
             }
         }
+    }
+
+    /// Whether `e`, a refusal of a request at `priority`, was at the hard cap (not by admission).
+    pub fn is_cap_refusal(&self, e: &PoolError, priority: Priority) -> bool {
+        self.state.lock().is_cap_refusal(&self.config, e, priority)
     }
 
     /// Lends the free slot `slot` again, through the ArrayBuffer of `epoch` that the caller kept
@@ -322,6 +340,17 @@ impl Pool {
         let key = class.loan(slot.slot)?;
         let l = &st.loans[key];
         let token = loan::token(self.id, l.gen, key);
+        if l.cache.is_some() {
+            // The cache went away with its thread or its Pool object: the slot simply comes back.
+            if st.cache_lent_len(key)? == 0 {
+                let ended = st.end_cached(key)?;
+                st.update_gates(&self.config);
+                return Some(Reclaimed::Ended(ended.owner));
+            }
+            // A Buffer lent from the cache was collected without release.
+            let len = st.cache_lent_len(key)?;
+            st.materialize(key, len);
+        }
         st.reclaim_unless(&self.config, self.id, token, may_be_reachable)
     }
 
@@ -456,9 +485,16 @@ impl Pool {
         for token in tokens {
             let Some((p, gen, key)) = loan::untoken(token) else { continue };
             if let Some(l) = st.loans.get(key).filter(|l| p == self.id && l.gen == gen) {
+                let requested = match l.cache {
+                    Some(_) => st.cache_lent_len(key).unwrap_or(0),
+                    None => l.requested,
+                };
+                if l.cache.is_some() && requested == 0 {
+                    continue;
+                }
                 f.loans += 1;
                 f.in_use_bytes += l.capacity;
-                f.requested_bytes += l.requested;
+                f.requested_bytes += requested;
             }
         }
         f
@@ -468,7 +504,10 @@ impl Pool {
     /// Costs a scan of the live loans; it serves error reporting only.
     pub fn is_view_of_loan(&self, addr: usize, len: usize) -> bool {
         let st = self.state.lock();
-        st.loans.iter().any(|(_, l)| addr >= l.addr && addr + len <= l.addr + l.requested)
+        st.loans.iter().any(|(key, l)| {
+            let requested = if l.cache.is_some() { st.cache_lent_len(key).unwrap_or(0) } else { l.requested };
+            addr >= l.addr && addr + len <= l.addr + requested
+        })
     }
 
     /// The live loans at least `older_than_ms` old, oldest first.
@@ -478,8 +517,14 @@ impl Pool {
         let mut out: Vec<LiveLoan> = st
             .loans
             .iter()
-            .map(|(key, l)| LiveLoan {
-                size: l.requested,
+            .filter_map(|(key, l)| {
+                // A cache loan is live only while a Buffer holds it; its age counts from when
+                // the cache took the slot.
+                let size = if l.cache.is_some() { st.cache_lent_len(key).filter(|&n| n != 0)? } else { l.requested };
+                Some((key, l, size))
+            })
+            .map(|(key, l, size)| LiveLoan {
+                size,
                 age_ms: now.saturating_sub(l.since_ms),
                 refs: l.refs,
                 address: l.addr,
@@ -501,25 +546,45 @@ impl Pool {
         let mut st = self.state.lock();
         st.closed = true;
         st.trim();
-        st.loans.len()
+        st.update_gates(&self.config);
+        st.live_buffers()
     }
 
     /// Gives back cached mappings and empty slab chunks; returns the bytes given back.
+    /// Every thread's cache is asked to give its slots back at its next call.
     pub fn trim(&self) -> usize {
-        self.state.lock().trim()
+        let mut st = self.state.lock();
+        st.caches.ask_flush();
+        st.trim()
     }
 
     /// A consistent snapshot of the pool.
     pub fn stats(&self) -> PoolStats {
-        let st = self.state.lock();
+        let mut st = self.state.lock();
+        let lent = st.caches.lent();
+        let mut counters = st.counters.clone();
+        counters.in_use_bytes += lent.in_use;
+        counters.requested_bytes += lent.requested;
+        counters.allocations += lent.allocations;
+        counters.releases += lent.releases;
+        counters.peak_in_use_bytes = counters.peak_in_use_bytes.max(counters.in_use_bytes);
+        st.counters.peak_in_use_bytes = counters.peak_in_use_bytes;
         PoolStats {
             max_bytes: self.config.max_bytes,
-            counters: st.counters.clone(),
-            live_buffers: st.loans.len(),
+            counters,
+            live_buffers: st.live_buffers(),
+            cached_slots: st.caches.loans - lent.live,
+            cached_bytes: st.caches.bytes - lent.in_use,
             classes: st
                 .classes
                 .iter()
-                .map(|c| ClassStats { size: c.slot_size(), in_use: c.slots_in_use(), free: c.free_slots() })
+                .zip(st.caches.per_class.iter().zip(st.caches.lent_per_class()))
+                .map(|(c, (&held, lent))| ClassStats {
+                    size: c.slot_size(),
+                    in_use: c.slots_in_use() - held + lent,
+                    free: c.free_slots(),
+                    cached: held - lent,
+                })
                 .collect(),
             large_live: st.large_live,
             large_cached: st.cache.len(),
@@ -542,22 +607,13 @@ impl State {
             return Err(PoolError::Closed);
         }
         let size = req.size;
-        self.admit(config, req)?;
         if size <= SMALL_MAX {
             let class = class_for(size, req.align);
-            if let Some((slot, addr)) = self.classes[class].pop() {
-                return Ok((LoanMemory::Slot { class, slot }, addr, CLASS_SIZES[class], false));
-            }
-            if !self.make_room(config.max_bytes, SLAB_CHUNK_BYTES) {
-                return Err(self.exhausted(config, size));
-            }
-            if let Err(e) = self.classes[class].add_chunk() {
-                return Err(PoolError::os(size, Syscall::Mmap, &e));
-            }
-            self.counters.reserved_bytes += SLAB_CHUNK_BYTES;
-            let (slot, addr) = self.classes[class].pop().expect("a new chunk has free slots");
-            return Ok((LoanMemory::Slot { class, slot }, addr, CLASS_SIZES[class], true));
+            let fresh = self.classes[class].free_slots() == 0;
+            let (memory, addr) = self.take_slot(config, req, class)?;
+            return Ok((memory, addr, CLASS_SIZES[class], fresh));
         }
+        self.admit(config, req)?;
         let len = large::mapping_len(size);
         self.counters.reserved_bytes -= self.cache.expire(clock::now_ms());
         let (mut map, fresh) = match self.cache.take(len) {
@@ -581,6 +637,38 @@ impl State {
         Ok((LoanMemory::Mapping(map), addr, capacity, fresh))
     }
 
+    /// Takes a slot of `class` for `req` (admitted first), mapping a new chunk if none is free.
+    fn take_slot(
+        &mut self,
+        config: &PoolConfig,
+        req: &AllocRequest,
+        class: usize,
+    ) -> Result<(LoanMemory, *mut u8), PoolError> {
+        self.admit(config, req)?;
+        if let Some((slot, addr)) = self.classes[class].pop() {
+            return Ok((LoanMemory::Slot { class, slot }, addr));
+        }
+        if !self.make_room(config.max_bytes, SLAB_CHUNK_BYTES) {
+            return Err(self.exhausted(config, req.size));
+        }
+        if let Err(e) = self.classes[class].add_chunk() {
+            return Err(PoolError::os(req.size, Syscall::Mmap, &e));
+        }
+        self.counters.reserved_bytes += SLAB_CHUNK_BYTES;
+        let (slot, addr) = self.classes[class].pop().expect("a new chunk has free slots");
+        Ok((LoanMemory::Slot { class, slot }, addr))
+    }
+
+    /// Bytes in use: the core's loans and the Buffers lent from caches.
+    fn in_use_total(&self) -> usize {
+        self.counters.in_use_bytes + self.caches.lent().in_use
+    }
+
+    /// Live Buffers: the core's loans (not counting the caches' slots) and those lent from caches.
+    fn live_buffers(&self) -> usize {
+        self.loans.len() - self.caches.loans + self.caches.lent().live
+    }
+
     /// Refuses a request the pool is closed for, or that graded admission or the loan table refuses.
     fn admit(&self, config: &PoolConfig, req: &AllocRequest) -> Result<(), PoolError> {
         if self.closed {
@@ -601,6 +689,17 @@ impl State {
         Ok(())
     }
 
+    /// Whether `e` is a refusal at the hard cap (not by admission).
+    pub(crate) fn is_cap_refusal(&self, config: &PoolConfig, e: &PoolError, priority: Priority) -> bool {
+        match e {
+            PoolError::Exhausted { level: Level::Shedding, .. } => {
+                !(config.admission == Admission::Graded && priority == Priority::Normal)
+            }
+            PoolError::Exhausted { .. } => true,
+            _ => false,
+        }
+    }
+
     fn count_refusal(&mut self, config: &PoolConfig, e: &PoolError, priority: Priority) {
         let c = &mut self.counters;
         c.failed_allocations += 1;
@@ -612,7 +711,10 @@ impl State {
             {
                 c.refused_shedding += 1
             }
-            _ => c.refused_cap += 1,
+            _ => {
+                c.refused_cap += 1;
+                self.caches.ask_flush();
+            }
         }
     }
 
@@ -649,6 +751,7 @@ impl State {
             bound: req.bind && slot.is_some(),
             parked: false,
             transit: None,
+            cache: None,
         });
         if let Some((class, slot)) = slot {
             self.classes[class].set_loan(slot, key);
@@ -658,7 +761,6 @@ impl State {
         c.in_use_bytes += capacity;
         c.requested_bytes += req.size;
         c.external_bytes += external;
-        c.peak_in_use_bytes = c.peak_in_use_bytes.max(c.in_use_bytes);
         self.update_level(config);
         loan::token(pool, gen, key)
     }
@@ -730,32 +832,44 @@ impl State {
 
     /// Moves the level after `in_use_bytes` changed, and tells the listeners if it moved.
     fn update_level(&mut self, config: &PoolConfig) {
-        let utilization = self.counters.in_use_bytes as f64 / config.max_bytes as f64;
+        let in_use = self.in_use_total();
+        self.counters.peak_in_use_bytes = self.counters.peak_in_use_bytes.max(in_use);
+        let utilization = in_use as f64 / config.max_bytes as f64;
         let level = config.watermarks.next(self.level, utilization);
         if level != self.level {
             let change = LevelChange {
                 level,
                 previous: self.level,
                 utilization,
-                in_use_bytes: self.counters.in_use_bytes,
+                in_use_bytes: in_use,
                 max_bytes: config.max_bytes,
             };
             self.level = level;
             self.listeners.emit(&PoolEvent::Level(change));
         }
+        self.update_gates(config);
     }
 
     /// The live loan named by `token`, if it is the Buffer at `addr` of `len` bytes.
+    ///
+    /// A cache loan lent to exactly that Buffer becomes an ordinary loan first (see
+    /// [`cache`]): this is called on the Buffer's thread, which lent it.
     fn loan_mut(&mut self, pool: u64, token: u64, addr: usize, len: usize) -> Result<&mut Loan, PoolError> {
+        if let Some((p, gen, key)) = loan::untoken(token) {
+            let is_cached = self.loans.get(key).is_some_and(|l| l.gen == gen && l.cache.is_some() && l.addr == addr);
+            if p == pool && is_cached && len != 0 && self.cache_lent_len(key) == Some(len) {
+                self.materialize(key, len);
+            }
+        }
         match self.live_loan_mut(pool, token) {
             Some(l) if l.addr == addr && l.requested == len => Ok(l),
             _ => Err(PoolError::NotPooled),
         }
     }
 
-    /// The loan named by `token`, unless it ended, is parked or is in transit.
+    /// The loan named by `token`, unless it ended, is parked, is in transit or is a cache loan.
     fn live_loan_mut(&mut self, pool: u64, token: u64) -> Option<&mut Loan> {
-        self.any_loan_mut(pool, token).filter(|l| !l.parked && l.transit.is_none())
+        self.any_loan_mut(pool, token).filter(|l| !l.parked && l.transit.is_none() && l.cache.is_none())
     }
 
     /// The loan named by `token`, unless it ended.

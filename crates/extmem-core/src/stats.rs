@@ -60,6 +60,8 @@ pub struct ClassStats {
     pub in_use: usize,
     /// Slots free in mapped chunks.
     pub free: usize,
+    /// Slots threads' caches hold for their next Buffers.
+    pub cached: usize,
 }
 
 /// A consistent snapshot of a pool.
@@ -71,6 +73,10 @@ pub struct PoolStats {
     pub counters: Counters,
     /// Live Buffers.
     pub live_buffers: usize,
+    /// Slots that threads' caches hold and no Buffer uses (reserved, not in use).
+    pub cached_slots: usize,
+    /// Their bytes.
+    pub cached_bytes: usize,
     /// Per size class.
     pub classes: Vec<ClassStats>,
     /// Live large mappings.

@@ -94,6 +94,22 @@ impl Watermarks {
         }
     }
 
+    /// The utilizations `(lo, hi)` between which the level stays `current`: it falls below `lo`
+    /// and rises at `hi` (infinite where it cannot move).
+    pub fn band(&self, current: Level) -> (f64, f64) {
+        let lo = match current {
+            Level::Normal => f64::NEG_INFINITY,
+            l => self.threshold(l) - self.hysteresis,
+        };
+        let hi = match current {
+            Level::Normal => self.warning,
+            Level::Warning => self.critical,
+            Level::Critical => self.shedding,
+            Level::Shedding => f64::INFINITY,
+        };
+        (lo, hi)
+    }
+
     /// The level after utilization moved to `utilization`, coming from `current`.
     pub fn next(&self, current: Level, utilization: f64) -> Level {
         const ALL: [Level; 4] = [Level::Shedding, Level::Critical, Level::Warning, Level::Normal];
@@ -131,6 +147,17 @@ mod tests {
         assert_eq!(w.next(Shedding, 0.94), Shedding);
         assert_eq!(w.next(Shedding, 0.90), Critical);
         assert_eq!(w.next(Shedding, 0.10), Normal);
+    }
+
+    #[test]
+    fn the_band_of_a_level_is_where_next_keeps_it() {
+        let w = Watermarks::default();
+        for level in Level::ALL {
+            let (lo, hi) = w.band(level);
+            for u in [0.0, 0.3, 0.679, 0.68, 0.69, 0.7, 0.83, 0.84, 0.85, 0.93, 0.94, 0.95, 1.0] {
+                assert_eq!(w.next(level, u) == level, u >= lo && u < hi, "{level:?} at {u}");
+            }
+        }
     }
 
     #[test]

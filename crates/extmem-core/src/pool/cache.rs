@@ -1,0 +1,590 @@
+//! Per-thread slot caches: slots the core hands to one thread's JavaScript, which lends them to
+//! Buffers and takes them back with no call into the core and no lock.
+//!
+//! A cached slot is a *cache loan*: a loan whose [`Loan::cache`] names the cache and an entry of
+//! it. While the slot sits in the cache it counts as reserved and cached, not in use. The thread
+//! lends it to a Buffer and takes it back by writing its [`CacheBlock`], a small array of 32-bit
+//! words that both sides can see (JavaScript views it as an `Int32Array`):
+//!
+//! - the thread adds each lend and release to the block's counters (bytes in use, bytes
+//!   requested, live Buffers, allocations, releases), so [`Pool::stats`] adds them to its own and
+//!   stays exact at the moment it is taken;
+//! - the entry's word holds the lent Buffer's length while it is lent and 0 while the slot is in
+//!   the cache, so a finalizer can tell a Buffer collected without release (a GC reclaim) from a
+//!   cache that went away with its thread or its `Pool` object (the slot simply comes back);
+//! - the core writes the *gate*: 1 while a cache hit cannot move the level (the pool is at
+//!   `normal` or `warning`, and the bytes in use are far enough from the thresholds on both sides
+//!   for every cache's allowed drift), 0 otherwise; and it counts up the *flush* word to ask every
+//!   cache to give its slots back (at `critical`, after a refusal at the cap, on `trim`).
+//!
+//! Invariants:
+//! - each word has one writer: the gate and the flush word the core (under the pool's lock), every
+//!   other word the cache's own thread (its JavaScript, or the core on that thread inside one of
+//!   its calls or finalizers, while no JavaScript of it runs); every other thread only loads them;
+//! - a thread moves its block's bytes in use by at most [`DRIFT_MAX`] away from the value at its
+//!   last [`Pool::cache_sync`] before it syncs again, which is what the gate's margin counts on;
+//! - an entry is lent only while its ArrayBuffer has a witness (a lend in JavaScript never makes
+//!   one): `cache_sync` makes the witnesses of slots put back since the last sync before the
+//!   thread lends them again;
+//! - any core call that checks a cache-served Buffer against its loan first turns the cache loan
+//!   into an ordinary loan ([`State::materialize`]); JavaScript forgets the entry before any such
+//!   call, so the two never disagree about which loans the cache still serves.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
+
+use super::{Finished, Pool, PoolConfig, SlotRef, State};
+use crate::error::PoolError;
+use crate::loan::{self, CacheLoan, Loan, LoanMemory, Owner};
+use crate::size_class::{CLASS_COUNT, CLASS_SIZES};
+use crate::watermark::Level;
+
+/// Word of the gate (written by the core): 1 while cache hits may be served.
+pub const WORD_GATE: usize = 0;
+/// Word counted up by the core to ask every cache to flush.
+pub const WORD_FLUSH: usize = 1;
+/// Bytes in use by Buffers lent from the cache (slot sizes).
+pub const WORD_IN_USE: usize = 2;
+/// Bytes requested by Buffers lent from the cache.
+pub const WORD_REQUESTED: usize = 3;
+/// Buffers lent from the cache and not yet back.
+pub const WORD_LIVE: usize = 4;
+/// Lends from the cache since the last sync.
+pub const WORD_ALLOCATIONS: usize = 5;
+/// Releases into the cache since the last sync.
+pub const WORD_RELEASES: usize = 6;
+/// First word of the Buffers lent from the cache per class: class `c` is word `WORD_CLASSES + c`.
+pub const WORD_CLASSES: usize = 8;
+/// First entry word: entry `e` is word `WORD_ENTRIES + e`.
+pub const WORD_ENTRIES: usize = (WORD_CLASSES + CLASS_COUNT).next_multiple_of(8);
+/// Most cache loans (cached or lent from the cache) one cache has at once.
+pub const MAX_ENTRIES: usize = 2048;
+/// How far one cache may move its bytes in use between two syncs.
+pub const DRIFT_MAX: usize = 64 * 1024;
+/// Most slots one cache keeps per class (and no more than [`CACHE_BYTES_PER_CLASS`] of them).
+pub const CACHE_SLOTS_PER_CLASS: usize = 64;
+/// Most bytes one cache keeps per class.
+pub const CACHE_BYTES_PER_CLASS: usize = 64 * 1024;
+
+/// How many slots of `class` one cache keeps at most (at least 2, so that a batch can be
+/// witnessed while the other half is lent).
+pub fn capacity_of(class: usize) -> usize {
+    (CACHE_BYTES_PER_CLASS / CLASS_SIZES[class]).clamp(2, CACHE_SLOTS_PER_CLASS)
+}
+
+/// The words a cache's thread and the core share.
+#[derive(Debug)]
+pub struct CacheBlock {
+    words: Box<[AtomicI32]>,
+}
+
+impl CacheBlock {
+    fn new() -> Self {
+        CacheBlock { words: (0..WORD_ENTRIES + MAX_ENTRIES).map(|_| AtomicI32::new(0)).collect() }
+    }
+
+    /// The first word, for the binding's view of the block; valid while the block lives.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.words.as_ptr() as *mut u8
+    }
+
+    /// Bytes of the block.
+    pub fn byte_len(&self) -> usize {
+        self.words.len() * 4
+    }
+
+    fn get(&self, word: usize) -> i32 {
+        self.words[word].load(Ordering::Acquire)
+    }
+
+    fn set(&self, word: usize, value: i32) {
+        self.words[word].store(value, Ordering::Release);
+    }
+
+    fn add(&self, word: usize, delta: i32) {
+        self.words[word].fetch_add(delta, Ordering::AcqRel);
+    }
+}
+
+/// The core's record of one cache.
+#[derive(Debug)]
+pub(super) struct CacheRec {
+    block: Arc<CacheBlock>,
+    /// The loan key of each entry in use.
+    entries: HashMap<u32, usize>,
+    free_entries: Vec<u32>,
+    /// Whether its thread still serves from it (false once closed, or once its thread's view
+    /// of the block was collected).
+    open: bool,
+}
+
+/// A slot handed to a cache by [`Pool::cache_fill`].
+#[derive(Debug, Clone, Copy)]
+pub struct CacheGrant {
+    /// The cache loan's token.
+    pub token: u64,
+    /// Its entry in the cache.
+    pub entry: u32,
+    /// First byte of the slot.
+    pub addr: *mut u8,
+    /// The slot and the epoch of the ArrayBuffer to make over it.
+    pub slot: SlotRef,
+}
+
+impl CacheGrant {
+    /// Bytes of the slot.
+    pub fn slot_bytes(&self) -> usize {
+        CLASS_SIZES[self.slot.class]
+    }
+}
+
+/// The caches of one pool and their totals.
+#[derive(Debug)]
+pub(super) struct Caches {
+    recs: HashMap<u64, CacheRec>,
+    next_id: u64,
+    /// Cache loans, cached or lent.
+    pub(super) loans: usize,
+    /// Their slot bytes.
+    pub(super) bytes: usize,
+    /// Cache loans per class.
+    pub(super) per_class: [usize; CLASS_COUNT],
+}
+
+/// Figures of the Buffers lent from caches, summed over the blocks.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Lent {
+    pub(super) in_use: usize,
+    pub(super) requested: usize,
+    pub(super) live: usize,
+    pub(super) allocations: u64,
+    pub(super) releases: u64,
+}
+
+impl Default for Caches {
+    fn default() -> Self {
+        Caches { recs: HashMap::new(), next_id: 0, loans: 0, bytes: 0, per_class: [0; CLASS_COUNT] }
+    }
+}
+
+impl Caches {
+    /// Buffers lent from caches per class, summed over the blocks.
+    pub(super) fn lent_per_class(&self) -> [usize; CLASS_COUNT] {
+        let mut out = [0; CLASS_COUNT];
+        for rec in self.recs.values() {
+            for (c, n) in out.iter_mut().enumerate() {
+                *n += rec.block.get(WORD_CLASSES + c).max(0) as usize;
+            }
+        }
+        out
+    }
+
+    /// What the blocks say now.
+    pub(super) fn lent(&self) -> Lent {
+        let mut l = Lent::default();
+        for rec in self.recs.values() {
+            let b = &rec.block;
+            l.in_use += b.get(WORD_IN_USE).max(0) as usize;
+            l.requested += b.get(WORD_REQUESTED).max(0) as usize;
+            l.live += b.get(WORD_LIVE).max(0) as usize;
+            l.allocations += b.get(WORD_ALLOCATIONS).max(0) as u64;
+            l.releases += b.get(WORD_RELEASES).max(0) as u64;
+        }
+        l
+    }
+
+    fn open_count(&self) -> usize {
+        self.recs.values().filter(|r| r.open).count()
+    }
+
+    /// Writes the gate of every open cache.
+    pub(super) fn set_gates(&self, open: bool) {
+        for rec in self.recs.values() {
+            rec.block.set(WORD_GATE, i32::from(open && rec.open));
+        }
+    }
+
+    /// Asks every cache to give its slots back at its thread's next call.
+    pub(super) fn ask_flush(&self) {
+        for rec in self.recs.values() {
+            rec.block.set(WORD_GATE, 0);
+            rec.block.add(WORD_FLUSH, 1);
+        }
+    }
+}
+
+impl State {
+    /// Whether a cache hit now could not move the level: see the module docs.
+    fn gate_open(&self, config: &PoolConfig) -> bool {
+        if self.closed || self.level > Level::Warning {
+            return false;
+        }
+        let margin = (2 * self.caches.open_count() * DRIFT_MAX) as f64;
+        let (lo, hi) = config.watermarks.band(self.level);
+        let max = config.max_bytes as f64;
+        let t = self.in_use_total() as f64;
+        t - lo * max > margin && hi * max - t > margin
+    }
+
+    /// Recomputes every cache's gate (after the level, the bytes in use or the caches changed).
+    pub(super) fn update_gates(&mut self, config: &PoolConfig) {
+        if self.caches.recs.is_empty() {
+            return;
+        }
+        let open = self.gate_open(config);
+        self.caches.set_gates(open);
+        if self.level >= Level::Critical {
+            self.caches.ask_flush();
+        }
+    }
+
+    /// The cache loan behind the live loan at `key`, if it is one.
+    pub(super) fn cache_loan(&self, key: usize) -> Option<(CacheLoan, &CacheRec)> {
+        let cl = self.loans.get(key)?.cache?;
+        Some((cl, self.caches.recs.get(&cl.cache)?))
+    }
+
+    /// The length of the Buffer lent from the cache loan at `key` (0: it is in its cache).
+    pub(super) fn cache_lent_len(&self, key: usize) -> Option<usize> {
+        let (cl, rec) = self.cache_loan(key)?;
+        Some(rec.block.get(WORD_ENTRIES + cl.entry as usize).max(0) as usize)
+    }
+
+    /// Turns the cache loan at `key`, lent to a Buffer of `len` bytes, into an ordinary loan of
+    /// that Buffer with one reference: its figures move from the cache's block to the core's,
+    /// and the entry is free again.
+    ///
+    /// Must run on the cache's thread (no JavaScript of it runs meanwhile).
+    pub(super) fn materialize(&mut self, key: usize, len: usize) {
+        let Some(cl) = self.loans[key].cache.take() else { return };
+        let capacity = self.loans[key].capacity;
+        {
+            let l = &mut self.loans[key];
+            l.requested = len;
+            l.refs = 1;
+        }
+        let rec = self.caches.recs.get_mut(&cl.cache).expect("a cache loan's cache lives");
+        let b = &rec.block;
+        b.add(WORD_IN_USE, -(capacity as i32));
+        b.add(WORD_REQUESTED, -(len as i32));
+        b.add(WORD_LIVE, -1);
+        b.set(WORD_ENTRIES + cl.entry as usize, 0);
+        if let LoanMemory::Slot { class, .. } = self.loans[key].memory {
+            b.add(WORD_CLASSES + class, -1);
+        }
+        self.counters.in_use_bytes += capacity;
+        self.counters.requested_bytes += len;
+        self.counters.peak_in_use_bytes = self.counters.peak_in_use_bytes.max(self.in_use_total());
+        self.forget_entry(cl, capacity, self.loans[key].memory_class());
+    }
+
+    /// Ends a cache loan whose slot is in its cache (not lent): the slot is free again. Returns
+    /// what ended, as [`Pool::finish_release`] does.
+    pub(super) fn end_cached(&mut self, key: usize) -> Option<Finished> {
+        let cl = self.loans.get(key)?.cache?;
+        let mut l = self.loans.remove(key);
+        self.forget_entry(cl, l.capacity, l.memory_class());
+        let slot = match l.memory {
+            LoanMemory::Slot { class, slot } => SlotRef { class, slot, epoch: self.classes[class].epoch(slot) },
+            _ => unreachable!("a cache loan holds a slot"),
+        };
+        self.give_back(std::mem::replace(&mut l.memory, LoanMemory::Returned));
+        Some(Finished { owner: l.owner, slot: Some(slot), bound: true })
+    }
+
+    /// Frees the entry of a cache loan that is no longer one, and the cache's record once it is
+    /// closed and holds no loan (its counts of lends and releases join the core's then).
+    fn forget_entry(&mut self, cl: CacheLoan, capacity: usize, class: usize) {
+        self.caches.loans -= 1;
+        self.caches.bytes -= capacity;
+        self.caches.per_class[class] -= 1;
+        let Some(rec) = self.caches.recs.get_mut(&cl.cache) else { return };
+        rec.entries.remove(&cl.entry);
+        rec.free_entries.push(cl.entry);
+        if !rec.open && rec.entries.is_empty() {
+            let rec = self.caches.recs.remove(&cl.cache).expect("just found");
+            self.fold_counts(&rec.block);
+        }
+    }
+
+    /// Moves a block's counts of lends and releases into the core's counters.
+    fn fold_counts(&mut self, block: &CacheBlock) {
+        let allocations = block.words[WORD_ALLOCATIONS].swap(0, Ordering::AcqRel);
+        let releases = block.words[WORD_RELEASES].swap(0, Ordering::AcqRel);
+        self.counters.allocations += allocations.max(0) as u64;
+        self.counters.releases += releases.max(0) as u64;
+    }
+}
+
+impl Pool {
+    /// Opens a cache for one thread: its id and its block. Its gate is set at once.
+    pub fn cache_open(&self) -> (u64, Arc<CacheBlock>) {
+        let mut st = self.state.lock();
+        let id = st.caches.next_id;
+        st.caches.next_id += 1;
+        let block = Arc::new(CacheBlock::new());
+        let free_entries = (0..MAX_ENTRIES as u32).rev().collect();
+        st.caches.recs.insert(id, CacheRec { block: block.clone(), entries: HashMap::new(), free_entries, open: true });
+        st.update_gates(&self.config);
+        (id, block)
+    }
+
+    /// Hands up to `n` free slots of `class` to cache `cache`, each as a cache loan whose
+    /// ArrayBuffer the caller makes over the whole slot (its bytes count as external from now on,
+    /// as for [`AllocRequest::bind`](super::AllocRequest::bind)). Slots are not cleared. Refused
+    /// if not even one can be had (the pool is closed, the cache is, admission refuses a small
+    /// allocation at `priority`, or the cap).
+    pub fn cache_fill(
+        &self,
+        cache: u64,
+        class: usize,
+        n: usize,
+        priority: crate::admission::Priority,
+        owner: Owner,
+    ) -> Result<Vec<CacheGrant>, PoolError> {
+        let mut st = self.state.lock();
+        let size = CLASS_SIZES[class];
+        let req = super::AllocRequest { priority, bind: true, ..super::AllocRequest::new(size, false) };
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let open = st.caches.recs.get(&cache).is_some_and(|r| r.open && !r.free_entries.is_empty());
+            if !open {
+                break;
+            }
+            let (memory, addr) = match st.take_slot(&self.config, &req, class) {
+                Ok(t) => t,
+                // Not counted: the caller then asks by the way that counts a refusal.
+                Err(e) if out.is_empty() => return Err(e),
+                Err(_) => break,
+            };
+            let LoanMemory::Slot { slot, .. } = memory else { unreachable!("a small request takes a slot") };
+            let epoch = st.classes[class].new_epoch(slot);
+            let gen = st.next_gen;
+            st.next_gen = loan::next_gen(gen);
+            let rec = st.caches.recs.get_mut(&cache).expect("checked above");
+            let entry = rec.free_entries.pop().expect("checked above");
+            let key = st.loans.insert(Loan {
+                addr: addr as usize,
+                requested: size,
+                capacity: size,
+                refs: 1,
+                gen,
+                memory,
+                owner,
+                since_ms: crate::clock::now_ms(),
+                tracked: false,
+                external: 0,
+                bound: true,
+                parked: false,
+                transit: None,
+                cache: Some(CacheLoan { cache, entry }),
+            });
+            st.caches.recs.get_mut(&cache).expect("checked above").entries.insert(entry, key);
+            st.classes[class].set_loan(slot, key);
+            st.caches.loans += 1;
+            st.caches.bytes += size;
+            st.caches.per_class[class] += 1;
+            st.counters.external_bytes += size;
+            out.push(CacheGrant {
+                token: loan::token(self.id, gen, key),
+                entry,
+                addr,
+                slot: SlotRef { class, slot, epoch },
+            });
+        }
+        if out.is_empty() {
+            return Err(PoolError::Closed);
+        }
+        Ok(out)
+    }
+
+    /// Takes back a grant of [`Pool::cache_fill`] whose ArrayBuffer could not be made: the slot is
+    /// free again and its external bytes leave, unless `node_has_it` (then the ArrayBuffer's
+    /// finalizer takes them back later).
+    pub fn cache_undo(&self, grant: &CacheGrant, node_has_it: bool) {
+        let mut st = self.state.lock();
+        if !node_has_it {
+            st.counters.external_bytes -= CLASS_SIZES[grant.slot.class];
+        }
+        if let Some((_, _, key)) = loan::untoken(grant.token) {
+            st.end_cached(key);
+        }
+    }
+
+    /// Records the witness of the ArrayBuffer made for a grant of [`Pool::cache_fill`].
+    pub fn set_cache_witness(&self, token: u64, witness: usize) {
+        let mut st = self.state.lock();
+        let Some((p, gen, key)) = loan::untoken(token) else { return };
+        if let Some(l) = st.loans.get_mut(key).filter(|l| p == self.id && l.gen == gen && l.cache.is_some()) {
+            l.owner.witness = witness;
+        }
+    }
+
+    /// Records the witnesses of slots put back into cache `cache` since its last sync (`(entry,
+    /// witness)`), folds its counts of lends and releases into the core's, and moves the level and
+    /// the gates. Returns the witnesses replaced (and those of entries that are not cache loans
+    /// any more), which the caller deletes.
+    pub fn cache_sync(&self, cache: u64, witnessed: &[(u32, usize)]) -> Vec<usize> {
+        let mut st = self.state.lock();
+        let mut stale = Vec::with_capacity(witnessed.len());
+        for &(entry, witness) in witnessed {
+            let key = st.caches.recs.get(&cache).and_then(|r| r.entries.get(&entry).copied());
+            match key.and_then(|k| st.loans.get_mut(k)) {
+                Some(l) => stale.push(std::mem::replace(&mut l.owner.witness, witness)),
+                None => stale.push(witness),
+            }
+        }
+        if let Some(rec) = st.caches.recs.get(&cache) {
+            let block = rec.block.clone();
+            st.fold_counts(&block);
+        }
+        st.update_level(&self.config);
+        stale
+    }
+
+    /// Ends the cache loans of `entries`, slots in cache `cache` that are not lent: the slots are
+    /// free again. Returns what ended for each (`None` for an entry that is not such a loan).
+    pub fn cache_flush(&self, cache: u64, entries: &[u32]) -> Vec<Option<Finished>> {
+        let mut st = self.state.lock();
+        let out = entries
+            .iter()
+            .map(|&entry| {
+                let key = *st.caches.recs.get(&cache)?.entries.get(&entry)?;
+                if st.cache_lent_len(key)? != 0 {
+                    return None;
+                }
+                st.end_cached(key)
+            })
+            .collect();
+        st.update_gates(&self.config);
+        out
+    }
+
+    /// Closes cache `cache`: its thread serves nothing more from it (it flushed what it kept, or
+    /// its view of the block is gone). Buffers it lent stay valid; the record goes once the last
+    /// of them ends.
+    pub fn cache_close(&self, cache: u64) {
+        let mut st = self.state.lock();
+        let Some(rec) = st.caches.recs.get_mut(&cache) else { return };
+        rec.open = false;
+        rec.block.set(WORD_GATE, 0);
+        if rec.entries.is_empty() {
+            let rec = st.caches.recs.remove(&cache).expect("just found");
+            st.fold_counts(&rec.block);
+        }
+        st.update_gates(&self.config);
+    }
+
+    /// Asks every cache to flush at its thread's next call.
+    pub fn cache_ask_flush(&self) {
+        self.state.lock().caches.ask_flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pool::{Pool, Release};
+    use crate::size_class::MIN_ALIGN;
+
+    const OWNER: Owner = Owner { thread: 1, handle: 0, witness: 7 };
+
+    fn lend(block: &CacheBlock, g: &CacheGrant, len: usize) {
+        let cap = CLASS_SIZES[g.slot.class] as i32;
+        block.add(WORD_CLASSES + g.slot.class, 1);
+        block.add(WORD_IN_USE, cap);
+        block.add(WORD_REQUESTED, len as i32);
+        block.add(WORD_LIVE, 1);
+        block.add(WORD_ALLOCATIONS, 1);
+        block.set(WORD_ENTRIES + g.entry as usize, len as i32);
+    }
+
+    fn give(block: &CacheBlock, g: &CacheGrant, len: usize) {
+        let cap = CLASS_SIZES[g.slot.class] as i32;
+        block.add(WORD_CLASSES + g.slot.class, -1);
+        block.add(WORD_IN_USE, -cap);
+        block.add(WORD_REQUESTED, -(len as i32));
+        block.add(WORD_LIVE, -1);
+        block.add(WORD_RELEASES, 1);
+        block.set(WORD_ENTRIES + g.entry as usize, 0);
+    }
+
+    #[test]
+    fn cached_slots_count_as_reserved_and_lends_from_the_block_count_as_in_use() {
+        let p = Pool::new(64 << 20);
+        let (id, block) = p.cache_open();
+        assert_eq!(block.get(WORD_GATE), 1, "far from every threshold");
+        let class = crate::size_class::class_for(4096, MIN_ALIGN);
+        let grants = p.cache_fill(id, class, 4, crate::admission::Priority::Normal, OWNER).unwrap();
+        assert_eq!(grants.len(), 4);
+        let s = p.stats();
+        assert_eq!((s.counters.in_use_bytes, s.live_buffers, s.cached_slots), (0, 0, 4));
+        lend(&block, &grants[0], 3000);
+        let s = p.stats();
+        assert_eq!((s.counters.in_use_bytes, s.counters.requested_bytes, s.live_buffers), (4096, 3000, 1));
+        assert_eq!((s.counters.allocations, s.cached_slots, s.cached_bytes), (1, 3, 3 * 4096));
+        give(&block, &grants[0], 3000);
+        assert_eq!(p.cache_sync(id, &[(grants[0].entry, 9)]), vec![7], "the old witness is handed back");
+        let s = p.stats();
+        assert_eq!((s.counters.in_use_bytes, s.live_buffers, s.counters.releases, s.cached_slots), (0, 0, 1, 4));
+        let entries: Vec<u32> = grants.iter().map(|g| g.entry).collect();
+        assert!(p.cache_flush(id, &entries).iter().all(Option::is_some));
+        p.cache_close(id);
+        let s = p.stats();
+        assert_eq!((s.cached_slots, s.counters.allocations, s.counters.releases), (0, 1, 1));
+        assert_eq!(s.classes[class].in_use, 0, "every slot is free again");
+    }
+
+    #[test]
+    fn a_check_against_the_loan_turns_a_lent_cache_slot_into_an_ordinary_loan() {
+        let p = Pool::new(64 << 20);
+        let (id, block) = p.cache_open();
+        let g = p.cache_fill(id, 3, 1, crate::admission::Priority::Normal, OWNER).unwrap()[0];
+        let len = CLASS_SIZES[3] - 1;
+        assert!(p.retain(g.token, g.addr as usize, len).is_err(), "not lent: no Buffer to check");
+        lend(&block, &g, len);
+        assert_eq!(p.retain(g.token, g.addr as usize, len), Ok(2));
+        assert_eq!(block.get(WORD_LIVE), 0, "its figures moved to the core");
+        let s = p.stats();
+        assert_eq!((s.live_buffers, s.counters.requested_bytes, s.cached_slots), (1, len, 0));
+        assert_eq!(p.release(g.token, g.addr as usize, len), Ok(Release::Retained(1)));
+        assert!(matches!(p.release(g.token, g.addr as usize, len), Ok(Release::Last(_))));
+        assert!(p.finish_release(g.token).is_some());
+        p.cache_close(id);
+        let s = p.stats();
+        assert_eq!(
+            (s.live_buffers, s.counters.in_use_bytes, s.counters.allocations, s.counters.releases),
+            (0, 0, 1, 1)
+        );
+    }
+
+    #[test]
+    fn a_collected_slot_is_a_gc_reclaim_if_lent_and_simply_comes_back_if_cached() {
+        let p = Pool::new(64 << 20);
+        let (id, block) = p.cache_open();
+        let gs = p.cache_fill(id, 5, 2, crate::admission::Priority::Normal, OWNER).unwrap();
+        lend(&block, &gs[0], 10);
+        let bytes = CLASS_SIZES[5];
+        assert!(p.slot_buffer_finalized(gs[0].slot, bytes, |_| false).is_some());
+        assert!(p.slot_buffer_finalized(gs[1].slot, bytes, |_| false).is_some());
+        let s = p.stats();
+        assert_eq!((s.counters.gc_reclaims, s.live_buffers, s.cached_slots, s.counters.in_use_bytes), (1, 0, 0, 0));
+        assert_eq!(s.counters.external_bytes, 0);
+        p.cache_close(id);
+    }
+
+    #[test]
+    fn the_gate_closes_near_a_threshold_and_critical_asks_for_a_flush() {
+        let p = Pool::new(1 << 20);
+        let (_, block) = p.cache_open();
+        assert_eq!(block.get(WORD_GATE), 1);
+        let big = p.alloc(600 * 1024, false, OWNER).unwrap();
+        assert_eq!(block.get(WORD_GATE), 0, "within two drifts of the warning threshold");
+        let flushes = block.get(WORD_FLUSH);
+        let _more = p.alloc(300 * 1024, false, OWNER).unwrap();
+        assert_eq!(p.level(), Level::Critical);
+        assert!(block.get(WORD_FLUSH) > flushes, "critical asks every cache to flush");
+        assert!(p.release(big.token, big.addr as usize, 600 * 1024).is_ok());
+    }
+}

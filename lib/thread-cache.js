@@ -1,0 +1,331 @@
+'use strict'
+// A thread's slot cache (Node 22+): per size class, slots the core handed to this Pool object,
+// each with the ArrayBuffer it already has. A hit lends one with no native call and no lock; a
+// release puts one back the same way (detach with transfer(), push). The invariants, and what
+// the shared words mean, are in crates/extmem-core/src/pool/cache.rs; this side keeps its part:
+//
+// - it serves and takes back only while the core's gate word is 1, and moves its block's bytes
+//   in use at most DRIFT_MAX away from their value at its last sync;
+// - a slot is lent only from `ready`: its ArrayBuffer has a witness. One put back goes to
+//   `pending` (the ArrayBuffer transfer() made has none yet) until a sync witnesses a batch;
+// - the entry word of a slot holds its Buffer's length while lent, 0 while here, and a Buffer
+//   carries its entry (`cacheRef`) only while its loan is still the cache's: the Pool forgets
+//   it before any native call that names the Buffer's token (which makes the loan ordinary);
+// - every ArrayBuffer it holds is in a prototype-less Array, worked with indexes only, so no
+//   patched built-in sees one.
+
+const native = require('../binding.js')
+const { transferOf, bufferOf, privateArray } = require('./intrinsics')
+
+const {
+  hot_cacheOpen: nativeOpen,
+  hot_cacheFill: nativeFill,
+  hot_cacheSync: nativeSync,
+  hot_cacheFlush: nativeFlush,
+  hot_cacheClose: nativeClose,
+} = native
+
+const LAYOUT = native.constants().cache
+const {
+  gate: GATE,
+  flush: FLUSH,
+  inUse: IN_USE,
+  requested: REQUESTED,
+  live: LIVE,
+  allocations: ALLOCATIONS,
+  releases: RELEASES,
+  classes: CLASSES,
+  entries: ENTRIES,
+  driftMax: DRIFT_MAX,
+} = LAYOUT
+/** Most slots kept per class. */
+const CAPACITY = Int32Array.from(LAYOUT.capacity)
+/** Counts of lends or releases past which a sync folds them (far below 2^31). */
+const MAX_COUNT = 1 << 30
+/** Most slots one native sync witnesses (its ArrayBuffers are arguments). */
+const SYNC_BATCH = LAYOUT.syncBatch
+/** A Buffer's cacheRef is `entry * CLASS_SPAN + class`. */
+const CLASS_SPAN = 64
+
+class ThreadCache {
+  #handle
+  #id
+  /** The block, shared with the core. */
+  #words
+  #classSizes
+  /** Per class: triples `ab, entry, token` below `#readyTop[class]`, witnessed and lendable. */
+  #ready
+  #readyTop
+  /** Per class: triples put back since the last sync, not yet lendable. */
+  #pending
+  #pendingTop
+  #pendingCount = 0
+  /** The block's bytes in use at the last sync. */
+  #synced = 0
+  /** The flush word last acted on. */
+  #flushSeen
+  /** Scratch list for native calls. */
+  #list = privateArray()
+  /** The ArrayBuffers and entries of one sync batch. */
+  #abs = privateArray()
+  #entries = new Float64Array(SYNC_BATCH)
+  #closed = false
+  /** The token and cacheRef of the Buffer `take` just lent. */
+  token = 0
+  ref = -1
+
+  /** A cache for the pool of `handle`, or null where the runtime has none. */
+  static open(handle, classSizes, scratch) {
+    const ab = nativeOpen(handle)
+    if (typeof ab !== 'object') return null
+    return new ThreadCache(handle, scratch[0], new Int32Array(ab), classSizes)
+  }
+
+  constructor(handle, id, words, classSizes) {
+    this.#handle = handle
+    this.#id = id
+    this.#words = words
+    this.#classSizes = classSizes
+    this.#flushSeen = words[FLUSH]
+    const n = classSizes.length
+    this.#ready = privateArray()
+    this.#pending = privateArray()
+    for (let c = 0; c < n; c++) {
+      this.#ready[c] = privateArray()
+      this.#pending[c] = privateArray()
+    }
+    this.#readyTop = new Int32Array(n)
+    this.#pendingTop = new Int32Array(n)
+  }
+
+  /**
+   * Lends a slot of class `cls` for a Buffer of `size` bytes: its ArrayBuffer (over the whole
+   * slot, contents unspecified), with `token` and `ref` set; or null when the caller must take the
+   * native path (the gate is shut, or the core gives no slot).
+   */
+  take(cls, size, flags) {
+    const w = this.#words
+    if (w[GATE] !== 1) return this.#shut()
+    let top = this.#readyTop[cls]
+    if (top === 0) {
+      if (this.#pendingCount !== 0) this.#sync()
+      top = this.#readyTop[cls]
+      if (top === 0) top = this.#fill(cls, flags)
+      if (top === 0 || w[GATE] !== 1) return null
+    }
+    const cap = this.#classSizes[cls]
+    if (w[IN_USE] + cap - this.#synced > DRIFT_MAX || w[ALLOCATIONS] > MAX_COUNT) {
+      this.#sync()
+      if (w[GATE] !== 1) return null
+      top = this.#readyTop[cls]
+    }
+    const ready = this.#ready[cls]
+    const ab = ready[top - 3]
+    const entry = ready[top - 2]
+    this.token = ready[top - 1]
+    ready[top - 3] = undefined
+    this.#readyTop[cls] = top - 3
+    w[IN_USE] += cap
+    w[REQUESTED] += size
+    w[LIVE] += 1
+    w[ALLOCATIONS] += 1
+    w[CLASSES + cls] += 1
+    w[ENTRIES + entry] = size
+    this.ref = entry * CLASS_SPAN + cls
+    return ab
+  }
+
+  /**
+   * Takes back `buf`, a Buffer of `length` bytes lent by `take` with `ref` and `token`, as its
+   * last release: detaches it and keeps its slot. False (nothing done) when the caller must
+   * release it natively: the gate is shut, the cache is full, or `buf` is not what was lent.
+   */
+  give(buf, length, ref, token) {
+    const w = this.#words
+    if (w[GATE] !== 1 || this.#closed) {
+      this.#shut()
+      return false
+    }
+    const cls = ref % CLASS_SPAN
+    const entry = (ref - cls) / CLASS_SPAN
+    if (length === 0 || w[ENTRIES + entry] !== length) return false
+    const cap = this.#classSizes[cls]
+    if (w[IN_USE] - cap - this.#synced < -DRIFT_MAX || w[RELEASES] > MAX_COUNT) {
+      this.#sync()
+      if (w[GATE] !== 1) return false
+    }
+    const top = this.#pendingTop[cls]
+    if (this.#readyTop[cls] + top >= 3 * CAPACITY[cls]) return false
+    // Detach first: from here on only this cache reaches the slot.
+    const ab = transferOf(bufferOf(buf))
+    w[IN_USE] -= cap
+    w[REQUESTED] -= length
+    w[LIVE] -= 1
+    w[RELEASES] += 1
+    w[CLASSES + cls] -= 1
+    w[ENTRIES + entry] = 0
+    const pending = this.#pending[cls]
+    pending[top] = ab
+    pending[top + 1] = entry
+    pending[top + 2] = token
+    this.#pendingTop[cls] = top + 3
+    // Witness a batch once half the class's capacity waits (or the ready ones run out).
+    if (++this.#pendingCount >= SYNC_BATCH || top + 3 >= 3 * (CAPACITY[cls] >> 1)) this.#sync()
+    return true
+  }
+
+  /** Gives every slot kept here back to the pool. Returns how many. */
+  flush() {
+    const list = this.#list
+    let n = 0
+    for (const stacks of [this.#ready, this.#pending]) {
+      const tops = stacks === this.#ready ? this.#readyTop : this.#pendingTop
+      for (let c = 0; c < tops.length; c++) {
+        const s = stacks[c]
+        for (let i = 0; i < tops[c]; i++) {
+          list[3 * n + (i % 3)] = s[i]
+          if (i % 3 === 2) n++
+          s[i] = undefined
+        }
+        tops[c] = 0
+      }
+    }
+    this.#pendingCount = 0
+    this.#flushSeen = this.#words[FLUSH]
+    if (n === 0) return 0
+    const flushed = nativeFlush(this.#handle, this.#id, list, n)
+    this.#clearList(3 * n)
+    return flushed
+  }
+
+  /** Flushes, and serves nothing more (the pool closed). */
+  close() {
+    if (this.#closed) return
+    this.flush()
+    this.#closed = true
+    nativeClose(this.#handle, this.#id)
+  }
+
+  /** Whether any slot is kept here. */
+  holds() {
+    for (let c = 0; c < this.#readyTop.length; c++) if (this.#readyTop[c] + this.#pendingTop[c] !== 0) return true
+    return false
+  }
+
+  /** `[slots, bytes]` kept here now. */
+  kept() {
+    let slots = 0
+    let bytes = 0
+    for (let c = 0; c < this.#readyTop.length; c++) {
+      const n = (this.#readyTop[c] + this.#pendingTop[c]) / 3
+      slots += n
+      bytes += n * this.#classSizes[c]
+    }
+    return [slots, bytes]
+  }
+
+  /** The gate is shut: flush if asked, and have the caller go native. */
+  #shut() {
+    if (this.#words[FLUSH] !== this.#flushSeen) this.flush()
+    return null
+  }
+
+  /** Takes up to half a class's capacity of slots from the core; returns the new ready top. */
+  #fill(cls, flags) {
+    if (this.#closed) return 0
+    const room = CAPACITY[cls] - (this.#readyTop[cls] + this.#pendingTop[cls]) / 3
+    const want = Math.min(room, Math.max(1, CAPACITY[cls] >> 1))
+    if (want <= 0) return 0
+    const list = this.#list
+    const got = nativeFill(this.#handle, this.#id, cls, want, flags, list)
+    if (!(got > 0)) return 0
+    const ready = this.#ready[cls]
+    let top = this.#readyTop[cls]
+    // The core gave the most recently freed slot first: it goes on top, to be lent first.
+    for (let i = 0; i < got; i++) {
+      const from = 3 * (got - 1 - i)
+      ready[top + 3 * i] = list[from]
+      ready[top + 3 * i + 1] = list[from + 1]
+      ready[top + 3 * i + 2] = list[from + 2]
+    }
+    this.#clearList(3 * got)
+    top += 3 * got
+    this.#readyTop[cls] = top
+    return top
+  }
+
+  /**
+   * Witnesses every pending slot (one native call per SYNC_BATCH) and makes them lendable; folds
+   * the counts.
+   */
+  #sync() {
+    const abs = this.#abs
+    const entries = this.#entries
+    let n = 0
+    let ok = true
+    for (let c = 0; c < this.#pendingTop.length; c++) {
+      const top = this.#pendingTop[c]
+      if (top === 0) continue
+      const pending = this.#pending[c]
+      const ready = this.#ready[c]
+      let base = this.#readyTop[c]
+      for (let i = 0; i < top; i += 3) {
+        abs[n] = pending[i]
+        entries[n] = pending[i + 1]
+        n++
+        if (n === SYNC_BATCH) {
+          ok = this.#witness(n) && ok
+          n = 0
+        }
+      }
+      // The batch below is witnessed before anything here is lent again (this call returns first).
+      for (let i = 0; i < top; i++) {
+        ready[base + i] = pending[i]
+        pending[i] = undefined
+      }
+      base += top
+      this.#readyTop[c] = base
+      this.#pendingTop[c] = 0
+    }
+    if (n !== 0 || this.#pendingCount === 0) ok = this.#witness(n) && ok
+    this.#pendingCount = 0
+    this.#synced = this.#words[IN_USE]
+    if (!ok) this.flush()
+  }
+
+  /** One native sync of the first `n` of `#abs` (entries in `#entries`). */
+  #witness(n) {
+    const a = this.#abs
+    const status = nativeSync(
+      this.#handle,
+      this.#id,
+      this.#entries,
+      n,
+      a[0],
+      a[1],
+      a[2],
+      a[3],
+      a[4],
+      a[5],
+      a[6],
+      a[7],
+      a[8],
+      a[9],
+      a[10],
+      a[11],
+      a[12],
+      a[13],
+      a[14],
+      a[15],
+    )
+    for (let i = 0; i < n; i++) a[i] = undefined
+    return status === 0
+  }
+
+  #clearList(n) {
+    const list = this.#list
+    for (let i = 0; i < n; i++) list[i] = undefined
+  }
+}
+
+module.exports = { ThreadCache }
