@@ -19,6 +19,8 @@ export interface PoolOptions {
   admission?: 'graded' | 'cap'
   /** Default 'sampled' (1 allocation in 128 carries its stack). */
   leakDetection?: 'off' | 'sampled' | 'paranoid'
+  /** Whether this Pool object keeps a per-thread slot cache (Node 22+). Default true. */
+  threadCache?: boolean
 }
 
 /** Thresholds as fractions of maxBytes: 0 < warning < critical < shedding <= 1; 0 <= hysteresis < warning. */
@@ -82,6 +84,8 @@ export interface SizeClassStats {
   inUse: number
   /** Free slots in chunks already taken from the OS. */
   free: number
+  /** Slots held by threads' slot caches for their next Buffers (reserved, not in use). */
+  cached: number
 }
 
 /** A consistent snapshot of a pool. Every figure is exact at the moment it was taken. */
@@ -120,7 +124,13 @@ export interface PoolStats {
   level: Level
   /** inUseBytes / maxBytes. */
   utilization: number
-  small: { classes: SizeClassStats[] }
+  small: {
+    classes: SizeClassStats[]
+    /** Slots threads' slot caches hold for their next Buffers: reserved, not in use. */
+    cachedSlots: number
+    /** Their bytes. */
+    cachedBytes: number
+  }
   large: { live: number; cached: number; cachedBytes: number }
   /** This thread's fast-path arenas (each counts as one 64 KiB Buffer in the figures above). */
   fast: { arenas: number; arenaBytes: number; inUseBytes: number; liveBuffers: number }

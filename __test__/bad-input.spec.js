@@ -53,6 +53,7 @@ const CASES = [
   ['new Pool({ maxBytes: 10n })', () => () => new Pool({ maxBytes: 10n }), TypeError, 'ERR_INVALID_ARG_TYPE'],
   ['new Pool({ maxBytes: null })', () => () => new Pool({ maxBytes: null }), TypeError, 'ERR_INVALID_ARG_TYPE'],
   ['new Pool with an unknown option beside a good one', () => () => new Pool({ maxBytes: MiB, extra: true }), TypeError, 'ERR_INVALID_ARG_VALUE'],
+  ['new Pool({ threadCache: 1 })', () => () => new Pool({ threadCache: 1 }), TypeError, 'ERR_INVALID_ARG_TYPE'],
 
   // alloc(size) / allocUnsafe(size)
   ['alloc(null)', (p) => () => p.alloc(null), TypeError, 'ERR_INVALID_ARG_TYPE'],

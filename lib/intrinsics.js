@@ -15,6 +15,11 @@ const bufferOf = uncurry(Object.getOwnPropertyDescriptor(TypedArrayPrototype, 'b
 /** `view.length` of a typed array. */
 const lengthOf = uncurry(Object.getOwnPropertyDescriptor(TypedArrayPrototype, 'length').get)
 
+const U8 = Uint8Array
+const typedArrayFill = uncurry(TypedArrayPrototype.fill)
+/** Zero-fills all of an ArrayBuffer. */
+const zeroFill = (ab) => typedArrayFill(new U8(ab), 0)
+
 const { setPrototypeOf } = Object
 
 /** Set methods, for the Buffers a scope owns (a patched Set method never sees the Set). */
@@ -44,6 +49,7 @@ module.exports = {
   transferOf,
   bufferOf,
   lengthOf,
+  zeroFill,
   privateArray,
   setAdd,
   setHas,

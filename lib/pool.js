@@ -41,7 +41,7 @@ const {
   hot_adopt: nativeAdopt,
   hot_reclaimShared: nativeReclaimShared,
 } = native
-const { transferOf, bufferOf, lengthOf, privateArray } = require('./intrinsics')
+const { transferOf, bufferOf, lengthOf, privateArray, zeroFill } = require('./intrinsics')
 const { Scope, kMake, kAllocFor, kReleaseAll, kFiguresOf } = require('./scope')
 const { ThreadCache } = require('./thread-cache')
 
@@ -269,7 +269,7 @@ class Pool extends EventEmitter {
       const ab = cache === null ? null : cache.take(cls, size, flags)
       if (ab !== null) {
         // The whole slot: its ArrayBuffer shows all of it.
-        if (zero) new Uint8Array(ab).fill(0)
+        if (zero) zeroFill(ab)
         return new PooledBuffer(ab, 0, size, cache.token, this.#owner, cache.ref)
       }
     }

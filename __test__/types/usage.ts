@@ -46,7 +46,7 @@ pool.releaseFast(f)
   const ss: ScopeStats = request.stats()
   const grown: PooledBuffer = pool.resize(pool.allocUnsafe(100), 200, { zero: true })
   pool.release(grown)
-  const cache = new Pool({ name: 'cache', maxBytes: 1 << 20 })
+  const cache = new Pool({ name: 'cache', maxBytes: 1 << 20, threadCache: false })
   const handle: ShareHandle = cache.share(cache.allocUnsafe(10))
   const adopted: PooledBuffer = cache.adopt(handle)
   cache.reclaim(cache.share(adopted))
@@ -62,7 +62,15 @@ const live: LiveBuffer[] = pool.live({ olderThanMs: 1000 })
 const level: Level = pool.level
 const s: PoolStats = pool.stats()
 const total: number =
-  s.inUseBytes + s.refused.throttled + s.small.classes[0].free + s.large.cachedBytes + s.fast.liveBuffers + s.leaks
+  s.inUseBytes +
+  s.refused.throttled +
+  s.small.classes[0].free +
+  s.small.classes[0].cached +
+  s.small.cachedSlots +
+  s.small.cachedBytes +
+  s.large.cachedBytes +
+  s.fast.liveBuffers +
+  s.leaks
 pool.on('watermark', (e: WatermarkEvent) => console.log(e.level, e.previous, e.utilization))
 pool.on('leak', (e: LeakEvent) => console.log(e.size, e.stack, e.address))
 const trimmed: number = pool.trim()
