@@ -213,6 +213,17 @@ function checkInvariants(m, r) {
     assert.equal(held % perChunk, 0, `class ${c.size} holds whole chunks`)
     chunkBytes += (held / perChunk) * SLAB_CHUNK
   }
+  // A thread's slot cache holds whole slots, counted apart from those in use.
+  assert.equal(
+    s.small.cachedSlots,
+    s.small.classes.reduce((n, c) => n + c.cached, 0),
+    'cachedSlots: the classes',
+  )
+  assert.equal(
+    s.small.cachedBytes,
+    s.small.classes.reduce((n, c) => n + c.cached * c.size, 0),
+    'cachedBytes: the classes',
+  )
   assert.equal(
     s.reservedBytes,
     chunkBytes + largeCapacity + s.large.cachedBytes,
