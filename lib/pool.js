@@ -246,12 +246,7 @@ class Pool extends EventEmitter {
 
   /** A Buffer of one loan of its own (large; and small on Node 20). */
   #allocLoan(size, zero, flags, tracked, caller) {
-    const retry = this.#cache?.holds() === true
-    let memory = nativeAlloc(this.#handle, size, zero, retry ? flags | FLAG_WILL_RETRY : flags, tracked)
-    if (memory === native.STATUS_RETRY) {
-      this.#cache.flush()
-      memory = nativeAlloc(this.#handle, size, zero, flags, tracked)
-    }
+    const memory = this.#allocNative(nativeAlloc, size, zero, flags, tracked)
     if (typeof memory !== 'object') throw this.#failure(memory, caller)
     // Node 20: a view over the native Buffer's ArrayBuffer, which release() detaches.
     return TRANSFER
@@ -288,15 +283,22 @@ class Pool extends EventEmitter {
         return new PooledBuffer(ab, 0, size, token, this.#owner)
       }
     }
-    // Refused at the cap, while this thread's cache holds slots: they go back, then once more.
-    const retry = this.#cache?.holds() === true
-    let ab = nativeAllocBound(this.#handle, size, zero, retry ? flags | FLAG_WILL_RETRY : flags, tracked)
-    if (ab === native.STATUS_RETRY) {
-      this.#cache.flush()
-      ab = nativeAllocBound(this.#handle, size, zero, flags, tracked)
-    }
+    const ab = this.#allocNative(nativeAllocBound, size, zero, flags, tracked)
     if (typeof ab !== 'object') throw this.#failure(ab, caller)
     return new PooledBuffer(ab, 0, size, scratch[0], this.#owner)
+  }
+
+  /**
+   * `allocate(handle, size, zero, flags, tracked)` (nativeAlloc or nativeAllocBound); refused at
+   * the cap while this thread's cache holds slots, the slots go back and it asks once more (the
+   * core counts the refusal once).
+   */
+  #allocNative(allocate, size, zero, flags, tracked) {
+    const retry = this.#cache?.holds() === true
+    const memory = allocate(this.#handle, size, zero, retry ? flags | FLAG_WILL_RETRY : flags, tracked)
+    if (memory !== native.STATUS_RETRY) return memory
+    this.#cache.flush()
+    return allocate(this.#handle, size, zero, flags, tracked)
   }
 
   /** Opens this thread's slot cache (Node 22+; null elsewhere). */

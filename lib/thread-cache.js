@@ -212,18 +212,6 @@ class ThreadCache {
     return false
   }
 
-  /** `[slots, bytes]` kept here now. */
-  kept() {
-    let slots = 0
-    let bytes = 0
-    for (let c = 0; c < this.#readyTop.length; c++) {
-      const n = (this.#readyTop[c] + this.#pendingTop[c]) / 3
-      slots += n
-      bytes += n * this.#classSizes[c]
-    }
-    return [slots, bytes]
-  }
-
   /** The gate is shut: flush if asked, and have the caller go native. */
   #shut() {
     if (this.#words[FLUSH] !== this.#flushSeen) this.flush()

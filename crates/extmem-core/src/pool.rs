@@ -701,16 +701,13 @@ impl State {
     }
 
     fn count_refusal(&mut self, config: &PoolConfig, e: &PoolError, priority: Priority) {
+        let at_cap = self.is_cap_refusal(config, e, priority);
         let c = &mut self.counters;
         c.failed_allocations += 1;
         match e {
             PoolError::Throttled { .. } => c.refused_throttled += 1,
             PoolError::Os { .. } => c.refused_os += 1,
-            PoolError::Exhausted { level: Level::Shedding, .. }
-                if config.admission == Admission::Graded && priority == Priority::Normal =>
-            {
-                c.refused_shedding += 1
-            }
+            _ if !at_cap => c.refused_shedding += 1,
             _ => {
                 c.refused_cap += 1;
                 self.caches.ask_flush();
