@@ -55,10 +55,13 @@ E('ERR_ILLEGAL_CONSTRUCTOR', 'Illegal constructor', TypeError)
 E('ERR_INVALID_STATE', (message) => `Invalid state: ${message}`, Error)
 E(
   'ERR_EXTMEM_EXHAUSTED',
-  (requested, available, level, maxBytes) =>
-    level === 'shedding'
+  (requested, available, level, maxBytes, cachedElsewhere) =>
+    (level === 'shedding'
       ? `Cannot allocate ${requested} bytes: the pool is shedding load (maxBytes ${maxBytes}, ${available} bytes available)`
-      : `Cannot allocate ${requested} bytes: the pool is at its cap (maxBytes ${maxBytes}, ${available} bytes available)`,
+      : `Cannot allocate ${requested} bytes: the pool is at its cap (maxBytes ${maxBytes}, ${available} bytes available)`) +
+    (cachedElsewhere > 0
+      ? `; other threads' caches hold ${cachedElsewhere} bytes, which come back at each of those threads' next call`
+      : ''),
   Error,
 )
 E(
@@ -115,11 +118,11 @@ module.exports = {
   invalidThis: (type, caller) => make('ERR_INVALID_THIS', [type], undefined, caller),
   illegalConstructor: (caller) => make('ERR_ILLEGAL_CONSTRUCTOR', [], undefined, caller),
   invalidState: (message, caller) => make('ERR_INVALID_STATE', [message], undefined, caller),
-  exhausted: (requestedBytes, availableBytes, level, maxBytes, caller) =>
+  exhausted: (requestedBytes, availableBytes, level, maxBytes, cachedElsewhereBytes, caller) =>
     make(
       'ERR_EXTMEM_EXHAUSTED',
-      [requestedBytes, availableBytes, level, maxBytes],
-      { requestedBytes, availableBytes, level },
+      [requestedBytes, availableBytes, level, maxBytes, cachedElsewhereBytes],
+      { requestedBytes, availableBytes, level, cachedElsewhereBytes },
       caller,
     ),
   throttled: (requestedBytes, availableBytes, level, caller) =>

@@ -22,14 +22,28 @@ native.bindEvents(function deliverPoolEvent(event) {
 /** The method a Pool provides to receive its events. */
 const kDeliver = Symbol('extmem.deliver')
 
+/**
+ * Stops the events of a Pool object that was collected without close() (allowed: a named pool
+ * cannot be closed, and Buffers may outlive their Pool object), so that neither the native
+ * listener nor this thread's records of it outlive the object. The held value never names the
+ * Pool object.
+ */
+const stopOnCollect = new FinalizationRegistry(stop)
+
+function stop(subscription) {
+  subscribers.delete(subscription.id)
+  if (subscription.listener >= 0) subscription.nativePool.unlisten(subscription.listener)
+}
+
 /** Registers `pool` for `nativePool`'s events; returns a function that stops them. */
 function subscribe(pool, nativePool) {
   const id = nextSubscriber++
   subscribers.set(id, new WeakRef(pool))
-  const listener = nativePool.listen(id)
+  const subscription = { id, nativePool, listener: nativePool.listen(id) }
+  stopOnCollect.register(pool, subscription, subscription)
   return function unsubscribe() {
-    subscribers.delete(id)
-    if (listener >= 0) nativePool.unlisten(listener)
+    stopOnCollect.unregister(subscription)
+    stop(subscription)
   }
 }
 

@@ -8,12 +8,13 @@
 //
 // Invariants kept here:
 // - every slot of every arena is either on its class's free stack or handed out, never both;
-// - every Buffer handed out carries a serial (a private field), unique in this FastArenas for the life of
-//   the process (a JavaScript number counts to 2^53 exactly); its arena records the serial of the
-//   slot's current Buffer. releaseFast() accepts a Buffer only if its ArrayBuffer is one of these
-//   arenas', its offset is a slot's, and that slot is handed out under its serial: so a stale
-//   Buffer (released, its arena trimmed, its slot reused any number of times) and another pool's
-//   Buffer are refused, never mistaken for a live one;
+// - every Buffer handed out carries a serial (a private field), unique in this thread for the life
+//   of the process (a JavaScript number counts to 2^53 exactly); its arena records the serial of
+//   the slot's current Buffer. releaseFast() accepts a Buffer only if its real ArrayBuffer (read
+//   with the intrinsic getter, never the `buffer` property an own property could shadow) is one
+//   of these arenas', its real offset is a slot's, and that slot is handed out under its serial:
+//   so a stale Buffer (released, its arena trimmed, its slot reused any number of times) and
+//   another pool's Buffer are refused, never mistaken for a live one;
 // - an arena is one loan of the pool (a 64 KiB Buffer); the pool counts all of it as in use;
 //   releasing the arena detaches every view over it. An arena whose ArrayBuffer someone detached
 //   (by transferring it) is dropped: its memory is the pool's to account for, as for any Buffer
@@ -24,6 +25,7 @@
 
 const errors = require('./errors')
 const { FastPooledBuffer } = require('./pooled-buffer')
+const { bufferOf, byteOffsetOf, arrayBufferLengthOf } = require('./intrinsics')
 
 /** Bytes of one arena: one loan of the pool. */
 const ARENA_BYTES = 64 * 1024
@@ -32,6 +34,8 @@ const SLOT_BITS = 13
 const SLOT_MASK = (1 << SLOT_BITS) - 1
 
 const serialOf = FastPooledBuffer.serialOf
+/** Serial of the last fast Buffer handed out on this thread, by any pool. */
+let lastSerial = 0
 
 class FastArenas {
   #classSizes
@@ -48,8 +52,6 @@ class FastArenas {
   #arenas = []
   /** Arena ArrayBuffer -> arena, for the arenas in use. */
   #byBuffer = new WeakMap()
-  /** Serial of the last Buffer handed out. */
-  #serial = 0
   #liveBuffers = 0
   #inUseBytes = 0
 
@@ -80,9 +82,9 @@ class FastArenas {
         continue
       }
       const slot = id & SLOT_MASK
-      const serial = this.#serial + 1
+      const serial = lastSerial + 1
       const buf = new FastPooledBuffer(arena.ab, slot * arena.size, size, serial, this.#owner)
-      this.#serial = serial
+      lastSerial = serial
       free.length = top - 1
       arena.serials[slot] = serial
       arena.live++
@@ -95,25 +97,25 @@ class FastArenas {
   /** Returns a Buffer (checked by the caller to be one) from alloc() to its class. */
   release(buf, caller) {
     const serial = serialOf(buf)
-    const arena = this.#byBuffer.get(buf.buffer)
+    const arena = this.#byBuffer.get(bufferOf(buf))
     if (serial === undefined) {
       throw arena !== undefined ? errors.viewOwnership(caller) : errors.notPooled(caller)
     }
     if (arena === undefined) {
       // Not one of this pool's arenas in use: a stale Buffer (its arena was given back or
       // dropped, which detached it) or another pool's.
-      throw buf.byteLength === 0 ? errors.released(caller) : errors.notPooled(caller)
+      throw arrayBufferLengthOf(bufferOf(buf)) === 0 ? errors.released(caller) : errors.notPooled(caller)
     }
-    const slot = buf.byteOffset / arena.size
+    const slot = byteOffsetOf(buf) / arena.size
     if (slot !== Math.floor(slot) || arena.serials[slot] !== serial) throw errors.released(caller)
     this.#putBack(arena, slot)
   }
 
   /** Returns `buf`, a Buffer of this pool's alloc(), if it is still out; does nothing otherwise. */
   dispose(buf) {
-    const arena = this.#byBuffer.get(buf.buffer)
+    const arena = this.#byBuffer.get(bufferOf(buf))
     if (arena === undefined) return
-    const slot = buf.byteOffset / arena.size
+    const slot = byteOffsetOf(buf) / arena.size
     if (slot === Math.floor(slot) && arena.serials[slot] === serialOf(buf)) this.#putBack(arena, slot)
   }
 
@@ -134,7 +136,7 @@ class FastArenas {
     if (index < 0) index = this.#arenas.push(null) - 1
     const size = this.#classSizes[cls]
     const slots = Math.floor(ARENA_BYTES / size)
-    const arena = { buf, ab: buf.buffer, index, cls, size, serials: new Float64Array(slots), live: 0 }
+    const arena = { buf, ab: bufferOf(buf), index, cls, size, serials: new Float64Array(slots), live: 0 }
     this.#arenas[index] = arena
     this.#byBuffer.set(arena.ab, arena)
     const base = index * (1 << SLOT_BITS)
@@ -198,7 +200,7 @@ class FastArenas {
 
 /** Bytes of an arena's ArrayBuffer: 0 once someone detached it. */
 function arenaByteLength(arena) {
-  return arena.ab.byteLength
+  return arrayBufferLengthOf(arena.ab)
 }
 
 module.exports = { FastArenas, ARENA_BYTES }

@@ -1,7 +1,9 @@
 'use strict'
 // Built-ins captured when this module loads, before user code that runs later can patch them, as
 // Node's own lib/ does with its primordials. The safe path's release detaches a Buffer with these,
-// so a patched built-in never sees a pool's ArrayBuffer. (Each costs a bound call; the rest of the
+// so a patched built-in never sees a pool's ArrayBuffer; and every check that decides which
+// memory a call acts on reads a Buffer's real state through these getters, never a property
+// (an own property, a replaced prototype getter or a Proxy could say anything). (Each costs a bound call; the rest of the
 // path runs only where the memory is already out of reach, and uses built-ins as they are.)
 
 const { call, bind } = Function.prototype
@@ -14,6 +16,10 @@ const TypedArrayPrototype = Object.getPrototypeOf(Uint8Array.prototype)
 const bufferOf = uncurry(Object.getOwnPropertyDescriptor(TypedArrayPrototype, 'buffer').get)
 /** `view.length` of a typed array. */
 const lengthOf = uncurry(Object.getOwnPropertyDescriptor(TypedArrayPrototype, 'length').get)
+/** `view.byteOffset` of a typed array. */
+const byteOffsetOf = uncurry(Object.getOwnPropertyDescriptor(TypedArrayPrototype, 'byteOffset').get)
+/** `ab.byteLength` of an ArrayBuffer (0 once detached). */
+const arrayBufferLengthOf = uncurry(Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'byteLength').get)
 
 const U8 = Uint8Array
 const typedArrayFill = uncurry(TypedArrayPrototype.fill)
@@ -49,6 +55,8 @@ module.exports = {
   transferOf,
   bufferOf,
   lengthOf,
+  byteOffsetOf,
+  arrayBufferLengthOf,
   zeroFill,
   privateArray,
   setAdd,

@@ -41,7 +41,7 @@ const {
   hot_adopt: nativeAdopt,
   hot_reclaimShared: nativeReclaimShared,
 } = native
-const { transferOf, bufferOf, lengthOf, privateArray, zeroFill } = require('./intrinsics')
+const { transferOf, bufferOf, lengthOf, byteOffsetOf, privateArray, zeroFill } = require('./intrinsics')
 const { Scope, kMake, kAllocFor, kReleaseAll, kFiguresOf } = require('./scope')
 const { ThreadCache } = require('./thread-cache')
 
@@ -238,6 +238,8 @@ class Pool extends EventEmitter {
     if (TRANSFER && size <= SMALL_MAX) {
       buf = this.#allocSlot(size, zero, flags, tracked, caller)
     } else {
+      // Any allocation honours a flush the core asked of this thread's cache.
+      this.#cache?.poll()
       buf = this.#allocLoan(size, zero, flags, tracked, caller)
     }
     if (tracked) this.#traces.set(tokenOf(buf), trace)
@@ -251,7 +253,7 @@ class Pool extends EventEmitter {
     // Node 20: a view over the native Buffer's ArrayBuffer, which release() detaches.
     return TRANSFER
       ? new PooledBuffer(memory, 0, size, scratch[0], this.#owner)
-      : new PooledBuffer(bufferOf(memory), memory.byteOffset, size, scratch[0], this.#owner)
+      : new PooledBuffer(bufferOf(memory), byteOffsetOf(memory), size, scratch[0], this.#owner)
   }
 
   /**
@@ -347,6 +349,7 @@ class Pool extends EventEmitter {
   retain(buf) {
     const token = this.#ownerToken(buf, this.retain)
     if (token === null) return 0
+    takeCacheRef(buf)
     const refs = this.#native.retain(buf, token)
     if (refs < 0) throw this.#failure(refs, this.retain)
     PooledBuffer.markRetained(buf)
@@ -374,6 +377,9 @@ class Pool extends EventEmitter {
         throw errors.notDetachable(caller)
       }
       if (given) return 0
+    } else {
+      // Any release honours a flush the core asked of this thread's cache.
+      this.#cache?.poll()
     }
     const dropped = dropReference(this.#handle, buf, token, caller)
     if (typeof dropped === 'number') {
@@ -511,6 +517,8 @@ class Pool extends EventEmitter {
       this.#drop(buf, token, this.resize)
       return new PooledBuffer(EMPTY, 0, 0, null, this.#owner)
     }
+    // The native call names the token: the loan becomes ordinary (see ./thread-cache.js).
+    takeCacheRef(buf)
     const status = nativeResizeBegin(this.#handle, buf, token, size, zero, 0, false)
     if (status !== 0) throw this.#failure(status, this.resize)
     // Detach the old Buffer before its memory moves or changes hands.
@@ -527,7 +535,7 @@ class Pool extends EventEmitter {
     if (typeof out !== 'object') throw this.#failure(out, this.resize)
     return TRANSFER
       ? new PooledBuffer(out, 0, size, token, this.#owner)
-      : new PooledBuffer(bufferOf(out), out.byteOffset, size, token, this.#owner)
+      : new PooledBuffer(bufferOf(out), byteOffsetOf(out), size, token, this.#owner)
   }
 
   /** The name of a named pool (null for the others). */
@@ -550,7 +558,12 @@ class Pool extends EventEmitter {
       )
     if (token === null) throw errors.notPooled(this.share, ': alloc(0) holds no memory to hand off')
     if (this.refCount(buf) !== 1) throw errors.shared(this.share)
-    const size = buf.length
+    // The Buffer's real length (an own `length` property cannot change it), read before the
+    // detach; the native call checks it against the loan, which refCount() just confirmed, so
+    // nothing below refuses a Buffer it has consumed.
+    const size = lengthOf(buf)
+    // The native call names the token: the loan becomes ordinary (see ./thread-cache.js).
+    takeCacheRef(buf)
     // Detach first: from here on no Buffer of this thread reaches the memory.
     let memory = buf
     if (TRANSFER) {
@@ -573,7 +586,7 @@ class Pool extends EventEmitter {
     if (typeof memory !== 'object') throw this.#failure(memory, this.adopt)
     return TRANSFER
       ? new PooledBuffer(memory, 0, size, token, this.#owner)
-      : new PooledBuffer(bufferOf(memory), memory.byteOffset, size, token, this.#owner)
+      : new PooledBuffer(bufferOf(memory), byteOffsetOf(memory), size, token, this.#owner)
   }
 
   /** Gives the memory of a handle that no one adopted back to the pool, from any thread. */
@@ -607,8 +620,8 @@ class Pool extends EventEmitter {
     validateBuffer(buf, this.refCount)
     const token = tokenOf(buf)
     if (token === undefined) throw this.#foreign(buf, this.refCount)
-    if (token === null || buf.length === 0) return 0
-    takeCacheRef(buf)
+    if (token === null || lengthOf(buf) === 0) return 0
+    // Only reads: a Buffer lent from this thread's cache stays the cache's.
     const refs = this.#native.refCount(buf, token)
     if (refs < 0) throw errors.notPooled(this.refCount)
     return refs
@@ -618,8 +631,7 @@ class Pool extends EventEmitter {
   isPooled(buf) {
     validateBuffer(buf, this.isPooled)
     const token = tokenOf(buf)
-    if (token === undefined || token === null || buf.length === 0) return false
-    takeCacheRef(buf)
+    if (token === undefined || token === null || lengthOf(buf) === 0) return false
     return this.#native.refCount(buf, token) > 0
   }
 
@@ -737,10 +749,7 @@ class Pool extends EventEmitter {
     if (this.#closed && !afterClose) throw errors.closed(caller)
     const token = tokenOf(buf)
     if (token === undefined) throw this.#foreign(buf, caller)
-    if (buf.length === 0 && token !== null) throw errors.released(caller)
-    // Any native call that names the token makes a cache loan ordinary (release() keeps the
-    // entry: see #drop).
-    if (caller !== this.release && token !== null) takeCacheRef(buf)
+    if (token !== null && lengthOf(buf) === 0) throw errors.released(caller)
     return token
   }
 
@@ -758,7 +767,7 @@ class Pool extends EventEmitter {
     PooledBuffer.prototype[Symbol.dispose] = function dispose() {
       const token = tokenOf(this)
       if (token === undefined) throw errors.invalidThis('a Buffer from alloc() or allocUnsafe()', dispose)
-      if (token === null || this.byteLength === 0) return
+      if (token === null || lengthOf(this) === 0) return
       const owner = PooledBuffer.ownerOf(this)
       const pool = owner.pool.deref()
       if (pool !== undefined) {
@@ -780,7 +789,7 @@ class Pool extends EventEmitter {
   #failure(status, caller) {
     switch (status) {
       case native.STATUS_EXHAUSTED:
-        return errors.exhausted(scratch[1], scratch[2], LEVELS[scratch[3]], this.maxBytes, caller)
+        return errors.exhausted(scratch[1], scratch[2], LEVELS[scratch[3]], this.maxBytes, scratch[0], caller)
       case native.STATUS_THROTTLED:
         return errors.throttled(scratch[1], scratch[2], LEVELS[scratch[3]], caller)
       case native.STATUS_CLOSED:

@@ -17,7 +17,7 @@
 
 const errors = require('./errors')
 const { validateBuffer } = require('./validate')
-const { privateArray, setAdd, setHas, setDelete, setClear, forEachOfSet } = require('./intrinsics')
+const { privateArray, lengthOf, setAdd, setHas, setDelete, setClear, forEachOfSet } = require('./intrinsics')
 const { PooledBuffer } = require('./pooled-buffer')
 
 const tokenOf = PooledBuffer.tokenOf
@@ -62,7 +62,7 @@ class Scope {
   #take(size, zero, options, caller) {
     if (this.#closed) throw errors.closed(caller)
     const buf = this.#pool[kAllocFor](size, zero, options, caller)
-    if (buf.length !== 0) setAdd(this.#buffers, buf)
+    if (lengthOf(buf) !== 0) setAdd(this.#buffers, buf)
     return buf
   }
 
@@ -127,7 +127,7 @@ class Scope {
 
   #gather(bufs) {
     forEachOfSet(this.#buffers, (buf) => {
-      if (buf.byteLength !== 0) bufs[bufs.length] = buf
+      if (lengthOf(buf) !== 0) bufs[bufs.length] = buf
     })
     forEachOfSet(this.#children, (child) => child.#gather(bufs))
   }

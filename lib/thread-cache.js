@@ -4,8 +4,11 @@
 // release puts one back the same way (detach with transfer(), push). The invariants, and what
 // the shared words mean, are in crates/extmem-core/src/pool/cache.rs; this side keeps its part:
 //
-// - it serves and takes back only while the core's gate word is 1, and moves its block's bytes
-//   in use at most DRIFT_MAX away from their value at its last sync;
+// - it serves and takes back only while the core's gate word is 1, and keeps its drift (the
+//   block's bytes in use less its synced word, which it sets at each sync and the core lowers
+//   when it makes a loan ordinary) within DRIFT_MAX either way;
+// - it gives every slot back at its first lend or release after the core counted up the flush
+//   word, whatever the gate says by then (another thread's call may have opened it again);
 // - a slot is lent only from `ready`: its ArrayBuffer has a witness. One put back goes to
 //   `pending` (the ArrayBuffer transfer() made has none yet) until a sync witnesses a batch;
 // - the entry word of a slot holds its Buffer's length while lent, 0 while here, and a Buffer
@@ -34,6 +37,7 @@ const {
   live: LIVE,
   allocations: ALLOCATIONS,
   releases: RELEASES,
+  synced: SYNCED,
   classes: CLASSES,
   entries: ENTRIES,
   driftMax: DRIFT_MAX,
@@ -42,10 +46,14 @@ const {
 const CAPACITY = Int32Array.from(LAYOUT.capacity)
 /** Counts of lends or releases past which a sync folds them (far below 2^31). */
 const MAX_COUNT = 1 << 30
-/** Most slots one native sync witnesses (its ArrayBuffers are arguments). */
+/** Most slots one native sync witnesses (its ArrayBuffers are arguments: see #witness). */
 const SYNC_BATCH = LAYOUT.syncBatch
-/** A Buffer's cacheRef is `entry * CLASS_SPAN + class`. */
-const CLASS_SPAN = 64
+/** The ArrayBuffer arguments #witness passes; the core must expect exactly these. */
+const WITNESS_ARGS = 16
+if (SYNC_BATCH !== WITNESS_ARGS)
+  throw new Error(`extmem: the native cache sync takes ${SYNC_BATCH} ArrayBuffers, this file passes ${WITNESS_ARGS}`)
+/** A Buffer's cacheRef is `entry * CLASS_SPAN + class` (the core asserts every class fits). */
+const CLASS_SPAN = LAYOUT.classSpan
 
 class ThreadCache {
   #handle
@@ -60,8 +68,6 @@ class ThreadCache {
   #pending
   #pendingTop
   #pendingCount = 0
-  /** The block's bytes in use at the last sync. */
-  #synced = 0
   /** The flush word last acted on. */
   #flushSeen
   /** Scratch list for native calls. */
@@ -105,7 +111,7 @@ class ThreadCache {
    */
   take(cls, size, flags) {
     const w = this.#words
-    if (w[GATE] !== 1) return this.#shut()
+    if (w[GATE] !== 1 || w[FLUSH] !== this.#flushSeen) return this.#shut()
     let top = this.#readyTop[cls]
     if (top === 0) {
       if (this.#pendingCount !== 0) this.#sync()
@@ -114,7 +120,7 @@ class ThreadCache {
       if (top === 0 || w[GATE] !== 1) return null
     }
     const cap = this.#classSizes[cls]
-    if (w[IN_USE] + cap - this.#synced > DRIFT_MAX || w[ALLOCATIONS] > MAX_COUNT) {
+    if (w[IN_USE] + cap - w[SYNCED] > DRIFT_MAX || w[ALLOCATIONS] > MAX_COUNT) {
       this.#sync()
       if (w[GATE] !== 1) return null
       top = this.#readyTop[cls]
@@ -142,7 +148,7 @@ class ThreadCache {
    */
   give(buf, length, ref, token) {
     const w = this.#words
-    if (w[GATE] !== 1 || this.#closed) {
+    if (w[GATE] !== 1 || w[FLUSH] !== this.#flushSeen || this.#closed) {
       this.#shut()
       return false
     }
@@ -150,7 +156,7 @@ class ThreadCache {
     const entry = (ref - cls) / CLASS_SPAN
     if (length === 0 || w[ENTRIES + entry] !== length) return false
     const cap = this.#classSizes[cls]
-    if (w[IN_USE] - cap - this.#synced < -DRIFT_MAX || w[RELEASES] > MAX_COUNT) {
+    if (w[IN_USE] - cap - w[SYNCED] < -DRIFT_MAX || w[RELEASES] > MAX_COUNT) {
       this.#sync()
       if (w[GATE] !== 1) return false
     }
@@ -212,7 +218,12 @@ class ThreadCache {
     return false
   }
 
-  /** The gate is shut: flush if asked, and have the caller go native. */
+  /** Gives every slot back if the core asked since the last flush (any call of this thread may). */
+  poll() {
+    if (this.#words[FLUSH] !== this.#flushSeen) this.flush()
+  }
+
+  /** The gate is shut or a flush was asked: flush if asked, and have the caller go native. */
   #shut() {
     if (this.#words[FLUSH] !== this.#flushSeen) this.flush()
     return null
@@ -277,7 +288,7 @@ class ThreadCache {
     }
     if (n !== 0 || this.#pendingCount === 0) ok = this.#witness(n) && ok
     this.#pendingCount = 0
-    this.#synced = this.#words[IN_USE]
+    this.#words[SYNCED] = this.#words[IN_USE]
     if (!ok) this.flush()
   }
 

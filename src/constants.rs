@@ -22,6 +22,9 @@ pub const FLAG_SERVES_SMALL: u32 = 0b1_0000;
 /// (see `AllocRequest::will_retry`).
 pub const FLAG_WILL_RETRY: u32 = 0b10_0000;
 
+// `class_of` below holds class indexes as `u8`.
+const _: () = assert!(CLASS_SIZES.len() <= u8::MAX as usize + 1, "a class index must fit the u8 class table");
+
 /// The flag bits, by name.
 #[napi(object)]
 #[derive(Debug)]
@@ -66,6 +69,7 @@ pub struct JsCacheLayout {
     pub live: u32,
     pub allocations: u32,
     pub releases: u32,
+    pub synced: u32,
     pub classes: u32,
     pub entries: u32,
     /// How far a cache may move its bytes in use between two syncs.
@@ -74,6 +78,8 @@ pub struct JsCacheLayout {
     pub capacity: Vec<u32>,
     /// Most slots one `cacheSync` call witnesses.
     pub sync_batch: u32,
+    /// A Buffer's cache entry is `entry * class_span + class` in JavaScript.
+    pub class_span: u32,
 }
 
 /// Everything in this module's doc, as one object.
@@ -142,11 +148,13 @@ pub fn constants() -> JsConstants {
             live: cache::WORD_LIVE as u32,
             allocations: cache::WORD_ALLOCATIONS as u32,
             releases: cache::WORD_RELEASES as u32,
+            synced: cache::WORD_SYNCED as u32,
             classes: cache::WORD_CLASSES as u32,
             entries: cache::WORD_ENTRIES as u32,
             drift_max: cache::DRIFT_MAX as u32,
             capacity: (0..CLASS_SIZES.len()).map(|c| cache::capacity_of(c) as u32).collect(),
             sync_batch: crate::cache::SYNC_BATCH as u32,
+            class_span: cache::CLASS_SPAN as u32,
         },
     }
 }

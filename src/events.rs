@@ -7,6 +7,7 @@
 //! worker (the default pool) never calls into a dead env.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
 use napi::bindgen_prelude::{Env, Function};
@@ -42,8 +43,9 @@ type EventSink = ThreadsafeFunction<(u32, PoolEvent), (), JsPoolEvent, Status, f
 thread_local! {
     /// This thread's sink; set by `bindEvents`.
     static SINK: RefCell<Option<Arc<EventSink>>> = const { RefCell::new(None) };
-    /// Listeners this thread registered, removed when its env is torn down.
-    static REGISTERED: RefCell<Vec<(Weak<Pool>, u64)>> = const { RefCell::new(Vec::new()) };
+    /// Listeners this thread registered, by pool (its address: a `Weak` keeps it unique) and
+    /// listener id; removed when its env is torn down.
+    static REGISTERED: RefCell<HashMap<(usize, u64), Weak<Pool>>> = RefCell::new(HashMap::new());
 }
 
 /// Binds this thread's event callback: `callback(event)` receives every event of every pool this
@@ -57,7 +59,7 @@ pub fn bind_events(env: Env, callback: Function<JsPoolEvent, ()>) -> napi::Resul
         .build_callback(move |ctx| Ok(to_js(ctx.value.0, &ctx.value.1)))?;
     SINK.with(|s| *s.borrow_mut() = Some(Arc::new(sink)));
     env.add_env_cleanup_hook((), |()| {
-        for (pool, id) in REGISTERED.with(|r| std::mem::take(&mut *r.borrow_mut())) {
+        for ((_, id), pool) in REGISTERED.with(|r| std::mem::take(&mut *r.borrow_mut())) {
             if let Some(pool) = pool.upgrade() {
                 pool.unlisten(id);
             }
@@ -73,14 +75,14 @@ pub fn listen(pool: &Arc<Pool>, subscriber: u32) -> Option<u64> {
     let id = pool.listen(Box::new(move |event| {
         sink.call((subscriber, event.clone()), ThreadsafeFunctionCallMode::NonBlocking);
     }));
-    REGISTERED.with(|r| r.borrow_mut().push((Arc::downgrade(pool), id)));
+    REGISTERED.with(|r| r.borrow_mut().insert((Arc::as_ptr(pool) as usize, id), Arc::downgrade(pool)));
     Some(id)
 }
 
 /// Removes a listener this thread added.
 pub fn unlisten(pool: &Arc<Pool>, id: u64) {
     pool.unlisten(id);
-    REGISTERED.with(|r| r.borrow_mut().retain(|(p, i)| !(*i == id && p.ptr_eq(&Arc::downgrade(pool)))));
+    REGISTERED.with(|r| r.borrow_mut().remove(&(Arc::as_ptr(pool) as usize, id)));
 }
 
 fn to_js(subscriber: u32, event: &PoolEvent) -> JsPoolEvent {

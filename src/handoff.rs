@@ -7,7 +7,34 @@
 //! - `adopt(handle, token, secret, size)`: a new ArrayBuffer (Node 22+) or Buffer (Node 20) over
 //!   the loan's `size` bytes (which must be its size), owned by this thread; or a negative status;
 //! - `reclaimShared(handle, token, secret)`: ends a loan in transit; 0 or a negative status.
+//!
+//! Memory in transit keeps its pool alive: a named pool whose last `Pool` object went (its
+//! thread ended after posting the handle) is still the pool a thread joining that name later
+//! finds, and adopts from. [`IN_TRANSIT`] holds the pool of every loan in transit, from `share`
+//! until `adopt` or `reclaimShared` takes it out (the only ways a loan leaves transit).
 
+/// The pool of each loan in transit, by token (a token names its pool too, so it is unique in
+/// the process).
+static IN_TRANSIT: Mutex<Option<HashMap<u64, Arc<Pool>>>> = Mutex::new(None);
+
+fn pin(token: u64, pool: &Arc<Pool>) {
+    let mut pins = IN_TRANSIT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    pins.get_or_insert_with(HashMap::new).insert(token, pool.clone());
+}
+
+fn unpin(token: u64) {
+    let pool = {
+        let mut pins = IN_TRANSIT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        pins.as_mut().and_then(|p| p.remove(&token))
+    };
+    // Dropped outside the lock: the last reference drops the pool.
+    drop(pool);
+}
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use extmem_core::pool::Pool;
 use napi::sys;
 
 use crate::call::{self, Call, Outcome};
@@ -38,6 +65,7 @@ fn share_loan(call: &Call<4>) -> Outcome {
         (view.data, view.buffer)
     };
     let shared = pool.share(token, data, len).map_err(|e| status::of(&e))?;
+    pin(token, pool);
     // The memory is in transit: no ArrayBuffer of this thread may reach it any more.
     // SAFETY: a live ArrayBuffer of the current env: the one JavaScript transferred the Buffer's
     // to, which no one else has (Node 22+), or the Buffer's own (Node 20, where detaching works
@@ -66,7 +94,10 @@ fn adopt_loan(call: &Call<4>) -> Outcome {
     let hint = Hint::Loan { pool: pool.clone(), token: Some(token) }.into_raw();
     let owner = Owner { thread: env as usize, handle: hint as usize, witness: 0 };
     let addr = match pool.adopt(token, secret, size, owner) {
-        Ok(got) => got,
+        Ok(got) => {
+            unpin(token);
+            got
+        }
         Err(e) => {
             // SAFETY: `hint` came from `Hint::into_raw`, and Node never saw it.
             unsafe { Hint::drop_raw(hint) };
@@ -103,6 +134,8 @@ pub unsafe extern "C" fn reclaim_shared(env: sys::napi_env, info: sys::napi_call
 
 fn reclaim_loan(call: &Call<3>) -> Outcome {
     let pool = call.pool(0)?;
-    pool.reclaim_shared(call.f64(1)? as u64, call.f64(2)? as u64).map_err(|e| status::of(&e))?;
+    let token = call.f64(1)? as u64;
+    pool.reclaim_shared(token, call.f64(2)? as u64).map_err(|e| status::of(&e))?;
+    unpin(token);
     Ok(call.number(0.0))
 }

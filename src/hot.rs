@@ -118,10 +118,13 @@ pub fn register(exports: Object, env: Env) -> napi::Result<()> {
     Ok(())
 }
 
-/// A refusal: its figures to scratch[1..4] (see `status`), its status as the error.
+/// A refusal: its figures to scratch[0..4] (see `status`), its status as the error.
 pub fn refusal(e: &PoolError) -> i32 {
     match *e {
-        PoolError::Exhausted { requested, available, level } | PoolError::Throttled { requested, available, level } => {
+        PoolError::Exhausted { requested, available, level, cached_elsewhere } => {
+            scratch::write(&[cached_elsewhere as f64, requested as f64, available as f64, level as u32 as f64])
+        }
+        PoolError::Throttled { requested, available, level } => {
             scratch::write(&[0.0, requested as f64, available as f64, level as u32 as f64])
         }
         PoolError::Os { requested, syscall, errno } => {

@@ -1,7 +1,8 @@
 //! A small Float64Array per thread through which native calls hand extra results to JavaScript
 //! without allocating. Each call documents what it writes; in short:
 //! - after an allocation: `[token]`, or for a slot-bound one `[token, class, slot, epoch]`;
-//! - after a refusal: `[_, requested bytes, available bytes, level index]`;
+//! - after a refusal: `[cached elsewhere bytes (ERR_EXTMEM_EXHAUSTED only), requested bytes,
+//!   available bytes, level index]`;
 //! - after a last release: `[1, class, slot, epoch]` when JavaScript must detach the Buffer by
 //!   transferring its ArrayBuffer (and may keep the new one for the slot), else `[0]`.
 //!

@@ -15,6 +15,10 @@ pub enum PoolError {
         available: usize,
         /// The watermark level when it was refused.
         level: Level,
+        /// Bytes of slots that threads' caches held (not lent) when it was refused. The refusing
+        /// thread gives its own cache back before its last try, so these are other threads':
+        /// they come back at each of those threads' next call.
+        cached_elsewhere: usize,
     },
     /// Graded admission refuses the allocation at this level (`ERR_EXTMEM_THROTTLED`).
     Throttled {

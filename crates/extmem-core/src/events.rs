@@ -69,9 +69,14 @@ impl Listeners {
 
     /// Removes a listener; `false` if there was none with this id.
     pub fn remove(&mut self, id: u64) -> bool {
-        let before = self.entries.len();
-        self.entries.retain(|(i, _)| *i != id);
-        self.entries.len() != before
+        // Ids only grow, so `entries` is sorted by id.
+        match self.entries.binary_search_by_key(&id, |(i, _)| *i) {
+            Ok(at) => {
+                drop(self.entries.remove(at));
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// Tells every listener.

@@ -98,6 +98,9 @@ pub struct Loan {
     /// carries. Such a loan has no Buffer; only `Pool::adopt` (or `Pool::reclaim_shared`) with
     /// that secret takes it out of transit.
     pub transit: Option<u64>,
+    /// How many times the loan was put in transit: the sequence number its latest handle's secret
+    /// carries, so that an earlier handle replayed is told from a forged one.
+    pub shares: u32,
     /// For a slot a thread's cache holds (see `pool::cache`): the cache and its entry. While it is
     /// one, the loan counts as cached, not in use, and `requested` and `refs` mean nothing: the
     /// cache's block says whether a Buffer holds the slot and how long it is.

@@ -471,8 +471,16 @@ impl Pool {
     }
 
     /// References held on the Buffer of `token`.
+    ///
+    /// Only reads: a Buffer lent from a thread's cache holds one reference and its loan stays
+    /// the cache's.
     pub fn ref_count(&self, token: u64, addr: usize, len: usize) -> Result<u32, PoolError> {
         let mut st = self.state.lock();
+        if let Some((p, gen, key)) = loan::untoken(token) {
+            if p == self.id && st.is_lent_from_cache(key, gen, addr, len) {
+                return Ok(1);
+            }
+        }
         Ok(st.loan_mut(self.id, token, addr, len)?.refs)
     }
 
@@ -748,6 +756,7 @@ impl State {
             bound: req.bind && slot.is_some(),
             parked: false,
             transit: None,
+            shares: 0,
             cache: None,
         });
         if let Some((class, slot)) = slot {
@@ -806,7 +815,8 @@ impl State {
 
     #[cold]
     fn exhausted(&self, config: &PoolConfig, requested: usize) -> PoolError {
-        PoolError::Exhausted { requested, available: self.available(config), level: self.level }
+        let cached_elsewhere = self.caches.bytes - self.caches.lent().in_use;
+        PoolError::Exhausted { requested, available: self.available(config), level: self.level, cached_elsewhere }
     }
 
     /// Whether `bytes` more can be reserved within `max_bytes`, giving back unused memory if needed.
@@ -853,8 +863,7 @@ impl State {
     /// [`cache`]): this is called on the Buffer's thread, which lent it.
     fn loan_mut(&mut self, pool: u64, token: u64, addr: usize, len: usize) -> Result<&mut Loan, PoolError> {
         if let Some((p, gen, key)) = loan::untoken(token) {
-            let is_cached = self.loans.get(key).is_some_and(|l| l.gen == gen && l.cache.is_some() && l.addr == addr);
-            if p == pool && is_cached && len != 0 && self.cache_lent_len(key) == Some(len) {
+            if p == pool && self.is_lent_from_cache(key, gen, addr, len) {
                 self.materialize(key, len);
             }
         }
@@ -1054,7 +1063,10 @@ mod tests {
         assert_eq!(p.stats().large_cached, 0, "the cache was given back to make room");
         let err = p.alloc(700_000, false, OWNER).unwrap_err();
         let available = (4 << 20) - large::mapping_len(3_500_000);
-        assert_eq!(err, PoolError::Exhausted { requested: 700_000, available, level: Level::Warning });
+        assert_eq!(
+            err,
+            PoolError::Exhausted { requested: 700_000, available, level: Level::Warning, cached_elsewhere: 0 }
+        );
         let s = p.stats();
         assert_eq!(s.counters.failed_allocations, 1);
         assert_eq!(s.live_buffers, 1);

@@ -21,8 +21,14 @@
 //! - each word has one writer: the gate and the flush word the core (under the pool's lock), every
 //!   other word the cache's own thread (its JavaScript, or the core on that thread inside one of
 //!   its calls or finalizers, while no JavaScript of it runs); every other thread only loads them;
-//! - a thread moves its block's bytes in use by at most [`DRIFT_MAX`] away from the value at its
-//!   last [`Pool::cache_sync`] before it syncs again, which is what the gate's margin counts on;
+//! - a thread keeps its drift, `WORD_IN_USE - WORD_SYNCED`, within [`DRIFT_MAX`] either way
+//!   before it syncs again; [`State::materialize`] lowers both words by the same bytes (they
+//!   move to the core's counters, and the total does not change), so no path lets a cache lend
+//!   more than `DRIFT_MAX` past the value the gate was judged at. That is what the gate's margin
+//!   counts on: with the gate open, no cache hit or put-back can cross a threshold, so the level
+//!   moves only in calls into the core, each of which judges it (and the gates) again;
+//! - a flush request (the flush word counted up) is honoured at the thread's next lend or
+//!   release whatever the gate says meanwhile: the gate may open again before that thread runs;
 //! - an entry is lent only while its ArrayBuffer has a witness (a lend in JavaScript never makes
 //!   one): `cache_sync` makes the witnesses of slots put back since the last sync before the
 //!   thread lends them again;
@@ -54,12 +60,21 @@ pub const WORD_LIVE: usize = 4;
 pub const WORD_ALLOCATIONS: usize = 5;
 /// Releases into the cache since the last sync.
 pub const WORD_RELEASES: usize = 6;
+/// The block's bytes in use at the thread's last sync, less the bytes of cache loans made
+/// ordinary since then: `WORD_IN_USE - WORD_SYNCED` is the drift of the Buffers the cache lent
+/// and took back since its last sync, which the thread keeps within [`DRIFT_MAX`].
+pub const WORD_SYNCED: usize = 7;
 /// First word of the Buffers lent from the cache per class: class `c` is word `WORD_CLASSES + c`.
 pub const WORD_CLASSES: usize = 8;
 /// First entry word: entry `e` is word `WORD_ENTRIES + e`.
 pub const WORD_ENTRIES: usize = (WORD_CLASSES + CLASS_COUNT).next_multiple_of(8);
 /// Most cache loans (cached or lent from the cache) one cache has at once.
 pub const MAX_ENTRIES: usize = 2048;
+/// JavaScript names a cache loan `entry * CLASS_SPAN + class` (one number per Buffer), so every
+/// class index must be below it, and every name a safe integer.
+pub const CLASS_SPAN: usize = 64;
+const _: () = assert!(CLASS_COUNT <= CLASS_SPAN, "a class index would overflow into the entry of a cacheRef");
+const _: () = assert!((MAX_ENTRIES * CLASS_SPAN) < (1 << 31), "a cacheRef must stay a small integer");
 /// How far one cache may move its bytes in use between two syncs.
 pub const DRIFT_MAX: usize = 64 * 1024;
 /// Most slots one cache keeps per class (and no more than [`CACHE_BYTES_PER_CLASS`] of them).
@@ -245,6 +260,12 @@ impl State {
         Some((cl, self.caches.recs.get(&cl.cache)?))
     }
 
+    /// Whether the live loan at `key` is a cache loan lent to the Buffer at `addr` of `len` bytes.
+    pub(super) fn is_lent_from_cache(&self, key: usize, gen: u32, addr: usize, len: usize) -> bool {
+        let is_cached = self.loans.get(key).is_some_and(|l| l.gen == gen && l.cache.is_some() && l.addr == addr);
+        is_cached && len != 0 && self.cache_lent_len(key) == Some(len)
+    }
+
     /// The length of the Buffer lent from the cache loan at `key` (0: it is in its cache).
     pub(super) fn cache_lent_len(&self, key: usize) -> Option<usize> {
         let (cl, rec) = self.cache_loan(key)?;
@@ -267,6 +288,7 @@ impl State {
         let rec = self.caches.recs.get_mut(&cl.cache).expect("a cache loan's cache lives");
         let b = &rec.block;
         b.add(WORD_IN_USE, -(capacity as i32));
+        b.add(WORD_SYNCED, -(capacity as i32));
         b.add(WORD_REQUESTED, -(len as i32));
         b.add(WORD_LIVE, -1);
         b.set(WORD_ENTRIES + cl.entry as usize, 0);
@@ -378,6 +400,7 @@ impl Pool {
                 bound: true,
                 parked: false,
                 transit: None,
+                shares: 0,
                 cache: Some(CacheLoan { cache, entry }),
             });
             st.caches.recs.get_mut(&cache).expect("checked above").entries.insert(entry, key);
@@ -393,6 +416,8 @@ impl Pool {
                 slot: SlotRef { class, slot, epoch },
             });
         }
+        // The level and gates are judged again here, as in every call into the core.
+        st.update_level(&self.config);
         if out.is_empty() {
             return Err(PoolError::Closed);
         }
@@ -457,7 +482,7 @@ impl Pool {
                 st.end_cached(key)
             })
             .collect();
-        st.update_gates(&self.config);
+        st.update_level(&self.config);
         out
     }
 
@@ -586,5 +611,38 @@ mod tests {
         assert_eq!(p.level(), Level::Critical);
         assert!(block.get(WORD_FLUSH) > flushes, "critical asks every cache to flush");
         assert!(p.release(big.token, big.addr as usize, 600 * 1024).is_ok());
+    }
+
+    #[test]
+    fn making_a_loan_ordinary_keeps_the_drift_and_ref_count_only_reads() {
+        let p = Pool::new(64 << 20);
+        let (id, block) = p.cache_open();
+        let gs = p.cache_fill(id, 20, 4, crate::admission::Priority::Normal, OWNER).unwrap();
+        let cap = CLASS_SIZES[20] as i32;
+        block.set(WORD_SYNCED, 0);
+        lend(&block, &gs[0], 100);
+        lend(&block, &gs[1], 100);
+        let drift = block.get(WORD_IN_USE) - block.get(WORD_SYNCED);
+        assert_eq!(drift, 2 * cap);
+        let before = p.stats();
+        assert_eq!(p.ref_count(gs[0].token, gs[0].addr as usize, 100), Ok(1));
+        assert_eq!(block.get(WORD_LIVE), 2, "ref_count left the loan the cache's");
+        let after = p.stats();
+        assert_eq!(
+            (after.counters.in_use_bytes, after.live_buffers, after.cached_slots),
+            (before.counters.in_use_bytes, before.live_buffers, before.cached_slots)
+        );
+        assert_eq!(p.retain(gs[0].token, gs[0].addr as usize, 100), Ok(2));
+        assert_eq!(block.get(WORD_IN_USE), cap, "its bytes left the block");
+        assert_eq!(block.get(WORD_IN_USE) - block.get(WORD_SYNCED), drift, "and the drift did not move");
+        assert_eq!(p.stats().counters.in_use_bytes, before.counters.in_use_bytes, "the total did not either");
+        p.release(gs[0].token, gs[0].addr as usize, 100).unwrap();
+        assert!(matches!(p.release(gs[0].token, gs[0].addr as usize, 100), Ok(Release::Last(_))));
+        p.finish_release(gs[0].token).unwrap();
+        give(&block, &gs[1], 100);
+        let entries: Vec<u32> = gs[1..].iter().map(|g| g.entry).collect();
+        assert!(p.cache_flush(id, &entries).iter().all(Option::is_some));
+        p.cache_close(id);
+        assert_eq!(p.stats().counters.in_use_bytes, 0);
     }
 }

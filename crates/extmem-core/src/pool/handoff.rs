@@ -9,20 +9,39 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{Pool, PoolError};
 use crate::loan::{LoanMemory, Owner};
 
-/// Secrets are 53-bit (exact as JavaScript numbers), unpredictable (a per-process random hash of
-/// a counter) and never 0.
-const SECRET_MASK: u64 = (1 << 53) - 1;
+/// A secret is 53 bits (exact as a JavaScript number) and never 0: the low [`MAC_BITS`] are an
+/// unpredictable per-process keyed hash of the loan's token and its share number `n`, the high
+/// bits are `n` modulo 2^20. So an earlier handle of the same loan (a replay) is told from a
+/// forged one without keeping every secret: its `n` is below the loan's, and its hash matches.
+const MAC_BITS: u32 = 33;
+const SEQ_BITS: u32 = 20;
 
-fn new_secret() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
+fn mac(token: u64, n: u32) -> u64 {
     static KEYS: std::sync::OnceLock<RandomState> = std::sync::OnceLock::new();
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    (KEYS.get_or_init(RandomState::new).hash_one(n) & SECRET_MASK).max(1)
+    KEYS.get_or_init(RandomState::new).hash_one((token, n)) & ((1 << MAC_BITS) - 1)
+}
+
+/// The secret of share number `n` (from 1) of the loan of `token`.
+fn secret_of(token: u64, n: u32) -> u64 {
+    ((u64::from(n) & ((1 << SEQ_BITS) - 1)) << MAC_BITS | mac(token, n)).max(1)
+}
+
+/// Whether `secret` is the secret of an earlier share of the loan of `token`, whose latest share
+/// is number `shares`.
+fn is_earlier_secret(token: u64, shares: u32, secret: u64) -> bool {
+    let low = (secret >> MAC_BITS) as u32;
+    let span = 1u32 << SEQ_BITS;
+    if low >= span || shares == 0 {
+        return false;
+    }
+    // The latest share number below `shares` whose low bits are `low`.
+    let back = (shares.wrapping_sub(low)) % span;
+    let back = if back == 0 { span } else { back };
+    shares.checked_sub(back).is_some_and(|n| n >= 1 && secret_of(token, n) == secret)
 }
 
 /// What [`Pool::share`] did.
@@ -46,7 +65,8 @@ impl Pool {
         if l.refs != 1 {
             return Err(PoolError::Shared);
         }
-        let secret = new_secret();
+        l.shares = l.shares.wrapping_add(1).max(1);
+        let secret = secret_of(token, l.shares);
         let (owner, size, external, bound, memory_slot) = (
             l.owner,
             l.requested,
@@ -75,7 +95,8 @@ impl Pool {
     /// Takes the loan of `token` out of transit for a new Buffer of `size` bytes, whose owner data
     /// is `owner`; returns its address. [`PoolError::HandleUsed`] if it is not in transit (adopted
     /// or reclaimed already, or ended), [`PoolError::BadHandle`] if `secret` is not its secret,
-    /// `size` not its size, or `token` names no loan of this pool.
+    /// `size` not its size, or `token` names no loan of this pool. A handle of an earlier share of
+    /// the same loan, replayed while the loan is in transit again, is [`PoolError::HandleUsed`].
     pub fn adopt(&self, token: u64, secret: u64, size: usize, owner: Owner) -> Result<*mut u8, PoolError> {
         let mut st = self.state.lock();
         let l = st.in_transit(self.id, token, secret)?;
@@ -116,9 +137,11 @@ impl super::State {
         }
         let l = self.any_loan_mut(pool, token).ok_or(PoolError::HandleUsed)?;
         match l.transit {
+            Some(s) if s == secret => Ok(l),
+            // An earlier handle of this loan, replayed after it was adopted (and maybe shared on).
+            _ if is_earlier_secret(token, l.shares, secret) => Err(PoolError::HandleUsed),
             None => Err(PoolError::HandleUsed),
-            Some(s) if s != secret => Err(PoolError::BadHandle),
-            Some(_) => Ok(l),
+            Some(_) => Err(PoolError::BadHandle),
         }
     }
 }
@@ -181,5 +204,30 @@ mod tests {
         assert_eq!(st.counters.releases, 1);
         let g2 = p.alloc_with(AllocRequest::new(5000, false), OWNER).unwrap();
         assert_eq!(g2.addr, g.addr, "the memory is lent again");
+    }
+
+    #[test]
+    fn a_replayed_handle_is_told_used_however_often_the_loan_was_shared_on_and_a_forged_one_is_not() {
+        let p = Pool::new(8 << 20);
+        let g = p.alloc(100, false, OWNER).unwrap();
+        let mut handles = Vec::new();
+        let mut addr = g.addr as usize;
+        for _ in 0..5 {
+            let s = p.share(g.token, addr, 100).unwrap();
+            handles.push(s.secret);
+            for &old in &handles[..handles.len() - 1] {
+                assert_eq!(p.adopt(g.token, old, 100, THERE), Err(PoolError::HandleUsed), "replayed in transit");
+                assert_eq!(p.reclaim_shared(g.token, old), Err(PoolError::HandleUsed));
+            }
+            let forged = s.secret ^ 1;
+            assert_eq!(p.adopt(g.token, forged, 100, THERE), Err(PoolError::BadHandle));
+            addr = p.adopt(g.token, s.secret, 100, THERE).unwrap() as usize;
+            for &old in &handles {
+                assert_eq!(p.adopt(g.token, old, 100, THERE), Err(PoolError::HandleUsed), "replayed while adopted");
+            }
+        }
+        assert!(handles.iter().all(|&s| s != 0 && s < 1 << 53));
+        p.release(g.token, addr, 100).unwrap();
+        p.finish_release(g.token).unwrap();
     }
 }
