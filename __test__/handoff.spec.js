@@ -242,3 +242,77 @@ test.serial(
     }
   },
 )
+
+test.serial(
+  'an earlier handle replayed while its loan is in transit again is ERR_EXTMEM_HANDLE_USED, however often it was shared on',
+  (t) => {
+    const handles = [defaultPool.share(defaultPool.allocUnsafe(100))]
+    for (let i = 0; i < 4; i++) {
+      const buf = defaultPool.adopt(handles[handles.length - 1])
+      handles.push(defaultPool.share(buf))
+      t.is(handles[i + 1].token, handles[0].token, 'the loan keeps its token')
+      for (const old of handles.slice(0, -1)) {
+        t.throws(() => defaultPool.adopt(old), { code: 'ERR_EXTMEM_HANDLE_USED' })
+        t.throws(() => defaultPool.reclaim(old), { code: 'ERR_EXTMEM_HANDLE_USED' })
+      }
+      const latest = handles[handles.length - 1]
+      t.throws(() => defaultPool.adopt({ ...latest, secret: latest.secret ^ 1 }), { code: 'ERR_EXTMEM_INVALID_HANDLE' })
+    }
+    defaultPool.reclaim(handles[handles.length - 1])
+    for (const old of handles) t.throws(() => defaultPool.adopt(old), { code: 'ERR_EXTMEM_HANDLE_USED' })
+  },
+)
+
+test.serial(
+  'a refused share() leaves the Buffer as it was, and share() reads the real length, never an own `length`',
+  (t) => {
+    const buf = defaultPool.allocUnsafe(100)
+    buf.fill(7)
+    Object.defineProperty(buf, 'length', { value: 50 })
+    const handle = defaultPool.share(buf)
+    t.is(handle.size, 100, 'the handle carries the real size')
+    const back = defaultPool.adopt(handle)
+    t.is(back.byteLength, 100)
+    t.true(back.every((b) => b === 7))
+    defaultPool.release(back)
+    // A refusal (the Buffer holds two references) consumes nothing.
+    const two = defaultPool.allocUnsafe(100)
+    two.fill(9)
+    defaultPool.retain(two)
+    t.throws(() => defaultPool.share(two), { code: 'ERR_EXTMEM_SHARED' })
+    t.is(two.byteLength, 100)
+    t.true(two.every((b) => b === 9))
+    t.is(defaultPool.release(two), 1)
+    t.is(defaultPool.release(two), 0)
+  },
+)
+
+test.serial(
+  'memory in transit keeps its named pool alive: a thread that joins the name later sees it and adopts it',
+  async (t) => {
+    const name = `handoff-dropped-${process.pid}`
+    const w = new Worker(
+      `
+    const { parentPort } = require('node:worker_threads')
+    const { Pool } = require(${PKG})
+    const pool = new Pool({ name: ${JSON.stringify(name)}, maxBytes: 8 << 20 })
+    const b = pool.allocUnsafe(5000)
+    b.fill(0x5a)
+    parentPort.postMessage(pool.share(b))
+  `,
+      { eval: true },
+    )
+    const [handle] = await once(w, 'message')
+    await once(w, 'exit')
+    // The worker's Pool object, its handle and its env are gone; only the memory in transit is left.
+    await collectUntil(() => false, 5)
+    const pool = new Pool({ name })
+    t.is(pool.maxBytes, 8 << 20, 'the same pool, with the options the worker gave it')
+    t.like(pool.stats(), { inTransitBuffers: 1, inTransitBytes: 5000 })
+    const b = pool.adopt(handle)
+    t.is(b.length, 5000)
+    t.true(b.every((x) => x === 0x5a))
+    pool.release(b)
+    t.like(pool.stats(), { inTransitBuffers: 0, liveBuffers: 0, inUseBytes: 0 })
+  },
+)

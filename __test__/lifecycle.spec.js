@@ -150,3 +150,51 @@ test('trim() gives back cached mappings and empty chunks, and says how many byte
   t.is(pool.trim(), 0)
   pool.close()
 })
+
+test.serial(
+  'Pool objects dropped without close() leave no listener behind: level changes stay as cheap, their events as prompt, the heap as it was',
+  async (t) => {
+    const { setImmediate: turn } = require('node:timers/promises')
+    const name = `dropped-objects-${process.pid}`
+    const keeper = new Pool({ name, maxBytes: 8 << 20, leakDetection: 'off', threadCache: false })
+    const settle = async () => {
+      for (let i = 0; i < 8; i++) {
+        globalThis.gc()
+        await new Promise((resolve) => setTimeout(resolve, 10))
+      }
+    }
+    /** The fastest of 7 runs of 20 level round trips (ms), and whether each run's 40 events arrived within one turn. */
+    const roundTrips = async () => {
+      let best = Infinity
+      let prompt = true
+      for (let run = 0; run < 7; run++) {
+        let events = 0
+        const on = () => events++
+        keeper.on('watermark', on)
+        const t0 = process.hrtime.bigint()
+        for (let i = 0; i < 20; i++) keeper.release(keeper.allocUnsafe(7 << 20)) // normal -> critical -> normal
+        best = Math.min(best, Number(process.hrtime.bigint() - t0) / 1e6)
+        await turn()
+        if (events !== 40) prompt = false
+        while (events < 40) await turn()
+        keeper.off('watermark', on)
+      }
+      return { best, prompt }
+    }
+    await settle()
+    const before = await roundTrips()
+    const heapBefore = process.memoryUsage().heapUsed
+    for (let i = 0; i < 20_000; i++) {
+      new Pool({ name, threadCache: false }) // eslint-disable-line no-new
+      new Pool({ maxBytes: 1 << 20, threadCache: false }) // eslint-disable-line no-new
+      if (i % 2000 === 0) await turn()
+    }
+    await settle()
+    const after = await roundTrips()
+    const heapAfter = process.memoryUsage().heapUsed
+    t.true(before.prompt && after.prompt, 'every run’s events arrived within one event-loop turn')
+    // 2× with 1 ms for the timer's own grain at these sub-millisecond figures.
+    t.true(after.best <= 2 * before.best + 1, `20 round trips: ${after.best} ms after, ${before.best} ms before`)
+    t.true(heapAfter <= heapBefore * 1.1, `heap used: ${heapAfter} after, ${heapBefore} before`)
+  },
+)

@@ -139,6 +139,60 @@ test("releaseFast() refuses another Pool's fast Buffer with ERR_EXTMEM_NOT_POOLE
   B.close()
 })
 
+for (const how of ['own properties', 'a replaced prototype']) {
+  test(`releaseFast() reads a Buffer's real ArrayBuffer and offset, never ${how} that say another pool's`, (t) => {
+    const A = new Pool({ maxBytes: 8 << 20 })
+    const B = new Pool({ maxBytes: 8 << 20 })
+    const a = A.allocFast(100)
+    const b = B.allocFast(100)
+    b.fill(0xbb)
+    if (how === 'own properties') {
+      Object.defineProperty(a, 'buffer', { value: b.buffer })
+      Object.defineProperty(a, 'byteOffset', { value: b.byteOffset })
+      Object.defineProperty(a, 'byteLength', { value: b.byteLength })
+      Object.defineProperty(a, 'length', { value: b.length })
+    } else {
+      const proto = Object.create(Object.getPrototypeOf(a), {
+        buffer: { get: () => b.buffer },
+        byteOffset: { get: () => b.byteOffset },
+      })
+      Object.setPrototypeOf(a, proto)
+    }
+    t.throws(() => B.releaseFast(a), { code: 'ERR_EXTMEM_NOT_POOLED' })
+    t.notThrows(() => a[Symbol.dispose](), "dispose() of a gives back only a's own slot")
+    const c = B.allocFast(100)
+    c.fill(0xcc)
+    t.true(isFill(b, 0xbb), "b keeps its bytes: B's next Buffer is not b's")
+    t.is(B.stats().fast.liveBuffers, 2)
+    B.releaseFast(b)
+    B.releaseFast(c)
+    A.close()
+    B.close()
+  })
+}
+
+test('release, share, resize and dispose read the real length of a Buffer whose `length`/`byteLength` are shadowed', (t) => {
+  const pool = new Pool({ maxBytes: 8 << 20 })
+  const shadow = (buf) => {
+    Object.defineProperty(buf, 'length', { value: 0 })
+    Object.defineProperty(buf, 'byteLength', { value: 0 })
+    return buf
+  }
+  const a = shadow(pool.allocUnsafe(100))
+  t.is(pool.refCount(a), 1, 'refCount sees it live')
+  t.true(pool.isPooled(a))
+  t.is(pool.release(a), 0, 'release() releases it, not "already released"')
+  const b = shadow(pool.allocUnsafe(5000))
+  const grown = pool.resize(b, 9000)
+  t.is(grown.length, 9000)
+  pool.release(grown)
+  const c = shadow(pool.allocUnsafe(300))
+  c[Symbol.dispose]()
+  t.is(pool.isPooled(c), false, 'dispose() released it')
+  t.like(pool.stats(), { liveBuffers: 0, inUseBytes: 0 })
+  pool.close()
+})
+
 // ---------------------------------------------------------------------------------------------
 // 3. A fast arena transferred away (f.buffer.transfer() after releaseFast(f)) belongs to whoever
 //    took it: the pool carries on without it, counts exactly, and still trims and closes.

@@ -136,6 +136,87 @@ cacheTest("trim() gives this thread's cached slots back at once and asks other t
   await w.terminate()
 })
 
+for (const nextCall of ['a small allocation', 'a large allocation', 'a release']) {
+  cacheTest(
+    `a flush request reaches another thread's cache at its next call (${nextCall}), whatever calls ran in between`,
+    async (t) => {
+      const name = uniqueName()
+      const pool = new Pool({ name, maxBytes: 64 * MiB, admission: 'cap', leakDetection: 'off' })
+      const w = worker(name, (extmem, name, port) => {
+        const pool = new extmem.Pool({ name, leakDetection: 'off' })
+        const fill = () => {
+          for (const size of [100, 1000, 4000]) {
+            const bs = []
+            for (let i = 0; i < 40; i++) bs.push(pool.allocUnsafe(size))
+            for (const b of bs) pool.release(b)
+          }
+        }
+        fill()
+        let keep = pool.allocUnsafe(50_000)
+        port.postMessage(pool.stats().small.cachedBytes)
+        port.on('message', (call) => {
+          if (call === 'a small allocation') pool.release(pool.allocUnsafe(2000))
+          else if (call === 'a large allocation') pool.release(pool.allocUnsafe(100_000))
+          else pool.release(keep)
+          // What this thread's cache holds right after that one call (none of it was refilled:
+          // the call above needs no slot of the classes it kept).
+          port.postMessage(pool.stats().small.cachedBytes)
+        })
+      })
+      const [before] = await once(w, 'message')
+      t.true(before > 64 * KiB, 'the worker keeps slots')
+      pool.trim()
+      // Calls in this thread after the request: each opens the gates again.
+      for (let i = 0; i < 10; i++) pool.release(pool.allocUnsafe(100 + i))
+      pool.release(pool.allocUnsafe(20_000))
+      t.true(pool.stats().small.cachedBytes >= before, "the worker's slots wait for its next call")
+      w.postMessage(nextCall)
+      const [after] = await once(w, 'message')
+      t.true(after <= 4 * KiB, `the worker gave its slots back at its next call (${after} bytes left)`)
+      await w.terminate()
+    },
+  )
+}
+
+cacheTest(
+  "a refusal at the cap that only other threads' cached slots cause says so, and succeeds after their next call",
+  async (t) => {
+    const name = uniqueName()
+    const pool = new Pool({ name, maxBytes: 8 * MiB, admission: 'cap', leakDetection: 'off' })
+    const w = worker(name, (extmem, name, port) => {
+      const pool = new extmem.Pool({ name, leakDetection: 'off' })
+      for (let n = 8; n <= 8192; n = Math.ceil(n * 1.25)) {
+        const bs = []
+        for (let i = 0; i < 70; i++) bs.push(pool.allocUnsafe(n))
+        for (const b of bs) pool.release(b)
+      }
+      port.postMessage(pool.stats().small.cachedBytes)
+      port.on('message', () => {
+        pool.release(pool.allocUnsafe(50_000))
+        port.postMessage(pool.stats().small.cachedBytes)
+      })
+    })
+    const [cached] = await once(w, 'message')
+    const held = pool.allocUnsafe(3 * MiB)
+    // Fits only once the worker's cached slots are back.
+    const ask = 8 * MiB - 3 * MiB - 64 * KiB
+    const err = t.throws(() => pool.allocUnsafe(ask), { code: 'ERR_EXTMEM_EXHAUSTED' })
+    t.is(err.cachedElsewhereBytes, cached, "the refusal says how many bytes the worker's cache holds")
+    t.regex(err.message, /other threads' caches hold \d+ bytes/)
+    // Calls here reopen the gates; the request stands all the same.
+    pool.release(pool.allocUnsafe(100))
+    t.throws(() => pool.allocUnsafe(ask), { code: 'ERR_EXTMEM_EXHAUSTED' })
+    w.postMessage('one call')
+    const [after] = await once(w, 'message')
+    t.is(after, 0)
+    const got = pool.allocUnsafe(ask)
+    t.is(got.length, ask)
+    pool.release(got)
+    pool.release(held)
+    await w.terminate()
+  },
+)
+
 cacheTest('at critical every cache gives its slots back', (t) => {
   const pool = new Pool({ maxBytes: 16 * MiB })
   const small = [pool.allocUnsafe(500), pool.allocUnsafe(500)]
