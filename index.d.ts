@@ -160,6 +160,12 @@ export interface RefusedError extends Error {
   requestedBytes: number
   availableBytes: number
   level: Level
+  /**
+   * ERR_EXTMEM_EXHAUSTED only: bytes of free slots other threads' caches held when it was
+   * refused. They come back at each of those threads' next allocation or release, so the same
+   * request may succeed then.
+   */
+  cachedElsewhereBytes?: number
 }
 
 /**
