@@ -4,16 +4,27 @@
 // routes each to its Pool object, which emits it and publishes it on diagnostics_channel.
 
 const native = require('../binding.js')
+const {
+  SafeMap,
+  SafeWeakRef,
+  SafeFinalizationRegistry,
+  mapGet,
+  mapSet,
+  mapDelete,
+  deref,
+  registryRegister,
+  registryUnregister,
+} = require('./intrinsics')
 
 /** Subscriber id -> WeakRef of the Pool object that listens (a dropped Pool is never kept alive). */
-const subscribers = new Map()
+const subscribers = new SafeMap()
 let nextSubscriber = 1
 
 native.bindEvents(function deliverPoolEvent(event) {
-  const ref = subscribers.get(event.subscriber)
-  const pool = ref?.deref()
+  const ref = mapGet(subscribers, event.subscriber)
+  const pool = ref === undefined ? undefined : deref(ref)
   if (pool === undefined) {
-    subscribers.delete(event.subscriber)
+    mapDelete(subscribers, event.subscriber)
     return
   }
   pool[kDeliver](event)
@@ -28,21 +39,21 @@ const kDeliver = Symbol('extmem.deliver')
  * listener nor this thread's records of it outlive the object. The held value never names the
  * Pool object.
  */
-const stopOnCollect = new FinalizationRegistry(stop)
+const stopOnCollect = new SafeFinalizationRegistry(stop)
 
 function stop(subscription) {
-  subscribers.delete(subscription.id)
+  mapDelete(subscribers, subscription.id)
   if (subscription.listener >= 0) subscription.nativePool.unlisten(subscription.listener)
 }
 
 /** Registers `pool` for `nativePool`'s events; returns a function that stops them. */
 function subscribe(pool, nativePool) {
   const id = nextSubscriber++
-  subscribers.set(id, new WeakRef(pool))
+  mapSet(subscribers, id, new SafeWeakRef(pool))
   const subscription = { id, nativePool, listener: nativePool.listen(id) }
-  stopOnCollect.register(pool, subscription, subscription)
+  registryRegister(stopOnCollect, pool, subscription, subscription)
   return function unsubscribe() {
-    stopOnCollect.unregister(subscription)
+    registryUnregister(stopOnCollect, subscription)
     stop(subscription)
   }
 }

@@ -20,12 +20,23 @@
 //   (by transferring it) is dropped: its memory is the pool's to account for, as for any Buffer
 //   whose ArrayBuffer moved out;
 // - the figures change only after a Buffer is really made.
-// Unlike the safe path, this one uses built-ins as they are: its views are never detached, so a
-// patched built-in could see nothing here that a Buffer's holder does not see anyway.
+// Its records (arenas, free stacks, the map from ArrayBuffer to arena) are worked with plain loops
+// and the built-ins captured at load (./intrinsics.js): a built-in replaced after load cannot
+// steer which slot a Buffer gets or gives back.
 
 const errors = require('./errors')
 const { FastPooledBuffer } = require('./pooled-buffer')
-const { bufferOf, byteOffsetOf, arrayBufferLengthOf } = require('./intrinsics')
+const {
+  F64,
+  SafeWeakMap,
+  weakMapGet,
+  weakMapSet,
+  weakMapDelete,
+  bufferOf,
+  byteOffsetOf,
+  arrayBufferLengthOf,
+  privateArray,
+} = require('./intrinsics')
 
 /** Bytes of one arena: one loan of the pool. */
 const ARENA_BYTES = 64 * 1024
@@ -49,9 +60,9 @@ class FastArenas {
   /** Per class: free slot ids, most recently freed on top. */
   #free
   /** By index: `{ buf, ab, index, cls, size, serials, live }`, or null once given back or dropped. */
-  #arenas = []
+  #arenas = privateArray()
   /** Arena ArrayBuffer -> arena, for the arenas in use. */
-  #byBuffer = new WeakMap()
+  #byBuffer = new SafeWeakMap()
   #liveBuffers = 0
   #inUseBytes = 0
 
@@ -61,7 +72,7 @@ class FastArenas {
     this.#owner = owner
     this.#takeArena = takeArena
     this.#giveArena = giveArena
-    this.#free = classSizes.map(() => [])
+    this.#free = freeStacks(classSizes.length)
   }
 
   /** A Buffer of `size` bytes (1..8192), contents unspecified. */
@@ -75,7 +86,7 @@ class FastArenas {
         continue
       }
       const id = free[top - 1]
-      const arena = this.#arenas[Math.floor(id / (1 << SLOT_BITS))]
+      const arena = this.#arenas[id >>> SLOT_BITS]
       if (arenaByteLength(arena) === 0) {
         // Its ArrayBuffer was transferred away: drop the arena and take a slot elsewhere.
         this.#forget(arena)
@@ -97,7 +108,7 @@ class FastArenas {
   /** Returns a Buffer (checked by the caller to be one) from alloc() to its class. */
   release(buf, caller) {
     const serial = serialOf(buf)
-    const arena = this.#byBuffer.get(bufferOf(buf))
+    const arena = weakMapGet(this.#byBuffer, bufferOf(buf))
     if (serial === undefined) {
       throw arena !== undefined ? errors.viewOwnership(caller) : errors.notPooled(caller)
     }
@@ -107,16 +118,16 @@ class FastArenas {
       throw arrayBufferLengthOf(bufferOf(buf)) === 0 ? errors.released(caller) : errors.notPooled(caller)
     }
     const slot = byteOffsetOf(buf) / arena.size
-    if (slot !== Math.floor(slot) || arena.serials[slot] !== serial) throw errors.released(caller)
+    if (slot !== (slot | 0) || arena.serials[slot] !== serial) throw errors.released(caller)
     this.#putBack(arena, slot)
   }
 
   /** Returns `buf`, a Buffer of this pool's alloc(), if it is still out; does nothing otherwise. */
   dispose(buf) {
-    const arena = this.#byBuffer.get(bufferOf(buf))
+    const arena = weakMapGet(this.#byBuffer, bufferOf(buf))
     if (arena === undefined) return
     const slot = byteOffsetOf(buf) / arena.size
-    if (slot === Math.floor(slot) && arena.serials[slot] === serialOf(buf)) this.#putBack(arena, slot)
+    if (slot === (slot | 0) && arena.serials[slot] === serialOf(buf)) this.#putBack(arena, slot)
   }
 
   /** Puts a handed-out slot back on its class's free stack. */
@@ -132,13 +143,14 @@ class FastArenas {
   /** Takes one more arena for class `cls` and puts all its slots on the free stack. */
   #grow(cls, caller) {
     const buf = this.#takeArena(ARENA_BYTES, caller)
-    let index = this.#arenas.indexOf(null)
-    if (index < 0) index = this.#arenas.push(null) - 1
+    const arenas = this.#arenas
+    let index = 0
+    while (index < arenas.length && arenas[index] !== null) index++
     const size = this.#classSizes[cls]
-    const slots = Math.floor(ARENA_BYTES / size)
-    const arena = { buf, ab: bufferOf(buf), index, cls, size, serials: new Float64Array(slots), live: 0 }
-    this.#arenas[index] = arena
-    this.#byBuffer.set(arena.ab, arena)
+    const slots = (ARENA_BYTES / size) | 0
+    const arena = { buf, ab: bufferOf(buf), index, cls, size, serials: new F64(slots), live: 0 }
+    arenas[index] = arena
+    weakMapSet(this.#byBuffer, arena.ab, arena)
     const base = index * (1 << SLOT_BITS)
     const free = this.#free[cls]
     for (let s = slots - 1; s >= 0; s--) free[free.length] = base + s
@@ -150,9 +162,13 @@ class FastArenas {
    */
   #forget(arena) {
     const base = arena.index * (1 << SLOT_BITS)
-    this.#free[arena.cls] = this.#free[arena.cls].filter((id) => id < base || id >= base + (1 << SLOT_BITS))
+    const free = this.#free[arena.cls]
+    let kept = 0
+    for (let i = 0; i < free.length; i++)
+      if (free[i] < base || free[i] >= base + (1 << SLOT_BITS)) free[kept++] = free[i]
+    free.length = kept
     this.#arenas[arena.index] = null
-    this.#byBuffer.delete(arena.ab)
+    weakMapDelete(this.#byBuffer, arena.ab)
     this.#liveBuffers -= arena.live
     this.#inUseBytes -= arena.live * arena.size
   }
@@ -160,7 +176,9 @@ class FastArenas {
   /** Gives back every arena none of whose slots is handed out; returns their bytes. */
   trim() {
     let given = 0
-    for (const arena of this.#arenas) {
+    const arenas = this.#arenas
+    for (let i = 0; i < arenas.length; i++) {
+      const arena = arenas[i]
       if (arena === null || arena.live !== 0) continue
       this.#forget(arena)
       if (arenaByteLength(arena) !== 0) {
@@ -174,12 +192,13 @@ class FastArenas {
   /** Gives back every arena, detaching all fast Buffers; arenas detached by someone else are dropped. */
   close() {
     const arenas = this.#arenas
-    this.#arenas = []
-    this.#free = this.#classSizes.map(() => [])
-    this.#byBuffer = new WeakMap()
+    this.#arenas = privateArray()
+    this.#free = freeStacks(this.#classSizes.length)
+    this.#byBuffer = new SafeWeakMap()
     this.#liveBuffers = 0
     this.#inUseBytes = 0
-    for (const arena of arenas) {
+    for (let i = 0; i < arenas.length; i++) {
+      const arena = arenas[i]
       if (arena === null || arenaByteLength(arena) === 0) continue
       try {
         this.#giveArena(arena.buf)
@@ -193,9 +212,19 @@ class FastArenas {
   /** This thread's fast-path figures. */
   stats() {
     let arenas = 0
-    for (const arena of this.#arenas) if (arena !== null && arenaByteLength(arena) !== 0) arenas++
+    for (let i = 0; i < this.#arenas.length; i++) {
+      const arena = this.#arenas[i]
+      if (arena !== null && arenaByteLength(arena) !== 0) arenas++
+    }
     return { arenas, arenaBytes: arenas * ARENA_BYTES, inUseBytes: this.#inUseBytes, liveBuffers: this.#liveBuffers }
   }
+}
+
+/** `n` empty free stacks (Arrays without prototype: no accessor on Array.prototype sees a slot id). */
+function freeStacks(n) {
+  const stacks = privateArray()
+  for (let c = 0; c < n; c++) stacks[c] = privateArray()
+  return stacks
 }
 
 /** Bytes of an arena's ArrayBuffer: 0 once someone detached it. */

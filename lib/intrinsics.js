@@ -1,6 +1,14 @@
 'use strict'
 // Built-ins captured when this module loads, before user code that runs later can patch them, as
-// Node's own lib/ does with its primordials. The safe path's release detaches a Buffer with these,
+// Node's own lib/ does with its primordials.
+//
+// The rule they keep: code that touches pool memory, private records, tokens, slot or index
+// arrays or a thread cache's shared block calls no built-in that user code can replace after
+// load (constructors, Object.freeze, Map/Set/WeakMap/WeakRef/FinalizationRegistry methods,
+// typed-array getters, Array methods, iteration, Math) except through a reference captured
+// here. On the hot path plain indexed loops and arithmetic take the place of methods, so the
+// rule costs nothing per Buffer. __test__/fixtures/soundness/replaced-builtins.js replaces each
+// of them after load and checks that none is reached. The safe path's release detaches a Buffer with these,
 // so a patched built-in never sees a pool's ArrayBuffer; and every check that decides which
 // memory a call acts on reads a Buffer's real state through these getters, never a property
 // (an own property, a replaced prototype getter or a Proxy could say anything). (Each costs a bound call; the rest of the
@@ -26,7 +34,32 @@ const typedArrayFill = uncurry(TypedArrayPrototype.fill)
 /** Zero-fills all of an ArrayBuffer. */
 const zeroFill = (ab) => typedArrayFill(new U8(ab), 0)
 
-const { setPrototypeOf } = Object
+const { setPrototypeOf, freeze } = Object
+
+/** Constructors, for private records and typed arrays made at call time. */
+const F64 = Float64Array
+const I32 = Int32Array
+const SafeMap = Map
+const SafeSet = Set
+const SafeWeakMap = WeakMap
+const SafeWeakRef = WeakRef
+const SafeFinalizationRegistry = FinalizationRegistry
+
+/** Map methods, for records keyed by tokens or ids (a patched Map method never sees the Map). */
+const mapGet = uncurry(Map.prototype.get)
+const mapSet = uncurry(Map.prototype.set)
+const mapDelete = uncurry(Map.prototype.delete)
+const mapClear = uncurry(Map.prototype.clear)
+const mapSize = uncurry(Object.getOwnPropertyDescriptor(Map.prototype, 'size').get)
+/** WeakMap methods, for the fast path's arenas by ArrayBuffer. */
+const weakMapGet = uncurry(WeakMap.prototype.get)
+const weakMapSet = uncurry(WeakMap.prototype.set)
+const weakMapDelete = uncurry(WeakMap.prototype.delete)
+/** `ref.deref()` of a WeakRef. */
+const deref = uncurry(WeakRef.prototype.deref)
+/** FinalizationRegistry methods. */
+const registryRegister = uncurry(FinalizationRegistry.prototype.register)
+const registryUnregister = uncurry(FinalizationRegistry.prototype.unregister)
 
 /** Set methods, for the Buffers a scope owns (a patched Set method never sees the Set). */
 const setAdd = uncurry(Set.prototype.add)
@@ -52,6 +85,25 @@ function forEachOfSet(set, fn) {
 }
 
 module.exports = {
+  F64,
+  I32,
+  SafeMap,
+  SafeSet,
+  SafeWeakMap,
+  SafeWeakRef,
+  SafeFinalizationRegistry,
+  freeze,
+  mapGet,
+  mapSet,
+  mapDelete,
+  mapClear,
+  mapSize,
+  weakMapGet,
+  weakMapSet,
+  weakMapDelete,
+  deref,
+  registryRegister,
+  registryUnregister,
   transferOf,
   bufferOf,
   lengthOf,

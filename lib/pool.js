@@ -41,7 +41,25 @@ const {
   hot_adopt: nativeAdopt,
   hot_reclaimShared: nativeReclaimShared,
 } = native
-const { transferOf, bufferOf, lengthOf, byteOffsetOf, privateArray, zeroFill } = require('./intrinsics')
+const {
+  F64,
+  I32,
+  SafeMap,
+  SafeWeakRef,
+  freeze,
+  mapGet,
+  mapSet,
+  mapDelete,
+  mapClear,
+  mapSize,
+  deref,
+  transferOf,
+  bufferOf,
+  lengthOf,
+  byteOffsetOf,
+  privateArray,
+  zeroFill,
+} = require('./intrinsics')
 const { Scope, kMake, kAllocFor, kReleaseAll, kFiguresOf } = require('./scope')
 const { ThreadCache } = require('./thread-cache')
 
@@ -115,7 +133,7 @@ class Pool extends EventEmitter {
   #trackEvery
   #untilTracked
   /** Loan token -> captured allocation trace, for this thread's live tracked Buffers. */
-  #traces = new Map()
+  #traces = new SafeMap()
   /**
    * Per size class, ArrayBuffers of released slots kept for reuse (TRANSFER only), as flat
    * triples `ab, slot, epoch` below `#keptTop[class]` (entries above it are cleared). Each is
@@ -184,7 +202,7 @@ class Pool extends EventEmitter {
     }
     const shared = isDefault || name !== undefined
     this.#handle = this.#native.handle()
-    this.#owner = Object.freeze({ pool: new WeakRef(this), handle: this.#handle })
+    this.#owner = freeze({ pool: new SafeWeakRef(this), handle: this.#handle })
     this.#shared = shared
     this.#trackEvery = INTERVALS[leakDetection]
     this.#untilTracked = this.#trackEvery
@@ -192,7 +210,7 @@ class Pool extends EventEmitter {
     if (TRANSFER) {
       this.#kept = privateArray()
       for (let c = 0; c < CLASS_SIZES.length; c++) this.#kept[c] = privateArray()
-      this.#keptTop = new Int32Array(CLASS_SIZES.length)
+      this.#keptTop = new I32(CLASS_SIZES.length)
     }
   }
 
@@ -242,7 +260,7 @@ class Pool extends EventEmitter {
       this.#cache?.poll()
       buf = this.#allocLoan(size, zero, flags, tracked, caller)
     }
-    if (tracked) this.#traces.set(tokenOf(buf), trace)
+    if (tracked) mapSet(this.#traces, tokenOf(buf), trace)
     return buf
   }
 
@@ -389,7 +407,7 @@ class Pool extends EventEmitter {
     // A slot-bound Buffer: keep its new ArrayBuffer for the slot's next loan.
     if (scratch[0] === 1) this.#keep(scratch[1], dropped, scratch[2], scratch[3])
     // The memory is the pool's again: nothing below can reach it, patched or not.
-    if (this.#traces.size !== 0) this.#traces.delete(token)
+    if (mapSize(this.#traces) !== 0) mapDelete(this.#traces, token)
     return 0
   }
 
@@ -428,7 +446,7 @@ class Pool extends EventEmitter {
   [kReleaseAll](list, caller) {
     const n = list.length
     if (n === 0) return 0
-    const io = new Float64Array(4 * n)
+    const io = new F64(4 * n)
     let checked = 0
     let stuck = 0
     for (let i = 0; i < n; i++) {
@@ -456,8 +474,8 @@ class Pool extends EventEmitter {
       }
     }
     let tokens = null
-    if (this.#traces.size !== 0) {
-      tokens = new Float64Array(n)
+    if (mapSize(this.#traces) !== 0) {
+      tokens = new F64(n)
       for (let i = 0; i < n; i++) tokens[i] = io[4 * i]
     }
     if (checked !== 0) {
@@ -482,7 +500,7 @@ class Pool extends EventEmitter {
       if (outcome === OUTCOME.skipped) continue
       dropped++
       if (outcome === OUTCOME.kept) this.#keep(io[4 * i + 2], list[i], io[4 * i + 3], io[4 * i])
-      if (tokens !== null && outcome !== OUTCOME.retained) this.#traces.delete(tokens[i])
+      if (tokens !== null && outcome !== OUTCOME.retained) mapDelete(this.#traces, tokens[i])
     }
     for (let i = 0; i < n; i++) list[i] = undefined
     if (stuck !== 0) throw errors.notDetachable(caller)
@@ -575,7 +593,7 @@ class Pool extends EventEmitter {
     }
     const secret = nativeShare(this.#handle, memory, token, size)
     if (secret < 0) throw this.#failure(secret, this.share)
-    if (this.#traces.size !== 0) this.#traces.delete(token)
+    if (mapSize(this.#traces) !== 0) mapDelete(this.#traces, token)
     return { pool: this.#name, token, secret, size }
   }
 
@@ -658,7 +676,7 @@ class Pool extends EventEmitter {
     return this.#native
       .live(olderThanMs)
       .map(({ size, ageMs, refCount, address, tracked, token, parked, inTransit }) => {
-        const trace = tracked ? this.#traces.get(token) : undefined
+        const trace = tracked ? mapGet(this.#traces, token) : undefined
         const buffer = { size, ageMs, refCount, address: BigInt(address), parked, inTransit }
         if (trace !== undefined) buffer.stack = formatTrace(trace)
         return buffer
@@ -715,7 +733,7 @@ class Pool extends EventEmitter {
     this.#closed = true
     this.#dropKept()
     this.#unsubscribe()
-    this.#traces.clear()
+    mapClear(this.#traces)
     return this.#native.close()
   }
 
@@ -733,9 +751,9 @@ class Pool extends EventEmitter {
       this.emit('watermark', message)
     } else if (event.kind === 'leak') {
       // Only the thread that allocated the Buffer holds its trace, and so reports the leak.
-      const trace = this.#traces.get(event.token)
+      const trace = mapGet(this.#traces, event.token)
       if (trace === undefined) return
-      this.#traces.delete(event.token)
+      mapDelete(this.#traces, event.token)
       const leak = { size: event.size, ageMs: event.ageMs, address: BigInt(event.address), stack: formatTrace(trace) }
       warnOnce(leak)
       if (leakChannel.hasSubscribers) leakChannel.publish({ pool: this, ...leak })
@@ -769,7 +787,7 @@ class Pool extends EventEmitter {
       if (token === undefined) throw errors.invalidThis('a Buffer from alloc() or allocUnsafe()', dispose)
       if (token === null || lengthOf(this) === 0) return
       const owner = PooledBuffer.ownerOf(this)
-      const pool = owner.pool.deref()
+      const pool = deref(owner.pool)
       if (pool !== undefined) {
         pool.#drop(this, token, dispose)
         return
@@ -782,7 +800,7 @@ class Pool extends EventEmitter {
     FastPooledBuffer.prototype[Symbol.dispose] = function dispose() {
       if (serialOf(this) === undefined) throw errors.invalidThis('a Buffer from allocFast()', dispose)
       // Once its Pool object is collected, so are its arenas: nothing is left to give back to.
-      FastPooledBuffer.ownerOf(this).pool.deref()?.#fast?.dispose(this)
+      deref(FastPooledBuffer.ownerOf(this).pool)?.#fast?.dispose(this)
     }
   }
 
@@ -858,7 +876,8 @@ function allocFlags(options, caller) {
   const opts = validateOptions(options, 'options', ALLOC_OPTIONS, caller)
   let flags = 0
   if (opts.align !== undefined) {
-    const index = ALIGNS.indexOf(opts.align)
+    let index = -1
+    for (let i = 0; i < ALIGNS.length; i++) if (ALIGNS[i] === opts.align) index = i
     if (index < 0)
       throw errors.invalidArgValue('options.align', opts.align, `must be one of ${ALIGNS.join(', ')}`, caller)
     flags |= index

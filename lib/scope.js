@@ -17,7 +17,17 @@
 
 const errors = require('./errors')
 const { validateBuffer } = require('./validate')
-const { privateArray, lengthOf, setAdd, setHas, setDelete, setClear, forEachOfSet } = require('./intrinsics')
+const {
+  F64,
+  SafeSet,
+  privateArray,
+  lengthOf,
+  setAdd,
+  setHas,
+  setDelete,
+  setClear,
+  forEachOfSet,
+} = require('./intrinsics')
 const { PooledBuffer } = require('./pooled-buffer')
 
 const tokenOf = PooledBuffer.tokenOf
@@ -33,8 +43,8 @@ const kFiguresOf = Symbol('extmem.figuresOf')
 class Scope {
   #pool
   #parent
-  #children = new Set()
-  #buffers = new Set()
+  #children = new SafeSet()
+  #buffers = new SafeSet()
   #closed = false
 
   /** Made by pool.scope() and scope.scope() only (`new Scope()` is ERR_ILLEGAL_CONSTRUCTOR). */
@@ -119,7 +129,7 @@ class Scope {
   stats() {
     const bufs = privateArray()
     this.#gather(bufs)
-    const tokens = new Float64Array(bufs.length)
+    const tokens = new F64(bufs.length)
     for (let i = 0; i < bufs.length; i++) tokens[i] = tokenOf(bufs[i])
     const [liveBuffers, inUseBytes, requestedBytes] = this.#pool[kFiguresOf](tokens)
     return { liveBuffers, inUseBytes, requestedBytes }

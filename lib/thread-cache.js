@@ -18,7 +18,7 @@
 //   patched built-in sees one.
 
 const native = require('../binding.js')
-const { transferOf, bufferOf, privateArray } = require('./intrinsics')
+const { F64, I32, transferOf, bufferOf, privateArray } = require('./intrinsics')
 
 const {
   hot_cacheOpen: nativeOpen,
@@ -68,13 +68,15 @@ class ThreadCache {
   #pending
   #pendingTop
   #pendingCount = 0
+  /** Number of classes (read once: a typed array's `length` getter can be replaced). */
+  #classCount
   /** The flush word last acted on. */
   #flushSeen
   /** Scratch list for native calls. */
   #list = privateArray()
   /** The ArrayBuffers and entries of one sync batch. */
   #abs = privateArray()
-  #entries = new Float64Array(SYNC_BATCH)
+  #entries = new F64(SYNC_BATCH)
   #closed = false
   /** The token and cacheRef of the Buffer `take` just lent. */
   token = 0
@@ -84,7 +86,7 @@ class ThreadCache {
   static open(handle, classSizes, scratch) {
     const ab = nativeOpen(handle)
     if (typeof ab !== 'object') return null
-    return new ThreadCache(handle, scratch[0], new Int32Array(ab), classSizes)
+    return new ThreadCache(handle, scratch[0], new I32(ab), classSizes)
   }
 
   constructor(handle, id, words, classSizes) {
@@ -94,14 +96,15 @@ class ThreadCache {
     this.#classSizes = classSizes
     this.#flushSeen = words[FLUSH]
     const n = classSizes.length
+    this.#classCount = n
     this.#ready = privateArray()
     this.#pending = privateArray()
     for (let c = 0; c < n; c++) {
       this.#ready[c] = privateArray()
       this.#pending[c] = privateArray()
     }
-    this.#readyTop = new Int32Array(n)
-    this.#pendingTop = new Int32Array(n)
+    this.#readyTop = new I32(n)
+    this.#pendingTop = new I32(n)
   }
 
   /**
@@ -182,26 +185,28 @@ class ThreadCache {
 
   /** Gives every slot kept here back to the pool. Returns how many. */
   flush() {
-    const list = this.#list
-    let n = 0
-    for (const stacks of [this.#ready, this.#pending]) {
-      const tops = stacks === this.#ready ? this.#readyTop : this.#pendingTop
-      for (let c = 0; c < tops.length; c++) {
-        const s = stacks[c]
-        for (let i = 0; i < tops[c]; i++) {
-          list[3 * n + (i % 3)] = s[i]
-          if (i % 3 === 2) n++
-          s[i] = undefined
-        }
-        tops[c] = 0
-      }
-    }
+    const n = this.#gather(this.#pending, this.#pendingTop, this.#gather(this.#ready, this.#readyTop, 0))
     this.#pendingCount = 0
     this.#flushSeen = this.#words[FLUSH]
     if (n === 0) return 0
-    const flushed = nativeFlush(this.#handle, this.#id, list, n)
+    const flushed = nativeFlush(this.#handle, this.#id, this.#list, n)
     this.#clearList(3 * n)
     return flushed
+  }
+
+  /** Moves the triples of `stacks` (below `tops`) to `#list` after its first `n`; returns the new count. */
+  #gather(stacks, tops, n) {
+    const list = this.#list
+    for (let c = 0; c < this.#classCount; c++) {
+      const s = stacks[c]
+      for (let i = 0; i < tops[c]; i++) {
+        list[3 * n + (i % 3)] = s[i]
+        if (i % 3 === 2) n++
+        s[i] = undefined
+      }
+      tops[c] = 0
+    }
+    return n
   }
 
   /** Flushes, and serves nothing more (the pool closed). */
@@ -214,7 +219,7 @@ class ThreadCache {
 
   /** Whether any slot is kept here. */
   holds() {
-    for (let c = 0; c < this.#readyTop.length; c++) if (this.#readyTop[c] + this.#pendingTop[c] !== 0) return true
+    for (let c = 0; c < this.#classCount; c++) if (this.#readyTop[c] + this.#pendingTop[c] !== 0) return true
     return false
   }
 
@@ -233,7 +238,8 @@ class ThreadCache {
   #fill(cls, flags) {
     if (this.#closed) return 0
     const room = CAPACITY[cls] - (this.#readyTop[cls] + this.#pendingTop[cls]) / 3
-    const want = Math.min(room, Math.max(1, CAPACITY[cls] >> 1))
+    const most = CAPACITY[cls] >> 1 > 1 ? CAPACITY[cls] >> 1 : 1
+    const want = room < most ? room : most
     if (want <= 0) return 0
     const list = this.#list
     const got = nativeFill(this.#handle, this.#id, cls, want, flags, list)
@@ -262,7 +268,7 @@ class ThreadCache {
     const entries = this.#entries
     let n = 0
     let ok = true
-    for (let c = 0; c < this.#pendingTop.length; c++) {
+    for (let c = 0; c < this.#classCount; c++) {
       const top = this.#pendingTop[c]
       if (top === 0) continue
       const pending = this.#pending[c]

@@ -168,10 +168,13 @@ fn flush(call: &Call<4>) -> Outcome {
         // SAFETY: `list` is the caller's private Array; its elements are data.
         let (ab, entry) = unsafe { (raw::element(env, list, 3 * i), raw::element(env, list, 3 * i + 1)) };
         let (Some(ab), Some(entry)) = (ab, entry) else { continue };
+        // The core checks the slot against the ArrayBuffer's memory, not the entry alone.
+        // SAFETY: a live value of the current env.
+        let Some((data, _)) = (unsafe { raw::arraybuffer_info(env, ab) }) else { continue };
         let mut e = 0u32;
         // SAFETY: a live value of the current env; a valid out-pointer.
         if unsafe { sys::napi_get_value_uint32(env, entry, &mut e) } == sys::Status::napi_ok {
-            entries.push(e);
+            entries.push((e, data));
             abs.push(ab);
         }
     }

@@ -314,9 +314,12 @@ fn reuse_slot(call: &Call<9>) -> Outcome {
     let slot =
         SlotRef { class: call.u32(1)? as usize, slot: Slot::from_index(call.u32(2)?), epoch: call.f64(3)? as u64 };
     let req = call.request(4, true)?;
+    // The core checks the slot against the kept ArrayBuffer's memory, not the slot's name alone.
+    // SAFETY: argument 8 is a live value of the current env.
+    let (at, _) = unsafe { raw::arraybuffer_info(call.env(), call.arg(8)) }.ok_or(status::STATUS_BAD_ARGUMENT)?;
     // SAFETY: argument 8 is a live value of the current env.
     let witness = unsafe { escape::witness(call.env(), call.arg(8)) }.ok_or(status::STATUS_EXTERNAL_REFUSED)?;
-    match pool.reuse(slot, req, Owner { thread: call.env() as usize, handle: 0, witness }) {
+    match pool.reuse_at(slot, req, Owner { thread: call.env() as usize, handle: 0, witness }, Some(at)) {
         Ok(g) => Ok(call.number(g.token as f64)),
         Err(e) => {
             // SAFETY: made just above by this env, and used by nothing.
@@ -374,7 +377,7 @@ fn release_last_ref(call: &Call<4>) -> Outcome {
         Release::Retained(left) => return Ok(call.number(f64::from(left))),
         Release::Last(_) => {}
     }
-    end_released(call, pool, token, buffer)
+    end_released(call, pool, token, data, buffer)
 }
 
 /// `finishRelease(handle, memory, token)`: ends the loan of `token` after `release` returned 0.
@@ -391,14 +394,30 @@ unsafe extern "C" fn finish_release(env: sys::napi_env, info: sys::napi_callback
 fn finish_loan(call: &Call<3>) -> Outcome {
     let pool = call.pool(0)?;
     let token = call.f64(2)? as u64;
-    end_released(call, pool, token, call.view(1).map(|view| view.buffer))
+    // The loan ends only if the memory given is its own (the Buffer's, or the ArrayBuffer it was
+    // transferred to), never by the token alone.
+    if escape::can_escape() {
+        // SAFETY: a live value of the current env.
+        let (at, _) = unsafe { raw::arraybuffer_info(call.env(), call.arg(1)) }.ok_or(status::STATUS_BAD_ARGUMENT)?;
+        end_released(call, pool, token, at, None)
+    } else {
+        let view = call.view(1).ok_or(status::STATUS_NOT_POOLED)?;
+        end_released(call, pool, token, view.data, Some(view.buffer))
+    }
 }
 
 /// The end of `releaseLast` and `finishRelease`, whose last reference is gone: detaches
 /// `buffer` (Node 20: the ArrayBuffer of the Buffer passed as argument 1), or else takes argument
-/// 1 as the ArrayBuffer the memory was transferred to; then ends the loan of `token` and writes
-/// scratch (`[1, class, slot, epoch]` for a slot-bound loan, else `[0]`). Returns 0.
-fn end_released<const N: usize>(call: &Call<N>, pool: &Pool, token: u64, buffer: Option<sys::napi_value>) -> Outcome {
+/// 1 as the ArrayBuffer the memory was transferred to; then ends the loan of `token`, if its
+/// memory starts at `at`, and writes scratch (`[1, class, slot, epoch]` for a slot-bound loan,
+/// else `[0]`). Returns 0.
+fn end_released<const N: usize>(
+    call: &Call<N>,
+    pool: &Pool,
+    token: u64,
+    at: usize,
+    buffer: Option<sys::napi_value>,
+) -> Outcome {
     let env = call.env();
     if let Some(buffer) = buffer {
         // SAFETY: the live ArrayBuffer of a typed array of the current env (detaching one that
@@ -410,7 +429,7 @@ fn end_released<const N: usize>(call: &Call<N>, pool: &Pool, token: u64, buffer:
     let moved_to = if buffer.is_none() { Some(call.arg(1)) } else { None };
     // SAFETY: the Buffer is detached: nothing in JavaScript reaches the memory but `moved_to`,
     // which only the caller holds, and no JavaScript runs before this returns.
-    match unsafe { end_loan(env, pool, token, moved_to) }.ok_or(status::STATUS_NOT_POOLED)? {
+    match unsafe { end_loan(env, pool, token, at, moved_to) }.ok_or(status::STATUS_NOT_POOLED)? {
         Some(s) => scratch::write(&[1.0, s.class as f64, s.slot.index() as f64, s.epoch as f64]),
         None => scratch::write(&[0.0]),
     }
@@ -427,9 +446,9 @@ pub unsafe fn forget_hint(handle: usize) {
     unsafe { Hint::set_token(handle as *mut c_void, None) };
 }
 
-/// Ends the loan of `token` after [`Pool::release`] answered `Last`; returns the slot to keep
-/// `moved_to` for if the loan was slot-bound (`Some(None)` if not), or `None` if there was no
-/// such live loan. `moved_to` is the ArrayBuffer the memory was transferred to (Node 22+), which
+/// Ends the loan of `token`, whose memory starts at `at`, after [`Pool::release`] answered
+/// `Last`; returns the slot to keep `moved_to` for if the loan was slot-bound (`Some(None)` if
+/// not), or `None` if there was no such live loan at `at`. `moved_to` is the ArrayBuffer the memory was transferred to (Node 22+), which
 /// this detaches unless the slot keeps it.
 ///
 /// # Safety
@@ -439,9 +458,10 @@ pub unsafe fn end_loan(
     env: sys::napi_env,
     pool: &Pool,
     token: u64,
+    at: usize,
     moved_to: Option<sys::napi_value>,
 ) -> Option<Option<SlotRef>> {
-    let done = pool.finish_release(token)?;
+    let done = pool.finish_release_at(token, at)?;
     // SAFETY: the loan's witness was made by this env (loans end on their own thread), and the
     // loan that used it has ended.
     unsafe { escape::forget(env, done.owner.witness) };

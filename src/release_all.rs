@@ -77,11 +77,13 @@ fn release_each(call: &Call<3>) -> Outcome {
         }
     }
     let mut last = 0u32;
-    for (&i, outcome) in wanted.iter().zip(pool.release_all(&buffers)) {
+    for ((&i, outcome), &(_, _, len)) in wanted.iter().zip(pool.release_all(&buffers)).zip(&buffers) {
         io[4 * i + 1] = match outcome {
             Some(Release::Retained(_)) => RETAINED,
             Some(Release::Last(_)) => {
                 last += 1;
+                // The length checked, for finishMany to check the detached memory against.
+                io[4 * i + 2] = len as f64;
                 LAST
             }
             None => SKIPPED,
@@ -90,8 +92,9 @@ fn release_each(call: &Call<3>) -> Outcome {
     Ok(call.number(f64::from(last)))
 }
 
-/// `finishMany(handle, list, io)`: ends the loan of each `i` whose outcome is [`LAST`] or
-/// [`DIRECT`], once JavaScript detached its Buffer: `list[i]` is then the ArrayBuffer the memory
+/// `finishMany(handle, list, io)`: ends the loan of each `i` whose outcome is [`LAST`] (with the
+/// Buffer's length at `io[4 * i + 2]`, which `releaseMany` wrote) or [`DIRECT`], once JavaScript
+/// detached its Buffer, if the memory given is the loan's (never by the token alone): `list[i]` is then the ArrayBuffer the memory
 /// was transferred to (Node 22+), or the Buffer itself, which this detaches first (Node 20).
 /// Writes [`ENDED`] or [`KEPT`] ([`SKIPPED`] for a [`DIRECT`] one that is not its loan's). `list` is an Array without prototype that JavaScript made and holds alone. Returns
 /// the number of loans ended, or a negative status.
@@ -125,21 +128,26 @@ fn finish_each(call: &Call<3>) -> Outcome {
             endings.push((io[4 * i] as u64, Some((data, io[4 * i + 2] as usize))));
             continue;
         }
-        if !escapes {
-            // Node 20: detach the Buffer here, before its loan ends.
-            // SAFETY: `list` is the caller's private Array (see above); its elements are data.
-            let detached = unsafe { raw::element(env, list, i as u32) }
-                // SAFETY: a live value of the current env.
-                .and_then(|buf| unsafe { raw::view_info(env, buf) })
+        // The loan ends only if the memory is its own: the ArrayBuffer the Buffer was transferred
+        // to (Node 22+), or the Buffer, which is detached here first (Node 20).
+        // SAFETY: `list` is the caller's private Array (see above); its elements are data.
+        let element = unsafe { raw::element(env, list, i as u32) };
+        let at = if escapes {
+            // SAFETY: a live value of the current env.
+            element.and_then(|ab| unsafe { raw::arraybuffer_info(env, ab) }).map(|(data, _)| data)
+        } else {
+            // SAFETY: a live value of the current env.
+            element.and_then(|buf| unsafe { raw::view_info(env, buf) }).and_then(|view| {
                 // SAFETY: the live ArrayBuffer of a typed array of the current env.
-                .is_some_and(|view| unsafe { raw::detach(env, view.buffer) });
-            if !detached {
-                io[4 * i + 1] = SKIPPED;
-                continue;
-            }
-        }
+                unsafe { raw::detach(env, view.buffer) }.then_some(view.data)
+            })
+        };
+        let Some(at) = at else {
+            io[4 * i + 1] = SKIPPED;
+            continue;
+        };
         ending.push(i);
-        endings.push((io[4 * i] as u64, None));
+        endings.push((io[4 * i] as u64, Some((at, io[4 * i + 2] as usize))));
     }
     let mut ended = 0u32;
     for (&i, done) in ending.iter().zip(pool.finish_all(&endings)) {

@@ -56,8 +56,21 @@ fn end(call: &Call<4>) -> Outcome {
     let token = call.f64(2)? as u64;
     let size = call.f64(3)? as usize;
     let escapes = escape::can_escape();
-    if !escapes {
+    if escapes {
+        // The memory given must be the loan's (its Buffer's ArrayBuffer, transferred), never
+        // another that the token alone would let through.
+        // SAFETY: a live value of the current env.
+        let at = unsafe { raw::arraybuffer_info(env, call.arg(1)) }.map(|(data, _)| data);
+        if at.is_none() || at != pool.loan_addr(token) {
+            pool.resize_abort(token);
+            return Err(status::STATUS_NOT_POOLED);
+        }
+    } else {
         let view = call.view(1).ok_or(status::STATUS_BAD_ARGUMENT)?;
+        if Some(view.data) != pool.loan_addr(token) {
+            pool.resize_abort(token);
+            return Err(status::STATUS_NOT_POOLED);
+        }
         // SAFETY: the live ArrayBuffer of a typed array of the current env (Node 20: detaching an
         // ArrayBuffer marked untransferable works).
         if view.len != 0 && !unsafe { raw::detach(env, view.buffer) } {

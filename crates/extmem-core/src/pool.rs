@@ -302,6 +302,18 @@ impl Pool {
     /// not even a count) if the slot is taken or a newer ArrayBuffer was made over it; the caller
     /// then drops that ArrayBuffer. `req.size` must belong to the slot's class.
     pub fn reuse(&self, slot: SlotRef, req: AllocRequest, owner: Owner) -> Result<Grant, PoolError> {
+        self.reuse_at(slot, req, owner, None)
+    }
+
+    /// [`Pool::reuse`], through the kept ArrayBuffer whose memory starts at `at` (when given): it
+    /// must be the slot's, or the reuse is refused as [`PoolError::Stale`] and nothing changes.
+    pub fn reuse_at(
+        &self,
+        slot: SlotRef,
+        req: AllocRequest,
+        owner: Owner,
+        at: Option<usize>,
+    ) -> Result<Grant, PoolError> {
         let mut st = self.state.lock();
         if slot.class >= st.classes.len() || req.size > SMALL_MAX || class_for(req.size, req.align) != slot.class {
             return Err(PoolError::Stale);
@@ -311,6 +323,11 @@ impl Pool {
             return Err(e);
         }
         let Some(addr) = st.classes[slot.class].take(slot.slot, slot.epoch) else { return Err(PoolError::Stale) };
+        if at.is_some_and(|at| at != addr as usize) {
+            // Not the slot's ArrayBuffer: the slot stays free, and nothing else changed.
+            st.classes[slot.class].push(slot.slot);
+            return Err(PoolError::Stale);
+        }
         let capacity = CLASS_SIZES[slot.class];
         if req.zero {
             // SAFETY: `addr` starts a free slot of `capacity` bytes that belongs to no loan; the
@@ -444,6 +461,22 @@ impl Pool {
     pub fn finish_release(&self, token: u64) -> Option<Finished> {
         let mut st = self.state.lock();
         st.finish(&self.config, self.id, token)
+    }
+
+    /// [`Pool::finish_release`] of the loan of `token` whose memory starts at `addr` (what the
+    /// caller's detached Buffer or ArrayBuffer showed): `None`, and nothing done, for another.
+    pub fn finish_release_at(&self, token: u64, addr: usize) -> Option<Finished> {
+        let mut st = self.state.lock();
+        if st.live_loan_mut(self.id, token)?.addr != addr {
+            return None;
+        }
+        st.finish(&self.config, self.id, token)
+    }
+
+    /// Where the memory of the live loan of `token` starts (parked, in transit and cache loans
+    /// included), if there is one.
+    pub fn loan_addr(&self, token: u64) -> Option<usize> {
+        self.state.lock().any_loan_mut(self.id, token).map(|l| l.addr)
     }
 
     /// Takes back an allocation whose Buffer could not be made, as if it had never happened:
@@ -1262,5 +1295,32 @@ mod tests {
         }
         p.trim();
         assert_eq!(p.stats().counters.reserved_bytes, 0);
+    }
+
+    #[test]
+    fn a_loan_ends_or_a_slot_is_lent_again_only_through_its_own_memory() {
+        let p = Pool::new(8 << 20);
+        let req = || AllocRequest { bind: true, ..AllocRequest::new(100, false) };
+        let a = p.alloc_with(req(), OWNER).unwrap();
+        let b = p.alloc_with(req(), OWNER).unwrap();
+        assert!(matches!(p.release(a.token, a.addr as usize, 100), Ok(Release::Last(_))));
+        assert!(p.finish_release_at(a.token, b.addr as usize).is_none(), "b's memory does not end a's loan");
+        assert_eq!(p.loan_addr(a.token), Some(a.addr as usize));
+        let done = p.finish_release_at(a.token, a.addr as usize).unwrap();
+        let slot = done.slot.unwrap();
+        let before = p.stats();
+        assert_eq!(p.reuse_at(slot, req(), OWNER, Some(b.addr as usize)).err(), Some(PoolError::Stale), "b's memory");
+        let after = p.stats();
+        assert_eq!(
+            (after.counters.allocations, after.live_buffers),
+            (before.counters.allocations, before.live_buffers)
+        );
+        let again = p.reuse_at(slot, req(), OWNER, Some(a.addr as usize)).unwrap();
+        assert_eq!(again.addr, a.addr, "the slot was still free, and is lent through its own memory");
+        for g in [again, b] {
+            assert!(matches!(p.release(g.token, g.addr as usize, 100), Ok(Release::Last(_))));
+            p.finish_release(g.token).unwrap();
+        }
+        assert_eq!(p.stats().live_buffers, 0);
     }
 }

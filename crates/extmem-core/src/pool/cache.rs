@@ -468,15 +468,17 @@ impl Pool {
         stale
     }
 
-    /// Ends the cache loans of `entries`, slots in cache `cache` that are not lent: the slots are
-    /// free again. Returns what ended for each (`None` for an entry that is not such a loan).
-    pub fn cache_flush(&self, cache: u64, entries: &[u32]) -> Vec<Option<Finished>> {
+    /// Ends the cache loans of `entries`, slots in cache `cache` that are not lent, each given as
+    /// `(entry, addr)` with the address its ArrayBuffer shows: the slots are free again. Returns
+    /// what ended for each (`None` for an entry that is not such a loan, or whose slot is not at
+    /// `addr`).
+    pub fn cache_flush(&self, cache: u64, entries: &[(u32, usize)]) -> Vec<Option<Finished>> {
         let mut st = self.state.lock();
         let out = entries
             .iter()
-            .map(|&entry| {
+            .map(|&(entry, addr)| {
                 let key = *st.caches.recs.get(&cache)?.entries.get(&entry)?;
-                if st.cache_lent_len(key)? != 0 {
+                if st.cache_lent_len(key)? != 0 || st.loans[key].addr != addr {
                     return None;
                 }
                 st.end_cached(key)
@@ -553,7 +555,7 @@ mod tests {
         assert_eq!(p.cache_sync(id, &[(grants[0].entry, 9)]), vec![7], "the old witness is handed back");
         let s = p.stats();
         assert_eq!((s.counters.in_use_bytes, s.live_buffers, s.counters.releases, s.cached_slots), (0, 0, 1, 4));
-        let entries: Vec<u32> = grants.iter().map(|g| g.entry).collect();
+        let entries: Vec<(u32, usize)> = grants.iter().map(|g| (g.entry, g.addr as usize)).collect();
         assert!(p.cache_flush(id, &entries).iter().all(Option::is_some));
         p.cache_close(id);
         let s = p.stats();
@@ -640,9 +642,25 @@ mod tests {
         assert!(matches!(p.release(gs[0].token, gs[0].addr as usize, 100), Ok(Release::Last(_))));
         p.finish_release(gs[0].token).unwrap();
         give(&block, &gs[1], 100);
-        let entries: Vec<u32> = gs[1..].iter().map(|g| g.entry).collect();
+        let entries: Vec<(u32, usize)> = gs[1..].iter().map(|g| (g.entry, g.addr as usize)).collect();
         assert!(p.cache_flush(id, &entries).iter().all(Option::is_some));
         p.cache_close(id);
         assert_eq!(p.stats().counters.in_use_bytes, 0);
+    }
+
+    #[test]
+    fn a_flush_ends_only_slots_whose_arraybuffer_shows_them() {
+        let p = Pool::new(64 << 20);
+        let (id, _block) = p.cache_open();
+        let gs = p.cache_fill(id, 7, 2, crate::admission::Priority::Normal, OWNER).unwrap();
+        let swapped = [(gs[0].entry, gs[1].addr as usize), (gs[1].entry, gs[0].addr as usize)];
+        assert!(
+            p.cache_flush(id, &swapped).iter().all(Option::is_none),
+            "an entry with another slot's memory ends nothing"
+        );
+        assert_eq!(p.stats().cached_slots, 2);
+        let right: Vec<(u32, usize)> = gs.iter().map(|g| (g.entry, g.addr as usize)).collect();
+        assert!(p.cache_flush(id, &right).iter().all(Option::is_some));
+        p.cache_close(id);
     }
 }
