@@ -357,3 +357,32 @@ for (const where of ['main', 'worker']) {
     })
   }
 }
+
+test('built-ins replaced after load (constructors, Object.freeze, Map/Set/WeakMap/WeakRef/FinalizationRegistry methods, typed-array getters, Array methods and iteration, Math) receive nothing private and steer nothing, in the main thread and a worker', async (t) => {
+  const out = findings(t, await fixture('replaced-builtins.js', [], 120_000))
+  // The built-ins the issue of each hole named are among those replaced.
+  for (const name of [
+    'new Float64Array',
+    'new Int32Array',
+    'new Map',
+    'new Set',
+    'new WeakRef',
+    'new FinalizationRegistry',
+    'Object.freeze',
+    'Map.prototype.size',
+    'Array.prototype.[Symbol.iterator]',
+    'Array.prototype.indexOf',
+    'TypedArray.prototype.length',
+    'WeakMap.prototype.get',
+    'Math.floor',
+  ])
+    t.true(out.recorded.includes(name), `${name} is replaced`)
+  for (const where of ['main', 'worker']) {
+    const r = out[where]
+    t.is(r.error, undefined, `${where}: the scenario ran`)
+    t.deepEqual(r.violations, [], `${where}: no replaced built-in reached private data`)
+    t.is(r.damaged, 0, `${where}: every live Buffer holds its own bytes`)
+    t.true(r.live > 100)
+    t.is(r.ops.length, 10, `${where}: every group of operations ran`)
+  }
+})
