@@ -354,8 +354,12 @@ cacheTest(
     const w = worker(
       name,
       `(extmem, name, port) => {
-      const { prng } = require(${JSON.stringify(require.resolve('./helpers'))})
-      port.postMessage((${run})(extmem, name, 99, 6000, prng))
+      const { prng, collectUntil } = require(${JSON.stringify(require.resolve('./helpers'))})
+      const dropped = (${run})(extmem, name, 99, 6000, prng)
+      // Collect what this thread dropped while it can still run its finalizers: a thread that
+      // ends first parks what it cannot prove unreachable (see the worker tests).
+      collectUntil(() => false, 10).then(() => port.postMessage(dropped))
+      port.on('message', () => {})
     }`,
     )
     const mine = run(require('..'), name, 7, 6000, prng)

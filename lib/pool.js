@@ -9,6 +9,7 @@
 
 const { EventEmitter } = require('node:events')
 const diagnostics = require('node:diagnostics_channel')
+const { isMainThread } = require('node:worker_threads')
 const native = require('../binding.js')
 const errors = require('./errors')
 const { subscribe, kDeliver } = require('./events')
@@ -99,6 +100,9 @@ const MAX_KEPT = 128
 // Per thread (this module is loaded once per thread): extra results of native calls.
 const scratch = new Float64Array(4)
 if (!native.bindScratch(scratch)) throw new Error('extmem: the native scratch array could not be bound')
+// No other thread outlives the main thread's env (Node stops its workers first), so its loans
+// need no witness (see src/escape.rs).
+if (isMainThread) native.markMainThread()
 
 const tokenOf = PooledBuffer.tokenOf
 const takeCacheRef = PooledBuffer.takeCacheRef
@@ -256,9 +260,10 @@ class Pool extends EventEmitter {
     if (TRANSFER && size <= SMALL_MAX) {
       buf = this.#allocSlot(size, zero, flags, tracked, caller)
     } else {
-      // Any allocation honours a flush the core asked of this thread's cache.
-      this.#cache?.poll()
       buf = this.#allocLoan(size, zero, flags, tracked, caller)
+      // Any allocation honours a flush the core asked of this thread's cache (once it
+      // succeeded: a refused call changes nothing).
+      this.#cache?.poll()
     }
     if (tracked) mapSet(this.#traces, tokenOf(buf), trace)
     return buf
@@ -395,15 +400,16 @@ class Pool extends EventEmitter {
         throw errors.notDetachable(caller)
       }
       if (given) return 0
-    } else {
-      // Any release honours a flush the core asked of this thread's cache.
-      this.#cache?.poll()
     }
     const dropped = dropReference(this.#handle, buf, token, caller)
     if (typeof dropped === 'number') {
       if (!(dropped > 0)) throw this.#failure(dropped, caller)
+      this.#cache?.poll()
       return dropped
     }
+    // Any release honours a flush the core asked of this thread's cache (once it succeeded: a
+    // refused call changes nothing).
+    this.#cache?.poll()
     // A slot-bound Buffer: keep its new ArrayBuffer for the slot's next loan.
     if (scratch[0] === 1) this.#keep(scratch[1], dropped, scratch[2], scratch[3])
     // The memory is the pool's again: nothing below can reach it, patched or not.

@@ -18,7 +18,7 @@
 //   patched built-in sees one.
 
 const native = require('../binding.js')
-const { F64, I32, transferOf, bufferOf, privateArray } = require('./intrinsics')
+const { F64, I32, SafeWeakRef, deref, transferOf, bufferOf, privateArray } = require('./intrinsics')
 
 const {
   hot_cacheOpen: nativeOpen,
@@ -26,6 +26,7 @@ const {
   hot_cacheSync: nativeSync,
   hot_cacheFlush: nativeFlush,
   hot_cacheClose: nativeClose,
+  hot_cacheDecay: nativeDecay,
 } = native
 
 const LAYOUT = native.constants().cache
@@ -42,8 +43,13 @@ const {
   entries: ENTRIES,
   driftMax: DRIFT_MAX,
 } = LAYOUT
-/** Most slots kept per class. */
+/** Slots kept per class to begin with, and at most once demand grew the cache. */
 const CAPACITY = Int32Array.from(LAYOUT.capacity)
+const CAPACITY_MAX = Int32Array.from(LAYOUT.capacityMax)
+/** Most slots one native fill hands over. */
+const FILL_BATCH = LAYOUT.fillBatch
+/** How often every cache of this thread gives back what it did not use (ms). */
+const DECAY_TICK_MS = 1000
 /** Counts of lends or releases past which a sync folds them (far below 2^31). */
 const MAX_COUNT = 1 << 30
 /** Most slots one native sync witnesses (its ArrayBuffers are arguments: see #witness). */
@@ -70,6 +76,10 @@ class ThreadCache {
   #pendingCount = 0
   /** Number of classes (read once: a typed array's `length` getter can be replaced). */
   #classCount
+  /** Per class: slots kept at most now (between CAPACITY and CAPACITY_MAX). */
+  #limit
+  /** Per class: the fewest slots kept since the last decay tick (those were never used). */
+  #low
   /** The flush word last acted on. */
   #flushSeen
   /** Scratch list for native calls. */
@@ -105,6 +115,10 @@ class ThreadCache {
     }
     this.#readyTop = new I32(n)
     this.#pendingTop = new I32(n)
+    this.#limit = new I32(n)
+    this.#low = new I32(n)
+    for (let c = 0; c < n; c++) this.#limit[c] = CAPACITY[c]
+    ticker.add(this)
   }
 
   /**
@@ -134,6 +148,8 @@ class ThreadCache {
     this.token = ready[top - 1]
     ready[top - 3] = undefined
     this.#readyTop[cls] = top - 3
+    const kept = (top - 3 + this.#pendingTop[cls]) / 3
+    if (kept < this.#low[cls]) this.#low[cls] = kept
     w[IN_USE] += cap
     w[REQUESTED] += size
     w[LIVE] += 1
@@ -164,7 +180,12 @@ class ThreadCache {
       if (w[GATE] !== 1) return false
     }
     const top = this.#pendingTop[cls]
-    if (this.#readyTop[cls] + top >= 3 * CAPACITY[cls]) return false
+    if (this.#readyTop[cls] + top >= 3 * this.#limit[cls]) {
+      // Full: the thread's working set of this class is larger than the cache. Grow it.
+      if (this.#limit[cls] >= CAPACITY_MAX[cls]) return false
+      const grown = 2 * this.#limit[cls]
+      this.#limit[cls] = grown < CAPACITY_MAX[cls] ? grown : CAPACITY_MAX[cls]
+    }
     // Detach first: from here on only this cache reaches the slot.
     const ab = transferOf(bufferOf(buf))
     w[IN_USE] -= cap
@@ -179,7 +200,7 @@ class ThreadCache {
     pending[top + 2] = token
     this.#pendingTop[cls] = top + 3
     // Witness a batch once half the class's capacity waits (or the ready ones run out).
-    if (++this.#pendingCount >= SYNC_BATCH || top + 3 >= 3 * (CAPACITY[cls] >> 1)) this.#sync()
+    if (++this.#pendingCount >= SYNC_BATCH || top + 3 >= 3 * (this.#limit[cls] >> 1)) this.#sync()
     return true
   }
 
@@ -217,6 +238,59 @@ class ThreadCache {
     nativeClose(this.#handle, this.#id)
   }
 
+  /**
+   * The decay tick: per class, gives back three quarters of the slots that stayed unused since
+   * the last tick (the coldest first), and halves the limit of a class that was not used at all;
+   * then lets the pool give back what stayed unused (see Pool::decay in the core). So what a
+   * thread keeps while it makes no call comes back within a few ticks, and its cache shrinks to
+   * what it uses.
+   */
+  decay() {
+    if (this.#closed) return
+    let n = 0
+    for (let c = 0; c < this.#classCount; c++) {
+      const kept = (this.#readyTop[c] + this.#pendingTop[c]) / 3
+      const unused = this.#low[c] < kept ? this.#low[c] : kept
+      if (unused === kept && this.#limit[c] > CAPACITY[c]) {
+        const halved = this.#limit[c] >> 1
+        this.#limit[c] = halved > CAPACITY[c] ? halved : CAPACITY[c]
+      }
+      if (unused !== 0) n = this.#takeColdest(c, unused - (unused >> 2), n)
+      this.#low[c] = (this.#readyTop[c] + this.#pendingTop[c]) / 3
+    }
+    if (n !== 0) {
+      nativeFlush(this.#handle, this.#id, this.#list, n)
+      this.#clearList(3 * n)
+    }
+    nativeDecay(this.#handle)
+  }
+
+  /** Moves the `k` oldest triples of class `c` (ready ones first) to `#list` after its first `n`; returns the new count. */
+  #takeColdest(c, k, n) {
+    let taken = this.#takeBottom(this.#ready[c], this.#readyTop, c, k, n)
+    if (taken < k) {
+      const more = this.#takeBottom(this.#pending[c], this.#pendingTop, c, k - taken, n + taken)
+      this.#pendingCount -= more
+      taken += more
+    }
+    return n + taken
+  }
+
+  /**
+   * Moves up to `k` triples from the bottom of `stack` (class `c`, its top in `tops`) to `#list`
+   * after its first `n`, and the rest down; returns how many.
+   */
+  #takeBottom(stack, tops, c, k, n) {
+    const top = tops[c]
+    const m = k < top / 3 ? k : top / 3
+    const list = this.#list
+    for (let i = 0; i < 3 * m; i++) list[3 * n + i] = stack[i]
+    for (let i = 3 * m; i < top; i++) stack[i - 3 * m] = stack[i]
+    for (let i = top - 3 * m; i < top; i++) stack[i] = undefined
+    tops[c] = top - 3 * m
+    return m
+  }
+
   /** Whether any slot is kept here. */
   holds() {
     for (let c = 0; c < this.#classCount; c++) if (this.#readyTop[c] + this.#pendingTop[c] !== 0) return true
@@ -237,8 +311,9 @@ class ThreadCache {
   /** Takes up to half a class's capacity of slots from the core; returns the new ready top. */
   #fill(cls, flags) {
     if (this.#closed) return 0
-    const room = CAPACITY[cls] - (this.#readyTop[cls] + this.#pendingTop[cls]) / 3
-    const most = CAPACITY[cls] >> 1 > 1 ? CAPACITY[cls] >> 1 : 1
+    const room = this.#limit[cls] - (this.#readyTop[cls] + this.#pendingTop[cls]) / 3
+    const half = this.#limit[cls] >> 1
+    const most = half < 1 ? 1 : half > FILL_BATCH ? FILL_BATCH : half
     const want = room < most ? room : most
     if (want <= 0) return 0
     const list = this.#list
@@ -331,6 +406,37 @@ class ThreadCache {
     const list = this.#list
     for (let i = 0; i < n; i++) list[i] = undefined
   }
+}
+
+/**
+ * This thread's decay timer: every DECAY_TICK_MS, each live cache gives back what it did not use.
+ * It holds the caches weakly (a cache goes with its Pool object) and never keeps the event loop
+ * alive; it stops when no cache is left.
+ */
+const ticker = {
+  caches: privateArray(),
+  timer: null,
+  add(cache) {
+    this.caches[this.caches.length] = new SafeWeakRef(cache)
+    if (this.timer === null) {
+      this.timer = setInterval(() => this.tick(), DECAY_TICK_MS)
+      this.timer.unref()
+    }
+  },
+  tick() {
+    let live = 0
+    for (let i = 0; i < this.caches.length; i++) {
+      const cache = deref(this.caches[i])
+      if (cache === undefined) continue
+      this.caches[live++] = this.caches[i]
+      cache.decay()
+    }
+    this.caches.length = live
+    if (live === 0) {
+      clearInterval(this.timer)
+      this.timer = null
+    }
+  },
 }
 
 module.exports = { ThreadCache }

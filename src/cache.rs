@@ -16,7 +16,7 @@ use crate::scratch;
 use crate::status;
 use extmem_core::admission::Priority;
 use extmem_core::loan::Owner;
-use extmem_core::pool::cache::capacity_of;
+use extmem_core::pool::cache::FILL_BATCH;
 use extmem_core::size_class::CLASS_COUNT;
 
 /// `cacheOpen(handle)`: a new cache of this thread; returns an external ArrayBuffer over its
@@ -65,7 +65,7 @@ fn fill(call: &Call<6>) -> Outcome {
     if class >= CLASS_COUNT || !escape::can_escape() {
         return Err(status::STATUS_BAD_ARGUMENT);
     }
-    let n = (call.u32(3)? as usize).clamp(1, capacity_of(class));
+    let n = (call.u32(3)? as usize).clamp(1, FILL_BATCH);
     let priority =
         if call.u32(4)? & crate::constants::FLAG_ESSENTIAL != 0 { Priority::Essential } else { Priority::Normal };
     let owner = Owner { thread: call.env() as usize, handle: 0, witness: 0 };
@@ -201,4 +201,17 @@ fn close(call: &Call<2>) -> Outcome {
     let pool = call.pool(0)?;
     pool.cache_close(call.f64(1)? as u64);
     Ok(call.number(0.0))
+}
+
+/// `cacheDecay(handle)`: gives back the pool's memory that stayed unused (see `Pool::decay`);
+/// each thread's cache calls it on its timer, so memory comes back with no call of the user's.
+/// Returns the bytes given back.
+pub unsafe extern "C" fn cache_decay(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: Node calls this callback with its current env and call info.
+    unsafe { call::run::<1>(env, info, decay) }
+}
+
+fn decay(call: &Call<1>) -> Outcome {
+    let pool = call.pool(0)?;
+    Ok(call.number(pool.decay() as f64))
 }

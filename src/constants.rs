@@ -74,12 +74,18 @@ pub struct JsCacheLayout {
     pub entries: u32,
     /// How far a cache may move its bytes in use between two syncs.
     pub drift_max: u32,
-    /// Most slots a cache keeps, per class.
+    /// Slots a cache keeps per class to begin with.
     pub capacity: Vec<u32>,
+    /// Most slots a cache keeps per class once demand grew it.
+    pub capacity_max: Vec<u32>,
+    /// Most slots one `cacheFill` hands over.
+    pub fill_batch: u32,
     /// Most slots one `cacheSync` call witnesses.
     pub sync_batch: u32,
     /// A Buffer's cache entry is `entry * class_span + class` in JavaScript.
     pub class_span: u32,
+    /// Bytes of one cache's block (external memory, counted in the pool's `externalBytes`).
+    pub block_bytes: u32,
 }
 
 /// Everything in this module's doc, as one object.
@@ -153,8 +159,11 @@ pub fn constants() -> JsConstants {
             entries: cache::WORD_ENTRIES as u32,
             drift_max: cache::DRIFT_MAX as u32,
             capacity: (0..CLASS_SIZES.len()).map(|c| cache::capacity_of(c) as u32).collect(),
+            capacity_max: (0..CLASS_SIZES.len()).map(|c| cache::max_capacity_of(c) as u32).collect(),
+            fill_batch: cache::FILL_BATCH as u32,
             sync_batch: crate::cache::SYNC_BATCH as u32,
             class_span: cache::CLASS_SPAN as u32,
+            block_bytes: cache::BLOCK_BYTES as u32,
         },
     }
 }

@@ -32,6 +32,18 @@ thread_local! {
     /// `ArrayBuffer.prototype.transfer` of this thread's env, held by a strong reference; null on
     /// Node 20 (or before `init`).
     static TRANSFER: Cell<sys::napi_ref> = const { Cell::new(ptr::null_mut()) };
+    /// Whether loans of this thread need witnesses: false on the main thread (see
+    /// [`mark_main_thread`]).
+    static NEEDS_WITNESS: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Marks this thread as the process's main thread, whose loans need no witness: Node stops every
+/// worker (`stop_sub_worker_contexts`) before the main env runs its cleanup and finalizers
+/// (`FreeEnvironment`), so when the main env's finalizers run at teardown no other thread can
+/// hold its memory any more. Saves a weak reference per Buffer put back and the GC's work on it.
+#[napi_derive::napi(js_name = "markMainThread")]
+pub fn mark_main_thread() {
+    NEEDS_WITNESS.with(|w| w.set(false));
 }
 
 /// Looks up `ArrayBuffer.prototype.transfer` for this thread, at module load (before any user
@@ -90,11 +102,16 @@ pub unsafe fn transfer(env: sys::napi_env, ab: sys::napi_value, data: usize, len
 }
 
 /// A witness of `ab`: a weak reference to it, as a number for [`Owner::witness`]
-/// (`extmem_core::loan::Owner`). `None` if it cannot be made.
+/// (`extmem_core::loan::Owner`), or 0 on the main thread, which needs none. `None` if it cannot
+/// be made.
 ///
 /// # Safety
 /// `env` is the current env and `ab` a live ArrayBuffer of it.
 pub unsafe fn witness(env: sys::napi_env, ab: sys::napi_value) -> Option<usize> {
+    if !NEEDS_WITNESS.with(Cell::get) {
+        // The main thread: 0, a witness that says the memory cannot have left (see above).
+        return Some(0);
+    }
     let mut r = ptr::null_mut();
     // SAFETY: per the contract; `r` is a valid local.
     let status = unsafe { sys::napi_create_reference(env, ab, 0, &mut r) };

@@ -70,7 +70,7 @@ pub unsafe fn make_handle(env: sys::napi_env, pool: &Arc<Pool>) -> Option<sys::n
 pub fn register(exports: Object, env: Env) -> napi::Result<()> {
     // SAFETY: the current env.
     unsafe { escape::init(env.raw()) };
-    let functions: [(&str, unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value); 19] = [
+    let functions: [(&str, unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value); 20] = [
         ("alloc", alloc),
         ("allocBound", alloc_bound),
         ("reuse", reuse),
@@ -90,6 +90,7 @@ pub fn register(exports: Object, env: Env) -> napi::Result<()> {
         ("cacheSync", cache::cache_sync),
         ("cacheFlush", cache::cache_flush),
         ("cacheClose", cache::cache_close),
+        ("cacheDecay", cache::cache_decay),
     ];
     for (name, callback) in functions {
         let mut f = ptr::null_mut();

@@ -4,11 +4,12 @@
 //! Mappings of [`HUGE_PAGE_MIN`] or more are advised `MADV_HUGEPAGE` (transparent huge pages are
 //! often in `madvise` mode, where only advised mappings get them). A mapping may be prefaulted
 //! (`MAP_POPULATE`) so that its first touch costs no page faults. Cached mappings decay: one
-//! unused for [`CACHE_DECAY_MS`] is unmapped at the cache's next use.
+//! unused for [`CACHE_DECAY_MS`] is unmapped at the pool's next large allocation or decay tick.
 //!
 //! A mapping is owned by one [`memmap2::MmapMut`] at every moment: by the loan that uses it, or by
 //! the cache. Dropping the owner unmaps it; nothing else does.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::io;
 
 use memmap2::{MmapMut, MmapOptions};
@@ -20,8 +21,9 @@ pub fn page_size() -> usize {
     os::page_size()
 }
 
-/// Most mappings the cache holds.
-pub const CACHE_MAX_ENTRIES: usize = 32;
+/// Most mappings the cache holds: enough for thousands of mid-size Buffers in flight (its bytes
+/// are bounded apart, by the pool).
+pub const CACHE_MAX_ENTRIES: usize = 4096;
 
 /// Smallest mapping advised to use transparent huge pages: one huge page.
 pub const HUGE_PAGE_MIN: usize = 2 * 1024 * 1024;
@@ -53,41 +55,85 @@ pub fn map(len: usize, prefault: bool) -> io::Result<MmapMut> {
     Ok(map)
 }
 
-/// Released mappings kept for reuse, most recently released last, each with the time it was
-/// released (in [`clock::now_ms`](crate::clock::now_ms) milliseconds).
+/// Released mappings kept for reuse, binned by length, each with the time it was released (in
+/// [`clock::now_ms`](crate::clock::now_ms) milliseconds) and its place in the order of release.
 ///
-/// Invariant: `bytes` is the sum of the lengths of `entries`, and never exceeds `max_bytes`.
+/// It holds a thread's working set of mid sizes: taking and putting back cost a lookup among the
+/// bins that fit (at most a quarter more than asked, so a few bins), not a scan of every entry.
+///
+/// Invariants: `bytes` is the sum of the lengths of the entries, and never exceeds `max_bytes`;
+/// there are at most [`CACHE_MAX_ENTRIES`] entries; every bin is non-empty and ordered by release,
+/// oldest first; `count` is the number of entries.
 #[derive(Debug)]
 pub struct MappingCache {
-    entries: Vec<(MmapMut, u64)>,
+    bins: BTreeMap<usize, VecDeque<Cached>>,
+    count: usize,
     bytes: usize,
     max_bytes: usize,
+    next_seq: u64,
+}
+
+/// A cached mapping, when it was released, and its place in the order of release.
+#[derive(Debug)]
+struct Cached {
+    map: MmapMut,
+    released_ms: u64,
+    seq: u64,
 }
 
 impl MappingCache {
     /// An empty cache that holds at most `max_bytes`.
     pub fn new(max_bytes: usize) -> Self {
-        MappingCache { entries: Vec::new(), bytes: 0, max_bytes }
+        MappingCache { bins: BTreeMap::new(), count: 0, bytes: 0, max_bytes, next_seq: 0 }
     }
 
     /// Takes the most recently released mapping of at least `len` bytes and at most a quarter more,
     /// so that reuse never wastes more than rounding a small size to its class does.
     pub fn take(&mut self, len: usize) -> Option<MmapMut> {
         let limit = len + len / 4;
-        let i = self.entries.iter().rposition(|(m, _)| m.len() >= len && m.len() <= limit)?;
-        let (map, _) = self.entries.remove(i);
-        self.bytes -= map.len();
-        Some(map)
+        let (&bin, _) = self.bins.range(len..=limit).max_by_key(|(_, q)| q.back().map_or(0, |c| c.seq))?;
+        let c = self.pop(bin, false);
+        Some(c.map)
+    }
+
+    /// Removes the newest (or, `oldest`, the oldest) entry of the bin `bin`, which exists.
+    fn pop(&mut self, bin: usize, oldest: bool) -> Cached {
+        let q = self.bins.get_mut(&bin).expect("a bin that exists");
+        let c = if oldest { q.pop_front() } else { q.pop_back() }.expect("bins are never empty");
+        if q.is_empty() {
+            self.bins.remove(&bin);
+        }
+        self.count -= 1;
+        self.bytes -= c.map.len();
+        c
+    }
+
+    /// The bin of the entry released first.
+    fn oldest_bin(&self) -> Option<usize> {
+        self.bins.iter().min_by_key(|(_, q)| q.front().map_or(u64::MAX, |c| c.seq)).map(|(&bin, _)| bin)
     }
 
     /// Unmaps the mappings released more than [`CACHE_DECAY_MS`] before `now`; returns the bytes
     /// unmapped, which leave the pool's reserved memory.
     #[must_use = "the bytes unmapped leave the pool's reserved memory"]
     pub fn expire(&mut self, now: u64) -> usize {
-        let fresh_from = self.entries.iter().position(|&(_, t)| now.saturating_sub(t) <= CACHE_DECAY_MS);
-        let old = fresh_from.unwrap_or(self.entries.len());
-        let unmapped: usize = self.entries.drain(..old).map(|(m, _)| m.len()).sum();
-        self.bytes -= unmapped;
+        let old: Vec<usize> = self
+            .bins
+            .iter()
+            .filter(|(_, q)| q.front().is_some_and(|c| now.saturating_sub(c.released_ms) > CACHE_DECAY_MS))
+            .map(|(&bin, _)| bin)
+            .collect();
+        let mut unmapped = 0;
+        for bin in old {
+            while self
+                .bins
+                .get(&bin)
+                .and_then(|q| q.front())
+                .is_some_and(|c| now.saturating_sub(c.released_ms) > CACHE_DECAY_MS)
+            {
+                unmapped += self.pop(bin, true).map.len();
+            }
+        }
         unmapped
     }
 
@@ -99,32 +145,35 @@ impl MappingCache {
             return map.len();
         }
         let mut unmapped = 0;
-        while self.bytes + map.len() > self.max_bytes || self.entries.len() >= CACHE_MAX_ENTRIES {
-            let (oldest, _) = self.entries.remove(0);
-            self.bytes -= oldest.len();
-            unmapped += oldest.len();
+        while self.bytes + map.len() > self.max_bytes || self.count >= CACHE_MAX_ENTRIES {
+            let bin = self.oldest_bin().expect("over a bound, so not empty");
+            unmapped += self.pop(bin, true).map.len();
         }
         self.bytes += map.len();
-        self.entries.push((map, now));
+        self.count += 1;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.bins.entry(map.len()).or_default().push_back(Cached { map, released_ms: now, seq });
         unmapped
     }
 
     /// Unmaps every cached mapping; returns the bytes given back.
     pub fn clear(&mut self) -> usize {
         let freed = self.bytes;
-        self.entries.clear();
+        self.bins.clear();
+        self.count = 0;
         self.bytes = 0;
         freed
     }
 
     /// Number of cached mappings.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.count
     }
 
     /// Whether the cache is empty.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.count == 0
     }
 
     /// Bytes held by cached mappings.

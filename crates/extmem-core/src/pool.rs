@@ -28,6 +28,10 @@ pub use resize::Resized;
 const CACHE_SHARE_DIVISOR: usize = 4;
 /// Largest size of the large-mapping cache, whatever the cap.
 const CACHE_MAX_BYTES: usize = 256 * 1024 * 1024;
+/// How often [`Pool::decay`] gives empty slab chunks back.
+pub const CHUNK_DECAY_MS: u64 = 5_000;
+/// How often a large allocation looks for cached mappings that decayed.
+const EXPIRE_EVERY_MS: u64 = 100;
 
 static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(0);
 
@@ -201,6 +205,10 @@ struct State {
     resizing: Vec<resize::PendingResize>,
     /// The threads' slot caches (see [`cache`]).
     caches: cache::Caches,
+    /// When [`Pool::decay`] last gave empty slab chunks back.
+    chunks_decayed_ms: u64,
+    /// When a large allocation next unmaps the cached mappings that decayed.
+    mappings_expire_ms: u64,
 }
 
 impl Pool {
@@ -227,6 +235,8 @@ impl Pool {
                 counters: Counters::default(),
                 resizing: Vec::new(),
                 caches: cache::Caches::default(),
+                chunks_decayed_ms: clock::now_ms(),
+                mappings_expire_ms: 0,
             }),
         }
     }
@@ -599,6 +609,24 @@ impl Pool {
         st.trim()
     }
 
+    /// Gives back memory that stayed unused, with no call of the user's (the threads' caches call
+    /// this on a timer): cached mappings unused for [`CACHE_DECAY_MS`](large::CACHE_DECAY_MS), and,
+    /// at most once per [`CHUNK_DECAY_MS`], the slab chunks that are empty. Returns the bytes
+    /// given back.
+    pub fn decay(&self) -> usize {
+        let mut st = self.state.lock();
+        let now = clock::now_ms();
+        let mut freed = st.cache.expire(now);
+        if now.saturating_sub(st.chunks_decayed_ms) >= CHUNK_DECAY_MS {
+            st.chunks_decayed_ms = now;
+            for c in &mut st.classes {
+                freed += c.trim();
+            }
+        }
+        st.counters.reserved_bytes -= freed;
+        freed
+    }
+
     /// A consistent snapshot of the pool.
     pub fn stats(&self) -> PoolStats {
         let mut st = self.state.lock();
@@ -656,7 +684,12 @@ impl State {
         }
         self.admit(config, req)?;
         let len = large::mapping_len(size);
-        self.counters.reserved_bytes -= self.cache.expire(clock::now_ms());
+        let now = clock::now_ms();
+        if now >= self.mappings_expire_ms {
+            // Not at every allocation: looking costs a pass over the cache's bins.
+            self.mappings_expire_ms = now + EXPIRE_EVERY_MS;
+            self.counters.reserved_bytes -= self.cache.expire(now);
+        }
         let (mut map, fresh) = match self.cache.take(len) {
             Some(map) => (map, false),
             None => {

@@ -69,7 +69,11 @@ pub const WORD_CLASSES: usize = 8;
 /// First entry word: entry `e` is word `WORD_ENTRIES + e`.
 pub const WORD_ENTRIES: usize = (WORD_CLASSES + CLASS_COUNT).next_multiple_of(8);
 /// Most cache loans (cached or lent from the cache) one cache has at once.
-pub const MAX_ENTRIES: usize = 2048;
+pub const MAX_ENTRIES: usize = 8192;
+/// Bytes of one cache's block. The binding views it with an external ArrayBuffer, which V8
+/// counts in `process.memoryUsage().external`; the pool's `externalBytes` do not (they count the
+/// memory lent and cached).
+pub const BLOCK_BYTES: usize = (WORD_ENTRIES + MAX_ENTRIES) * 4;
 /// JavaScript names a cache loan `entry * CLASS_SPAN + class` (one number per Buffer), so every
 /// class index must be below it, and every name a safe integer.
 pub const CLASS_SPAN: usize = 64;
@@ -77,15 +81,30 @@ const _: () = assert!(CLASS_COUNT <= CLASS_SPAN, "a class index would overflow i
 const _: () = assert!((MAX_ENTRIES * CLASS_SPAN) < (1 << 31), "a cacheRef must stay a small integer");
 /// How far one cache may move its bytes in use between two syncs.
 pub const DRIFT_MAX: usize = 64 * 1024;
-/// Most slots one cache keeps per class (and no more than [`CACHE_BYTES_PER_CLASS`] of them).
+/// Slots one cache keeps per class to begin with (and no more than [`CACHE_BYTES_PER_CLASS`]).
 pub const CACHE_SLOTS_PER_CLASS: usize = 64;
-/// Most bytes one cache keeps per class.
+/// Bytes one cache keeps per class to begin with.
 pub const CACHE_BYTES_PER_CLASS: usize = 64 * 1024;
+/// Most slots one cache keeps per class once demand grew it (and no more than
+/// [`CACHE_BYTES_MAX_PER_CLASS`]): a thread with that many Buffers of a class in flight gives them
+/// back and takes them again without a call into the core.
+pub const CACHE_SLOTS_MAX_PER_CLASS: usize = 4096;
+/// Most bytes one cache keeps per class once demand grew it.
+pub const CACHE_BYTES_MAX_PER_CLASS: usize = 16 * 1024 * 1024;
+/// Most slots one [`Pool::cache_fill`] hands over.
+pub const FILL_BATCH: usize = 64;
 
-/// How many slots of `class` one cache keeps at most (at least 2, so that a batch can be
-/// witnessed while the other half is lent).
+/// How many slots of `class` one cache keeps to begin with (at least 2, so that a batch can be
+/// witnessed while the other half is lent). The cache doubles it while its releases find it full
+/// (the thread's working set is larger), up to [`max_capacity_of`], and halves it again while it
+/// stays unused (see lib/thread-cache.js).
 pub fn capacity_of(class: usize) -> usize {
     (CACHE_BYTES_PER_CLASS / CLASS_SIZES[class]).clamp(2, CACHE_SLOTS_PER_CLASS)
+}
+
+/// How many slots of `class` one cache keeps at most.
+pub fn max_capacity_of(class: usize) -> usize {
+    (CACHE_BYTES_MAX_PER_CLASS / CLASS_SIZES[class]).clamp(capacity_of(class), CACHE_SLOTS_MAX_PER_CLASS)
 }
 
 /// The words a cache's thread and the core share.
