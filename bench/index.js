@@ -16,7 +16,11 @@
 //            Buffer.allocUnsafe vs Buffer.allocUnsafeSlow; rows compare extmem with the better Node one
 //   lifetimes  scope.close() of 64 Buffers vs 64 release() calls; resize() 16 -> 32 MiB vs
 //            allocUnsafe + copy + release; share/adopt to a worker and back vs postMessage copies
+//   inflight per-Buffer cost with N = 1..1024 Buffers out at once, 512 B-1 MiB: pool.allocUnsafe +
+//            release (three pool configurations) vs allocUnsafe vs allocUnsafeSlow vs the floor
+//            (views over pool ArrayBuffers + transfer()); V8 heap kept per 1,000 released Buffers
 // The table goes to stdout (progress to stderr); everything, with every sample, to bench/results.json.
+// Workloads with tables of their own (inflight, server) print them after it.
 //
 // Options: --quick; --only=small,large,… to run some workloads (for development).
 
@@ -35,6 +39,7 @@ const FAMILIES = {
   leak: () => require('./leak').runLeak,
   server: () => require('./server').runServer,
   lifetimes: () => require('./lifetimes').runLifetimes,
+  inflight: () => require('./inflight').runInflight,
 }
 
 // ops: operations per round and side; perTurn: operations per event-loop turn (see common.js).
@@ -48,6 +53,7 @@ const CONFIG = {
     leak: { rounds: 9, ops: 100_000, perTurn: 4096 },
     server: { rounds: 5, warmFrames: 100, frames: 800, deadlineS: 30 },
     lifetimes: { rounds: 9, scopes: 2000, grows: 20, trips: 400 },
+    inflight: { rounds: 7, ops: 16384, bytes: 256 * MiB, heapReps: 3 },
   },
   quick: {
     small: { rounds: 3, ops: 20_000, perTurn: 4096 },
@@ -58,6 +64,7 @@ const CONFIG = {
     leak: { rounds: 3, ops: 20_000, perTurn: 4096 },
     server: { rounds: 3, warmFrames: 20, frames: 100, deadlineS: 10 },
     lifetimes: { rounds: 3, scopes: 200, grows: 4, trips: 40 },
+    inflight: { rounds: 3, ops: 2048, bytes: 16 * MiB, heapReps: 1 },
   },
 }
 
@@ -190,9 +197,13 @@ async function main() {
   // One broken workload must not hide the others: it becomes a FAILED row, and the run goes on
   // and exits with 1 at the end.
   const rows = []
+  const summaries = []
   for (const name of opts.only) {
     try {
-      rows.push(...(await FAMILIES[name]()(config[name], log)))
+      const run = FAMILIES[name]()
+      const got = await run(config[name], log)
+      rows.push(...got)
+      if (typeof run.summary === 'function') summaries.push(run.summary(got))
     } catch (err) {
       rows.push(failed({ workload: name, name, error: err }))
     }
@@ -203,12 +214,15 @@ async function main() {
   console.log(
     `\nextmem bench (${env.mode}): Node ${env.node} (V8 ${env.v8}), ${env.cpu} x${env.cores}, ${env.platform}, ${env.date}, load ${env.loadavg.join(' ')}\n`,
   )
-  console.log(table(rows))
+  // Rows a workload shows in a table of its own stay out of this one (they are in the JSON).
+  const shown = rows.filter((r) => !r.hideInTable)
+  if (shown.length !== 0) console.log(table(shown))
   const side = sideBySide(rows)
   if (side !== null) {
     console.log("\nside by side (medians; ratio = extmem / the better Node variant, target: the issue's)\n")
     console.log(side)
   }
+  for (const text of summaries) if (text) console.log(`\n${text}`)
   console.log(
     '\nmedians over rounds; ratio = extmem / peer (threads: 2 threads / 1 thread). ns/op, us/op, MiB: lower is better;' +
       ' GiB/s, Mops/s: higher is better.',
