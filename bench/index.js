@@ -11,9 +11,12 @@
 //   stream   4 GiB (256 MiB quick) through 64 KiB / 1 MiB chunks, one child process per side
 //   threads  defaultPool from 2 worker threads vs 1 (same total work)
 //   leak     leakDetection 'sampled' / 'paranoid' vs 'off' (if present)
-//   server   length-prefixed frames over loopback TCP, 64 client connections in a child process, the
-//            server (a child process per variant and round) on pool.allocUnsafe + release vs
-//            Buffer.allocUnsafe vs Buffer.allocUnsafeSlow; rows compare extmem with the better Node one
+//   server   length-prefixed frames over loopback TCP, 64 and 256 client connections in a child
+//            process, today's mix (256 B-64 KiB) and a mid-size one (16-256 KiB), the server (a child
+//            process per variant and round) on pool.allocUnsafe + release, a pool.scope() per request
+//            (and an arena scope where the library has one) vs Buffer.allocUnsafe vs
+//            Buffer.allocUnsafeSlow; rows compare extmem with the better Node one; GC counts by kind
+//            and cause; memory back (the pool's reservedBytes 15 s after the last frame / peak)
 //   lifetimes  scope.close() of 64 Buffers vs 64 release() calls; resize() 16 -> 32 MiB vs
 //            allocUnsafe + copy + release; share/adopt to a worker and back vs postMessage copies
 //   inflight per-Buffer cost with N = 1..1024 Buffers out at once, 512 B-1 MiB: pool.allocUnsafe +
@@ -51,7 +54,7 @@ const CONFIG = {
     stream: { rounds: 5, bytes: 4 * GiB },
     threads: { rounds: 7, ops: 500_000, perTurn: 4096 },
     leak: { rounds: 9, ops: 100_000, perTurn: 4096 },
-    server: { rounds: 5, warmFrames: 100, frames: 800, deadlineS: 30 },
+    server: { rounds: 5, warmFrames: 100, frames: 800, deadlineS: 30, memoryBackS: 15 },
     lifetimes: { rounds: 9, scopes: 2000, grows: 20, trips: 400 },
     inflight: { rounds: 7, ops: 16384, bytes: 256 * MiB, heapReps: 3 },
   },
@@ -62,7 +65,7 @@ const CONFIG = {
     stream: { rounds: 2, bytes: 256 * MiB },
     threads: { rounds: 3, ops: 50_000, perTurn: 4096 },
     leak: { rounds: 3, ops: 20_000, perTurn: 4096 },
-    server: { rounds: 3, warmFrames: 20, frames: 100, deadlineS: 10 },
+    server: { rounds: 3, warmFrames: 20, frames: 100, deadlineS: 10, memoryBackS: 2 },
     lifetimes: { rounds: 3, scopes: 200, grows: 4, trips: 40 },
     inflight: { rounds: 3, ops: 2048, bytes: 16 * MiB, heapReps: 1 },
   },
@@ -156,37 +159,6 @@ function table(rows) {
   return [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n')
 }
 
-/**
- * Workloads with more than one peer (server): each variant's median side by side, the ratio to
- * the better peer, and the target the project set for it.
- */
-function sideBySide(rows) {
-  const these = rows.filter((r) => r.detail?.sideBySide)
-  if (these.length === 0) return null
-  const columns = these[0].detail.sideBySide.columns
-  const keys = Object.keys(columns)
-  const head = ['workload', 'unit', ...keys.map((k) => columns[k]), 'ratio', 'target', 'met']
-  const body = these.map((r) => {
-    const s = r.detail.sideBySide
-    return [
-      r.name,
-      r.unit,
-      ...keys.map((k) => num(s.medians[k])),
-      r.ratio == null ? '-' : `${r.ratio.toFixed(2)}x`,
-      s.target ?? '',
-      s.target ? (r.targetMet ? 'yes' : 'no') : '',
-    ]
-  })
-  const left = new Set([0, 1, head.length - 2, head.length - 1])
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((cells) => cells[i].length)))
-  const line = (cells) =>
-    cells
-      .map((c, i) => (left.has(i) ? c.padEnd(widths[i]) : c.padStart(widths[i])))
-      .join('  ')
-      .trimEnd()
-  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n')
-}
-
 async function main() {
   const opts = parseArgs(process.argv.slice(2))
   const config = CONFIG[opts.quick ? 'quick' : 'full']
@@ -217,11 +189,6 @@ async function main() {
   // Rows a workload shows in a table of its own stay out of this one (they are in the JSON).
   const shown = rows.filter((r) => !r.hideInTable)
   if (shown.length !== 0) console.log(table(shown))
-  const side = sideBySide(rows)
-  if (side !== null) {
-    console.log("\nside by side (medians; ratio = extmem / the better Node variant, target: the issue's)\n")
-    console.log(side)
-  }
   for (const text of summaries) if (text) console.log(`\n${text}`)
   console.log(
     '\nmedians over rounds; ratio = extmem / peer (threads: 2 threads / 1 thread). ns/op, us/op, MiB: lower is better;' +

@@ -424,6 +424,7 @@ function evaluate(cells) {
 /** A number with about three significant digits ('-' for none). */
 function num(v) {
   if (v == null || !Number.isFinite(v)) return '-'
+  if (v === 0) return '0'
   const a = Math.abs(v)
   return a >= 100 ? v.toFixed(0) : a >= 10 ? v.toFixed(1) : a >= 1 ? v.toFixed(2) : v.toFixed(3)
 }
