@@ -320,7 +320,7 @@ async function runInflight(cfg, log) {
       const medians = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)]))
       if (!('floor' in medians)) medians.floor = null
       const ratios = cellRatios(medians)
-      cells.push({ size: n, N, buffers, medians, ratios, held })
+      cells.push({ size: n, N, buffers, medians, ratios, held, samples })
       for (const [key, c] of Object.entries(CONFIGS)) {
         rows.push({
           ...row({
@@ -337,7 +337,6 @@ async function runInflight(cfg, log) {
               config: key,
               buffersPerSample: buffers,
               medians,
-              samples,
               ...(key === 'c' ? { held } : {}),
             },
           }),
