@@ -1,6 +1,6 @@
 'use strict'
 // extmem benchmarks against their Node peers: `npm run bench` (full) or `npm run bench -- --quick`
-// (under a minute; CI runs it to keep the harness working and does not judge the numbers).
+// (about a minute; CI runs it to keep the harness working and does not judge the numbers).
 //
 // Every workload runs extmem and its peer in the same run, alternating their order over several
 // rounds with a GC in between, and reports medians over the rounds:
