@@ -1,6 +1,6 @@
 'use strict'
 // extmem benchmarks against their Node peers: `npm run bench` (full) or `npm run bench -- --quick`
-// (under a minute; CI runs it to keep the harness working and does not judge the numbers).
+// (about a minute; CI runs it to keep the harness working and does not judge the numbers).
 //
 // Every workload runs extmem and its peer in the same run, alternating their order over several
 // rounds with a GC in between, and reports medians over the rounds:
@@ -11,12 +11,19 @@
 //   stream   4 GiB (256 MiB quick) through 64 KiB / 1 MiB chunks, one child process per side
 //   threads  defaultPool from 2 worker threads vs 1 (same total work)
 //   leak     leakDetection 'sampled' / 'paranoid' vs 'off' (if present)
-//   server   length-prefixed frames over loopback TCP, 64 client connections in a child process, the
-//            server (a child process per variant and round) on pool.allocUnsafe + release vs
-//            Buffer.allocUnsafe vs Buffer.allocUnsafeSlow; rows compare extmem with the better Node one
+//   server   length-prefixed frames over loopback TCP, 64 and 256 client connections in a child
+//            process, today's mix (256 B-64 KiB) and a mid-size one (16-256 KiB), the server (a child
+//            process per variant and round) on pool.allocUnsafe + release, a pool.scope() per request
+//            (and an arena scope where the library has one) vs Buffer.allocUnsafe vs
+//            Buffer.allocUnsafeSlow; rows compare extmem with the better Node one; GC counts by kind
+//            and cause; memory back (the pool's reservedBytes 15 s after the last frame / peak)
 //   lifetimes  scope.close() of 64 Buffers vs 64 release() calls; resize() 16 -> 32 MiB vs
 //            allocUnsafe + copy + release; share/adopt to a worker and back vs postMessage copies
+//   inflight per-Buffer cost with N = 1..1024 Buffers out at once, 512 B-1 MiB: pool.allocUnsafe +
+//            release (three pool configurations) vs allocUnsafe vs allocUnsafeSlow vs the floor
+//            (views over pool ArrayBuffers + transfer()); V8 heap kept per 1,000 released Buffers
 // The table goes to stdout (progress to stderr); everything, with every sample, to bench/results.json.
+// Workloads with tables of their own (inflight, server) print them after it.
 //
 // Options: --quick; --only=small,large,… to run some workloads (for development).
 
@@ -35,6 +42,7 @@ const FAMILIES = {
   leak: () => require('./leak').runLeak,
   server: () => require('./server').runServer,
   lifetimes: () => require('./lifetimes').runLifetimes,
+  inflight: () => require('./inflight').runInflight,
 }
 
 // ops: operations per round and side; perTurn: operations per event-loop turn (see common.js).
@@ -46,8 +54,9 @@ const CONFIG = {
     stream: { rounds: 5, bytes: 4 * GiB },
     threads: { rounds: 7, ops: 500_000, perTurn: 4096 },
     leak: { rounds: 9, ops: 100_000, perTurn: 4096 },
-    server: { rounds: 5, warmFrames: 100, frames: 800, deadlineS: 30 },
+    server: { rounds: 5, warmFrames: 100, frames: 800, deadlineS: 30, memoryBackS: 15 },
     lifetimes: { rounds: 9, scopes: 2000, grows: 20, trips: 400 },
+    inflight: { rounds: 7, ops: 16384, bytes: 256 * MiB, heapReps: 3 },
   },
   quick: {
     small: { rounds: 3, ops: 20_000, perTurn: 4096 },
@@ -56,8 +65,9 @@ const CONFIG = {
     stream: { rounds: 2, bytes: 256 * MiB },
     threads: { rounds: 3, ops: 50_000, perTurn: 4096 },
     leak: { rounds: 3, ops: 20_000, perTurn: 4096 },
-    server: { rounds: 3, warmFrames: 20, frames: 100, deadlineS: 10 },
+    server: { rounds: 3, warmFrames: 20, frames: 100, deadlineS: 10, memoryBackS: 2 },
     lifetimes: { rounds: 3, scopes: 200, grows: 4, trips: 40 },
+    inflight: { rounds: 3, ops: 2048, bytes: 16 * MiB, heapReps: 1 },
   },
 }
 
@@ -149,37 +159,6 @@ function table(rows) {
   return [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n')
 }
 
-/**
- * Workloads with more than one peer (server): each variant's median side by side, the ratio to
- * the better peer, and the target the project set for it.
- */
-function sideBySide(rows) {
-  const these = rows.filter((r) => r.detail?.sideBySide)
-  if (these.length === 0) return null
-  const columns = these[0].detail.sideBySide.columns
-  const keys = Object.keys(columns)
-  const head = ['workload', 'unit', ...keys.map((k) => columns[k]), 'ratio', 'target', 'met']
-  const body = these.map((r) => {
-    const s = r.detail.sideBySide
-    return [
-      r.name,
-      r.unit,
-      ...keys.map((k) => num(s.medians[k])),
-      r.ratio == null ? '-' : `${r.ratio.toFixed(2)}x`,
-      s.target ?? '',
-      s.target ? (r.targetMet ? 'yes' : 'no') : '',
-    ]
-  })
-  const left = new Set([0, 1, head.length - 2, head.length - 1])
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((cells) => cells[i].length)))
-  const line = (cells) =>
-    cells
-      .map((c, i) => (left.has(i) ? c.padEnd(widths[i]) : c.padStart(widths[i])))
-      .join('  ')
-      .trimEnd()
-  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n')
-}
-
 async function main() {
   const opts = parseArgs(process.argv.slice(2))
   const config = CONFIG[opts.quick ? 'quick' : 'full']
@@ -190,9 +169,13 @@ async function main() {
   // One broken workload must not hide the others: it becomes a FAILED row, and the run goes on
   // and exits with 1 at the end.
   const rows = []
+  const summaries = []
   for (const name of opts.only) {
     try {
-      rows.push(...(await FAMILIES[name]()(config[name], log)))
+      const run = FAMILIES[name]()
+      const got = await run(config[name], log)
+      rows.push(...got)
+      if (typeof run.summary === 'function') summaries.push(run.summary(got))
     } catch (err) {
       rows.push(failed({ workload: name, name, error: err }))
     }
@@ -203,12 +186,10 @@ async function main() {
   console.log(
     `\nextmem bench (${env.mode}): Node ${env.node} (V8 ${env.v8}), ${env.cpu} x${env.cores}, ${env.platform}, ${env.date}, load ${env.loadavg.join(' ')}\n`,
   )
-  console.log(table(rows))
-  const side = sideBySide(rows)
-  if (side !== null) {
-    console.log("\nside by side (medians; ratio = extmem / the better Node variant, target: the issue's)\n")
-    console.log(side)
-  }
+  // Rows a workload shows in a table of its own stay out of this one (they are in the JSON).
+  const shown = rows.filter((r) => !r.hideInTable)
+  if (shown.length !== 0) console.log(table(shown))
+  for (const text of summaries) if (text) console.log(`\n${text}`)
   console.log(
     '\nmedians over rounds; ratio = extmem / peer (threads: 2 threads / 1 thread). ns/op, us/op, MiB: lower is better;' +
       ' GiB/s, Mops/s: higher is better.',

@@ -284,4 +284,4 @@ async function runFast(cfg, log) {
   }
 }
 
-module.exports = { runSafe, runFast, SIZES, extmemCycle, nodeCycle, floorCycle }
+module.exports = { runSafe, runFast, SIZES, extmemCycle, nodeCycle, floorCycle, FloorBuffer, HAS_TRANSFER }
