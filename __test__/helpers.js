@@ -5,6 +5,19 @@ const { setImmediate: turn } = require('node:timers/promises')
 const { spawn } = require('node:child_process')
 const path = require('node:path')
 
+const LARGE_CLASS_LENS = require('../binding.js').constants().largeClassLens
+const HAS_TRANSFER = typeof ArrayBuffer.prototype.transfer === 'function'
+
+/**
+ * Bytes of the mapping a large Buffer of `size` bytes takes: on Node 22+ its class's length up to
+ * the last large class (four per doubling, so that its ArrayBuffer serves the next Buffer of its
+ * class), else whole pages.
+ */
+function mappingLen(size) {
+  if (HAS_TRANSFER) for (const len of LARGE_CLASS_LENS) if (len >= size) return len
+  return Math.ceil(size / 4096) * 4096
+}
+
 /** A small deterministic PRNG (mulberry32), so failures reproduce. */
 function prng(seed) {
   let a = seed >>> 0
@@ -68,4 +81,4 @@ function runNode(nodeArgs, env = {}, timeoutMs = 60_000) {
   })
 }
 
-module.exports = { prng, stamp, holds, collectUntil, turn, runNode }
+module.exports = { prng, stamp, holds, collectUntil, turn, runNode, mappingLen }

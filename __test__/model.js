@@ -7,7 +7,7 @@
 const assert = require('node:assert/strict')
 const fc = require('fast-check')
 const { Pool } = require('..')
-const { collectUntil } = require('./helpers')
+const { collectUntil, mappingLen } = require('./helpers')
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -279,7 +279,7 @@ function checkRefusal(m, r, cmd, err, before) {
   assert.equal(err.level, before.level, `${what}: the level it was refused at`)
   const s = r.pool.stats()
   assert.equal(err.availableBytes, m.maxBytes - s.reservedBytes, `${what}: availableBytes = maxBytes - reservedBytes`)
-  const needs = size <= SMALL_MAX ? SLAB_CHUNK : roundUp(size, PAGE)
+  const needs = size <= SMALL_MAX ? SLAB_CHUNK : mappingLen(size)
   if (err.code === 'ERR_EXTMEM_THROTTLED') {
     assert.notEqual(m.admission, 'cap', `${what}: admission 'cap' never throttles`)
     assert.ok(
@@ -372,7 +372,7 @@ class Alloc extends Command {
         `${this} takes a slot of its class`,
       )
     } else {
-      const len = roundUp(size, PAGE)
+      const len = mappingLen(size)
       assert.ok(
         capacity % PAGE === 0 && capacity >= len && capacity <= len + len / 4,
         `${this} lent a mapping of ${capacity} bytes`,

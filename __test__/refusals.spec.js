@@ -73,7 +73,7 @@ test('the native hot path answers malformed calls with a status, never a crash',
   t.is(native.hot_alloc(handle, 0, false, 0, false), native.STATUS_BAD_ARGUMENT, 'a size below 1')
   t.is(native.hot_alloc(handle, 100), native.STATUS_BAD_ARGUMENT, 'missing arguments')
   t.is(native.hot_release(handle, {}, 1), native.STATUS_NOT_POOLED, 'not a Buffer')
-  t.is(native.hot_finishRelease(handle, new ArrayBuffer(8), 12345), native.STATUS_NOT_POOLED, 'no such loan')
+  t.is(native.hot_finishRelease(handle, new ArrayBuffer(8), 12345, true), native.STATUS_NOT_POOLED, 'no such loan')
   t.like(
     nativePool.stats(),
     { liveBuffers: 0, allocations: 0, failedAllocations: 0, reservedBytes: 0 },

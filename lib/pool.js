@@ -30,6 +30,7 @@ const {
   hot_alloc: nativeAlloc,
   hot_allocBound: nativeAllocBound,
   hot_reuse: nativeReuse,
+  hot_reuseMapping: nativeReuseMapping,
   hot_release: nativeRelease,
   hot_finishRelease: nativeFinishRelease,
   hot_releaseLast: nativeReleaseLast,
@@ -96,6 +97,11 @@ const LEVELS = Object.freeze(CONSTANTS.levels)
 const SYSCALLS = CONSTANTS.syscalls
 /** Kept ArrayBuffers per class and Pool object (a bound on memory parked in one thread). */
 const MAX_KEPT = 128
+/** Mapping lengths of the large classes, ascending: Buffers up to the last keep their ArrayBuffer. */
+const LARGE_LENS = CONSTANTS.largeClassLens
+const LARGE_MAX = LARGE_LENS[LARGE_LENS.length - 1]
+/** Kept ArrayBuffers per large class and Pool object (what they show stays mapped only while the pool caches it). */
+const MAX_KEPT_LARGE = 256
 
 // Per thread (this module is loaded once per thread): extra results of native calls.
 const scratch = new Float64Array(4)
@@ -149,6 +155,13 @@ class Pool extends EventEmitter {
    */
   #kept = null
   #keptTop = null
+  /**
+   * Per large class, ArrayBuffers bound to released mappings, kept for reuse (TRANSFER only), as
+   * flat quadruples `ab, addr, len, epoch` below `#keptLargeTop[class]`; kept as `#kept` is, and
+   * lent again only while the core still caches that mapping and the ArrayBuffer is its own.
+   */
+  #keptLarge = null
+  #keptLargeTop = null
   /** The fast path's arenas (created on first use). */
   #fast = null
   /** This thread's slot cache: undefined until first used, null where there is none (Node 20). */
@@ -215,6 +228,9 @@ class Pool extends EventEmitter {
       this.#kept = privateArray()
       for (let c = 0; c < CLASS_SIZES.length; c++) this.#kept[c] = privateArray()
       this.#keptTop = new I32(CLASS_SIZES.length)
+      this.#keptLarge = privateArray()
+      for (let c = 0; c < LARGE_LENS.length; c++) this.#keptLarge[c] = privateArray()
+      this.#keptLargeTop = new I32(LARGE_LENS.length)
     }
   }
 
@@ -271,6 +287,7 @@ class Pool extends EventEmitter {
 
   /** A Buffer of one loan of its own (large; and small on Node 20). */
   #allocLoan(size, zero, flags, tracked, caller) {
+    if (TRANSFER && size <= LARGE_MAX) return this.#allocMapping(size, zero, flags, tracked, caller)
     const memory = this.#allocNative(nativeAlloc, size, zero, flags, tracked)
     if (typeof memory !== 'object') throw this.#failure(memory, caller)
     // Node 20: a view over the native Buffer's ArrayBuffer, which release() detaches.
@@ -307,6 +324,38 @@ class Pool extends EventEmitter {
       if (token >= 0) {
         return new PooledBuffer(ab, 0, size, token, this.#owner)
       }
+    }
+    const ab = this.#allocNative(nativeAllocBound, size, zero, flags, tracked)
+    if (typeof ab !== 'object') throw this.#failure(ab, caller)
+    return new PooledBuffer(ab, 0, size, scratch[0], this.#owner)
+  }
+
+  /**
+   * A large Buffer (Node 22+) over a mapping of its class, through a kept ArrayBuffer bound to a
+   * cached mapping if one is still good, else a new one bound to its mapping.
+   */
+  #allocMapping(size, zero, flags, tracked, caller) {
+    const cls = largeClassOf(size)
+    const kept = this.#keptLarge[cls]
+    let top = this.#keptLargeTop[cls]
+    while (top !== 0) {
+      const ab = kept[top - 4]
+      const token = nativeReuseMapping(
+        this.#handle,
+        kept[top - 3],
+        kept[top - 2],
+        kept[top - 1],
+        size,
+        zero,
+        flags,
+        tracked,
+        ab,
+      )
+      if (token < 0 && token !== native.STATUS_STALE) throw this.#failure(token, caller)
+      kept[top - 4] = undefined
+      top -= 4
+      this.#keptLargeTop[cls] = top
+      if (token >= 0) return new PooledBuffer(ab, 0, size, token, this.#owner)
     }
     const ab = this.#allocNative(nativeAllocBound, size, zero, flags, tracked)
     if (typeof ab !== 'object') throw this.#failure(ab, caller)
@@ -410,8 +459,9 @@ class Pool extends EventEmitter {
     // Any release honours a flush the core asked of this thread's cache (once it succeeded: a
     // refused call changes nothing).
     this.#cache?.poll()
-    // A slot-bound Buffer: keep its new ArrayBuffer for the slot's next loan.
+    // A slot-bound or mapping-bound Buffer: keep its new ArrayBuffer for the next loan.
     if (scratch[0] === 1) this.#keep(scratch[1], dropped, scratch[2], scratch[3])
+    else if (scratch[0] === 2) this.#keepMapping(dropped, scratch[2], scratch[1], scratch[3])
     // The memory is the pool's again: nothing below can reach it, patched or not.
     if (mapSize(this.#traces) !== 0) mapDelete(this.#traces, token)
     return 0
@@ -427,6 +477,22 @@ class Pool extends EventEmitter {
       kept[top + 1] = slot
       kept[top + 2] = epoch
       this.#keptTop[cls] = top + 3
+    }
+  }
+
+  /** Keeps `ab`, bound to the mapping at `addr` of `len` bytes at `epoch`, for its next loan. */
+  #keepMapping(ab, addr, len, epoch) {
+    if (this.#closed) return
+    const cls = largeClassOf(len)
+    if (LARGE_LENS[cls] !== len) return
+    const kept = this.#keptLarge[cls]
+    const top = this.#keptLargeTop[cls]
+    if (top < MAX_KEPT_LARGE * 4) {
+      kept[top] = ab
+      kept[top + 1] = addr
+      kept[top + 2] = len
+      kept[top + 3] = epoch
+      this.#keptLargeTop[cls] = top + 4
     }
   }
 
@@ -453,21 +519,39 @@ class Pool extends EventEmitter {
     const n = list.length
     if (n === 0) return 0
     const io = new F64(4 * n)
+    const cache = this.#closed ? null : this.#cache
     let checked = 0
     let stuck = 0
+    let cached = 0
+    let direct = 0
     for (let i = 0; i < n; i++) {
       const buf = list[i]
       const token = tokenOf(buf)
       // A Buffer released meanwhile (or whose memory someone moved out) reads as empty: skip it,
       // as anything that is not a Buffer of the safe path.
       if (typeof token !== 'number' || lengthOf(buf) === 0) continue
-      takeCacheRef(buf)
+      const ref = takeCacheRef(buf)
+      if (ref >= 0 && cache != null && PooledBuffer.ownerOf(buf).handle === this.#handle) {
+        // Lent from this thread's cache: back into it, as release() does, with no native call.
+        let given
+        try {
+          given = cache.give(buf, lengthOf(buf), ref, token)
+        } catch {
+          stuck++
+          continue
+        }
+        if (given) {
+          cached++
+          continue
+        }
+      }
       io[4 * i] = token
       if (TRANSFER && !wasRetained(buf) && PooledBuffer.ownerOf(buf).handle === this.#handle) {
         // As in release(): this pool's, attached and never retained, so this is its last
         // reference: detach it now; finishMany checks it against its loan and ends it.
         io[4 * i + 1] = OUTCOME.direct
         io[4 * i + 2] = lengthOf(buf)
+        direct++
         try {
           list[i] = transferOf(bufferOf(buf))
         } catch {
@@ -498,9 +582,11 @@ class Pool extends EventEmitter {
         }
       }
     }
-    const status = nativeFinishMany(this.#handle, list, io)
-    if (status < 0) throw this.#failure(status, caller)
-    let dropped = 0
+    if (direct + checked !== 0) {
+      const status = nativeFinishMany(this.#handle, list, io)
+      if (status < 0) throw this.#failure(status, caller)
+    }
+    let dropped = cached
     for (let i = 0; i < n; i++) {
       const outcome = io[4 * i + 1]
       if (outcome === OUTCOME.skipped) continue
@@ -709,6 +795,11 @@ class Pool extends EventEmitter {
       for (let i = 0; i < this.#keptTop[c]; i++) kept[i] = undefined
       this.#keptTop[c] = 0
     }
+    for (let c = 0; c < this.#keptLarge.length; c++) {
+      const kept = this.#keptLarge[c]
+      for (let i = 0; i < this.#keptLargeTop[c]; i++) kept[i] = undefined
+      this.#keptLargeTop[c] = 0
+    }
   }
 
   /**
@@ -800,7 +891,8 @@ class Pool extends EventEmitter {
       }
       // Its Pool object was collected: the native pool still has the loan.
       takeCacheRef(this)
-      const dropped = dropReference(owner.handle, this, token, dispose)
+      // Nothing will keep its ArrayBuffer: it is detached, and its memory leaves at once.
+      const dropped = dropReference(owner.handle, this, token, dispose, false)
       if (typeof dropped === 'number' && !(dropped > 0)) throw errors.notPooled(dispose)
     }
     FastPooledBuffer.prototype[Symbol.dispose] = function dispose() {
@@ -840,12 +932,14 @@ class Pool extends EventEmitter {
  * Drops one reference of the loan `token` of `buf` in the pool of `handle`. Returns the
  * references left (> 0) or a negative status; or, once the last reference is gone and the loan
  * ended, the ArrayBuffer the memory was detached to (Node 22+; null on Node 20), with scratch
- * telling whether the loan was slot-bound (`[1, class, slot, epoch]`, see hot_finishRelease).
+ * telling whether it stays bound to its slot (`[1, class, slot, epoch]`) or mapping (`[2, len,
+ * addr, epoch]`) for the caller to keep (see hot_finishRelease). With `keep` false nothing is
+ * kept: the ArrayBuffer is detached too.
  *
  * The Buffer (and every view of it) is detached *before* the loan ends, so its memory is
  * reachable by nothing but the pool from then on.
  */
-function dropReference(handle, buf, token, caller) {
+function dropReference(handle, buf, token, caller, keep = true) {
   if (!wasRetained(buf) && PooledBuffer.ownerOf(buf).handle === handle) {
     // A Buffer of this pool (its owner record names this handle) that is attached and was never
     // retained: this is its last reference, and its loan is live. Detach first, then one native
@@ -860,7 +954,7 @@ function dropReference(handle, buf, token, caller) {
         throw errors.notDetachable(caller)
       }
     }
-    const status = nativeReleaseLast(handle, memory, token, length)
+    const status = nativeReleaseLast(handle, memory, token, length, keep)
     return status === 0 ? (TRANSFER ? memory : null) : status
   }
   const refs = nativeRelease(handle, buf, token)
@@ -873,8 +967,20 @@ function dropReference(handle, buf, token, caller) {
       throw errors.notDetachable(caller)
     }
   }
-  const status = nativeFinishRelease(handle, TRANSFER ? ab : buf, token)
+  const status = nativeFinishRelease(handle, TRANSFER ? ab : buf, token, keep)
   return status === 0 ? ab : status
+}
+
+/** The large class of `size` bytes (SMALL_MAX < size <= LARGE_MAX): the first whose length holds it. */
+function largeClassOf(size) {
+  let lo = 0
+  let hi = LARGE_LENS.length - 1
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (LARGE_LENS[mid] < size) lo = mid + 1
+    else hi = mid
+  }
+  return lo
 }
 
 /** Native flags of alloc options `{ align, priority, prefault }`. */

@@ -99,6 +99,9 @@ pub struct JsConstants {
     pub class_of: Vec<u8>,
     /// The largest small size: larger Buffers get a mapping of their own.
     pub small_max: u32,
+    /// Mapping lengths of the large classes, ascending (see `extmem_core::large::class_lens`):
+    /// a Buffer of up to the last of them that keeps its ArrayBuffer maps its class's length.
+    pub large_class_lens: Vec<f64>,
     /// The alignments `alloc` accepts; a Buffer's flag bits 0–1 are an index into them.
     pub alignments: Vec<u32>,
     pub flags: JsFlags,
@@ -126,6 +129,7 @@ pub fn constants() -> JsConstants {
             })
             .collect(),
         small_max: SMALL_MAX as u32,
+        large_class_lens: extmem_core::large::class_lens().iter().map(|&l| l as f64).collect(),
         alignments: ALIGNMENTS.iter().map(|&a| a as u32).collect(),
         flags: JsFlags {
             align_mask: FLAG_ALIGN_MASK,

@@ -30,7 +30,7 @@ use crate::status;
 use extmem_core::admission::Priority;
 use extmem_core::error::PoolError;
 use extmem_core::loan::Owner;
-use extmem_core::pool::{Grant, Pool, Release, SlotRef};
+use extmem_core::pool::{Grant, MappingRef, Pool, Release, SlotRef};
 use extmem_core::slab::Slot;
 
 /// Test switch: makes every external ArrayBuffer creation fail, as under a V8 sandbox.
@@ -70,10 +70,11 @@ pub unsafe fn make_handle(env: sys::napi_env, pool: &Arc<Pool>) -> Option<sys::n
 pub fn register(exports: Object, env: Env) -> napi::Result<()> {
     // SAFETY: the current env.
     unsafe { escape::init(env.raw()) };
-    let functions: [(&str, unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value); 20] = [
+    let functions: [(&str, unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value); 21] = [
         ("alloc", alloc),
         ("allocBound", alloc_bound),
         ("reuse", reuse),
+        ("reuseMapping", reuse_mapping),
         ("release", release),
         ("finishRelease", finish_release),
         ("releaseLast", release_last),
@@ -289,6 +290,14 @@ fn alloc_bound_loan(call: &Call<5>) -> Outcome {
     let grant = pool
         .alloc_with(req, Owner { thread: call.env() as usize, handle: 0, witness: 0 })
         .map_err(|e| refusal_of(pool, &e, will_retry, priority))?;
+    if let Some(at) = grant.mapping {
+        let hint = Hint::Mapping { pool: pool.clone(), at }.into_raw();
+        // The mapping is this loan's alone; later loans reach it only through this ArrayBuffer
+        // (or one it was transferred to) while its epoch is the mapping's.
+        let ab = lend_arraybuffer(call, pool, &grant, grant.capacity, hint)?;
+        scratch::write(&[grant.token as f64, at.len as f64, at.addr as f64, at.epoch as f64]);
+        return Ok(ab);
+    }
     let Some(slot) = grant.slot else {
         pool.undo_alloc(&grant);
         return Err(status::STATUS_BAD_ARGUMENT);
@@ -299,6 +308,38 @@ fn alloc_bound_loan(call: &Call<5>) -> Outcome {
     let ab = lend_arraybuffer(call, pool, &grant, grant.capacity, hint)?;
     scratch::write(&[grant.token as f64, slot.class as f64, slot.slot.index() as f64, slot.epoch as f64]);
     Ok(ab)
+}
+
+/// `reuseMapping(handle, addr, len, epoch, size, zero, flags, tracked, ab)`: lends the cached
+/// mapping at `addr` again through the ArrayBuffer `ab` of `epoch` that the caller kept (over all
+/// `len` bytes of it). Returns the new loan's token, or a negative status: `STATUS_STALE` if that
+/// ArrayBuffer no longer owns the mapping or the mapping is not cached (drop it), a refusal
+/// otherwise (keep it).
+unsafe extern "C" fn reuse_mapping(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: Node calls this callback with its current env and call info.
+    unsafe { call::run::<9>(env, info, reuse_mapping_loan) }
+}
+
+fn reuse_mapping_loan(call: &Call<9>) -> Outcome {
+    let pool = call.pool(0)?;
+    let at = MappingRef { addr: call.f64(1)? as usize, len: call.f64(2)? as usize, epoch: call.f64(3)? as u64 };
+    let req = call.request(4, true)?;
+    // The mapping is checked against the kept ArrayBuffer's memory, not its name alone.
+    // SAFETY: argument 8 is a live value of the current env.
+    let shown = unsafe { raw::arraybuffer_info(call.env(), call.arg(8)) }.ok_or(status::STATUS_BAD_ARGUMENT)?;
+    if shown != (at.addr, at.len) {
+        return Err(status::STATUS_STALE);
+    }
+    // SAFETY: argument 8 is a live value of the current env.
+    let witness = unsafe { escape::witness(call.env(), call.arg(8)) }.ok_or(status::STATUS_EXTERNAL_REFUSED)?;
+    match pool.reuse_mapping(at, req, Owner { thread: call.env() as usize, handle: 0, witness }) {
+        Ok(g) => Ok(call.number(g.token as f64)),
+        Err(e) => {
+            // SAFETY: made just above by this env, and used by nothing.
+            unsafe { escape::forget(call.env(), witness) };
+            Err(refusal(&e))
+        }
+    }
 }
 
 /// `reuse(handle, class, slot, epoch, size, zero, flags, tracked, ab)`: lends the slot again
@@ -349,7 +390,7 @@ fn release_ref(call: &Call<3>) -> Outcome {
     }
 }
 
-/// `releaseLast(handle, memory, token, length)`: `release` and `finishRelease` in one call, for a
+/// `releaseLast(handle, memory, token, length, keep)`: `release` and `finishRelease` in one call, for a
 /// Buffer that was never retained, so that this is its last reference. `memory` is the ArrayBuffer
 /// the caller transferred the Buffer's memory to (Node 22+: the Buffer is detached already), or
 /// the Buffer itself (Node 20), which this detaches first; `length` is the Buffer's length. Checks
@@ -358,10 +399,10 @@ fn release_ref(call: &Call<3>) -> Outcome {
 /// when its memory is collected); or a negative status.
 unsafe extern "C" fn release_last(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<4>(env, info, release_last_ref) }
+    unsafe { call::run::<5>(env, info, release_last_ref) }
 }
 
-fn release_last_ref(call: &Call<4>) -> Outcome {
+fn release_last_ref(call: &Call<5>) -> Outcome {
     let pool = call.pool(0)?;
     let token = call.f64(2)? as u64;
     let len = call.f64(3)? as usize;
@@ -378,10 +419,11 @@ fn release_last_ref(call: &Call<4>) -> Outcome {
         Release::Retained(left) => return Ok(call.number(f64::from(left))),
         Release::Last(_) => {}
     }
-    end_released(call, pool, token, data, buffer)
+    end_released(call, pool, token, data, buffer, call.bool(4)?)
 }
 
-/// `finishRelease(handle, memory, token)`: ends the loan of `token` after `release` returned 0.
+/// `finishRelease(handle, memory, token, keep)`: ends the loan of `token` after `release` returned 0
+/// (`keep` false: nothing will keep the ArrayBuffer, so it is detached even if bound).
 /// `memory` is the Buffer itself on Node 20, which this call detaches first; on Node 22+ it is the
 /// ArrayBuffer that the caller transferred the Buffer's memory to (so the Buffer is detached
 /// already), which this call detaches too unless the loan was slot-bound (then the caller keeps
@@ -389,21 +431,22 @@ fn release_last_ref(call: &Call<4>) -> Outcome {
 /// for a slot-bound loan, else `[0]`.
 unsafe extern "C" fn finish_release(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<3>(env, info, finish_loan) }
+    unsafe { call::run::<4>(env, info, finish_loan) }
 }
 
-fn finish_loan(call: &Call<3>) -> Outcome {
+fn finish_loan(call: &Call<4>) -> Outcome {
     let pool = call.pool(0)?;
     let token = call.f64(2)? as u64;
+    let keep = call.bool(3)?;
     // The loan ends only if the memory given is its own (the Buffer's, or the ArrayBuffer it was
     // transferred to), never by the token alone.
     if escape::can_escape() {
         // SAFETY: a live value of the current env.
         let (at, _) = unsafe { raw::arraybuffer_info(call.env(), call.arg(1)) }.ok_or(status::STATUS_BAD_ARGUMENT)?;
-        end_released(call, pool, token, at, None)
+        end_released(call, pool, token, at, None, keep)
     } else {
         let view = call.view(1).ok_or(status::STATUS_NOT_POOLED)?;
-        end_released(call, pool, token, view.data, Some(view.buffer))
+        end_released(call, pool, token, view.data, Some(view.buffer), keep)
     }
 }
 
@@ -418,6 +461,7 @@ fn end_released<const N: usize>(
     token: u64,
     at: usize,
     buffer: Option<sys::napi_value>,
+    keep: bool,
 ) -> Outcome {
     let env = call.env();
     if let Some(buffer) = buffer {
@@ -430,11 +474,23 @@ fn end_released<const N: usize>(
     let moved_to = if buffer.is_none() { Some(call.arg(1)) } else { None };
     // SAFETY: the Buffer is detached: nothing in JavaScript reaches the memory but `moved_to`,
     // which only the caller holds, and no JavaScript runs before this returns.
-    match unsafe { end_loan(env, pool, token, at, moved_to) }.ok_or(status::STATUS_NOT_POOLED)? {
-        Some(s) => scratch::write(&[1.0, s.class as f64, s.slot.index() as f64, s.epoch as f64]),
-        None => scratch::write(&[0.0]),
+    match unsafe { end_loan(env, pool, token, at, moved_to, keep) }.ok_or(status::STATUS_NOT_POOLED)? {
+        Kept::Slot(s) => scratch::write(&[1.0, s.class as f64, s.slot.index() as f64, s.epoch as f64]),
+        Kept::Mapping(m) => scratch::write(&[2.0, m.len as f64, m.addr as f64, m.epoch as f64]),
+        Kept::Nothing => scratch::write(&[0.0]),
     }
     Ok(call.number(0.0))
+}
+
+/// What the caller of a release may keep: the ArrayBuffer the memory was transferred to, to lend
+/// the same slot or mapping again through it.
+pub enum Kept {
+    /// Nothing: the ArrayBuffer is detached.
+    Nothing,
+    /// It stays bound to this slot.
+    Slot(SlotRef),
+    /// It stays bound to this mapping.
+    Mapping(MappingRef),
 }
 
 /// Makes the finalizer of a released loan's Buffer (`handle`, its [`Owner::handle`]) find
@@ -461,21 +517,26 @@ pub unsafe fn end_loan(
     token: u64,
     at: usize,
     moved_to: Option<sys::napi_value>,
-) -> Option<Option<SlotRef>> {
+    keep: bool,
+) -> Option<Kept> {
     let done = pool.finish_release_at(token, at)?;
     // SAFETY: the loan's witness was made by this env (loans end on their own thread), and the
     // loan that used it has ended.
     unsafe { escape::forget(env, done.owner.witness) };
-    if done.bound {
-        return Some(done.slot);
+    match (keep && done.bound, done.slot, done.mapping) {
+        (true, Some(slot), _) => return Some(Kept::Slot(slot)),
+        (true, None, Some(mapping)) => return Some(Kept::Mapping(mapping)),
+        _ => {}
     }
-    // SAFETY: the memory was attached until now, so Node has not finalized the hint.
-    unsafe { forget_hint(done.owner.handle) };
+    if done.owner.handle != 0 {
+        // SAFETY: the memory was attached until now, so Node has not finalized the hint.
+        unsafe { forget_hint(done.owner.handle) };
+    }
     if let Some(ab) = moved_to {
         // V8 stops counting the memory as external now, not when the GC gets round to it. (It
         // was never exposed, so nothing marked it.)
         // SAFETY: a live ArrayBuffer of the current env, per the contract.
         unsafe { raw::detach(env, ab) };
     }
-    Some(None)
+    Some(Kept::Nothing)
 }

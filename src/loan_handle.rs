@@ -7,7 +7,7 @@ use napi::sys;
 
 use crate::escape;
 use extmem_core::loan::Owner;
-use extmem_core::pool::{CacheBlock, Pool, Reclaimed, SlotRef};
+use extmem_core::pool::{CacheBlock, MappingRef, Pool, Reclaimed, SlotRef};
 
 /// The finalizer hint of one external ArrayBuffer. Created with it; freed by its finalizer, which
 /// Node runs exactly once, after the ArrayBuffer (with every ArrayBuffer it was transferred to) is
@@ -32,6 +32,14 @@ pub enum Hint {
         slot: SlotRef,
         /// Its length: the slot's size.
         bytes: usize,
+    },
+    /// An ArrayBuffer over a whole large mapping, kept by JavaScript across loans of it (see
+    /// `extmem_core::pool::bound_map`).
+    Mapping {
+        /// The pool.
+        pool: Arc<Pool>,
+        /// The mapping, its length and the ArrayBuffer's epoch.
+        at: MappingRef,
     },
     /// The ArrayBuffer over a thread's cache block (see `crate::cache`): the cache closes when
     /// it is collected.
@@ -89,6 +97,7 @@ pub unsafe extern "C" fn finalize(env: sys::napi_env, _data: *mut c_void, hint: 
         Hint::Loan { pool, token: Some(token) } => pool.reclaim_unless(token, may_be_reachable),
         Hint::Loan { token: None, .. } => None,
         Hint::Slot { pool, slot, bytes } => pool.slot_buffer_finalized(slot, bytes, may_be_reachable),
+        Hint::Mapping { pool, at } => pool.mapping_buffer_finalized(at, may_be_reachable),
         Hint::Cache { pool, id, .. } => {
             pool.cache_close(id);
             None

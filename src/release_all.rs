@@ -165,9 +165,11 @@ fn finish_each(call: &Call<3>) -> Outcome {
             }
             _ => {
                 io[4 * i + 1] = ENDED;
-                // SAFETY: the hint is alive (its memory was attached until now) and only this
-                // thread touches it.
-                unsafe { hot::forget_hint(done.owner.handle) };
+                if done.owner.handle != 0 {
+                    // SAFETY: the hint is alive (its memory was attached until now) and only this
+                    // thread touches it.
+                    unsafe { hot::forget_hint(done.owner.handle) };
+                }
                 if escapes {
                     // SAFETY: `list` is the caller's private Array; `list[i]` the ArrayBuffer the
                     // memory moved to, which only the caller holds.

@@ -38,6 +38,39 @@ pub fn mapping_len(size: usize) -> usize {
     size.div_ceil(page) * page
 }
 
+/// Largest size whose mapping is rounded up to a class (see [`class_lens`]).
+pub const CLASS_MAX: usize = 1 << 20;
+
+/// Mapping lengths of the large classes, ascending: four per doubling above
+/// [`SMALL_MAX`](crate::size_class::SMALL_MAX) up to [`CLASS_MAX`], each a whole number of pages.
+/// A Buffer that keeps its ArrayBuffer across loans (see `AllocRequest::bind`) gets a mapping of
+/// its class's length, so that a kept ArrayBuffer serves any size of its class, as a slot does;
+/// rounding up wastes less than a quarter, as the small classes do.
+pub fn class_lens() -> &'static [usize] {
+    static LENS: std::sync::OnceLock<Vec<usize>> = std::sync::OnceLock::new();
+    LENS.get_or_init(|| {
+        let mut lens: Vec<usize> = Vec::new();
+        let mut base = crate::size_class::SMALL_MAX;
+        while base < CLASS_MAX {
+            for k in 1..=4 {
+                let len = mapping_len(base + k * base / 4);
+                if lens.last().is_none_or(|&last| len > last) {
+                    lens.push(len);
+                }
+            }
+            base *= 2;
+        }
+        lens
+    })
+}
+
+/// The mapping length of a Buffer of `size` bytes (above `SMALL_MAX`) that keeps its ArrayBuffer
+/// across loans: its class's length up to [`CLASS_MAX`], whole pages above.
+pub fn class_len(size: usize) -> usize {
+    let lens = class_lens();
+    lens.get(lens.partition_point(|&len| len < size)).copied().unwrap_or_else(|| mapping_len(size))
+}
+
 /// Maps `len` bytes of fresh, zeroed anonymous memory, faulted in at once if `prefault`.
 #[cold]
 pub fn map(len: usize, prefault: bool) -> io::Result<MmapMut> {
@@ -93,6 +126,19 @@ impl MappingCache {
         let limit = len + len / 4;
         let (&bin, _) = self.bins.range(len..=limit).max_by_key(|(_, q)| q.back().map_or(0, |c| c.seq))?;
         let c = self.pop(bin, false);
+        Some(c.map)
+    }
+
+    /// Takes the mapping at `addr` of exactly `len` bytes, if it is here.
+    pub fn take_at(&mut self, addr: usize, len: usize) -> Option<MmapMut> {
+        let q = self.bins.get_mut(&len)?;
+        let i = q.iter().rposition(|c| c.map.as_ptr() as usize == addr)?;
+        let c = q.remove(i).expect("just found");
+        if q.is_empty() {
+            self.bins.remove(&len);
+        }
+        self.count -= 1;
+        self.bytes -= c.map.len();
         Some(c.map)
     }
 
@@ -223,6 +269,35 @@ mod tests {
         let mut many = MappingCache::new(1 << 30);
         let evicted: usize = (0..CACHE_MAX_ENTRIES + 3).map(|_| many.put(map(page_size(), false).unwrap(), 0)).sum();
         assert_eq!((many.len(), evicted), (CACHE_MAX_ENTRIES, 3 * page_size()));
+    }
+
+    #[test]
+    fn large_classes_are_four_per_doubling_in_whole_pages() {
+        let lens = class_lens();
+        assert!(lens.windows(2).all(|w| w[0] < w[1] && w[1] <= w[0] * 3 / 2 + page_size()));
+        assert!(lens.iter().all(|&l| l % page_size() == 0));
+        assert_eq!(*lens.last().unwrap(), CLASS_MAX);
+        assert_eq!(class_len(8193), lens[0]);
+        assert_eq!(class_len(CLASS_MAX), CLASS_MAX);
+        assert_eq!(class_len(CLASS_MAX + 1), mapping_len(CLASS_MAX + 1));
+        for &l in lens {
+            assert_eq!(class_len(l), l);
+            assert_eq!(class_len(l - 1), l, "a size just below a class's length rounds up to it");
+        }
+    }
+
+    #[test]
+    fn a_mapping_is_taken_back_by_its_address() {
+        let mut c = MappingCache::new(1 << 20);
+        let a = map(4 * page_size(), false).unwrap();
+        let b = map(4 * page_size(), false).unwrap();
+        let (a_addr, b_addr) = (a.as_ptr() as usize, b.as_ptr() as usize);
+        assert_eq!(c.put(a, 0) + c.put(b, 0), 0);
+        assert!(c.take_at(a_addr, 5 * page_size()).is_none(), "only of exactly its length");
+        assert_eq!(c.take_at(a_addr, 4 * page_size()).unwrap().as_ptr() as usize, a_addr);
+        assert!(c.take_at(a_addr, 4 * page_size()).is_none(), "once");
+        assert_eq!((c.len(), c.bytes()), (1, 4 * page_size()));
+        assert_eq!(c.take(4 * page_size()).unwrap().as_ptr() as usize, b_addr);
     }
 
     #[test]

@@ -17,9 +17,11 @@ use crate::slab::{ClassSlab, Slot, SLAB_CHUNK_BYTES};
 use crate::stats::{ClassStats, Counters, PoolStats};
 use crate::watermark::{Level, Watermarks};
 
+mod bound_map;
 pub mod cache;
 mod handoff;
 mod resize;
+pub use bound_map::MappingRef;
 pub use cache::{CacheBlock, CacheGrant};
 pub use handoff::Shared;
 pub use resize::Resized;
@@ -66,9 +68,11 @@ pub struct AllocRequest {
     pub priority: Priority,
     /// Whether leak detection tracks the Buffer: its collection without release is a leak.
     pub tracked: bool,
-    /// For a slab slot: the caller makes one ArrayBuffer over the whole slot that outlives this
-    /// loan (to be reused by [`Pool::reuse`]). Its `capacity` bytes count as external from now
-    /// until [`Pool::slot_buffer_finalized`], instead of `size` bytes for this loan only.
+    /// The caller makes one ArrayBuffer over the whole slot or mapping that outlives this loan
+    /// (to be reused by [`Pool::reuse`] or [`Pool::reuse_mapping`]). Its `capacity` bytes count as
+    /// external from now until [`Pool::slot_buffer_finalized`] or
+    /// [`Pool::mapping_buffer_finalized`], instead of `size` bytes for this loan only. A large
+    /// one maps its class's length (see [`large::class_len`]).
     pub bind: bool,
     /// For a new large mapping: fault all its pages in now (`MAP_POPULATE`).
     pub prefault: bool,
@@ -108,6 +112,9 @@ pub struct Grant {
     pub capacity: usize,
     /// The slab slot and the epoch of the ArrayBuffer to make over it; `None` for a mapping.
     pub slot: Option<SlotRef>,
+    /// For a bound mapping (see [`AllocRequest::bind`]): it, and the epoch of the ArrayBuffer to
+    /// make over all of it (or, after [`Pool::reuse_mapping`], of the one kept).
+    pub mapping: Option<MappingRef>,
     /// External bytes counted from now on for a new ArrayBuffer bound to the slot (see
     /// [`AllocRequest::bind`]); [`Pool::undo_alloc`] takes them back if it is never made.
     pub bound_bytes: usize,
@@ -134,6 +141,9 @@ pub struct Finished {
     /// Whether the loan used an ArrayBuffer bound to its slot (see [`AllocRequest::bind`]), which
     /// the caller may keep to lend the slot again through [`Pool::reuse`].
     pub bound: bool,
+    /// The mapping it held through an ArrayBuffer bound to it, which the caller may keep to lend
+    /// the mapping again through [`Pool::reuse_mapping`].
+    pub mapping: Option<MappingRef>,
 }
 
 /// What became of a loan whose last ArrayBuffer was finalized.
@@ -209,6 +219,10 @@ struct State {
     chunks_decayed_ms: u64,
     /// When a large allocation next unmaps the cached mappings that decayed.
     mappings_expire_ms: u64,
+    /// Mappings bound to an ArrayBuffer, by address (see [`bound_map`]).
+    bound_maps: std::collections::HashMap<usize, bound_map::BoundMap>,
+    /// The epoch of the last ArrayBuffer bound to a mapping.
+    next_mapping_epoch: u64,
 }
 
 impl Pool {
@@ -237,6 +251,8 @@ impl Pool {
                 caches: cache::Caches::default(),
                 chunks_decayed_ms: clock::now_ms(),
                 mappings_expire_ms: 0,
+                bound_maps: std::collections::HashMap::new(),
+                next_mapping_epoch: 0,
             }),
         }
     }
@@ -285,11 +301,20 @@ impl Pool {
                     }
                     _ => None,
                 };
-                let bound_bytes = if req.bind && slot.is_some() { capacity } else { 0 };
+                let bound_bytes = if req.bind { capacity } else { 0 };
                 st.counters.external_bytes += bound_bytes;
                 let external = if bound_bytes != 0 { 0 } else { req.size };
+                let bind = req.bind;
                 let token = st.lend(&self.config, self.id, memory, addr, capacity, external, req, owner);
-                Ok(Grant { token, addr, capacity, slot, bound_bytes })
+                let mapping = if bind && slot.is_none() {
+                    let (_, _, key) = loan::untoken(token).expect("a token just made");
+                    st.loans[key].bound = true;
+                    let epoch = st.bind_mapping(addr as usize, capacity, key);
+                    Some(MappingRef { addr: addr as usize, len: capacity, epoch })
+                } else {
+                    None
+                };
+                Ok(Grant { token, addr, capacity, slot, mapping, bound_bytes })
             }
             Err(e) => {
                 if req.will_retry && st.is_cap_refusal(&self.config, &e, req.priority) {
@@ -346,7 +371,7 @@ impl Pool {
         }
         let memory = LoanMemory::Slot { class: slot.class, slot: slot.slot };
         let token = st.lend(&self.config, self.id, memory, addr, capacity, 0, req, owner);
-        Ok(Grant { token, addr, capacity, slot: Some(slot), bound_bytes: 0 })
+        Ok(Grant { token, addr, capacity, slot: Some(slot), mapping: None, bound_bytes: 0 })
     }
 
     /// Accounts for the end of an ArrayBuffer made over a whole slot for bound loans (see
@@ -494,6 +519,9 @@ impl Pool {
     pub fn undo_alloc(&self, grant: &Grant) {
         let mut st = self.state.lock();
         st.counters.external_bytes -= grant.bound_bytes;
+        if let Some(m) = grant.mapping {
+            st.unbind_mapping(m.addr);
+        }
         if st.end_loan(&self.config, self.id, grant.token).is_some() {
             st.counters.allocations -= 1;
         }
@@ -683,7 +711,7 @@ impl State {
             return Ok((memory, addr, CLASS_SIZES[class], fresh));
         }
         self.admit(config, req)?;
-        let len = large::mapping_len(size);
+        let len = if req.bind { large::class_len(size) } else { large::mapping_len(size) };
         let now = clock::now_ms();
         if now >= self.mappings_expire_ms {
             // Not at every allocation: looking costs a pass over the cache's bins.
@@ -959,7 +987,7 @@ impl State {
         self.counters.releases += 1;
         let slot =
             ended.memory_was.map(|(class, slot)| SlotRef { class, slot, epoch: self.classes[class].epoch(slot) });
-        Some(Finished { owner: ended.owner, slot, bound: ended.bound })
+        Some(Finished { owner: ended.owner, slot, bound: ended.bound, mapping: ended.mapping })
     }
 
     /// Returns a loan's memory to its class (or the mapping cache); it is reusable from now on.
@@ -1000,8 +1028,10 @@ impl State {
             _ => None,
         };
         self.give_back(std::mem::replace(&mut l.memory, LoanMemory::Returned));
+        let mapping = if l.bound && memory_was.is_none() { self.unlend_mapping(l.addr) } else { None };
         self.update_level(config);
         Some(Ended {
+            mapping,
             bound: l.bound,
             requested: l.requested,
             addr: l.addr,
@@ -1027,6 +1057,7 @@ pub struct LoanFigures {
 /// What remains of a loan that ended.
 #[derive(Debug)]
 struct Ended {
+    mapping: Option<MappingRef>,
     bound: bool,
     requested: usize,
     addr: usize,

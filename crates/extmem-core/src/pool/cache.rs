@@ -331,7 +331,7 @@ impl State {
             _ => unreachable!("a cache loan holds a slot"),
         };
         self.give_back(std::mem::replace(&mut l.memory, LoanMemory::Returned));
-        Some(Finished { owner: l.owner, slot: Some(slot), bound: true })
+        Some(Finished { owner: l.owner, slot: Some(slot), bound: true, mapping: None })
     }
 
     /// Frees the entry of a cache loan that is no longer one, and the cache's record once it is

@@ -81,9 +81,12 @@ impl Pool {
         l.owner = Owner { thread: 0, handle: 0, witness: 0 };
         l.external = 0;
         l.bound = false;
-        if let (true, Some((class, slot))) = (bound, memory_slot) {
+        match (bound, memory_slot) {
             // The slot's old ArrayBuffers must not end this loan when they are collected.
-            st.classes[class].new_epoch(slot);
+            (true, Some((class, slot))) => drop(st.classes[class].new_epoch(slot)),
+            // Nor the mapping's.
+            (true, None) => st.unbind_mapping(addr),
+            _ => {}
         }
         let c = &mut st.counters;
         c.external_bytes -= external;

@@ -139,6 +139,9 @@ impl Pool {
         let st = &mut *st;
         let l = st.loans.get_mut(key)?;
         let (old_addr, old_size, old_capacity, old_external) = (l.addr, l.requested, l.capacity, l.external);
+        // A mapping's ArrayBuffer cannot follow it when it shrinks, grows or moves: it stops being
+        // bound (its finalizer will give its bytes back and end nothing).
+        let was_bound_mapping = l.bound && matches!(l.memory, LoanMemory::Mapping(_));
         let new_size = pending.size;
         let kept = old_size.min(new_size);
         let old_owner = l.owner;
@@ -202,7 +205,11 @@ impl Pool {
             // SAFETY: the bytes past the old size, inside the loan's memory.
             unsafe { ptr::write_bytes((addr + old_size) as *mut u8, 0, stale_until - old_size) };
         }
-        let bound = l.bound && in_place;
+        if was_bound_mapping {
+            st.unbind_mapping(old_addr);
+        }
+        let l = st.loans.get_mut(key)?;
+        let bound = l.bound && in_place && !was_bound_mapping;
         let external = if bound { 0 } else { new_size };
         l.addr = addr;
         l.requested = new_size;
