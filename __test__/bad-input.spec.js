@@ -215,7 +215,7 @@ test('the catalogue: every case is refused with its class and code, is listed on
   t.deepEqual(wrong, [], 'every case throws its class and code')
   const guarantees = fs.readFileSync(path.join(__dirname, '..', 'docs', 'guarantees.md'), 'utf8')
   const stated = /`bad-input › …` \((\d+) more/.exec(guarantees)
-  t.truthy(stated, "docs/guarantees.md names this catalogue with its count")
+  t.truthy(stated, 'docs/guarantees.md names this catalogue with its count')
   t.is(Number(stated?.[1]), CASES.length, "the count in docs/guarantees.md is this catalogue's")
 })
 
