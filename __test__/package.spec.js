@@ -10,6 +10,7 @@ const { execFile } = require('node:child_process')
 const { promisify } = require('node:util')
 const { codes, ExtmemError, RefusedError, OsError } = require('..')
 const { platformArchABI } = require('../lib/platform.js')
+const { publishedManifest } = require('../scripts/pack.js')
 
 const root = path.join(__dirname, '..')
 const run = promisify(execFile)
@@ -157,10 +158,16 @@ test('the package ships docs/, examples/, LICENSE, CHANGELOG.md and both type fi
   t.deepEqual(
     Object.keys(pkg.scripts).filter((s) => /^(pre|post)?install$/.test(s)),
     [],
-    'no install script',
+    'no install script, even in the checkout',
   )
   t.is(pkg.scripts.prepack, undefined, 'packing builds once, through prepare')
-  t.regex(pkg.scripts.prepare, /^napi build /)
+  t.regex(pkg.scripts.prepare, /^napi build /, 'a checkout builds on npm install')
+  const published = publishedManifest(pkg)
+  t.is(published.scripts, undefined, 'the published package.json has no scripts, not even prepare')
+  t.deepEqual({ ...published, scripts: pkg.scripts }, pkg, 'and is otherwise the checkout’s')
+  const local = publishedManifest(pkg, 'extmem.linux-x64-gnu.node')
+  t.is(local.optionalDependencies, undefined, 'pack:local carries its binary instead of platform packages')
+  t.deepEqual(local.files, [...pkg.files, 'extmem.linux-x64-gnu.node'])
 })
 
 test('codes in index.d.ts are exactly the codes of the runtime registry', (t) => {
