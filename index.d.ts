@@ -137,28 +137,56 @@ export interface PoolStats {
   closed: boolean
 }
 
-/** Every error code extmem throws. */
+/**
+ * Every error code extmem throws, as the runtime registry lists them (a test checks that this
+ * list and the registry agree).
+ */
 export declare const codes: Readonly<{
   ERR_INVALID_ARG_TYPE: 'ERR_INVALID_ARG_TYPE'
   ERR_INVALID_ARG_VALUE: 'ERR_INVALID_ARG_VALUE'
   ERR_OUT_OF_RANGE: 'ERR_OUT_OF_RANGE'
+  ERR_INVALID_THIS: 'ERR_INVALID_THIS'
+  ERR_ILLEGAL_CONSTRUCTOR: 'ERR_ILLEGAL_CONSTRUCTOR'
   ERR_INVALID_STATE: 'ERR_INVALID_STATE'
   ERR_EXTMEM_EXHAUSTED: 'ERR_EXTMEM_EXHAUSTED'
   ERR_EXTMEM_THROTTLED: 'ERR_EXTMEM_THROTTLED'
   ERR_EXTMEM_NOT_POOLED: 'ERR_EXTMEM_NOT_POOLED'
   ERR_EXTMEM_VIEW_OWNERSHIP: 'ERR_EXTMEM_VIEW_OWNERSHIP'
   ERR_EXTMEM_RELEASED: 'ERR_EXTMEM_RELEASED'
+  ERR_EXTMEM_SHARED: 'ERR_EXTMEM_SHARED'
   ERR_EXTMEM_CLOSED: 'ERR_EXTMEM_CLOSED'
+  ERR_EXTMEM_OPTIONS_MISMATCH: 'ERR_EXTMEM_OPTIONS_MISMATCH'
+  ERR_EXTMEM_HANDLE_USED: 'ERR_EXTMEM_HANDLE_USED'
+  ERR_EXTMEM_INVALID_HANDLE: 'ERR_EXTMEM_INVALID_HANDLE'
   ERR_EXTMEM_EXTERNAL_REFUSED: 'ERR_EXTMEM_EXTERNAL_REFUSED'
   ERR_EXTMEM_NOT_DETACHABLE: 'ERR_EXTMEM_NOT_DETACHABLE'
   ERR_EXTMEM_OS: 'ERR_EXTMEM_OS'
+  ERR_EXTMEM_NO_BINARY: 'ERR_EXTMEM_NO_BINARY'
 }>
 
-/** Thrown with code ERR_EXTMEM_EXHAUSTED (the cap, or shedding) or ERR_EXTMEM_THROTTLED (graded admission). */
-export interface RefusedError extends Error {
+/** An error code extmem throws. */
+export type ErrorCode = keyof typeof codes
+/** The codes of extmem's own errors, each thrown as an ExtmemError (or a subclass). */
+export type ExtmemErrorCode = Extract<ErrorCode, `ERR_EXTMEM_${string}`>
+
+/**
+ * Every `ERR_EXTMEM_*` error is an ExtmemError (an Error). Bad arguments throw Node's own classes
+ * (TypeError, RangeError) with an `ERR_INVALID_*` or `ERR_OUT_OF_RANGE` code, as Node does.
+ */
+export declare class ExtmemError extends Error {
+  code: ExtmemErrorCode
+  /** ERR_EXTMEM_NO_BINARY: the platform, as napi-rs names it (`linux-x64-gnu`, `darwin-arm64`, …). */
+  platform?: string
+}
+
+/** An allocation refused: ERR_EXTMEM_EXHAUSTED (the cap, or shedding) or ERR_EXTMEM_THROTTLED (graded admission). */
+export declare class RefusedError extends ExtmemError {
   code: 'ERR_EXTMEM_EXHAUSTED' | 'ERR_EXTMEM_THROTTLED'
+  /** Bytes the allocation asked for. */
   requestedBytes: number
+  /** Bytes of the cap not held from the OS (after cached memory was given back). */
   availableBytes: number
+  /** The level when it was refused. */
   level: Level
   /**
    * ERR_EXTMEM_EXHAUSTED only: bytes of free slots other threads' caches held when it was
@@ -166,6 +194,17 @@ export interface RefusedError extends Error {
    * request may succeed then.
    */
   cachedElsewhereBytes?: number
+}
+
+/** ERR_EXTMEM_OS: the OS refused memory the cap allowed (a failed mmap); counted in `stats().refused.os`. */
+export declare class OsError extends ExtmemError {
+  code: 'ERR_EXTMEM_OS'
+  /** The system call that failed, as Node names it (`'mmap'`). */
+  syscall: string
+  /** Negative, as Node's system errors have it (`-os.constants.errno.ENOMEM`). */
+  errno: number
+  /** Bytes the allocation asked for. */
+  requestedBytes: number
 }
 
 /**
@@ -297,20 +336,3 @@ export declare function release(buf: Buffer): number
 export declare function refCount(buf: Buffer): number
 export declare function isPooled(buf: Buffer): boolean
 export declare function stats(): PoolStats
-
-declare const extmem: {
-  Pool: typeof Pool
-  Scope: typeof Scope
-  defaultPool: Pool
-  codes: typeof codes
-  levels: typeof levels
-  defaultMaxBytes: typeof defaultMaxBytes
-  alloc: typeof alloc
-  allocUnsafe: typeof allocUnsafe
-  retain: typeof retain
-  release: typeof release
-  refCount: typeof refCount
-  isPooled: typeof isPooled
-  stats: typeof stats
-}
-export default extmem

@@ -12,7 +12,7 @@ const {
 } = require('node:buffer')
 const extmem = require('..')
 
-const { Pool, defaultPool, codes } = extmem
+const { Pool, defaultPool, codes, ExtmemError, RefusedError } = extmem
 
 const MiB = 1024 * 1024
 
@@ -64,16 +64,16 @@ const CASES = [
   ['allocUnsafe(-Infinity)', (p) => () => p.allocUnsafe(-Infinity), RangeError, 'ERR_OUT_OF_RANGE'],
   ['allocUnsafe(2 ** 53)', (p) => () => p.allocUnsafe(2 ** 53), RangeError, 'ERR_OUT_OF_RANGE'],
   ['allocUnsafe(8192.5) (a fraction at the slab boundary)', (p) => () => p.allocUnsafe(8192.5), RangeError, 'ERR_OUT_OF_RANGE'],
-  ['allocUnsafe(buffer.constants.MAX_LENGTH) on a 4 MiB pool', (p) => () => p.allocUnsafe(MAX_LENGTH), Error, 'ERR_EXTMEM_EXHAUSTED'],
-  ['alloc after close()', (p) => { p.close(); return () => p.alloc(10) }, Error, 'ERR_EXTMEM_CLOSED'],
-  ['allocUnsafe(0) after close()', (p) => { p.close(); return () => p.allocUnsafe(0) }, Error, 'ERR_EXTMEM_CLOSED'],
+  ['allocUnsafe(buffer.constants.MAX_LENGTH) on a 4 MiB pool', (p) => () => p.allocUnsafe(MAX_LENGTH), RefusedError, 'ERR_EXTMEM_EXHAUSTED'],
+  ['alloc after close()', (p) => { p.close(); return () => p.alloc(10) }, ExtmemError, 'ERR_EXTMEM_CLOSED'],
+  ['allocUnsafe(0) after close()', (p) => { p.close(); return () => p.allocUnsafe(0) }, ExtmemError, 'ERR_EXTMEM_CLOSED'],
 
   // retain(buf)
   ['retain(null)', (p) => () => p.retain(null), TypeError, 'ERR_INVALID_ARG_TYPE'],
-  ['retain of a Buffer from Node', (p) => () => p.retain(Buffer.alloc(8)), Error, 'ERR_EXTMEM_NOT_POOLED'],
-  ['retain of a Buffer from another pool', (p, held) => { const b = use(new Pool({ maxBytes: MiB }), held, 32); return () => p.retain(b) }, Error, 'ERR_EXTMEM_NOT_POOLED'],
-  ['retain of a never-pooled Buffer whose ArrayBuffer was transferred', (p) => { const b = detachedNodeBuffer(); return () => p.retain(b) }, Error, 'ERR_EXTMEM_NOT_POOLED'],
-  ['retain of a live Buffer after close()', (p, held) => { const b = use(p, held, 64); p.close(); return () => p.retain(b) }, Error, 'ERR_EXTMEM_CLOSED'],
+  ['retain of a Buffer from Node', (p) => () => p.retain(Buffer.alloc(8)), ExtmemError, 'ERR_EXTMEM_NOT_POOLED'],
+  ['retain of a Buffer from another pool', (p, held) => { const b = use(new Pool({ maxBytes: MiB }), held, 32); return () => p.retain(b) }, ExtmemError, 'ERR_EXTMEM_NOT_POOLED'],
+  ['retain of a never-pooled Buffer whose ArrayBuffer was transferred', (p) => { const b = detachedNodeBuffer(); return () => p.retain(b) }, ExtmemError, 'ERR_EXTMEM_NOT_POOLED'],
+  ['retain of a live Buffer after close()', (p, held) => { const b = use(p, held, 64); p.close(); return () => p.retain(b) }, ExtmemError, 'ERR_EXTMEM_CLOSED'],
 
   // release(buf)
   ['release(undefined)', (p) => () => p.release(undefined), TypeError, 'ERR_INVALID_ARG_TYPE'],
@@ -81,64 +81,64 @@ const CASES = [
   ['release of a DataView', (p) => () => p.release(new DataView(new ArrayBuffer(8))), TypeError, 'ERR_INVALID_ARG_TYPE'],
   ['release of an ArrayBuffer', (p) => () => p.release(new ArrayBuffer(8)), TypeError, 'ERR_INVALID_ARG_TYPE'],
   ['release of the ArrayBuffer behind a pooled Buffer', (p, held) => { const b = use(p, held, 100000); return () => p.release(b.buffer) }, TypeError, 'ERR_INVALID_ARG_TYPE'],
-  ['release of a Buffer over a SharedArrayBuffer', (p) => () => p.release(Buffer.from(new SharedArrayBuffer(8))), Error, 'ERR_EXTMEM_NOT_POOLED'],
-  ['release of a never-pooled Buffer whose ArrayBuffer was transferred', (p) => { const b = detachedNodeBuffer(); return () => p.release(b) }, Error, 'ERR_EXTMEM_NOT_POOLED'],
-  ["release of Buffer.allocUnsafe(10) (a slice of Node's own pool)", (p) => () => p.release(Buffer.allocUnsafe(10)), Error, 'ERR_EXTMEM_NOT_POOLED'],
-  ['release of Buffer.from(buf.buffer, offset, length) over a pooled Buffer', (p, held) => { const b = use(p, held, 64); return () => p.release(Buffer.from(b.buffer, b.byteOffset, b.length)) }, Error, 'ERR_EXTMEM_VIEW_OWNERSHIP'],
-  ['release of a view of another pool\'s Buffer', (p, held) => { const b = use(new Pool({ maxBytes: MiB }), held, 32); return () => p.release(b.subarray(1)) }, Error, 'ERR_EXTMEM_NOT_POOLED'],
-  ['release of a released Buffer after close()', (p) => { const b = p.alloc(64); p.release(b); p.close(); return () => p.release(b) }, Error, 'ERR_EXTMEM_RELEASED'],
-  ['a third release of a Buffer retained once', (p) => { const b = p.alloc(64); p.retain(b); p.release(b); p.release(b); return () => p.release(b) }, Error, 'ERR_EXTMEM_RELEASED'],
+  ['release of a Buffer over a SharedArrayBuffer', (p) => () => p.release(Buffer.from(new SharedArrayBuffer(8))), ExtmemError, 'ERR_EXTMEM_NOT_POOLED'],
+  ['release of a never-pooled Buffer whose ArrayBuffer was transferred', (p) => { const b = detachedNodeBuffer(); return () => p.release(b) }, ExtmemError, 'ERR_EXTMEM_NOT_POOLED'],
+  ["release of Buffer.allocUnsafe(10) (a slice of Node's own pool)", (p) => () => p.release(Buffer.allocUnsafe(10)), ExtmemError, 'ERR_EXTMEM_NOT_POOLED'],
+  ['release of Buffer.from(buf.buffer, offset, length) over a pooled Buffer', (p, held) => { const b = use(p, held, 64); return () => p.release(Buffer.from(b.buffer, b.byteOffset, b.length)) }, ExtmemError, 'ERR_EXTMEM_VIEW_OWNERSHIP'],
+  ['release of a view of another pool\'s Buffer', (p, held) => { const b = use(new Pool({ maxBytes: MiB }), held, 32); return () => p.release(b.subarray(1)) }, ExtmemError, 'ERR_EXTMEM_NOT_POOLED'],
+  ['release of a released Buffer after close()', (p) => { const b = p.alloc(64); p.release(b); p.close(); return () => p.release(b) }, ExtmemError, 'ERR_EXTMEM_RELEASED'],
+  ['a third release of a Buffer retained once', (p) => { const b = p.alloc(64); p.retain(b); p.release(b); p.release(b); return () => p.release(b) }, ExtmemError, 'ERR_EXTMEM_RELEASED'],
 
   // refCount(buf) / isPooled(buf)
   ['refCount(null)', (p) => () => p.refCount(null), TypeError, 'ERR_INVALID_ARG_TYPE'],
   ['refCount of a Uint8Array', (p) => () => p.refCount(new Uint8Array(4)), TypeError, 'ERR_INVALID_ARG_TYPE'],
-  ['refCount of a Buffer from another pool', (p, held) => { const b = use(new Pool({ maxBytes: MiB }), held, 32); return () => p.refCount(b) }, Error, 'ERR_EXTMEM_NOT_POOLED'],
-  ['refCount of a slice of a large Buffer', (p, held) => { const b = use(p, held, 300000); return () => p.refCount(b.slice(1000, 2000)) }, Error, 'ERR_EXTMEM_VIEW_OWNERSHIP'],
+  ['refCount of a Buffer from another pool', (p, held) => { const b = use(new Pool({ maxBytes: MiB }), held, 32); return () => p.refCount(b) }, ExtmemError, 'ERR_EXTMEM_NOT_POOLED'],
+  ['refCount of a slice of a large Buffer', (p, held) => { const b = use(p, held, 300000); return () => p.refCount(b.slice(1000, 2000)) }, ExtmemError, 'ERR_EXTMEM_VIEW_OWNERSHIP'],
   ['isPooled(undefined)', (p) => () => p.isPooled(undefined), TypeError, 'ERR_INVALID_ARG_TYPE'],
   ['isPooled of an ArrayBuffer', (p) => () => p.isPooled(new ArrayBuffer(4)), TypeError, 'ERR_INVALID_ARG_TYPE'],
   ['isPooled of a DataView over a pooled Buffer', (p, held) => { const b = use(p, held, 64); return () => p.isPooled(new DataView(b.buffer, b.byteOffset, b.length)) }, TypeError, 'ERR_INVALID_ARG_TYPE'],
 
   // trim() / close()
-  ['trim after close()', (p) => { p.close(); return () => p.trim() }, Error, 'ERR_EXTMEM_CLOSED'],
+  ['trim after close()', (p) => { p.close(); return () => p.trim() }, ExtmemError, 'ERR_EXTMEM_CLOSED'],
   ['close() of defaultPool while it has Buffers out', (p, held) => { use(defaultPool, held, 100); return () => defaultPool.close() }, Error, 'ERR_INVALID_STATE'],
 
   // resize(buf, size[, options])
-  ['resize of a view', (p, held) => { const b = use(p, held, 64); return () => p.resize(b.subarray(1), 10) }, Error, 'ERR_EXTMEM_VIEW_OWNERSHIP'],
-  ['resize of a retained Buffer', (p, held) => { const b = use(p, held, 64); p.retain(b); held.push([p, b]); return () => p.resize(b, 100) }, Error, 'ERR_EXTMEM_SHARED'],
-  ['resize of a released Buffer', (p) => { const b = p.alloc(64); p.release(b); return () => p.resize(b, 10) }, Error, 'ERR_EXTMEM_RELEASED'],
+  ['resize of a view', (p, held) => { const b = use(p, held, 64); return () => p.resize(b.subarray(1), 10) }, ExtmemError, 'ERR_EXTMEM_VIEW_OWNERSHIP'],
+  ['resize of a retained Buffer', (p, held) => { const b = use(p, held, 64); p.retain(b); held.push([p, b]); return () => p.resize(b, 100) }, ExtmemError, 'ERR_EXTMEM_SHARED'],
+  ['resize of a released Buffer', (p) => { const b = p.alloc(64); p.release(b); return () => p.resize(b, 10) }, ExtmemError, 'ERR_EXTMEM_RELEASED'],
   ['resize to "10"', (p, held) => { const b = use(p, held, 64); return () => p.resize(b, '10') }, TypeError, 'ERR_INVALID_ARG_TYPE'],
   ['resize to -1', (p, held) => { const b = use(p, held, 64); return () => p.resize(b, -1) }, RangeError, 'ERR_OUT_OF_RANGE'],
   ['resize with options null', (p, held) => { const b = use(p, held, 64); return () => p.resize(b, 10, null) }, TypeError, 'ERR_INVALID_ARG_TYPE'],
   ['resize with { zero: "yes" }', (p, held) => { const b = use(p, held, 64); return () => p.resize(b, 10, { zero: 'yes' }) }, TypeError, 'ERR_INVALID_ARG_TYPE'],
-  ['resize after close()', (p, held) => { const b = use(p, held, 64); p.close(); return () => p.resize(b, 10) }, Error, 'ERR_EXTMEM_CLOSED'],
+  ['resize after close()', (p, held) => { const b = use(p, held, 64); p.close(); return () => p.resize(b, 10) }, ExtmemError, 'ERR_EXTMEM_CLOSED'],
 
   // share(buf) / adopt(handle) / reclaim(handle), named pools
   ['share on a private pool', (p, held) => { const b = use(p, held, 64); return () => p.share(b) }, Error, 'ERR_INVALID_STATE'],
-  ['share of a view of a defaultPool Buffer', (p, held) => { const b = use(defaultPool, held, 64); return () => defaultPool.share(b.subarray(1)) }, Error, 'ERR_EXTMEM_VIEW_OWNERSHIP'],
+  ['share of a view of a defaultPool Buffer', (p, held) => { const b = use(defaultPool, held, 64); return () => defaultPool.share(b.subarray(1)) }, ExtmemError, 'ERR_EXTMEM_VIEW_OWNERSHIP'],
   ['adopt(undefined)', () => () => defaultPool.adopt(undefined), TypeError, 'ERR_INVALID_ARG_TYPE'],
   ['adopt of a handle whose secret is a string', () => () => defaultPool.adopt({ pool: null, token: 1, secret: '2', size: 3 }), TypeError, 'ERR_INVALID_ARG_TYPE'],
-  ["adopt of a named pool's handle by defaultPool", (p, held) => { const named = new Pool({ name: 'bad-input-handles' }); const h = named.share(named.allocUnsafe(10)); held.push([named, named.adopt(h)]); return () => defaultPool.adopt(h) }, Error, 'ERR_EXTMEM_INVALID_HANDLE'],
-  ['adopt of a handle already adopted', (p, held) => { const named = new Pool({ name: 'bad-input-handles' }); const h = named.share(named.allocUnsafe(10)); held.push([named, named.adopt(h)]); return () => named.adopt(h) }, Error, 'ERR_EXTMEM_HANDLE_USED'],
+  ["adopt of a named pool's handle by defaultPool", (p, held) => { const named = new Pool({ name: 'bad-input-handles' }); const h = named.share(named.allocUnsafe(10)); held.push([named, named.adopt(h)]); return () => defaultPool.adopt(h) }, ExtmemError, 'ERR_EXTMEM_INVALID_HANDLE'],
+  ['adopt of a handle already adopted', (p, held) => { const named = new Pool({ name: 'bad-input-handles' }); const h = named.share(named.allocUnsafe(10)); held.push([named, named.adopt(h)]); return () => named.adopt(h) }, ExtmemError, 'ERR_EXTMEM_HANDLE_USED'],
   ['reclaim(null)', () => () => defaultPool.reclaim(null), TypeError, 'ERR_INVALID_ARG_TYPE'],
   ["new Pool({ name: '' })", () => () => new Pool({ name: '' }), TypeError, 'ERR_INVALID_ARG_VALUE'],
   ['new Pool({ name: 1 })', () => () => new Pool({ name: 1 }), TypeError, 'ERR_INVALID_ARG_TYPE'],
 
   // scope() and its Buffers; [Symbol.dispose]
   ['scope.alloc("1")', (p) => { const s = p.scope(); return () => s.alloc('1') }, TypeError, 'ERR_INVALID_ARG_TYPE'],
-  ["scope.release of the pool's own Buffer", (p, held) => { const s = p.scope(); const b = use(p, held, 64); return () => s.release(b) }, Error, 'ERR_EXTMEM_NOT_POOLED'],
-  ['scope.allocUnsafe after scope.close()', (p) => { const s = p.scope(); s.close(); return () => s.allocUnsafe(1) }, Error, 'ERR_EXTMEM_CLOSED'],
-  ['scope() after close()', (p) => { p.close(); return () => p.scope() }, Error, 'ERR_EXTMEM_CLOSED'],
+  ["scope.release of the pool's own Buffer", (p, held) => { const s = p.scope(); const b = use(p, held, 64); return () => s.release(b) }, ExtmemError, 'ERR_EXTMEM_NOT_POOLED'],
+  ['scope.allocUnsafe after scope.close()', (p) => { const s = p.scope(); s.close(); return () => s.allocUnsafe(1) }, ExtmemError, 'ERR_EXTMEM_CLOSED'],
+  ['scope() after close()', (p) => { p.close(); return () => p.scope() }, ExtmemError, 'ERR_EXTMEM_CLOSED'],
   ["a pooled Buffer's dispose called on a Node Buffer", (p, held) => { const b = use(p, held, 64); return () => b[Symbol.dispose].call(Buffer.alloc(1)) }, TypeError, 'ERR_INVALID_THIS'],
 
   // The top-level functions (on defaultPool)
   ['top-level alloc("1")', () => () => extmem.alloc('1'), TypeError, 'ERR_INVALID_ARG_TYPE'],
   ['top-level allocUnsafe(-1)', () => () => extmem.allocUnsafe(-1), RangeError, 'ERR_OUT_OF_RANGE'],
   ['top-level retain(null)', () => () => extmem.retain(null), TypeError, 'ERR_INVALID_ARG_TYPE'],
-  ['top-level refCount of a Buffer from Node', () => () => extmem.refCount(Buffer.alloc(1)), Error, 'ERR_EXTMEM_NOT_POOLED'],
+  ['top-level refCount of a Buffer from Node', () => () => extmem.refCount(Buffer.alloc(1)), ExtmemError, 'ERR_EXTMEM_NOT_POOLED'],
   ['top-level isPooled({})', () => () => extmem.isPooled({}), TypeError, 'ERR_INVALID_ARG_TYPE'],
-  ['top-level release of a view of a defaultPool Buffer', (p, held) => { const b = use(defaultPool, held, 64); return () => extmem.release(b.subarray(1)) }, Error, 'ERR_EXTMEM_VIEW_OWNERSHIP'],
-  ['top-level retain of a released defaultPool Buffer', () => { const b = extmem.alloc(64); extmem.release(b); return () => extmem.retain(b) }, Error, 'ERR_EXTMEM_RELEASED'],
-  ['top-level refCount of a view of a Pool Buffer', (p, held) => { const b = use(p, held, 64); return () => extmem.refCount(b.subarray(1)) }, Error, 'ERR_EXTMEM_NOT_POOLED'],
+  ['top-level release of a view of a defaultPool Buffer', (p, held) => { const b = use(defaultPool, held, 64); return () => extmem.release(b.subarray(1)) }, ExtmemError, 'ERR_EXTMEM_VIEW_OWNERSHIP'],
+  ['top-level retain of a released defaultPool Buffer', () => { const b = extmem.alloc(64); extmem.release(b); return () => extmem.retain(b) }, ExtmemError, 'ERR_EXTMEM_RELEASED'],
+  ['top-level refCount of a view of a Pool Buffer', (p, held) => { const b = use(p, held, 64); return () => extmem.refCount(b.subarray(1)) }, ExtmemError, 'ERR_EXTMEM_NOT_POOLED'],
 ]
 
 for (const [title, make, Type, code] of CASES) {
@@ -171,7 +171,7 @@ for (const [title, make, Type, code] of CASES) {
   })
 }
 
-test('the catalogue: every case is refused with its class and code, is listed once, every public function has cases, and the README counts them', (t) => {
+test('the catalogue: every case is refused with its class and code, is listed once, every public function has cases, and docs/guarantees.md counts them', (t) => {
   const titles = new Set(CASES.map(([title]) => title))
   t.is(titles.size, CASES.length, 'no case is listed twice')
   const fns = [
@@ -213,10 +213,10 @@ test('the catalogue: every case is refused with its class and code, is listed on
     }
   }
   t.deepEqual(wrong, [], 'every case throws its class and code')
-  const readme = fs.readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8')
-  const stated = /`bad-input › …` \((\d+) more/.exec(readme)
-  t.truthy(stated, "the README's guarantees name this catalogue with its count")
-  t.is(Number(stated?.[1]), CASES.length, "the README's count is this catalogue's")
+  const guarantees = fs.readFileSync(path.join(__dirname, '..', 'docs', 'guarantees.md'), 'utf8')
+  const stated = /`bad-input › …` \((\d+) more/.exec(guarantees)
+  t.truthy(stated, 'docs/guarantees.md names this catalogue with its count')
+  t.is(Number(stated?.[1]), CASES.length, "the count in docs/guarantees.md is this catalogue's")
 })
 
 // Inputs at the edges that are not errors.

@@ -7,7 +7,7 @@ const path = require('node:path')
 const {
   constants: { MAX_LENGTH },
 } = require('node:buffer')
-const { Pool, defaultPool, release, codes } = require('..')
+const { Pool, defaultPool, release, codes, ExtmemError, RefusedError } = require('..')
 const { mappingLen } = require('./helpers')
 
 function freshPool() {
@@ -26,19 +26,19 @@ const CASES = [
   ['alloc of NaN', (p) => () => p.alloc(NaN), RangeError, 'ERR_OUT_OF_RANGE'],
   ['alloc of Infinity', (p) => () => p.alloc(Infinity), RangeError, 'ERR_OUT_OF_RANGE'],
   ['allocUnsafe above buffer.constants.MAX_LENGTH', (p) => () => p.allocUnsafe(MAX_LENGTH + 1), RangeError, 'ERR_OUT_OF_RANGE'],
-  ['alloc above the cap', (p) => () => p.alloc(5 * 1024 * 1024), Error, 'ERR_EXTMEM_EXHAUSTED'],
+  ['alloc above the cap', (p) => () => p.alloc(5 * 1024 * 1024), RefusedError, 'ERR_EXTMEM_EXHAUSTED'],
   ['release of a non-Buffer', (p) => () => p.release({}), TypeError, 'ERR_INVALID_ARG_TYPE'],
   ['release of a Uint8Array that is not a Buffer', (p) => () => p.release(new Uint8Array(8)), TypeError, 'ERR_INVALID_ARG_TYPE'],
   ['release of an object faking a Buffer', (p) => () => p.release(Object.create(Buffer.prototype)), TypeError, 'ERR_INVALID_ARG_TYPE'],
-  ['release of a Buffer from Node', (p) => () => p.release(Buffer.alloc(16)), Error, 'ERR_EXTMEM_NOT_POOLED'],
-  ['release of a Buffer from another pool', (p) => { const q = freshPool(); const b = q.alloc(16); return () => p.release(b) }, Error, 'ERR_EXTMEM_NOT_POOLED'],
-  ['release of a subarray', (p) => { const b = p.alloc(64); return () => p.release(b.subarray(8)) }, Error, 'ERR_EXTMEM_VIEW_OWNERSHIP'],
-  ['release of a whole-length slice', (p) => { const b = p.alloc(64); return () => p.release(b.slice()) }, Error, 'ERR_EXTMEM_VIEW_OWNERSHIP'],
-  ['retain of a subarray of a large Buffer', (p) => { const b = p.alloc(100000); return () => p.retain(b.subarray(0, 10)) }, Error, 'ERR_EXTMEM_VIEW_OWNERSHIP'],
-  ['release of a released Buffer', (p) => { const b = p.alloc(64); p.release(b); return () => p.release(b) }, Error, 'ERR_EXTMEM_RELEASED'],
-  ['retain of a released Buffer', (p) => { const b = p.alloc(64); p.release(b); return () => p.retain(b) }, Error, 'ERR_EXTMEM_RELEASED'],
-  ['refCount of a foreign Buffer', (p) => () => p.refCount(Buffer.from('x')), Error, 'ERR_EXTMEM_NOT_POOLED'],
-  ['refCount of a view', (p) => { const b = p.alloc(64); return () => p.refCount(b.subarray(1)) }, Error, 'ERR_EXTMEM_VIEW_OWNERSHIP'],
+  ['release of a Buffer from Node', (p) => () => p.release(Buffer.alloc(16)), ExtmemError, 'ERR_EXTMEM_NOT_POOLED'],
+  ['release of a Buffer from another pool', (p) => { const q = freshPool(); const b = q.alloc(16); return () => p.release(b) }, ExtmemError, 'ERR_EXTMEM_NOT_POOLED'],
+  ['release of a subarray', (p) => { const b = p.alloc(64); return () => p.release(b.subarray(8)) }, ExtmemError, 'ERR_EXTMEM_VIEW_OWNERSHIP'],
+  ['release of a whole-length slice', (p) => { const b = p.alloc(64); return () => p.release(b.slice()) }, ExtmemError, 'ERR_EXTMEM_VIEW_OWNERSHIP'],
+  ['retain of a subarray of a large Buffer', (p) => { const b = p.alloc(100000); return () => p.retain(b.subarray(0, 10)) }, ExtmemError, 'ERR_EXTMEM_VIEW_OWNERSHIP'],
+  ['release of a released Buffer', (p) => { const b = p.alloc(64); p.release(b); return () => p.release(b) }, ExtmemError, 'ERR_EXTMEM_RELEASED'],
+  ['retain of a released Buffer', (p) => { const b = p.alloc(64); p.release(b); return () => p.retain(b) }, ExtmemError, 'ERR_EXTMEM_RELEASED'],
+  ['refCount of a foreign Buffer', (p) => () => p.refCount(Buffer.from('x')), ExtmemError, 'ERR_EXTMEM_NOT_POOLED'],
+  ['refCount of a view', (p) => { const b = p.alloc(64); return () => p.refCount(b.subarray(1)) }, ExtmemError, 'ERR_EXTMEM_VIEW_OWNERSHIP'],
   ['isPooled of a number', (p) => () => p.isPooled(5), TypeError, 'ERR_INVALID_ARG_TYPE'],
   ['a pool from a non-object', () => () => new Pool(5), TypeError, 'ERR_INVALID_ARG_TYPE'],
   ['a pool with an unknown option', () => () => new Pool({ maxbytes: 5 }), TypeError, 'ERR_INVALID_ARG_VALUE'],
@@ -46,7 +46,7 @@ const CASES = [
   ['a pool with maxBytes 0', () => () => new Pool({ maxBytes: 0 }), RangeError, 'ERR_OUT_OF_RANGE'],
   ['a pool with a fractional maxBytes', () => () => new Pool({ maxBytes: 1.5 }), RangeError, 'ERR_OUT_OF_RANGE'],
   ['closing the default pool', () => () => defaultPool.close(), Error, 'ERR_INVALID_STATE'],
-  ['the top-level release of a Buffer from a Pool', (p) => { const b = p.alloc(8); return () => release(b) }, Error, 'ERR_EXTMEM_NOT_POOLED'],
+  ['the top-level release of a Buffer from a Pool', (p) => { const b = p.alloc(8); return () => release(b) }, ExtmemError, 'ERR_EXTMEM_NOT_POOLED'],
 ]
 
 for (const [title, make, Type, code] of CASES) {
@@ -73,12 +73,12 @@ for (const [title, make, Type, code] of CASES) {
   })
 }
 
-test('the catalogue lists each case once, and the README states how many there are', (t) => {
+test('the catalogue lists each case once, and docs/guarantees.md states how many there are', (t) => {
   t.is(new Set(CASES.map(([title]) => title)).size, CASES.length, 'no case is listed twice')
-  const readme = fs.readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8')
-  const stated = /`errors › … throws … and changes nothing` \((\d+) cases\)/.exec(readme)
-  t.truthy(stated, "the README's guarantees name this catalogue with its count")
-  t.is(Number(stated?.[1]), CASES.length, "the README's count is this catalogue's")
+  const guarantees = fs.readFileSync(path.join(__dirname, '..', 'docs', 'guarantees.md'), 'utf8')
+  const stated = /`errors › … throws … and changes nothing` \((\d+) cases\)/.exec(guarantees)
+  t.truthy(stated, 'docs/guarantees.md names this catalogue with its count')
+  t.is(Number(stated?.[1]), CASES.length, "the count in docs/guarantees.md is this catalogue's")
 })
 
 test('ERR_EXTMEM_EXHAUSTED carries requestedBytes, availableBytes and level', (t) => {
@@ -131,5 +131,53 @@ test('a refused allocation succeeds once memory is released', (t) => {
   pool.release(bufs.pop())
   t.notThrows(() => bufs.push(pool.allocUnsafe(8000)))
   for (const b of bufs) pool.release(b)
+  pool.close()
+})
+
+test('ERR_EXTMEM_THROTTLED names the level, its threshold and both ways out', (t) => {
+  const pool = new Pool({ maxBytes: 1024 * 1024, watermarks: { warning: 0.5, critical: 0.75 } })
+  const held = []
+  while (pool.level === 'normal') held.push(pool.allocUnsafe(8192))
+  const atWarning = t.throws(() => pool.allocUnsafe(64 * 1024), {
+    instanceOf: RefusedError,
+    code: 'ERR_EXTMEM_THROTTLED',
+  })
+  t.is(atWarning.level, 'warning')
+  t.regex(atWarning.message, /level 'warning' \(from 50 % of maxBytes\)/)
+  t.regex(atWarning.message, /Buffers above 8 KiB/)
+  t.regex(atWarning.message, /\{ priority: 'essential' \}/)
+  t.regex(atWarning.message, /\{ admission: 'cap' \}/)
+  while (pool.level === 'warning') held.push(pool.allocUnsafe(8192))
+  const atCritical = t.throws(() => pool.allocUnsafe(100), { instanceOf: RefusedError, code: 'ERR_EXTMEM_THROTTLED' })
+  t.regex(
+    atCritical.message,
+    /level 'critical' \(from 75 % of maxBytes\), where graded admission refuses every allocation/,
+  )
+  t.regex(atCritical.message, /\{ priority: 'essential' \}.*\{ admission: 'cap' \}/)
+  t.notThrows(() => held.push(pool.allocUnsafe(100, { priority: 'essential' })), 'the first way out')
+  for (const b of held) pool.release(b)
+  pool.close()
+})
+
+test('a named pool joined without watermarks names its own thresholds when it throttles', (t) => {
+  const first = new Pool({ name: 'throttled-message', maxBytes: 1024 * 1024, watermarks: { warning: 0.4 } })
+  const joined = new Pool({ name: 'throttled-message' })
+  const held = []
+  while (joined.level === 'normal') held.push(joined.allocUnsafe(8192))
+  const err = t.throws(() => joined.allocUnsafe(64 * 1024), { code: 'ERR_EXTMEM_THROTTLED' })
+  t.regex(err.message, /level 'warning' \(from 40 % of maxBytes\)/)
+  for (const b of held) first.release(b)
+})
+
+test('extmem errors are instances of the exported classes, and bad arguments of Node’s own', (t) => {
+  const pool = new Pool({ maxBytes: 1024 * 1024, admission: 'cap' })
+  const refused = t.throws(() => pool.allocUnsafe(2 * 1024 * 1024))
+  t.true(refused instanceof RefusedError && refused instanceof ExtmemError && refused instanceof Error)
+  const released = pool.alloc(10)
+  pool.release(released)
+  const again = t.throws(() => pool.release(released))
+  t.true(again instanceof ExtmemError && !(again instanceof RefusedError))
+  const bad = t.throws(() => pool.alloc(-1))
+  t.true(bad instanceof RangeError && !(bad instanceof ExtmemError))
   pool.close()
 })

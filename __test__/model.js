@@ -6,7 +6,7 @@
 
 const assert = require('node:assert/strict')
 const fc = require('fast-check')
-const { Pool } = require('..')
+const { Pool, ExtmemError, RefusedError } = require('..')
 const { collectUntil, mappingLen } = require('./helpers')
 
 const KiB = 1024
@@ -273,7 +273,7 @@ function checkRefusal(m, r, cmd, err, before) {
     ['ERR_EXTMEM_EXHAUSTED', 'ERR_EXTMEM_THROTTLED'].includes(err.code),
     `${what} with ${err.code} (${err.message})`,
   )
-  assert.equal(Object.getPrototypeOf(err), Error.prototype, `${what} with an Error`)
+  assert.equal(Object.getPrototypeOf(err), RefusedError.prototype, `${what} with a RefusedError`)
   assert.ok(size > 0, 'alloc(0) holds no memory and is never refused')
   assert.equal(err.requestedBytes, size, `${what}: requestedBytes`)
   assert.equal(err.level, before.level, `${what}: the level it was refused at`)
@@ -337,7 +337,7 @@ class Alloc extends Command {
     const { size, zero } = this
     const call = () => (zero ? r.pool.alloc(size) : r.pool.allocUnsafe(size))
     if (m.closed) {
-      refused(r.pool, call, Error, 'ERR_EXTMEM_CLOSED', `${this} after close`)
+      refused(r.pool, call, ExtmemError, 'ERR_EXTMEM_CLOSED', `${this} after close`)
       return
     }
     const before = r.pool.stats()
@@ -399,7 +399,7 @@ class Retain extends Command {
     const e = m.pick(this.index)
     if (!e) return
     if (m.closed) {
-      refused(r.pool, () => r.pool.retain(e.buf), Error, 'ERR_EXTMEM_CLOSED', 'retain after close')
+      refused(r.pool, () => r.pool.retain(e.buf), ExtmemError, 'ERR_EXTMEM_CLOSED', 'retain after close')
       return
     }
     assert.equal(r.pool.retain(e.buf), e.refs + 1, `retain of Buffer #${e.id}`)
@@ -458,7 +458,7 @@ class DoubleRelease extends Command {
     const e = m.pick(this.index)
     if (!e) return
     while (e.refs > 0) releaseOnce(m, r, e)
-    refused(r.pool, () => r.pool.release(e.buf), Error, 'ERR_EXTMEM_RELEASED', 'a second last release')
+    refused(r.pool, () => r.pool.release(e.buf), ExtmemError, 'ERR_EXTMEM_RELEASED', 'a second last release')
   }
 
   toString() {
@@ -481,8 +481,8 @@ class UseReleased extends Command {
     if (this.op === 'refCount') assert.equal(pool.refCount(b), 0)
     else if (this.op === 'isPooled') assert.equal(pool.isPooled(b), false)
     else if (this.op === 'retain' && m.closed)
-      refused(pool, () => pool.retain(b), Error, 'ERR_EXTMEM_CLOSED', `${this} after close`)
-    else refused(pool, () => pool[this.op](b), Error, 'ERR_EXTMEM_RELEASED', `${this}`)
+      refused(pool, () => pool.retain(b), ExtmemError, 'ERR_EXTMEM_CLOSED', `${this} after close`)
+    else refused(pool, () => pool[this.op](b), ExtmemError, 'ERR_EXTMEM_RELEASED', `${this}`)
   }
 
   toString() {
@@ -513,8 +513,8 @@ class UseView extends Command {
     const { pool } = r
     if (this.op === 'isPooled') assert.equal(pool.isPooled(view), false, `${this} is not pooled`)
     else if (this.op === 'retain' && m.closed)
-      refused(pool, () => pool.retain(view), Error, 'ERR_EXTMEM_CLOSED', `${this} after close`)
-    else refused(pool, () => pool[this.op](view), Error, 'ERR_EXTMEM_VIEW_OWNERSHIP', `${this}`)
+      refused(pool, () => pool.retain(view), ExtmemError, 'ERR_EXTMEM_CLOSED', `${this} after close`)
+    else refused(pool, () => pool[this.op](view), ExtmemError, 'ERR_EXTMEM_VIEW_OWNERSHIP', `${this}`)
   }
 
   toString() {
@@ -541,8 +541,8 @@ class UseForeign extends Command {
     const { pool } = r
     if (this.op === 'isPooled') assert.equal(pool.isPooled(buf), false)
     else if (this.op === 'retain' && m.closed)
-      refused(pool, () => pool.retain(buf), Error, 'ERR_EXTMEM_CLOSED', `${this} after close`)
-    else refused(pool, () => pool[this.op](buf), Error, 'ERR_EXTMEM_NOT_POOLED', `${this}`)
+      refused(pool, () => pool.retain(buf), ExtmemError, 'ERR_EXTMEM_CLOSED', `${this} after close`)
+    else refused(pool, () => pool[this.op](buf), ExtmemError, 'ERR_EXTMEM_NOT_POOLED', `${this}`)
     if (this.kind === 'another Pool') r.other.release(buf)
   }
 
@@ -555,7 +555,7 @@ class Trim extends Command {
   step(m, r) {
     const { pool } = r
     if (m.closed) {
-      refused(pool, () => pool.trim(), Error, 'ERR_EXTMEM_CLOSED', 'trim after close')
+      refused(pool, () => pool.trim(), ExtmemError, 'ERR_EXTMEM_CLOSED', 'trim after close')
       return
     }
     const before = pool.stats()
@@ -650,11 +650,11 @@ class Resize extends Command {
     const { pool } = r
     const call = () => pool.resize(e.buf, this.size, { zero: this.zero })
     if (m.closed) {
-      refused(pool, call, Error, 'ERR_EXTMEM_CLOSED', `${this} after close`)
+      refused(pool, call, ExtmemError, 'ERR_EXTMEM_CLOSED', `${this} after close`)
       return
     }
     if (e.refs > 1) {
-      refused(pool, call, Error, 'ERR_EXTMEM_SHARED', `${this} of a retained Buffer`)
+      refused(pool, call, ExtmemError, 'ERR_EXTMEM_SHARED', `${this} of a retained Buffer`)
       return
     }
     const before = pool.stats()
@@ -701,7 +701,7 @@ class Resize extends Command {
 class ScopeAlloc extends Alloc {
   step(m, r) {
     if (m.closed) {
-      refused(r.pool, () => r.pool.scope(), Error, 'ERR_EXTMEM_CLOSED', 'scope() after close')
+      refused(r.pool, () => r.pool.scope(), ExtmemError, 'ERR_EXTMEM_CLOSED', 'scope() after close')
       return
     }
     r.scope ??= r.pool.scope()
@@ -765,7 +765,7 @@ class Share extends Command {
     if (!e) return
     const { pool } = r
     if (m.closed) {
-      refused(pool, () => pool.share(e.buf), Error, 'ERR_EXTMEM_CLOSED', 'share() after close')
+      refused(pool, () => pool.share(e.buf), ExtmemError, 'ERR_EXTMEM_CLOSED', 'share() after close')
       return
     }
     if (!m.named) {
@@ -773,7 +773,7 @@ class Share extends Command {
       return
     }
     if (e.refs > 1) {
-      refused(pool, () => pool.share(e.buf), Error, 'ERR_EXTMEM_SHARED', 'share() of a retained Buffer')
+      refused(pool, () => pool.share(e.buf), ExtmemError, 'ERR_EXTMEM_SHARED', 'share() of a retained Buffer')
       return
     }
     const handle = pool.share(e.buf)
@@ -811,8 +811,8 @@ class Adopt extends Command {
       m.live.push({ buf, size: t.size, capacity: t.capacity, refs: 1, id: t.id, copy: t.copy })
     }
     checkInvariants(m, r)
-    refused(pool, () => pool.adopt(t.handle), Error, 'ERR_EXTMEM_HANDLE_USED', 'a handle used twice')
-    refused(pool, () => pool.reclaim(t.handle), Error, 'ERR_EXTMEM_HANDLE_USED', 'a handle used twice')
+    refused(pool, () => pool.adopt(t.handle), ExtmemError, 'ERR_EXTMEM_HANDLE_USED', 'a handle used twice')
+    refused(pool, () => pool.reclaim(t.handle), ExtmemError, 'ERR_EXTMEM_HANDLE_USED', 'a handle used twice')
   }
 
   toString() {

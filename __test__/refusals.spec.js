@@ -5,7 +5,7 @@ const test = require('ava')
 const {
   constants: { MAX_LENGTH },
 } = require('node:buffer')
-const { Pool } = require('..')
+const { Pool, OsError, ExtmemError, RefusedError } = require('..')
 
 const TiB = 2 ** 40
 
@@ -18,8 +18,8 @@ bigEnough(
   (t) => {
     const pool = new Pool({ maxBytes: 4 * TiB })
     const before = pool.stats()
-    const err = t.throws(() => pool.allocUnsafe(2 * TiB), { code: 'ERR_EXTMEM_OS' })
-    t.true(err instanceof Error)
+    const err = t.throws(() => pool.allocUnsafe(2 * TiB), { code: 'ERR_EXTMEM_OS', instanceOf: OsError })
+    t.true(err instanceof ExtmemError && !(err instanceof RefusedError), 'an ExtmemError, not a RefusedError')
     t.is(err.syscall, 'mmap')
     t.is(err.errno, -require('node:os').constants.errno.ENOMEM)
     t.is(err.requestedBytes, 2 * TiB)

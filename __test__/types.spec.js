@@ -1,14 +1,15 @@
 'use strict'
-// index.d.ts matches the API: a TypeScript file using every export as the README does compiles
-// under --strict, and misuses marked @ts-expect-error are type errors.
+// The types match the API: a CommonJS TypeScript file using every export as the docs do
+// (index.d.ts) and an ES module importing the package by name (index.d.mts, through the exports
+// map) compile under --strict, and misuses marked @ts-expect-error are type errors.
 
 const test = require('ava')
 const path = require('node:path')
 const { execFileSync } = require('node:child_process')
 
-test('the TypeScript declarations type-check the documented usage', (t) => {
+test('the TypeScript declarations type-check the documented usage, from require and from import', (t) => {
   const tsc = require.resolve('typescript/bin/tsc')
-  const file = path.join(__dirname, 'types', 'usage.ts')
+  const files = ['usage.ts', 'usage.mts'].map((f) => path.join(__dirname, 'types', f))
   const args = [
     tsc,
     '--noEmit',
@@ -21,7 +22,7 @@ test('the TypeScript declarations type-check the documented usage', (t) => {
     'nodenext',
     '--types',
     'node',
-    file,
+    ...files,
   ]
   try {
     execFileSync(process.execPath, args, { encoding: 'utf8', stdio: 'pipe' })

@@ -1,11 +1,20 @@
 'use strict'
 // Node-style errors, registered as Node's lib/internal/errors.js registers its own: `E(code,
 // message, Base)` once per code, where `message` is a string or a function of the error's
-// arguments. Every error extmem throws is made here, with the built-in class Node would use, a
-// stable `code`, and the figures a caller needs to react (for example `requestedBytes` on
-// ERR_EXTMEM_EXHAUSTED). This is the only place the texts are written.
+// arguments. Every error extmem throws is made here, with a stable `code` and the figures a caller
+// needs to react (for example `requestedBytes` on ERR_EXTMEM_EXHAUSTED). Bad arguments get the
+// built-in class Node would use (TypeError, RangeError, Error); extmem's own codes (ERR_EXTMEM_*)
+// get the exported classes below, so that `instanceof` tells them apart. This is the only place
+// the texts are written.
 
 const { inspect, getSystemErrorName } = require('node:util')
+
+/** Every ERR_EXTMEM_* error is one. */
+class ExtmemError extends Error {}
+/** An allocation refused by the cap or by graded admission: ERR_EXTMEM_EXHAUSTED, ERR_EXTMEM_THROTTLED. */
+class RefusedError extends ExtmemError {}
+/** Memory the cap allowed but the OS refused: ERR_EXTMEM_OS, `syscall` and `errno` as Node's system errors have them. */
+class OsError extends ExtmemError {}
 
 /** code -> { Base, message } */
 const registry = new Map()
@@ -23,6 +32,9 @@ function make(code, args, fields, caller) {
   if (caller !== undefined) Error.captureStackTrace(err, caller)
   return err
 }
+
+/** 0.7 -> '70 %' */
+const percent = (fraction) => `${Math.round(fraction * 1000) / 10} %`
 
 function describe(value) {
   if (value === null || value === undefined) return ` Received ${value}`
@@ -62,47 +74,60 @@ E(
     (cachedElsewhere > 0
       ? `; other threads' caches hold ${cachedElsewhere} bytes, which come back at each of those threads' next call`
       : ''),
-  Error,
+  RefusedError,
 )
 E(
   'ERR_EXTMEM_THROTTLED',
-  (requested, level) => `Allocation of ${requested} bytes throttled: the pool is at level '${level}'`,
-  Error,
+  (requested, level, threshold) =>
+    `Cannot allocate ${requested} bytes: the pool is at level '${level}' (from ${percent(threshold)} of maxBytes), ` +
+    `where graded admission refuses ${level === 'warning' ? 'Buffers above 8 KiB' : 'every allocation'} of normal priority. ` +
+    "Ways out: allocate with { priority: 'essential' } what must not fail, " +
+    "or make the pool with { admission: 'cap' } to refuse only at its hard cap",
+  RefusedError,
 )
-E('ERR_EXTMEM_NOT_POOLED', (detail = '') => `The Buffer was not allocated by this pool${detail}`, Error)
+E('ERR_EXTMEM_NOT_POOLED', (detail = '') => `The Buffer was not allocated by this pool${detail}`, ExtmemError)
 E(
   'ERR_EXTMEM_VIEW_OWNERSHIP',
   'The Buffer is a view (subarray or slice) of a pooled Buffer; only the Buffer that alloc() returned can be retained or released',
-  Error,
+  ExtmemError,
 )
-E('ERR_EXTMEM_RELEASED', 'The Buffer was already released', Error)
+E('ERR_EXTMEM_RELEASED', 'The Buffer was already released', ExtmemError)
 E(
   'ERR_EXTMEM_SHARED',
   'The Buffer holds more than one reference (it was retained), so it cannot be resized: release the others first',
-  Error,
+  ExtmemError,
 )
-E('ERR_EXTMEM_CLOSED', 'The pool is closed', Error)
+E('ERR_EXTMEM_CLOSED', 'The pool is closed', ExtmemError)
 E(
   'ERR_EXTMEM_OPTIONS_MISMATCH',
   (name, option) => `A pool named '${name}' already exists with another ${option}; a Pool that joins it must agree`,
-  Error,
+  ExtmemError,
 )
-E('ERR_EXTMEM_HANDLE_USED', 'The handle was already adopted or reclaimed (a handle serves once)', Error)
-E('ERR_EXTMEM_INVALID_HANDLE', (why) => `The handle was not made by this pool: ${why}`, Error)
+E('ERR_EXTMEM_HANDLE_USED', 'The handle was already adopted or reclaimed (a handle serves once)', ExtmemError)
+E('ERR_EXTMEM_INVALID_HANDLE', (why) => `The handle was not made by this pool: ${why}`, ExtmemError)
 E(
   'ERR_EXTMEM_EXTERNAL_REFUSED',
   'Node-API refused to create or detach an external Buffer (external buffers are not allowed in this runtime)',
-  Error,
+  ExtmemError,
 )
 E(
   'ERR_EXTMEM_NOT_DETACHABLE',
   "The Buffer's ArrayBuffer cannot be detached (it was marked untransferable), so its memory cannot be released; it returns to the pool when the Buffer is collected",
-  Error,
+  ExtmemError,
 )
 E(
   'ERR_EXTMEM_OS',
   (requested, syscall, name) => `Cannot allocate ${requested} bytes: ${syscall} failed (${name})`,
-  Error,
+  OsError,
+)
+E(
+  'ERR_EXTMEM_NO_BINARY',
+  (platform) =>
+    `extmem has no native binary that loads on ${platform}: neither the package @extmem/binding-${platform} ` +
+    `nor extmem.${platform}.node beside its loader (err.cause says why each failed). ` +
+    'Where no prebuilt binary exists, run `npm run pack:local` in a checkout of extmem (it needs Rust) ' +
+    'and install the tarball it makes; see docs/platforms.md',
+  ExtmemError,
 )
 
 /** Every code extmem throws, by name. */
@@ -110,6 +135,9 @@ const codes = Object.freeze(Object.fromEntries([...registry.keys()].map((code) =
 
 module.exports = {
   codes,
+  ExtmemError,
+  RefusedError,
+  OsError,
   invalidArgType: (name, expected, actual, caller) =>
     make('ERR_INVALID_ARG_TYPE', [name, expected, actual], undefined, caller),
   invalidArgValue: (name, value, reason, caller) =>
@@ -125,8 +153,9 @@ module.exports = {
       { requestedBytes, availableBytes, level, cachedElsewhereBytes },
       caller,
     ),
-  throttled: (requestedBytes, availableBytes, level, caller) =>
-    make('ERR_EXTMEM_THROTTLED', [requestedBytes, level], { requestedBytes, availableBytes, level }, caller),
+  /** `threshold`: the fraction of maxBytes from which the pool is at `level`. */
+  throttled: (requestedBytes, availableBytes, level, threshold, caller) =>
+    make('ERR_EXTMEM_THROTTLED', [requestedBytes, level, threshold], { requestedBytes, availableBytes, level }, caller),
   notPooled: (caller, detail) => make('ERR_EXTMEM_NOT_POOLED', [detail], undefined, caller),
   viewOwnership: (caller) => make('ERR_EXTMEM_VIEW_OWNERSHIP', [], undefined, caller),
   released: (caller) => make('ERR_EXTMEM_RELEASED', [], undefined, caller),
@@ -145,4 +174,11 @@ module.exports = {
       { syscall, errno: -errno, requestedBytes },
       caller,
     ),
+  /** No native binary loads here (`platform` as napi-rs names it); `cause`: the loader's error. */
+  noBinary: (platform, cause, caller) => {
+    const err = make('ERR_EXTMEM_NO_BINARY', [platform], { platform }, caller)
+    // As `new Error(message, { cause })` has it: an own property that is not enumerable.
+    Object.defineProperty(err, 'cause', { value: cause, writable: true, configurable: true })
+    return err
+  },
 }

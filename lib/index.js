@@ -1,9 +1,11 @@
 'use strict'
 // Public entry: the Pool class, the process-wide default pool and its shortcuts.
 
+require('./native') // first: where no binary loads, ERR_EXTMEM_NO_BINARY says what to do
+
 const { Pool, createDefaultPool, defaultMaxBytes, LEVELS } = require('./pool')
 const { Scope } = require('./scope')
-const { codes } = require('./errors')
+const { codes, ExtmemError, RefusedError, OsError } = require('./errors')
 const { parseByteCount } = require('./validate')
 
 const envCap = process.env.EXTMEM_MAX_BYTES
@@ -18,6 +20,9 @@ module.exports = {
   Scope,
   defaultPool,
   codes,
+  ExtmemError,
+  RefusedError,
+  OsError,
   levels: LEVELS,
   defaultMaxBytes,
   alloc: (size, options) => defaultPool.alloc(size, options),

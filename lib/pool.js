@@ -907,7 +907,13 @@ class Pool extends EventEmitter {
       case native.STATUS_EXHAUSTED:
         return errors.exhausted(scratch[1], scratch[2], LEVELS[scratch[3]], this.maxBytes, scratch[0], caller)
       case native.STATUS_THROTTLED:
-        return errors.throttled(scratch[1], scratch[2], LEVELS[scratch[3]], caller)
+        return errors.throttled(
+          scratch[1],
+          scratch[2],
+          LEVELS[scratch[3]],
+          this.#native.watermarks()[scratch[3] - 1],
+          caller,
+        )
       case native.STATUS_CLOSED:
         return errors.closed(caller)
       case native.STATUS_SHARED:

@@ -23,7 +23,7 @@ assert.equal(typeof cjs.Pool, 'function', 'require: Pool is a class')
 assert.equal(esm.Pool, cjs.Pool, 'import and require give the same Pool')
 assert.equal(esm.defaultPool, cjs.defaultPool, 'import and require give the same defaultPool')
 
-const { Pool, defaultPool, codes } = cjs
+const { Pool, defaultPool, codes, RefusedError, ExtmemError } = cjs
 const pool = new Pool({ maxBytes: 16 * 1024 * 1024 })
 const empty = pool.stats()
 assert.equal(empty.liveBuffers, 0)
@@ -64,7 +64,11 @@ assert.equal(after.allocations, 2)
 
 const capped = new Pool({ maxBytes: 1024 * 1024 })
 assert.throws(() => capped.allocUnsafe(2 * 1024 * 1024), { code: codes.ERR_EXTMEM_EXHAUSTED })
-assert.equal(capped.stats().refused.cap, 1)
+assert.throws(
+  () => capped.allocUnsafe(2 * 1024 * 1024),
+  (err) => err instanceof RefusedError && err instanceof ExtmemError,
+)
+assert.equal(capped.stats().refused.cap, 2)
 capped.close()
 
 const viaDefault = esm.allocUnsafe(5000)

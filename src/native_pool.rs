@@ -132,6 +132,13 @@ impl NativePool {
         self.core.max_bytes() as f64
     }
 
+    /// The pool's thresholds, `[warning, critical, shedding, hysteresis]`: a named pool's own,
+    /// whatever a Pool that joined it was given. For the message of a refusal (cold path).
+    #[napi]
+    pub fn watermarks(&self) -> Vec<f64> {
+        self.core.config().watermarks.values().to_vec()
+    }
+
     /// The watermark level, as an index: 0 normal, 1 warning, 2 critical, 3 shedding.
     #[napi]
     pub fn level(&self) -> u32 {

@@ -12,6 +12,9 @@ import extmem, {
   stats,
   codes,
   levels,
+  ExtmemError,
+  RefusedError,
+  OsError,
 } from '../../index.js'
 import type {
   PooledBuffer,
@@ -23,7 +26,8 @@ import type {
   LeakEvent,
   LiveBuffer,
   Level,
-  RefusedError,
+  ErrorCode,
+  ExtmemErrorCode,
 } from '../../index.js'
 
 const pool = new Pool({
@@ -78,9 +82,19 @@ const out: number = pool.close()
 try {
   alloc(1 << 30)
 } catch (err) {
-  const e = err as RefusedError
-  if (e.code === codes.ERR_EXTMEM_EXHAUSTED) console.log(e.requestedBytes, e.availableBytes, e.level)
+  if (err instanceof RefusedError) {
+    const code: 'ERR_EXTMEM_EXHAUSTED' | 'ERR_EXTMEM_THROTTLED' = err.code
+    if (code === codes.ERR_EXTMEM_EXHAUSTED) console.log(err.requestedBytes, err.availableBytes, err.level)
+  } else if (err instanceof OsError) {
+    const syscall: string = err.syscall
+    const errno: number = err.errno
+    console.log(syscall, errno, err.requestedBytes, err.code === 'ERR_EXTMEM_OS')
+  } else if (err instanceof ExtmemError) {
+    const code: ExtmemErrorCode = err.code
+    console.log(code, err.platform, err instanceof Error)
+  }
 }
+const everyCode: ErrorCode[] = [codes.ERR_INVALID_THIS, codes.ERR_EXTMEM_SHARED, codes.ERR_EXTMEM_NO_BINARY]
 release(allocUnsafe(10))
 retain(alloc(1))
 console.log(
@@ -98,6 +112,7 @@ console.log(
   levels[0],
   defaultPool.maxBytes,
   extmem.defaultMaxBytes(),
+  everyCode,
 )
 
 // @ts-expect-error alignment must be one of 8, 64, 4096
@@ -106,3 +121,7 @@ pool.alloc(10, { align: 16 })
 pool.alloc('10')
 // @ts-expect-error unknown level
 const _bad: Level = 'panic'
+// @ts-expect-error codes lists only the codes extmem throws
+const _unknown = codes.ERR_EXTMEM_NOPE
+// @ts-expect-error a RefusedError's code is one of its two
+const _wrong: RefusedError['code'] = 'ERR_EXTMEM_OS'

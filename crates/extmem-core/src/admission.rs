@@ -1,5 +1,5 @@
 //! Graded admission: what an allocation gets at each watermark level (the table below, which the
-//! README's "Watching memory pressure" states for users).
+//! README states in brief and docs/api.md's "Watching memory pressure" in full, for users).
 //!
 //! | level    | normal priority                     | essential          |
 //! |----------|-------------------------------------|--------------------|
