@@ -101,7 +101,7 @@ const MAX_KEPT = 128
 const LARGE_LENS = CONSTANTS.largeClassLens
 const LARGE_MAX = LARGE_LENS[LARGE_LENS.length - 1]
 /** Kept ArrayBuffers per large class and Pool object (what they show stays mapped only while the pool caches it). */
-const MAX_KEPT_LARGE = 256
+const MAX_KEPT_LARGE = 4096
 
 // Per thread (this module is loaded once per thread): extra results of native calls.
 const scratch = new Float64Array(4)
