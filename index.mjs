@@ -10,6 +10,7 @@ export const {
   alloc,
   allocUnsafe,
   release,
+  releaseOwner,
   retain,
   refCount,
   isPooled,

@@ -13,6 +13,7 @@ const native = require('../binding.js')
 const errors = require('./errors')
 const { subscribe, kDeliver } = require('./events')
 const { INTERVALS, captureTrace, formatTrace, warnOnce } = require('./leaks')
+const { jsonSafe } = require('./json')
 const { FastArenas } = require('./fast')
 const { PooledBuffer, FastPooledBuffer } = require('./pooled-buffer')
 const {
@@ -616,9 +617,9 @@ class Pool extends EventEmitter {
 
   /** Whether `buf` is a live (unreleased) Buffer that this pool handed out. */
   isPooled(buf) {
-    validateBuffer(buf, this.isPooled)
+    // Never throws: anything that is not a PooledBuffer has no token.
     const token = tokenOf(buf)
-    if (token === undefined || token === null || buf.length === 0) return false
+    if (token === undefined || token === null || lengthOf(buf) === 0) return false
     takeCacheRef(buf)
     return this.#native.refCount(buf, token) > 0
   }
@@ -647,7 +648,7 @@ class Pool extends EventEmitter {
       .live(olderThanMs)
       .map(({ size, ageMs, refCount, address, tracked, token, parked, inTransit }) => {
         const trace = tracked ? this.#traces.get(token) : undefined
-        const buffer = { size, ageMs, refCount, address: BigInt(address), parked, inTransit }
+        const buffer = jsonSafe({ size, ageMs, refCount, address: BigInt(address), parked, inTransit })
         if (trace !== undefined) buffer.stack = formatTrace(trace)
         return buffer
       })
@@ -724,9 +725,14 @@ class Pool extends EventEmitter {
       const trace = this.#traces.get(event.token)
       if (trace === undefined) return
       this.#traces.delete(event.token)
-      const leak = { size: event.size, ageMs: event.ageMs, address: BigInt(event.address), stack: formatTrace(trace) }
+      const leak = jsonSafe({
+        size: event.size,
+        ageMs: event.ageMs,
+        address: BigInt(event.address),
+        stack: formatTrace(trace),
+      })
       warnOnce(leak)
-      if (leakChannel.hasSubscribers) leakChannel.publish({ pool: this, ...leak })
+      if (leakChannel.hasSubscribers) leakChannel.publish(jsonSafe({ pool: this, ...leak }))
       this.emit('leak', leak)
     }
   }
