@@ -665,7 +665,7 @@ class PooledReadStream extends Readable {
   }
 
   _construct(cb) {
-    this.#reader.open().then(() => cb(), cb)
+    callbackOf(this.#reader.open(), cb)
   }
 
   _read() {
@@ -705,16 +705,19 @@ class PooledReadStream extends Readable {
   _destroy(err, cb) {
     for (const chunk of this.#own) if (lengthOf(chunk) !== 0) this.#pool.release(chunk)
     this.#own.clear()
-    const close = () => {
-      this.#reader.close().then(
-        () => cb(err),
-        (e) => cb(err ?? e),
-      )
-    }
+    const close = () => callbackOf(this.#reader.close(), (e) => cb(err ?? e))
     // A read in flight writes into its chunk: it ends (and releases the chunk, see _read) first.
     if (this.#reading !== null) this.#reading.then(close, close)
     else close()
   }
+}
+
+/** Calls `cb(err)` once `promise` settles, outside its chain (so what `cb` throws is not a rejection). */
+function callbackOf(promise, cb) {
+  promise.then(
+    () => process.nextTick(cb, null),
+    (err) => process.nextTick(cb, err),
+  )
 }
 
 /** `pool.createReadStream(source[, { chunkSize, start, end, highWaterMark, signal }])`. */
