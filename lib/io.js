@@ -84,7 +84,8 @@ function dropLent(pool, chunk) {
  */
 function sendReleasing(pool, writable, buf, owner, callback, onReleased) {
   let done = false
-  function release(err) {
+  /** Releases `owner` (once); then, unless `silent`, calls `callback(err)`. */
+  function release(err, silent = false) {
     if (done) return
     done = true
     unclaim(owner)
@@ -95,6 +96,7 @@ function sendReleasing(pool, writable, buf, owner, callback, onReleased) {
       failure = e
     }
     if (onReleased !== undefined) onReleased()
+    if (silent) return
     if (failure !== null && err == null) err = failure
     if (callback !== undefined) callback(err)
     else if (failure !== null) process.emitWarning(failure)
@@ -104,17 +106,8 @@ function sendReleasing(pool, writable, buf, owner, callback, onReleased) {
     return writable.write(buf, release)
   } catch (err) {
     // Refused before it was taken (a type the stream does not accept): no callback will come.
-    quietly(release)
+    release(null, true)
     throw err
-  }
-}
-
-/** Calls `release` with its user callback's errors kept out: for a write that threw. */
-function quietly(release) {
-  try {
-    release(null)
-  } catch {
-    // The write's own exception is the one to report.
   }
 }
 
@@ -149,7 +142,7 @@ function writeOutgoing(msg, buf, release, callback) {
   try {
     ret = msg.write(buf, release)
   } catch (err) {
-    quietly(release)
+    release(null, true)
     throw err
   }
   if (isQueued(msg, buf, 4)) {
