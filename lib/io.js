@@ -401,8 +401,9 @@ function collect(pool, readable, options, resolve, reject) {
     if (!Number.isSafeInteger(sizeHint) || sizeHint < 1 || sizeHint > MAX_LENGTH)
       throw errors.outOfRange('options.sizeHint', `an integer >= 1 && <= ${MAX_LENGTH}`, sizeHint, readAll)
   }
-  if (readable.readableObjectMode === true || (readable.readableEncoding ?? null) !== null)
-    throw errors.invalidArgValue('readable', readable, 'must give bytes (no object mode, no encoding)', readAll)
+  const encoding = readable.readableEncoding ?? null
+  if (encoding !== null)
+    throw errors.invalidArgValue('readable.readableEncoding', encoding, 'must be null: readAll() reads bytes', readAll)
 
   const max = Math.min(limit, MAX_LENGTH)
   const declared = declaredLength(readable)
