@@ -286,7 +286,9 @@ test('http.ClientRequest: an upload in pooled Buffers arrives intact', async (t)
   const server = http.createServer((req, res) => {
     const parts = []
     req.on('data', (d) => parts.push(d))
-    req.on('end', () => res.end(String(Buffer.concat(parts).equals(Buffer.concat([pattern(9000, 1), pattern(200000, 2)])))))
+    req.on('end', () =>
+      res.end(String(Buffer.concat(parts).equals(Buffer.concat([pattern(9000, 1), pattern(200000, 2)])))),
+    )
   })
   const port = await listen(server)
   const answer = await new Promise((resolve, reject) => {

@@ -285,17 +285,22 @@ class ReleasingWritable extends Writable {
 
   #waitDrain(cb) {
     const target = this.#target
+    let waiting = true
+    const unwait = () => {
+      waiting = false
+      if (this.#unwaitDrain === unwait) this.#unwaitDrain = null
+      target.off('drain', go)
+      target.off('close', go)
+    }
+    // (An emit that is under way still calls a listener removed meanwhile: hence `waiting`.)
     const go = () => {
-      this.#unwaitDrain()
+      if (!waiting) return
+      unwait()
       cb()
     }
     target.on('drain', go)
     target.on('close', go)
-    this.#unwaitDrain = () => {
-      this.#unwaitDrain = null
-      target.off('drain', go)
-      target.off('close', go)
-    }
+    this.#unwaitDrain = unwait
   }
 
   _final(cb) {
@@ -587,7 +592,15 @@ class ChunkReader {
     this.#remaining -= n
     // The last chunk of a file is shorter: the Buffer is resized (in place, or copied where it
     // crosses 8 KiB) rather than viewed, so it is released like any other.
-    if (n < want) buf = pool.resize(buf, n)
+    if (n < want) {
+      try {
+        buf = pool.resize(buf, n)
+      } catch (err) {
+        // Refused (a copy into a slot needs one): buf is as it was.
+        pool.release(buf)
+        throw err
+      }
+    }
     return buf
   }
 
