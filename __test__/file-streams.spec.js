@@ -136,22 +136,29 @@ test('a loop that hands each chunk to writeAndRelease() moves on at once: every 
   const warnings = []
   const onWarning = (w) => warnings.push(w)
   process.on('warning', onWarning)
-  const { port, done } = await sink()
+  // The reader starts late, so the writes queue in the socket with the chunks' memory: a chunk
+  // released early would be lent to the next one, and its bytes sent twice.
+  const { port, done, conn } = await sink({ pauseFirst: true })
+  setTimeout(() => conn().resume(), 100)
   const sock = net.connect(port, '127.0.0.1')
   await once(sock, 'connect')
-  let back = 0
+  const errors = []
   let sent = 0
   for await (const chunk of pool.chunks(FILE, { chunkSize: 256 * KiB })) {
     sent++
-    if (!pool.writeAndRelease(sock, chunk, () => back++)) await once(sock, 'drain')
+    if (!pool.writeAndRelease(sock, chunk, (err) => errors.push(err))) await once(sock, 'drain')
   }
   sock.end()
   const received = await done
-  await until(() => back === sent)
+  await until(() => errors.length === sent)
   process.off('warning', onWarning)
   t.true(received.equals(BYTES))
-  t.is(back, sent)
-  t.deepEqual(warnings, [], 'no release failed')
+  t.deepEqual(
+    errors.filter((e) => e != null),
+    [],
+    'no write or release failed',
+  )
+  t.deepEqual(warnings, [])
   balanced(t, pool, 'after')
   pool.close()
 })
