@@ -26,6 +26,7 @@ const {
 } = require('node:buffer')
 const errors = require('./errors')
 const { ownerOf, ownerFor, isBuffer } = require('./views')
+const { PooledBuffer } = require('./pooled-buffer')
 const { lengthOf } = require('./intrinsics')
 const { validateOptions } = require('./validate')
 
@@ -48,11 +49,14 @@ const DEFAULT_READ_AHEAD = 2
 // ---------------------------------------------------------------------------------------------
 // References handed to writes in flight
 
-/** Owner Buffer -> references that writes in flight took over and will release. */
+/** Chunks that chunks() has lent to a loop step still under way. */
+const lent = new WeakSet()
+/** Lent chunk -> references that writes in flight took over from its loop step and will release. */
 const claims = new WeakMap()
 
+/** Counts a write's reference on `owner` if it is a lent chunk (any other needs no count). */
 function claim(owner) {
-  claims.set(owner, (claims.get(owner) ?? 0) + 1)
+  if (lent.has(owner)) claims.set(owner, (claims.get(owner) ?? 0) + 1)
 }
 
 function unclaim(owner) {
@@ -67,6 +71,7 @@ function unclaim(owner) {
  * resized or shared it, or handed every reference it holds to writes that will release them.
  */
 function dropLent(pool, chunk) {
+  lent.delete(chunk)
   if (lengthOf(chunk) === 0) return
   const pending = claims.get(chunk)
   if (pending !== undefined && pool.refCount(chunk) <= pending) return
@@ -185,6 +190,9 @@ function writeAndRelease(writable, buf, callback) {
 /** The owner of `buf` in `pool`, which must hold a reference; or the error release() gives. */
 function liveOwner(pool, buf, caller) {
   const owner = ownerFor(pool, buf, caller)
+  // A live Buffer of this Pool object, or alloc(0)'s, needs no native call: refCount() would make
+  // a loan of the thread cache an ordinary one, and its release slower.
+  if (isOwnLive(pool, owner) || PooledBuffer.tokenOf(owner) === null) return owner
   let refs
   try {
     refs = pool.refCount(owner)
@@ -194,6 +202,11 @@ function liveOwner(pool, buf, caller) {
   }
   if (!(refs > 0)) throw errors.released(caller)
   return owner
+}
+
+/** Whether `owner` (a PooledBuffer) is attached and was made by the Pool object `pool`. */
+function isOwnLive(pool, owner) {
+  return lengthOf(owner) !== 0 && PooledBuffer.ownerOf(owner).pool.deref() === pool
 }
 
 function validateWritable(writable, name, caller) {
@@ -262,7 +275,9 @@ class ReleasingWritable extends Writable {
   #ownerOf(chunk) {
     if (!isBuffer(chunk)) return undefined
     const owner = ownerOf(chunk)
-    return owner !== undefined && this.#pool.isPooled(owner) ? owner : undefined
+    if (owner === undefined) return undefined
+    // (isPooled() is the answer for another Pool object over the same named pool.)
+    return isOwnLive(this.#pool, owner) || this.#pool.isPooled(owner) ? owner : undefined
   }
 
   _write(chunk, encoding, cb) {
@@ -638,10 +653,11 @@ async function* lendChunks(pool, reader) {
     for (;;) {
       chunk = await reader.next()
       if (chunk === null) return
+      lent.add(chunk)
       yield chunk
-      const lent = chunk
+      const done = chunk
       chunk = null
-      dropLent(pool, lent)
+      dropLent(pool, done)
     }
   } finally {
     if (chunk !== null) dropLent(pool, chunk)
