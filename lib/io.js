@@ -13,8 +13,8 @@
 //   queues in JavaScript when it closes.
 // - Ownership moves with a chunk. pool.chunks() lends each chunk to one step of its loop and takes
 //   it back at the next, unless the step retained it or handed its reference to a write that
-//   releases it (writeAndRelease, releasing): `claims` counts those references, so a loop may
-//   write a chunk and move on. pool.createReadStream() owns the chunks in its own buffer and gives
+//   releases it (writeAndRelease, releasing): `claims` counts those references while the chunk is
+//   lent, so a loop may write a chunk and move on. pool.createReadStream() owns the chunks in its own buffer and gives
 //   each to whoever reads it; pool.releasing() takes over what it is written.
 
 const fs = require('node:fs')
@@ -284,15 +284,20 @@ class ReleasingWritable extends Writable {
     const target = this.#target
     const owners = this.#held.get(chunk)
     let ok
-    if (owners === undefined) {
-      ok = target.write(chunk, encoding)
-    } else {
-      const owner = owners.shift()
-      if (owners.length === 0) this.#held.delete(chunk)
-      this.#inFlight++
-      ok = sendReleasing(this.#pool, target, chunk, owner, undefined, () => {
-        if (--this.#inFlight === 0 && this.#onIdle !== null) this.#onIdle()
-      })
+    try {
+      if (owners === undefined) {
+        ok = target.write(chunk, encoding)
+      } else {
+        const owner = owners.shift()
+        if (owners.length === 0) this.#held.delete(chunk)
+        this.#inFlight++
+        ok = sendReleasing(this.#pool, target, chunk, owner, undefined, () => {
+          if (--this.#inFlight === 0 && this.#onIdle !== null) this.#onIdle()
+        })
+      }
+    } catch (err) {
+      // A target whose write() throws (the chunk is released already): this stage fails with it.
+      return cb(err)
     }
     if (ok !== false || target.destroyed) cb()
     else this.#waitDrain(cb)
