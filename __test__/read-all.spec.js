@@ -6,6 +6,7 @@
 const test = require('ava')
 const net = require('node:net')
 const http = require('node:http')
+const http2 = require('node:http2')
 const { Readable } = require('node:stream')
 const { once } = require('node:events')
 const { Pool } = require('..')
@@ -252,5 +253,37 @@ test('an empty stream gives an empty Buffer that needs no release', async (t) =>
   t.is(body.length, 0)
   t.is(pool.release(body), 0)
   t.is(pool.stats().allocations, 0)
+  pool.close()
+})
+
+test('an HTTP/2 request body (an Http2Stream) is read the same way', async (t) => {
+  const pool = new Pool({ maxBytes: 64 * MiB })
+  const data = pattern(700 * KiB, 4)
+  const bodies = []
+  const server = http2.createServer()
+  server.on('stream', (stream) => {
+    pool.readAll(stream).then((body) => {
+      bodies.push(body)
+      stream.respond({ ':status': 200 })
+      stream.end(`${body.length}`)
+    })
+  })
+  const port = await listen(server)
+  const client = http2.connect(`http://127.0.0.1:${port}`)
+  const answer = await new Promise((resolve, reject) => {
+    const req = client.request({ ':method': 'POST', ':path': '/' })
+    let text = ''
+    req.on('data', (d) => (text += d))
+    req.on('end', () => resolve(text))
+    req.on('error', reject)
+    req.write(data.subarray(0, 100000))
+    req.end(data.subarray(100000))
+  })
+  t.is(answer, `${data.length}`)
+  t.true(bodies[0].equals(data))
+  pool.release(bodies[0])
+  balanced(t, pool, 'after')
+  client.close()
+  server.close()
   pool.close()
 })
