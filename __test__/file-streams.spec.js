@@ -216,6 +216,7 @@ test('bad sources and options throw at the call', (t) => {
     t.throws(() => pool[method](FILE, { begin: 1 }), { code: 'ERR_INVALID_ARG_VALUE' })
   }
   t.throws(() => pool.releasing(null), { code: 'ERR_INVALID_ARG_TYPE' })
+  t.throws(() => pool.releasing({ write() {} }), { code: 'ERR_INVALID_ARG_TYPE' })
   t.throws(() => pool.releasing(new PassThrough(), { end: 'yes' }), { code: 'ERR_INVALID_ARG_TYPE' })
   pool.close()
 })

@@ -381,6 +381,8 @@ class ReleasingWritable extends Writable {
 /** `pool.releasing(writable[, { end }])`. */
 function releasing(writable, options) {
   validateWritable(writable, 'writable', releasing)
+  if (typeof writable.once !== 'function' || typeof writable.end !== 'function')
+    throw errors.invalidArgType('writable', 'a writable stream', writable, releasing)
   const opts = validateOptions(options, 'options', ['end'], releasing)
   if (opts.end !== undefined && typeof opts.end !== 'boolean')
     throw errors.invalidArgType('options.end', 'of type boolean', opts.end, releasing)
