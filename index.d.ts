@@ -1,5 +1,7 @@
 /// <reference types="node" />
 import { EventEmitter } from 'node:events'
+import type { Readable, Writable } from 'node:stream'
+import type { FileHandle } from 'node:fs/promises'
 
 /** Options of `new Pool()`. Unknown keys are refused with ERR_INVALID_ARG_VALUE. */
 export interface PoolOptions {
@@ -60,6 +62,19 @@ export interface LeakEvent {
   address: bigint
   /** The JavaScript stack of the allocation. */
   stack: string
+  /** (Not enumerable.) The same fields for JSON.stringify, the address as a decimal string. */
+  toJSON(): Jsonified<Omit<LeakEvent, 'toJSON'>>
+}
+
+/** A diagnostic record as JSON.stringify writes it: BigInts as decimal strings. */
+export type Jsonified<T> = { [K in keyof T]: T[K] extends bigint ? string : T[K] }
+
+/** What JSON.stringify and util.inspect show of a Pool. */
+export interface PoolSummary {
+  name: string | null
+  maxBytes: number
+  level: Level
+  closed: boolean
 }
 
 /** A live Buffer, as live() lists it. */
@@ -74,6 +89,8 @@ export interface LiveBuffer {
   inTransit: boolean
   /** For Buffers that leak detection tracks and this thread allocated. */
   stack?: string
+  /** (Not enumerable.) The same fields for JSON.stringify, the address as a decimal string. */
+  toJSON(): Jsonified<Omit<LiveBuffer, 'toJSON'>>
 }
 
 /** Slot counts of one slab size class. */
@@ -162,6 +179,8 @@ export declare const codes: Readonly<{
   ERR_EXTMEM_NOT_DETACHABLE: 'ERR_EXTMEM_NOT_DETACHABLE'
   ERR_EXTMEM_OS: 'ERR_EXTMEM_OS'
   ERR_EXTMEM_NO_BINARY: 'ERR_EXTMEM_NO_BINARY'
+  ERR_EXTMEM_TOO_LARGE: 'ERR_EXTMEM_TOO_LARGE'
+  ERR_STREAM_DESTROYED: 'ERR_STREAM_DESTROYED'
 }>
 
 /** An error code extmem throws. */
@@ -205,6 +224,45 @@ export declare class OsError extends ExtmemError {
   errno: number
   /** Bytes the allocation asked for. */
   requestedBytes: number
+}
+
+/** readAll()'s rejection when a stream is longer than `limit` (code ERR_EXTMEM_TOO_LARGE). */
+export interface TooLargeError extends RangeError {
+  code: 'ERR_EXTMEM_TOO_LARGE'
+  /** The limit it passed. */
+  limit: number
+  /** Bytes received when it passed the limit (0 if its announced length did). */
+  receivedBytes: number
+  /** The length it announced (an HTTP message's content-length), if any. */
+  declaredBytes: number | undefined
+}
+
+/** Options of pool.readAll(). Unknown keys are refused. */
+export interface ReadAllOptions {
+  /** Most bytes accepted; more rejects with ERR_EXTMEM_TOO_LARGE. Default 1 MiB (1048576); `Infinity` lifts it. */
+  limit?: number
+  /** The first Buffer's size for a stream that does not announce its length. Default 16 KiB. */
+  sizeHint?: number
+}
+
+/** What pool.chunks() and pool.createReadStream() read: a path, a FileHandle or a file descriptor. */
+export type FileSource = string | Buffer | URL | number | FileHandle
+
+/** The part of a file read, and the chunks it is read in. Unknown keys are refused. */
+export interface ChunkOptions {
+  /** Bytes per chunk (the last one may be shorter). Default 65536. */
+  chunkSize?: number
+  /** First byte read. Default: the start of a path; a FileHandle's or fd's current position. */
+  start?: number
+  /** Last byte read (inclusive, as in fs.createReadStream). Default: the end of the file. */
+  end?: number
+}
+
+/** Options of pool.createReadStream(). */
+export interface ReadStreamOptions extends ChunkOptions {
+  /** Chunks read ahead of the reader. Default 2. */
+  highWaterMark?: number
+  signal?: AbortSignal
 }
 
 /**
@@ -281,6 +339,41 @@ export declare class Pool extends EventEmitter {
   /** Drops a reference; returns the count left. At 0 the Buffer and its views are detached (length 0) and the memory is reused. */
   release(buf: Buffer): number
   /**
+   * release() for the Buffer that `buf` lies in: `buf` is a Buffer this pool returned, or a view
+   * (subarray()/slice()) of one. Returns the count left.
+   */
+  releaseOwner(buf: Buffer): number
+  /**
+   * Writes `buf` (a Buffer of this pool or a view of one) to `writable` and releases it (its
+   * owner, for a view) once, in the write's own callback; then calls `callback` with the write's
+   * error. Returns what `writable.write()` returns. Not for a Writable that keeps the chunk after
+   * calling back (a PassThrough, a Transform, one that queues it).
+   */
+  writeAndRelease(writable: NodeJS.WritableStream, buf: Buffer, callback?: (err?: Error | null) => void): boolean
+  /**
+   * The whole of `readable` (an http.IncomingMessage included) in one Buffer of this pool, of
+   * exactly its length. Rejects, with nothing left allocated, on the limit (TooLargeError), a
+   * refusal (RefusedError), an abort or a stream error; the stream is then paused, not destroyed.
+   */
+  readAll(readable: NodeJS.ReadableStream, options?: ReadAllOptions): Promise<PooledBuffer>
+  /**
+   * A file in chunks of this pool. Each chunk is lent to one step of the loop: it is released
+   * when the loop asks for the next one (or ends) unless the step retained it or gave it to
+   * writeAndRelease() or releasing(); a file opened here is closed when the loop ends.
+   */
+  chunks(source: FileSource, options?: ChunkOptions): AsyncGenerator<PooledBuffer, void, undefined>
+  /**
+   * A Readable (object mode) of a file's chunks, Buffers of this pool. It releases the chunks in
+   * its own buffer when destroyed; a chunk it hands to a reader is the reader's to release.
+   */
+  createReadStream(source: FileSource, options?: ReadStreamOptions): Readable
+  /**
+   * A Writable that writes each chunk to `writable` and releases the Buffers of this pool (and
+   * views of them) in that write's callback. With `end` (default true) it ends `writable` when it
+   * finishes, and destroys it when it is destroyed first.
+   */
+  releasing(writable: NodeJS.WritableStream, options?: { end?: boolean }): Writable
+  /**
    * Resizes a Buffer this pool returned, as realloc does: a Buffer of `size` bytes starting with
    * the old bytes; `buf` is detached. New bytes are unspecified, or zero with `{ zero: true }`.
    * Refused (ERR_EXTMEM_SHARED) while `buf` holds more than one reference.
@@ -288,8 +381,8 @@ export declare class Pool extends EventEmitter {
   resize(buf: Buffer, size: number, options?: { zero?: boolean }): PooledBuffer
   /** References held on a Buffer this pool returned; 0 once released. */
   refCount(buf: Buffer): number
-  /** Whether `buf` is a live Buffer this pool returned (false for views, foreign and released Buffers). */
-  isPooled(buf: Buffer): boolean
+  /** Whether `buf` is a live Buffer this pool returned: false for anything else (views, released Buffers, non-Buffers); never throws. */
+  isPooled(buf: unknown): boolean
   /** The native address of a Buffer this pool returned (0n for alloc(0)'s). */
   addressOf(buf: Buffer): bigint
   /** Live Buffers, oldest first; `olderThanMs` keeps those at least that old. */
@@ -313,6 +406,8 @@ export declare class Pool extends EventEmitter {
   stats(): PoolStats
   /** Refuses new loans from now on (ERR_EXTMEM_CLOSED) and gives free memory back; Buffers still out stay valid until released. Returns their number. */
   close(): number
+  /** `{ name, maxBytes, level, closed }`, as util.inspect shows a Pool. */
+  toJSON(): PoolSummary
 
   on(event: 'watermark', listener: (event: WatermarkEvent) => void): this
   on(event: 'leak', listener: (event: LeakEvent) => void): this
@@ -333,6 +428,7 @@ export declare function alloc(size: number, options?: AllocOptions): PooledBuffe
 export declare function allocUnsafe(size: number, options?: AllocOptions): PooledBuffer
 export declare function retain(buf: Buffer): number
 export declare function release(buf: Buffer): number
+export declare function releaseOwner(buf: Buffer): number
 export declare function refCount(buf: Buffer): number
-export declare function isPooled(buf: Buffer): boolean
+export declare function isPooled(buf: unknown): boolean
 export declare function stats(): PoolStats

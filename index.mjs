@@ -13,6 +13,7 @@ export const {
   alloc,
   allocUnsafe,
   release,
+  releaseOwner,
   retain,
   refCount,
   isPooled,

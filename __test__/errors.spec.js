@@ -39,7 +39,7 @@ const CASES = [
   ['retain of a released Buffer', (p) => { const b = p.alloc(64); p.release(b); return () => p.retain(b) }, ExtmemError, 'ERR_EXTMEM_RELEASED'],
   ['refCount of a foreign Buffer', (p) => () => p.refCount(Buffer.from('x')), ExtmemError, 'ERR_EXTMEM_NOT_POOLED'],
   ['refCount of a view', (p) => { const b = p.alloc(64); return () => p.refCount(b.subarray(1)) }, ExtmemError, 'ERR_EXTMEM_VIEW_OWNERSHIP'],
-  ['isPooled of a number', (p) => () => p.isPooled(5), TypeError, 'ERR_INVALID_ARG_TYPE'],
+  ['refCount of a number', (p) => () => p.refCount(5), TypeError, 'ERR_INVALID_ARG_TYPE'],
   ['a pool from a non-object', () => () => new Pool(5), TypeError, 'ERR_INVALID_ARG_TYPE'],
   ['a pool with an unknown option', () => () => new Pool({ maxbytes: 5 }), TypeError, 'ERR_INVALID_ARG_VALUE'],
   ['a pool with a string maxBytes', () => () => new Pool({ maxBytes: '1M' }), TypeError, 'ERR_INVALID_ARG_TYPE'],

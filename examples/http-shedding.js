@@ -17,31 +17,28 @@ pool.on('watermark', ({ level, previous, utilization }) => {
   )
 })
 
-// Each upload is held in a pooled Buffer until the (slow) processing step is done.
-const server = http.createServer((req, res) => {
+// Each upload is read whole into one pooled Buffer (with or without content-length; an aborted
+// upload leaves nothing allocated) and held until the (slow) processing step is done.
+const server = http.createServer(async (req, res) => {
   if (shedding) {
-    res.writeHead(503, { 'retry-after': '1' }).end('busy\n')
+    res.writeHead(503, { 'retry-after': '1', connection: 'close' }).end('busy\n')
     return
   }
   let body
   try {
-    body = pool.allocUnsafe(Number(req.headers['content-length'] ?? 0))
+    body = await pool.readAll(req, { limit: 1024 * 1024 })
   } catch (err) {
-    // ERR_EXTMEM_EXHAUSTED at the cap (or ERR_EXTMEM_THROTTLED under graded admission).
-    res.writeHead(503, { 'retry-after': '1' }).end(`${err.code}\n`)
+    // ERR_EXTMEM_TOO_LARGE past the limit; ERR_EXTMEM_EXHAUSTED at the cap (ERR_EXTMEM_THROTTLED
+    // under graded admission); or the client went away (then there is no one to answer).
+    const status = err.code === 'ERR_EXTMEM_TOO_LARGE' ? 413 : 503
+    if (!res.destroyed) res.writeHead(status, { 'retry-after': '1', connection: 'close' }).end(`${err.code}\n`)
     return
   }
-  let offset = 0
-  req.on('data', (chunk) => {
-    offset += chunk.copy(body, offset)
-  })
-  req.on('end', () => {
-    setTimeout(() => {
-      // stands in for slow processing that keeps the memory busy
-      res.end(`stored ${offset} bytes\n`)
-      pool.release(body)
-    }, 300)
-  })
+  setTimeout(() => {
+    // stands in for slow processing that keeps the memory busy
+    res.end(`stored ${body.length} bytes\n`)
+    pool.release(body)
+  }, 300)
 })
 
 server.listen(0, '127.0.0.1', async () => {

@@ -88,7 +88,8 @@ E(
 E('ERR_EXTMEM_NOT_POOLED', (detail = '') => `The Buffer was not allocated by this pool${detail}`, ExtmemError)
 E(
   'ERR_EXTMEM_VIEW_OWNERSHIP',
-  'The Buffer is a view (subarray or slice) of a pooled Buffer; only the Buffer that alloc() returned can be retained or released',
+  (detail = '') =>
+    `The Buffer is a view (subarray or slice) of a pooled Buffer; only the Buffer that alloc() returned can be retained or released (releaseOwner() releases the Buffer a view lies in)${detail}`,
   ExtmemError,
 )
 E('ERR_EXTMEM_RELEASED', 'The Buffer was already released', ExtmemError)
@@ -115,6 +116,15 @@ E(
   "The Buffer's ArrayBuffer cannot be detached (it was marked untransferable), so its memory cannot be released; it returns to the pool when the Buffer is collected",
   ExtmemError,
 )
+E(
+  'ERR_EXTMEM_TOO_LARGE',
+  (limit, receivedBytes, declaredBytes) =>
+    declaredBytes !== undefined && receivedBytes === 0
+      ? `The stream announces ${declaredBytes} bytes, more than the limit of ${limit}`
+      : `The stream is larger than the limit of ${limit} bytes (${receivedBytes} bytes received)`,
+  RangeError,
+)
+E('ERR_STREAM_DESTROYED', (method) => `Cannot call ${method} after a stream was destroyed`, Error)
 E(
   'ERR_EXTMEM_OS',
   (requested, syscall, name) => `Cannot allocate ${requested} bytes: ${syscall} failed (${name})`,
@@ -157,7 +167,19 @@ module.exports = {
   throttled: (requestedBytes, availableBytes, level, threshold, caller) =>
     make('ERR_EXTMEM_THROTTLED', [requestedBytes, level, threshold], { requestedBytes, availableBytes, level }, caller),
   notPooled: (caller, detail) => make('ERR_EXTMEM_NOT_POOLED', [detail], undefined, caller),
-  viewOwnership: (caller) => make('ERR_EXTMEM_VIEW_OWNERSHIP', [], undefined, caller),
+  viewOwnership: (caller, detail) => make('ERR_EXTMEM_VIEW_OWNERSHIP', [detail], undefined, caller),
+  /** viewOwnership's detail for a view whose owner releaseOwner() cannot find. */
+  UNKNOWN_OWNER:
+    ': no Buffer from alloc() is on record for it (releaseOwner() knows the views that subarray() and slice() made, not views made from an ArrayBuffer or of allocFast() Buffers)',
+  /** A stream past `limit` bytes: `receivedBytes` so far, `declaredBytes` it announced (content-length), if any. */
+  tooLarge: (limit, receivedBytes, declaredBytes, caller) =>
+    make(
+      'ERR_EXTMEM_TOO_LARGE',
+      [limit, receivedBytes, declaredBytes],
+      { limit, receivedBytes, declaredBytes },
+      caller,
+    ),
+  streamDestroyed: (method, caller) => make('ERR_STREAM_DESTROYED', [method], undefined, caller),
   released: (caller) => make('ERR_EXTMEM_RELEASED', [], undefined, caller),
   shared: (caller) => make('ERR_EXTMEM_SHARED', [], undefined, caller),
   closed: (caller) => make('ERR_EXTMEM_CLOSED', [], undefined, caller),

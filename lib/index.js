@@ -7,6 +7,15 @@ const { Pool, createDefaultPool, defaultMaxBytes, LEVELS } = require('./pool')
 const { Scope } = require('./scope')
 const { codes, ExtmemError, RefusedError, OsError } = require('./errors')
 const { parseByteCount } = require('./validate')
+const io = require('./io')
+const views = require('./views')
+const json = require('./json')
+
+// Buffer lifetimes in I/O (./io.js) and views' owners (./views.js): methods of every Pool, built
+// on its public API.
+io.install(Pool)
+views.install(Pool)
+json.install(Pool)
 
 const envCap = process.env.EXTMEM_MAX_BYTES
 const envLeaks = process.env.EXTMEM_LEAK_DETECTION
@@ -28,6 +37,7 @@ module.exports = {
   alloc: (size, options) => defaultPool.alloc(size, options),
   allocUnsafe: (size, options) => defaultPool.allocUnsafe(size, options),
   release: (buf) => defaultPool.release(buf),
+  releaseOwner: (buf) => defaultPool.releaseOwner(buf),
   retain: (buf) => defaultPool.retain(buf),
   refCount: (buf) => defaultPool.refCount(buf),
   isPooled: (buf) => defaultPool.isPooled(buf),

@@ -14,6 +14,7 @@ const native = require('../binding.js')
 const errors = require('./errors')
 const { subscribe, kDeliver } = require('./events')
 const { INTERVALS, captureTrace, formatTrace, warnOnce } = require('./leaks')
+const { jsonSafe } = require('./json')
 const { FastArenas } = require('./fast')
 const { PooledBuffer, FastPooledBuffer } = require('./pooled-buffer')
 const {
@@ -739,7 +740,7 @@ class Pool extends EventEmitter {
 
   /** Whether `buf` is a live (unreleased) Buffer that this pool handed out. */
   isPooled(buf) {
-    validateBuffer(buf, this.isPooled)
+    // Never throws: anything that is not a PooledBuffer has no token.
     const token = tokenOf(buf)
     if (token === undefined || token === null || lengthOf(buf) === 0) return false
     return this.#native.refCount(buf, token) > 0
@@ -769,7 +770,7 @@ class Pool extends EventEmitter {
       .live(olderThanMs)
       .map(({ size, ageMs, refCount, address, tracked, token, parked, inTransit }) => {
         const trace = tracked ? mapGet(this.#traces, token) : undefined
-        const buffer = { size, ageMs, refCount, address: BigInt(address), parked, inTransit }
+        const buffer = jsonSafe({ size, ageMs, refCount, address: BigInt(address), parked, inTransit })
         if (trace !== undefined) buffer.stack = formatTrace(trace)
         return buffer
       })
@@ -851,9 +852,14 @@ class Pool extends EventEmitter {
       const trace = mapGet(this.#traces, event.token)
       if (trace === undefined) return
       mapDelete(this.#traces, event.token)
-      const leak = { size: event.size, ageMs: event.ageMs, address: BigInt(event.address), stack: formatTrace(trace) }
+      const leak = jsonSafe({
+        size: event.size,
+        ageMs: event.ageMs,
+        address: BigInt(event.address),
+        stack: formatTrace(trace),
+      })
       warnOnce(leak)
-      if (leakChannel.hasSubscribers) leakChannel.publish({ pool: this, ...leak })
+      if (leakChannel.hasSubscribers) leakChannel.publish(jsonSafe({ pool: this, ...leak }))
       this.emit('leak', leak)
     }
   }
