@@ -55,6 +55,7 @@ const mapSize = uncurry(Object.getOwnPropertyDescriptor(Map.prototype, 'size').g
 const weakMapGet = uncurry(WeakMap.prototype.get)
 const weakMapSet = uncurry(WeakMap.prototype.set)
 const weakMapDelete = uncurry(WeakMap.prototype.delete)
+const weakMapHas = uncurry(WeakMap.prototype.has)
 /** `ref.deref()` of a WeakRef. */
 const deref = uncurry(WeakRef.prototype.deref)
 /** FinalizationRegistry methods. */
@@ -101,7 +102,9 @@ module.exports = {
   weakMapGet,
   weakMapSet,
   weakMapDelete,
+  weakMapHas,
   deref,
+  uncurry,
   registryRegister,
   registryUnregister,
   transferOf,

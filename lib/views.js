@@ -19,24 +19,24 @@
 
 const { isUint8Array } = require('node:util/types')
 const { PooledBuffer } = require('./pooled-buffer')
-const { bufferOf, lengthOf } = require('./intrinsics')
+const {
+  bufferOf,
+  lengthOf,
+  byteOffsetOf,
+  uncurry,
+  SafeWeakMap,
+  weakMapGet: weakGet,
+  weakMapSet: weakSet,
+  weakMapHas: weakHas,
+} = require('./intrinsics')
 const errors = require('./errors')
 
-const { call, bind } = Function.prototype
-const uncurry = bind.bind(call)
-/** `view.byteOffset` of a typed array. */
-const byteOffsetOf = uncurry(
-  Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype), 'byteOffset').get,
-)
 /** Buffer's own subarray() and slice(), as they were when this module loaded. */
 const subarrayOf = uncurry(Buffer.prototype.subarray)
 const sliceOf = uncurry(Buffer.prototype.slice)
-const weakGet = uncurry(WeakMap.prototype.get)
-const weakSet = uncurry(WeakMap.prototype.set)
-const weakHas = uncurry(WeakMap.prototype.has)
 
 /** ArrayBuffer -> the PooledBuffer whose loan it holds, for Buffers a view was made of. */
-const owners = new WeakMap()
+const owners = new SafeWeakMap()
 
 /** Records `buf` (a PooledBuffer) as the owner of its ArrayBuffer. */
 function record(buf) {
