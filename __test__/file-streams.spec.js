@@ -13,7 +13,7 @@ const { Duplex, PassThrough } = require('node:stream')
 const { pipeline } = require('node:stream/promises')
 const { once } = require('node:events')
 const { Pool } = require('..')
-const { tempDir, pattern, patternFile, listen, until, openFds, sleep } = require('./io-helpers')
+const { tempDir, patternFile, listen, until, openFds, sleep } = require('./io-helpers')
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -369,7 +369,7 @@ test('compression: a chunk is released when zlib calls its write back, after its
     return Duplex.from({ writable: pool.releasing(gzip), readable: gzip })
   }
   const parts = []
-  await pipeline(pool.createReadStream(FILE), gzipStage(), async function* (source) {
+  await pipeline(pool.createReadStream(FILE), gzipStage(), async function (source) {
     for await (const c of source) parts.push(c)
   })
   t.true(zlib.gunzipSync(Buffer.concat(parts)).equals(BYTES))

@@ -127,8 +127,6 @@ function patternOf(id) {
   return p
 }
 
-const roundUp = (n, to) => Math.ceil(n / to) * to
-
 /** Index of the smallest class that holds `size`, given the class sizes in ascending order. */
 function classIndex(classSizes, size) {
   for (let i = 0; i < classSizes.length; i++) if (classSizes[i] >= size) return i
