@@ -163,6 +163,10 @@ class Pool extends EventEmitter {
    */
   #keptLarge = null
   #keptLargeTop = null
+  /** Per large class, the lowest top since the last decay tick (what lay below it went unused). */
+  #keptLargeLow = null
+  /** Bytes of the kept mapping ArrayBuffers. */
+  #keptLargeBytes = 0
   /** The fast path's arenas (created on first use). */
   #fast = null
   /** This thread's slot cache: undefined until first used, null where there is none (Node 20). */
@@ -232,6 +236,7 @@ class Pool extends EventEmitter {
       this.#keptLarge = privateArray()
       for (let c = 0; c < LARGE_LENS.length; c++) this.#keptLarge[c] = privateArray()
       this.#keptLargeTop = new I32(LARGE_LENS.length)
+      this.#keptLargeLow = new I32(LARGE_LENS.length)
     }
   }
 
@@ -356,8 +361,14 @@ class Pool extends EventEmitter {
       kept[top - 4] = undefined
       top -= 4
       this.#keptLargeTop[cls] = top
+      if (top < this.#keptLargeLow[cls]) this.#keptLargeLow[cls] = top
+      this.#keptLargeBytes -= kept[top + 2]
       if (token >= 0) return new PooledBuffer(ab, 0, size, token, this.#owner)
+      // Stale (its mapping went back to the OS, or was bound anew): give its memory up now.
+      freeArrayBuffer(ab)
     }
+    // Any allocation runs the decay timer that gives kept memory back (see ./thread-cache.js).
+    if (this.#cache === undefined) this.#openCache()
     const ab = this.#allocNative(nativeAllocBound, size, zero, flags, tracked)
     if (typeof ab !== 'object') throw this.#failure(ab, caller)
     return new PooledBuffer(ab, 0, size, scratch[0], this.#owner)
@@ -378,7 +389,7 @@ class Pool extends EventEmitter {
 
   /** Opens this thread's slot cache (Node 22+; null elsewhere). */
   #openCache() {
-    this.#cache = TRANSFER ? ThreadCache.open(this.#handle, CLASS_SIZES, scratch) : null
+    this.#cache = TRANSFER ? ThreadCache.open(this.#handle, CLASS_SIZES, scratch, () => this.#decayKept()) : null
     return this.#cache
   }
 
@@ -483,17 +494,50 @@ class Pool extends EventEmitter {
 
   /** Keeps `ab`, bound to the mapping at `addr` of `len` bytes at `epoch`, for its next loan. */
   #keepMapping(ab, addr, len, epoch) {
-    if (this.#closed) return
     const cls = largeClassOf(len)
-    if (LARGE_LENS[cls] !== len) return
     const kept = this.#keptLarge[cls]
     const top = this.#keptLargeTop[cls]
-    if (top < MAX_KEPT_LARGE * 4) {
-      kept[top] = ab
-      kept[top + 1] = addr
-      kept[top + 2] = len
-      kept[top + 3] = epoch
-      this.#keptLargeTop[cls] = top + 4
+    // Kept only while it can serve: no more than the pool caches mappings for (beyond that its
+    // mapping would be unmapped anyway), and its memory is given up at once otherwise.
+    if (
+      this.#closed ||
+      LARGE_LENS[cls] !== len ||
+      top >= MAX_KEPT_LARGE * 4 ||
+      this.#keptLargeBytes + len > this.#native.mappingCacheBytes
+    ) {
+      freeArrayBuffer(ab)
+      return
+    }
+    kept[top] = ab
+    kept[top + 1] = addr
+    kept[top + 2] = len
+    kept[top + 3] = epoch
+    this.#keptLargeTop[cls] = top + 4
+    this.#keptLargeBytes += len
+  }
+
+  /**
+   * The decay tick (see ./thread-cache.js): gives up three quarters of the kept mapping
+   * ArrayBuffers that went unused since the last tick, the oldest first, so that idle memory
+   * leaves V8's external count and its mappings can go back to the OS.
+   */
+  #decayKept() {
+    if (this.#keptLarge === null) return
+    for (let c = 0; c < LARGE_LENS.length; c++) {
+      const kept = this.#keptLarge[c]
+      const top = this.#keptLargeTop[c]
+      const low = this.#keptLargeLow[c] < top ? this.#keptLargeLow[c] : top
+      const drop = low - 4 * ((low / 4) >> 2)
+      if (drop !== 0) {
+        for (let i = 0; i < drop; i += 4) {
+          freeArrayBuffer(kept[i])
+          this.#keptLargeBytes -= kept[i + 2]
+        }
+        for (let i = drop; i < top; i++) kept[i - drop] = kept[i]
+        for (let i = top - drop; i < top; i++) kept[i] = undefined
+        this.#keptLargeTop[c] = top - drop
+      }
+      this.#keptLargeLow[c] = this.#keptLargeTop[c]
     }
   }
 
@@ -798,9 +842,12 @@ class Pool extends EventEmitter {
     }
     for (let c = 0; c < this.#keptLarge.length; c++) {
       const kept = this.#keptLarge[c]
+      for (let i = 0; i < this.#keptLargeTop[c]; i += 4) freeArrayBuffer(kept[i])
       for (let i = 0; i < this.#keptLargeTop[c]; i++) kept[i] = undefined
       this.#keptLargeTop[c] = 0
+      this.#keptLargeLow[c] = 0
     }
+    this.#keptLargeBytes = 0
   }
 
   /**
@@ -981,6 +1028,19 @@ function dropReference(handle, buf, token, caller, keep = true) {
   }
   const status = nativeFinishRelease(handle, TRANSFER ? ab : buf, token, keep)
   return status === 0 ? ab : status
+}
+
+/**
+ * Gives up the memory of an ArrayBuffer the pool kept and will not lend again: `transfer(0)`
+ * releases its backing store now (its finalizer then tells the core), rather than when the GC
+ * finds it.
+ */
+function freeArrayBuffer(ab) {
+  try {
+    transferOf(ab, 0)
+  } catch {
+    // Not detachable: it goes with the GC.
+  }
 }
 
 /** The large class of `size` bytes (SMALL_MAX < size <= LARGE_MAX): the first whose length holds it. */

@@ -80,6 +80,8 @@ class ThreadCache {
   #limit
   /** Per class: the fewest slots kept since the last decay tick (those were never used). */
   #low
+  /** The Pool's own part of a decay tick (its kept mapping ArrayBuffers). */
+  #onDecay
   /** The flush word last acted on. */
   #flushSeen
   /** Scratch list for native calls. */
@@ -92,14 +94,18 @@ class ThreadCache {
   token = 0
   ref = -1
 
-  /** A cache for the pool of `handle`, or null where the runtime has none. */
-  static open(handle, classSizes, scratch) {
+  /**
+   * A cache for the pool of `handle`, or null where the runtime has none. `onDecay` runs at each
+   * decay tick, before the pool gives back what stayed unused.
+   */
+  static open(handle, classSizes, scratch, onDecay) {
     const ab = nativeOpen(handle)
     if (typeof ab !== 'object') return null
-    return new ThreadCache(handle, scratch[0], new I32(ab), classSizes)
+    return new ThreadCache(handle, scratch[0], new I32(ab), classSizes, onDecay)
   }
 
-  constructor(handle, id, words, classSizes) {
+  constructor(handle, id, words, classSizes, onDecay) {
+    this.#onDecay = onDecay
     this.#handle = handle
     this.#id = id
     this.#words = words
@@ -262,6 +268,7 @@ class ThreadCache {
       nativeFlush(this.#handle, this.#id, this.#list, n)
       this.#clearList(3 * n)
     }
+    this.#onDecay?.()
     nativeDecay(this.#handle)
   }
 

@@ -127,6 +127,12 @@ impl NativePool {
         limits::default_max_bytes() as f64
     }
 
+    /// Most bytes of released mappings the pool caches.
+    #[napi(getter, js_name = "mappingCacheBytes")]
+    pub fn mapping_cache_bytes(&self) -> f64 {
+        self.core.mapping_cache_max_bytes() as f64
+    }
+
     #[napi(getter, js_name = "maxBytes")]
     pub fn max_bytes(&self) -> f64 {
         self.core.max_bytes() as f64

@@ -129,6 +129,24 @@ impl MappingCache {
         Some(c.map)
     }
 
+    /// Takes the most recently released mapping of exactly `len` bytes (a class's length: one of
+    /// another length may be bound to an ArrayBuffer a thread keeps for its own class).
+    pub fn take_exact(&mut self, len: usize) -> Option<MmapMut> {
+        let q = self.bins.get_mut(&len)?;
+        let c = q.pop_back().expect("bins are never empty");
+        if q.is_empty() {
+            self.bins.remove(&len);
+        }
+        self.count -= 1;
+        self.bytes -= c.map.len();
+        Some(c.map)
+    }
+
+    /// Bytes it holds at most.
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
     /// Takes the mapping at `addr` of exactly `len` bytes, if it is here.
     pub fn take_at(&mut self, addr: usize, len: usize) -> Option<MmapMut> {
         let q = self.bins.get_mut(&len)?;

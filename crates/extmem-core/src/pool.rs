@@ -262,6 +262,12 @@ impl Pool {
         self.config.max_bytes
     }
 
+    /// Most bytes of released mappings the pool caches (and so, most bytes of ArrayBuffers bound
+    /// to cached mappings worth keeping).
+    pub fn mapping_cache_max_bytes(&self) -> usize {
+        self.state.lock().cache.max_bytes()
+    }
+
     /// The current watermark level.
     pub fn level(&self) -> Level {
         self.state.lock().level
@@ -718,7 +724,8 @@ impl State {
             self.mappings_expire_ms = now + EXPIRE_EVERY_MS;
             self.counters.reserved_bytes -= self.cache.expire(now);
         }
-        let (mut map, fresh) = match self.cache.take(len) {
+        let cached = if req.bind { self.cache.take_exact(len) } else { self.cache.take(len) };
+        let (mut map, fresh) = match cached {
             Some(map) => (map, false),
             None => {
                 if !self.make_room(config.max_bytes, len) {
