@@ -631,8 +631,16 @@ async function exited(proc, name) {
  * figure (see the header).
  */
 async function runOnce(variant, sc) {
+  // EXTMEM_BENCH_PROFILE=<dir>: each server child writes a CPU profile there (where the time goes).
+  const profile = process.env.EXTMEM_BENCH_PROFILE
   const spawn = (args) =>
-    fork(__filename, args, { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    fork(__filename, args, {
+      execArgv: [
+        '--expose-gc',
+        ...(profile && args[0] === '--server' ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : []),
+      ],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    })
   const failure = failureOfRun()
   const server = spawn(['--server', variant, sc.mix, String(sc.memoryBackS)])
   const children = [server]

@@ -165,8 +165,9 @@ class Pool extends EventEmitter {
   #keptLargeTop = null
   /** Per large class, the lowest top since the last decay tick (what lay below it went unused). */
   #keptLargeLow = null
-  /** Bytes of the kept mapping ArrayBuffers. */
+  /** Bytes of the kept mapping ArrayBuffers, and most worth keeping (what the pool caches). */
   #keptLargeBytes = 0
+  #mappingCacheBytes = 0
   /** The fast path's arenas (created on first use). */
   #fast = null
   /** This thread's slot cache: undefined until first used, null where there is none (Node 20). */
@@ -237,6 +238,7 @@ class Pool extends EventEmitter {
       for (let c = 0; c < LARGE_LENS.length; c++) this.#keptLarge[c] = privateArray()
       this.#keptLargeTop = new I32(LARGE_LENS.length)
       this.#keptLargeLow = new I32(LARGE_LENS.length)
+      this.#mappingCacheBytes = this.#native.mappingCacheBytes
     }
   }
 
@@ -503,7 +505,7 @@ class Pool extends EventEmitter {
       this.#closed ||
       LARGE_LENS[cls] !== len ||
       top >= MAX_KEPT_LARGE * 4 ||
-      this.#keptLargeBytes + len > this.#native.mappingCacheBytes
+      this.#keptLargeBytes + len > this.#mappingCacheBytes
     ) {
       freeArrayBuffer(ab)
       return
