@@ -292,6 +292,16 @@ export interface ScopeStats {
 }
 
 /**
+ * `pool.scope()` / `scope.scope()` options. `arena: true` (default false): Buffers of 1–8192 bytes
+ * allocated with no options are views of 64 KiB chunks the scope takes from the pool, made with
+ * no native call; they share their chunk's ArrayBuffer (`buf.buffer` reaches scope-mates' bytes),
+ * none can be released alone, and close() detaches them all at once.
+ */
+export interface ScopeOptions {
+  arena?: boolean
+}
+
+/**
  * An arena over a pool: it owns one reference of each Buffer it allocates, and close() (or
  * `using`) drops them all at once. Made by `pool.scope()` or `scope.scope()`.
  */
@@ -306,7 +316,7 @@ export declare class Scope implements Disposable {
   /** Releases one of this scope's Buffers early; returns the references left. */
   release(buf: Buffer): number
   /** A child scope, closed with this one at the latest. */
-  scope(): Scope
+  scope(options?: ScopeOptions): Scope
   /** Drops the reference of every Buffer this scope and its children still own; returns how many. */
   close(): number
   [Symbol.dispose](): void
@@ -400,7 +410,7 @@ export declare class Pool extends EventEmitter {
   /** Gives the memory of a handle no one adopted back to the pool. */
   reclaim(handle: ShareHandle): void
   /** A Scope over this pool: Buffers it allocates are released together by its close(). */
-  scope(): Scope
+  scope(options?: ScopeOptions): Scope
   /** Gives cached memory back to the OS; returns the bytes given back. */
   trim(): number
   stats(): PoolStats

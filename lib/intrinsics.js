@@ -33,6 +33,8 @@ const U8 = Uint8Array
 const typedArrayFill = uncurry(TypedArrayPrototype.fill)
 /** Zero-fills all of an ArrayBuffer. */
 const zeroFill = (ab) => typedArrayFill(new U8(ab), 0)
+/** Zero-fills a view. */
+const zeroView = (view) => typedArrayFill(view, 0)
 
 const { setPrototypeOf, freeze } = Object
 
@@ -113,6 +115,7 @@ module.exports = {
   byteOffsetOf,
   arrayBufferLengthOf,
   zeroFill,
+  zeroView,
   privateArray,
   setAdd,
   setHas,

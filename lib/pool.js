@@ -63,7 +63,7 @@ const {
   privateArray,
   zeroFill,
 } = require('./intrinsics')
-const { Scope, kMake, kAllocFor, kReleaseAll, kFiguresOf } = require('./scope')
+const { Scope, kMake, kAllocFor, kReleaseAll, kFiguresOf, arenaOption } = require('./scope')
 const { ThreadCache } = require('./thread-cache')
 
 // Node 22+: every Buffer is a view over an ArrayBuffer that the native side made and transferred
@@ -545,11 +545,12 @@ class Pool extends EventEmitter {
 
   /**
    * A Scope over this pool: Buffers it allocates are released together by its close() (see
-   * ./scope.js).
+   * ./scope.js). With `{ arena: true }` its Buffers of up to 8 KiB are views of shared 64 KiB
+   * chunks, made with no native call and detached together by close().
    */
-  scope() {
+  scope(options) {
     if (this.#closed) throw errors.closed(this.scope)
-    return new Scope(kMake, this, null)
+    return new Scope(kMake, this, null, arenaOption(options, this.scope))
   }
 
   /** For Scope: alloc() (`zero`) or allocUnsafe(), reporting errors as `caller`'s. */

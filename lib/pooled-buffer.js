@@ -97,9 +97,26 @@ class FastPooledBuffer extends Uint8Array {
   }
 }
 
-for (const C of [PooledBuffer, FastPooledBuffer]) {
+/**
+ * A Buffer of an arena scope (`pool.scope({ arena: true })`): a view of one of the scope's chunks,
+ * released only with all of them by the scope's close(). It owns no loan.
+ */
+class ArenaBuffer extends Uint8Array {
+  #arena = true
+
+  /** Whether `buf` is an ArenaBuffer (never throws; read as in `tokenOf`). */
+  static is(buf) {
+    try {
+      return buf.#arena
+    } catch {
+      return false
+    }
+  }
+}
+
+for (const C of [PooledBuffer, FastPooledBuffer, ArenaBuffer]) {
   Object.setPrototypeOf(C.prototype, Buffer.prototype)
   Object.defineProperty(C.prototype, 'constructor', { value: Buffer, writable: true, configurable: true })
 }
 
-module.exports = { PooledBuffer, FastPooledBuffer }
+module.exports = { PooledBuffer, FastPooledBuffer, ArenaBuffer }

@@ -16,7 +16,7 @@
 //   the native side checks each Buffer against its own loan).
 
 const errors = require('./errors')
-const { validateBuffer } = require('./validate')
+const { validateBuffer, validateSize, validateOptions } = require('./validate')
 const {
   F64,
   SafeSet,
@@ -27,8 +27,16 @@ const {
   setDelete,
   setClear,
   forEachOfSet,
+  bufferOf,
+  arrayBufferLengthOf,
+  zeroView,
 } = require('./intrinsics')
-const { PooledBuffer } = require('./pooled-buffer')
+const { PooledBuffer, ArenaBuffer } = require('./pooled-buffer')
+
+/** Bytes of an arena scope's chunk: one loan of the pool, carved into the scope's small Buffers. */
+const ARENA_CHUNK = 64 * 1024
+/** Largest Buffer carved from a chunk; larger ones take a loan of their own, as in any scope. */
+const ARENA_MAX = 8 * 1024
 
 const tokenOf = PooledBuffer.tokenOf
 
@@ -46,12 +54,22 @@ class Scope {
   #children = new SafeSet()
   #buffers = new SafeSet()
   #closed = false
+  /**
+   * An arena scope carves Buffers of up to ARENA_MAX bytes from 64 KiB chunks, each a Buffer of
+   * the pool that the scope owns like any other (in `#buffers`): its close() releases the chunks,
+   * and each release detaches the chunk's ArrayBuffer, so every Buffer carved from it at once.
+   * `#chunk` is the ArrayBuffer carved now (null: none), `#offset` its first free byte.
+   */
+  #arena
+  #chunk = null
+  #offset = 0
 
   /** Made by pool.scope() and scope.scope() only (`new Scope()` is ERR_ILLEGAL_CONSTRUCTOR). */
-  constructor(key, pool, parent) {
+  constructor(key, pool, parent, arena = false) {
     if (key !== kMake) throw errors.illegalConstructor(Scope)
     this.#pool = pool
     this.#parent = parent
+    this.#arena = arena
   }
 
   /** Whether close() was called (on this scope or an ancestor). */
@@ -71,8 +89,28 @@ class Scope {
 
   #take(size, zero, options, caller) {
     if (this.#closed) throw errors.closed(caller)
+    if (this.#arena && options === undefined) {
+      validateSize(size, caller)
+      if (size !== 0 && size <= ARENA_MAX) return this.#carve(size, zero, caller)
+    }
     const buf = this.#pool[kAllocFor](size, zero, options, caller)
     if (lengthOf(buf) !== 0) setAdd(this.#buffers, buf)
+    return buf
+  }
+
+  /** A Buffer of `size` bytes (1..ARENA_MAX) carved from this arena scope's chunk. */
+  #carve(size, zero, caller) {
+    let at = (this.#offset + 7) & ~7
+    // A new chunk when this one is full, or gone (user code transferred its ArrayBuffer away).
+    if (this.#chunk === null || at + size > ARENA_CHUNK || arrayBufferLengthOf(this.#chunk) === 0) {
+      const chunk = this.#pool[kAllocFor](ARENA_CHUNK, false, undefined, caller)
+      setAdd(this.#buffers, chunk)
+      this.#chunk = bufferOf(chunk)
+      at = 0
+    }
+    const buf = new ArenaBuffer(this.#chunk, at, size)
+    if (zero) zeroView(buf)
+    this.#offset = at + size
     return buf
   }
 
@@ -80,16 +118,21 @@ class Scope {
   release(buf) {
     validateBuffer(buf, this.release)
     if (this.#closed) throw errors.closed(this.release)
+    if (ArenaBuffer.is(buf))
+      throw errors.notPooled(
+        this.release,
+        ": an arena scope's Buffers share its chunks and go back together at close()",
+      )
     if (!setHas(this.#buffers, buf)) throw errors.notPooled(this.release, ' in this scope')
     const left = this.#pool.release(buf)
     setDelete(this.#buffers, buf)
     return left
   }
 
-  /** A child scope: closed with this one at the latest. */
-  scope() {
+  /** A child scope (an arena one with `{ arena: true }`): closed with this one at the latest. */
+  scope(options) {
     if (this.#closed) throw errors.closed(this.scope)
-    const child = new Scope(kMake, this.#pool, this)
+    const child = new Scope(kMake, this.#pool, this, arenaOption(options, this.scope))
     setAdd(this.#children, child)
     return child
   }
@@ -143,4 +186,12 @@ class Scope {
   }
 }
 
-module.exports = { Scope, kMake, kAllocFor, kReleaseAll, kFiguresOf }
+/** The `arena` option of pool.scope() and scope.scope(), checked. */
+function arenaOption(options, caller) {
+  const opts = validateOptions(options, 'options', ['arena'], caller)
+  if (opts.arena !== undefined && typeof opts.arena !== 'boolean')
+    throw errors.invalidArgType('options.arena', 'of type boolean', opts.arena, caller)
+  return opts.arena === true
+}
+
+module.exports = { Scope, kMake, kAllocFor, kReleaseAll, kFiguresOf, arenaOption }
