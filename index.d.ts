@@ -293,7 +293,7 @@ export interface ScopeStats {
 
 /**
  * `pool.scope()` / `scope.scope()` options. `arena: true` (default false): Buffers of 1–8192 bytes
- * allocated with no options are views of 64 KiB chunks the scope takes from the pool, made with
+ * allocated with no options are views of chunks (8 KiB, then 64 KiB) the scope takes from the pool, made with
  * no native call; they share their chunk's ArrayBuffer (`buf.buffer` reaches scope-mates' bytes),
  * none can be released alone, and close() detaches them all at once.
  */

@@ -33,7 +33,12 @@ const {
 } = require('./intrinsics')
 const { PooledBuffer, ArenaBuffer } = require('./pooled-buffer')
 
-/** Bytes of an arena scope's chunk: one loan of the pool, carved into the scope's small Buffers. */
+/**
+ * Bytes of an arena scope's chunks: each one Buffer of the pool, carved into the scope's small
+ * Buffers. The first is a small slot (lent by the thread's cache with no native call), so that a
+ * scope of a few Buffers costs what they would alone; the next ones are 64 KiB.
+ */
+const ARENA_FIRST_CHUNK = 8 * 1024
 const ARENA_CHUNK = 64 * 1024
 /** Largest Buffer carved from a chunk; larger ones take a loan of their own, as in any scope. */
 const ARENA_MAX = 8 * 1024
@@ -58,10 +63,12 @@ class Scope {
    * An arena scope carves Buffers of up to ARENA_MAX bytes from 64 KiB chunks, each a Buffer of
    * the pool that the scope owns like any other (in `#buffers`): its close() releases the chunks,
    * and each release detaches the chunk's ArrayBuffer, so every Buffer carved from it at once.
-   * `#chunk` is the ArrayBuffer carved now (null: none), `#offset` its first free byte.
+   * `#chunk` is the ArrayBuffer carved now (null: none), `#end` the bytes carved from it at most,
+   * `#offset` its first free byte.
    */
   #arena
   #chunk = null
+  #end = 0
   #offset = 0
 
   /** Made by pool.scope() and scope.scope() only (`new Scope()` is ERR_ILLEGAL_CONSTRUCTOR). */
@@ -102,10 +109,12 @@ class Scope {
   #carve(size, zero, caller) {
     let at = (this.#offset + 7) & ~7
     // A new chunk when this one is full, or gone (user code transferred its ArrayBuffer away).
-    if (this.#chunk === null || at + size > ARENA_CHUNK || arrayBufferLengthOf(this.#chunk) === 0) {
-      const chunk = this.#pool[kAllocFor](ARENA_CHUNK, false, undefined, caller)
+    if (this.#chunk === null || at + size > this.#end || arrayBufferLengthOf(this.#chunk) === 0) {
+      const bytes = this.#chunk === null ? ARENA_FIRST_CHUNK : ARENA_CHUNK
+      const chunk = this.#pool[kAllocFor](bytes, false, undefined, caller)
       setAdd(this.#buffers, chunk)
       this.#chunk = bufferOf(chunk)
+      this.#end = bytes
       at = 0
     }
     const buf = new ArenaBuffer(this.#chunk, at, size)
