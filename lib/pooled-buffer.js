@@ -104,6 +104,12 @@ class FastPooledBuffer extends Uint8Array {
 class ArenaBuffer extends Uint8Array {
   #arena = true
 
+  // Written out: the implicit constructor spreads its arguments, through Array iteration that a
+  // replaced Array.prototype[Symbol.iterator] would see (as it does on Node 20).
+  constructor(ab, offset, length) {
+    super(ab, offset, length)
+  }
+
   /** Whether `buf` is an ArenaBuffer (never throws; read as in `tokenOf`). */
   static is(buf) {
     try {
