@@ -13,7 +13,7 @@ const { Duplex, PassThrough } = require('node:stream')
 const { pipeline } = require('node:stream/promises')
 const { once } = require('node:events')
 const { Pool } = require('..')
-const { tempDir, patternFile, listen, until, openFds, sleep } = require('./io-helpers')
+const { tempDir, patternFile, listen, until, openFds, sleep, vanishingClient } = require('./io-helpers')
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -309,15 +309,7 @@ test('an HTTP server sends a file with pipeline(…, releasing(res)); a client g
   t.true(outcomes[0].ok)
   t.is(outcomes[0].stats.liveBuffers, 0, 'nothing live when the pipeline resolved')
 
-  const sock = net.connect(port, '127.0.0.1')
-  sock.on('error', () => {})
-  await once(sock, 'connect')
-  sock.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n')
-  let got = 0
-  sock.on('data', (d) => {
-    got += d.length
-    if (got > MiB) sock.resetAndDestroy()
-  })
+  await vanishingClient(port, MiB)
   await until(() => outcomes.length === 2)
   t.truthy(outcomes[1].err)
   t.is(outcomes[1].stats.liveBuffers, 0, 'nothing live when the pipeline failed')

@@ -5,6 +5,7 @@
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
+const net = require('node:net')
 const { once } = require('node:events')
 const { execFileSync } = require('node:child_process')
 const { setTimeout: sleep } = require('node:timers/promises')
@@ -94,4 +95,21 @@ function openFds() {
   }
 }
 
-module.exports = { tempDir, pattern, patternFile, listen, until, selfSignedCert, openFds, sleep }
+/**
+ * A client on loopback `port` that asks for `/` and vanishes (TCP reset) once it has read more
+ * than `bytes` of the response: a peer gone mid-write.
+ */
+async function vanishingClient(port, bytes) {
+  const sock = net.connect(port, '127.0.0.1')
+  sock.on('error', () => {})
+  await once(sock, 'connect')
+  sock.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n')
+  let got = 0
+  sock.on('data', (d) => {
+    got += d.length
+    if (got > bytes) sock.resetAndDestroy()
+  })
+  return sock
+}
+
+module.exports = { tempDir, pattern, patternFile, listen, until, selfSignedCert, openFds, sleep, vanishingClient }

@@ -13,7 +13,7 @@ const path = require('node:path')
 const { PassThrough, Writable } = require('node:stream')
 const { once } = require('node:events')
 const { Pool } = require('..')
-const { tempDir, pattern, listen, until, selfSignedCert, sleep } = require('./io-helpers')
+const { tempDir, pattern, listen, until, selfSignedCert, sleep, vanishingClient } = require('./io-helpers')
 
 const MiB = 1024 * 1024
 
@@ -239,15 +239,7 @@ test('http.ServerResponse: a body written in pooled Buffers arrives, and a clien
   balanced(t, pool, 'after a whole response')
 
   mode = 'abort'
-  const sock = net.connect(port, '127.0.0.1')
-  sock.on('error', () => {})
-  await once(sock, 'connect')
-  sock.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n')
-  let got = 0
-  sock.on('data', (d) => {
-    got += d.length
-    if (got > 200 * 1024) sock.resetAndDestroy()
-  })
+  await vanishingClient(port, 200 * 1024)
   await until(() => responseClosed !== undefined)
   await responseClosed
   await until(() => back === issued)

@@ -50,7 +50,7 @@
 const { fork } = require('node:child_process')
 const { once } = require('node:events')
 const fs = require('node:fs')
-const { MiB, median, row } = require('./common')
+const { MiB, median, row, num, grid } = require('./common')
 
 const CONNECTIONS = 64
 const HEADER = 16
@@ -918,25 +918,6 @@ async function runServer(cfg, log) {
     })
   }
   return rows
-}
-
-/** A number with about three significant digits ('-' for none). */
-function num(v) {
-  if (v == null || !Number.isFinite(v)) return '-'
-  if (v === 0) return '0'
-  const a = Math.abs(v)
-  return a >= 100 ? v.toFixed(0) : a >= 10 ? v.toFixed(1) : a >= 1 ? v.toFixed(2) : v.toFixed(3)
-}
-
-/** Columns padded: the first `left` columns to the left, the others to the right. */
-function grid(head, body, left = 1) {
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((cells) => cells[i].length)))
-  const line = (cells) =>
-    cells
-      .map((c, i) => (i < left ? c.padEnd(widths[i]) : c.padStart(widths[i])))
-      .join('  ')
-      .trimEnd()
-  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n')
 }
 
 /** The workload's own tables (index.js prints them after the main table). */
