@@ -5,18 +5,21 @@
 // the shared words mean, are in crates/extmem-core/src/pool/cache.rs; this side keeps its part:
 //
 // - it serves and takes back only while the core's gate word is 1, and keeps its drift (the
-//   block's bytes in use less its synced word, which it sets at each sync and the core lowers
-//   when it makes a loan ordinary) within DRIFT_MAX either way;
+//   block's bytes in use less its synced word, which the core sets at each sync and lowers when
+//   it makes a loan ordinary) within the core's drift budget word either way, read at each call;
 // - it gives every slot back at its first lend or release after the core counted up the flush
 //   word, whatever the gate says by then (another thread's call may have opened it again);
-// - a slot is lent only from `ready`: its ArrayBuffer has a witness. One put back goes to
-//   `pending` (the ArrayBuffer transfer() made has none yet) until a sync witnesses a batch;
+// - a slot is lent only from `ready`: its ArrayBuffer has a witness. In a worker, one put back
+//   goes to `pending` (the ArrayBuffer transfer() made has none yet) until a sync witnesses a
+//   batch; the main thread's loans need no witness (see markMainThread in src/escape.rs), so
+//   there it goes straight back to `ready`;
 // - the entry word of a slot holds its Buffer's length while lent, 0 while here, and a Buffer
 //   carries its entry (`cacheRef`) only while its loan is still the cache's: the Pool forgets
 //   it before any native call that names the Buffer's token (which makes the loan ordinary);
 // - every ArrayBuffer it holds is in a prototype-less Array, worked with indexes only, so no
 //   patched built-in sees one.
 
+const { isMainThread } = require('node:worker_threads')
 const native = require('../binding.js')
 const { F64, I32, SafeWeakRef, deref, transferOf, bufferOf, privateArray } = require('./intrinsics')
 
@@ -39,10 +42,12 @@ const {
   allocations: ALLOCATIONS,
   releases: RELEASES,
   synced: SYNCED,
+  drift: DRIFT,
   classes: CLASSES,
   entries: ENTRIES,
-  driftMax: DRIFT_MAX,
 } = LAYOUT
+/** Whether a slot put back needs a witness before it is lent again (pool.js marks the main thread). */
+const WITNESS = !isMainThread
 /** Slots kept per class to begin with, and at most once demand grew the cache. */
 const CAPACITY = Int32Array.from(LAYOUT.capacity)
 const CAPACITY_MAX = Int32Array.from(LAYOUT.capacityMax)
@@ -143,7 +148,7 @@ class ThreadCache {
       if (top === 0 || w[GATE] !== 1) return null
     }
     const cap = this.#classSizes[cls]
-    if (w[IN_USE] + cap - w[SYNCED] > DRIFT_MAX || w[ALLOCATIONS] > MAX_COUNT) {
+    if (w[IN_USE] + cap - w[SYNCED] > w[DRIFT] || w[ALLOCATIONS] > MAX_COUNT) {
       this.#sync()
       if (w[GATE] !== 1) return null
       top = this.#readyTop[cls]
@@ -181,12 +186,13 @@ class ThreadCache {
     const entry = (ref - cls) / CLASS_SPAN
     if (length === 0 || w[ENTRIES + entry] !== length) return false
     const cap = this.#classSizes[cls]
-    if (w[IN_USE] - cap - w[SYNCED] < -DRIFT_MAX || w[RELEASES] > MAX_COUNT) {
+    if (w[IN_USE] - cap - w[SYNCED] < -w[DRIFT] || w[RELEASES] > MAX_COUNT) {
       this.#sync()
       if (w[GATE] !== 1) return false
     }
     const top = this.#pendingTop[cls]
-    if (this.#readyTop[cls] + top >= 3 * this.#limit[cls]) {
+    const readyTop = this.#readyTop[cls]
+    if (readyTop + top >= 3 * this.#limit[cls]) {
       // Full: the thread's working set of this class is larger than the cache. Grow it.
       if (this.#limit[cls] >= CAPACITY_MAX[cls]) return false
       const grown = 2 * this.#limit[cls]
@@ -200,6 +206,14 @@ class ThreadCache {
     w[RELEASES] += 1
     w[CLASSES + cls] -= 1
     w[ENTRIES + entry] = 0
+    if (!WITNESS) {
+      const ready = this.#ready[cls]
+      ready[readyTop] = ab
+      ready[readyTop + 1] = entry
+      ready[readyTop + 2] = token
+      this.#readyTop[cls] = readyTop + 3
+      return true
+    }
     const pending = this.#pending[cls]
     pending[top] = ab
     pending[top + 1] = entry
@@ -343,7 +357,7 @@ class ThreadCache {
 
   /**
    * Witnesses every pending slot (one native call per SYNC_BATCH) and makes them lendable; folds
-   * the counts.
+   * the counts, and the core takes this cache's bytes in use as synced.
    */
   #sync() {
     const abs = this.#abs
@@ -376,7 +390,6 @@ class ThreadCache {
     }
     if (n !== 0 || this.#pendingCount === 0) ok = this.#witness(n) && ok
     this.#pendingCount = 0
-    this.#words[SYNCED] = this.#words[IN_USE]
     if (!ok) this.flush()
   }
 

@@ -72,8 +72,8 @@ pub struct JsCacheLayout {
     pub synced: u32,
     pub classes: u32,
     pub entries: u32,
-    /// How far a cache may move its bytes in use between two syncs.
-    pub drift_max: u32,
+    /// Word of the drift budget: how far a cache may move its bytes in use before it syncs again.
+    pub drift: u32,
     /// Slots a cache keeps per class to begin with.
     pub capacity: Vec<u32>,
     /// Most slots a cache keeps per class once demand grew it.
@@ -161,7 +161,7 @@ pub fn constants() -> JsConstants {
             synced: cache::WORD_SYNCED as u32,
             classes: cache::WORD_CLASSES as u32,
             entries: cache::WORD_ENTRIES as u32,
-            drift_max: cache::DRIFT_MAX as u32,
+            drift: cache::WORD_DRIFT as u32,
             capacity: (0..CLASS_SIZES.len()).map(|c| cache::capacity_of(c) as u32).collect(),
             capacity_max: (0..CLASS_SIZES.len()).map(|c| cache::max_capacity_of(c) as u32).collect(),
             fill_batch: cache::FILL_BATCH as u32,

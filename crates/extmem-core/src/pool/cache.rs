@@ -14,19 +14,27 @@
 //!   cache that went away with its thread or its `Pool` object (the slot simply comes back);
 //! - the core writes the *gate*: 1 while a cache hit cannot move the level (the pool is at
 //!   `normal` or `warning`, and the bytes in use are far enough from the thresholds on both sides
-//!   for every cache's allowed drift), 0 otherwise; and it counts up the *flush* word to ask every
-//!   cache to give its slots back (at `critical`, after a refusal at the cap, on `trim`).
+//!   for every cache's allowed drift), 0 otherwise; beside it the *drift budget*, how far each
+//!   cache may move from its synced bytes before it syncs again (the farther the pool is from a
+//!   threshold, the larger: see [`State::drift_budget`]); and it counts up the *flush* word to ask
+//!   every cache to give its slots back (at `critical`, after a refusal at the cap, on `trim`).
 //!
 //! Invariants:
-//! - each word has one writer: the gate and the flush word the core (under the pool's lock), every
-//!   other word the cache's own thread (its JavaScript, or the core on that thread inside one of
-//!   its calls or finalizers, while no JavaScript of it runs); every other thread only loads them;
-//! - a thread keeps its drift, `WORD_IN_USE - WORD_SYNCED`, within [`DRIFT_MAX`] either way
-//!   before it syncs again; [`State::materialize`] lowers both words by the same bytes (they
-//!   move to the core's counters, and the total does not change), so no path lets a cache lend
-//!   more than `DRIFT_MAX` past the value the gate was judged at. That is what the gate's margin
-//!   counts on: with the gate open, no cache hit or put-back can cross a threshold, so the level
-//!   moves only in calls into the core, each of which judges it (and the gates) again;
+//! - each word has one writer: the gate, the drift budget and the flush word the core (under the
+//!   pool's lock), every other word the cache's own thread (its JavaScript, or the core on that
+//!   thread inside one of its calls or finalizers, while no JavaScript of it runs: the synced
+//!   word is written only so, by [`Pool::cache_sync`] and [`State::materialize`]); every other
+//!   thread only loads them;
+//! - a thread keeps its drift, `WORD_IN_USE - WORD_SYNCED`, within the drift budget either way
+//!   (as it reads the budget at each lend and release) before it syncs again;
+//!   [`State::materialize`] lowers both words by the same bytes (they move to the core's
+//!   counters, and the total does not change), so no path lets a cache lend more than its budget
+//!   past its synced bytes. That is what the budget counts on: the core gives `n` open caches
+//!   budgets whose sum, twice over, fits between the synced total (the core's bytes in use plus
+//!   every cache's synced bytes) and each threshold of the current band, so with the gate open no
+//!   cache hit or put-back can cross a threshold, even one racing the core's write of a smaller
+//!   budget; the level moves only in calls into the core, each of which judges it (and the
+//!   budgets) again;
 //! - a flush request (the flush word counted up) is honoured at the thread's next lend or
 //!   release whatever the gate says meanwhile: the gate may open again before that thread runs;
 //! - an entry is lent only while its ArrayBuffer has a witness (a lend in JavaScript never makes
@@ -64,8 +72,11 @@ pub const WORD_RELEASES: usize = 6;
 /// ordinary since then: `WORD_IN_USE - WORD_SYNCED` is the drift of the Buffers the cache lent
 /// and took back since its last sync, which the thread keeps within [`DRIFT_MAX`].
 pub const WORD_SYNCED: usize = 7;
+/// The drift budget (written by the core): how far `WORD_IN_USE` may move from `WORD_SYNCED`,
+/// either way, before the thread syncs again; 0 while the gate is shut.
+pub const WORD_DRIFT: usize = 8;
 /// First word of the Buffers lent from the cache per class: class `c` is word `WORD_CLASSES + c`.
-pub const WORD_CLASSES: usize = 8;
+pub const WORD_CLASSES: usize = 9;
 /// First entry word: entry `e` is word `WORD_ENTRIES + e`.
 pub const WORD_ENTRIES: usize = (WORD_CLASSES + CLASS_COUNT).next_multiple_of(8);
 /// Most cache loans (cached or lent from the cache) one cache has at once.
@@ -79,8 +90,11 @@ pub const BLOCK_BYTES: usize = (WORD_ENTRIES + MAX_ENTRIES) * 4;
 pub const CLASS_SPAN: usize = 64;
 const _: () = assert!(CLASS_COUNT <= CLASS_SPAN, "a class index would overflow into the entry of a cacheRef");
 const _: () = assert!((MAX_ENTRIES * CLASS_SPAN) < (1 << 31), "a cacheRef must stay a small integer");
-/// How far one cache may move its bytes in use between two syncs.
-pub const DRIFT_MAX: usize = 64 * 1024;
+/// The smallest drift budget a gate opens with (two of the largest slots): nearer a threshold
+/// every cache hit would need a sync, so the caches stop serving and Buffers go to the core.
+pub const DRIFT_MIN: usize = 16 * 1024;
+/// The largest drift budget (it bounds the block's words far below `i32::MAX`).
+pub const DRIFT_CAP: usize = 256 * 1024 * 1024;
 /// Slots one cache keeps per class to begin with (and no more than [`CACHE_BYTES_PER_CLASS`]).
 pub const CACHE_SLOTS_PER_CLASS: usize = 64;
 /// Bytes one cache keeps per class to begin with.
@@ -232,10 +246,13 @@ impl Caches {
         self.recs.values().filter(|r| r.open).count()
     }
 
-    /// Writes the gate of every open cache.
-    pub(super) fn set_gates(&self, open: bool) {
+    /// Writes the gate and the drift budget of every cache (`budget` 0: shut).
+    pub(super) fn set_gates(&self, budget: usize) {
         for rec in self.recs.values() {
-            rec.block.set(WORD_GATE, i32::from(open && rec.open));
+            let b = if rec.open { budget } else { 0 };
+            // The budget first: a thread that sees the gate open sees a budget that goes with it.
+            rec.block.set(WORD_DRIFT, b as i32);
+            rec.block.set(WORD_GATE, i32::from(b != 0));
         }
     }
 
@@ -243,31 +260,47 @@ impl Caches {
     pub(super) fn ask_flush(&self) {
         for rec in self.recs.values() {
             rec.block.set(WORD_GATE, 0);
+            rec.block.set(WORD_DRIFT, 0);
             rec.block.add(WORD_FLUSH, 1);
         }
     }
 }
 
 impl State {
-    /// Whether a cache hit now could not move the level: see the module docs.
-    fn gate_open(&self, config: &PoolConfig) -> bool {
-        if self.closed || self.level > Level::Warning {
-            return false;
+    /// The drift budget of each open cache now, 0 if the gate must be shut: the pool is closed or
+    /// past `warning`, or the synced total is nearer a threshold of the current band than twice
+    /// the caches' budgets add up to (see the module docs). Closed caches serve nothing, so their
+    /// bytes in use count as they are.
+    pub(super) fn drift_budget(&self, config: &PoolConfig) -> usize {
+        let open = self.caches.open_count();
+        if self.closed || self.level > Level::Warning || open == 0 {
+            return 0;
         }
-        let margin = (2 * self.caches.open_count() * DRIFT_MAX) as f64;
+        let cached: usize = self
+            .caches
+            .recs
+            .values()
+            .map(|r| r.block.get(if r.open { WORD_SYNCED } else { WORD_IN_USE }).max(0) as usize)
+            .sum();
+        let synced = (self.counters.in_use_bytes + cached) as f64;
         let (lo, hi) = config.watermarks.band(self.level);
         let max = config.max_bytes as f64;
-        let t = self.in_use_total() as f64;
-        t - lo * max > margin && hi * max - t > margin
+        let room = (synced - lo * max).min(hi * max - synced);
+        let budget = room / (2 * open) as f64;
+        if budget < DRIFT_MIN as f64 {
+            return 0;
+        }
+        budget.min(DRIFT_CAP as f64) as usize
     }
 
-    /// Recomputes every cache's gate (after the level, the bytes in use or the caches changed).
+    /// Recomputes every cache's gate and drift budget (after the level, the bytes in use or the
+    /// caches changed).
     pub(super) fn update_gates(&mut self, config: &PoolConfig) {
         if self.caches.recs.is_empty() {
             return;
         }
-        let open = self.gate_open(config);
-        self.caches.set_gates(open);
+        let budget = self.drift_budget(config);
+        self.caches.set_gates(budget);
         if self.level >= Level::Critical {
             self.caches.ask_flush();
         }
@@ -467,8 +500,10 @@ impl Pool {
 
     /// Records the witnesses of slots put back into cache `cache` since its last sync (`(entry,
     /// witness)`), folds its counts of lends and releases into the core's, and moves the level and
-    /// the gates. Returns the witnesses replaced (and those of entries that are not cache loans
-    /// any more), which the caller deletes.
+    /// the gates; the cache's synced bytes become its bytes in use. Returns the witnesses replaced
+    /// (and those of entries that are not cache loans any more), which the caller deletes.
+    ///
+    /// Must run on the cache's thread (no JavaScript of it runs meanwhile).
     pub fn cache_sync(&self, cache: u64, witnessed: &[(u32, usize)]) -> Vec<usize> {
         let mut st = self.state.lock();
         let mut stale = Vec::with_capacity(witnessed.len());
@@ -481,6 +516,8 @@ impl Pool {
         }
         if let Some(rec) = st.caches.recs.get(&cache) {
             let block = rec.block.clone();
+            // This runs on the cache's thread: its bytes in use are what the level is judged at.
+            block.set(WORD_SYNCED, block.get(WORD_IN_USE));
             st.fold_counts(&block);
         }
         st.update_level(&self.config);
@@ -515,6 +552,7 @@ impl Pool {
         let Some(rec) = st.caches.recs.get_mut(&cache) else { return };
         rec.open = false;
         rec.block.set(WORD_GATE, 0);
+        rec.block.set(WORD_DRIFT, 0);
         if rec.entries.is_empty() {
             let rec = st.caches.recs.remove(&cache).expect("just found");
             st.fold_counts(&rec.block);
@@ -621,17 +659,55 @@ mod tests {
     }
 
     #[test]
-    fn the_gate_closes_near_a_threshold_and_critical_asks_for_a_flush() {
+    fn the_drift_budget_shrinks_near_a_threshold_the_gate_closes_and_critical_asks_for_a_flush() {
         let p = Pool::new(1 << 20);
         let (_, block) = p.cache_open();
+        let warning = 0.7 * f64::from(1 << 20);
         assert_eq!(block.get(WORD_GATE), 1);
+        assert_eq!(block.get(WORD_DRIFT) as f64, (warning / 2.0).floor(), "half the room, for one cache");
         let big = p.alloc(600 * 1024, false, OWNER).unwrap();
-        assert_eq!(block.get(WORD_GATE), 0, "within two drifts of the warning threshold");
+        assert_eq!(block.get(WORD_GATE), 1, "the budget shrank instead");
+        assert_eq!(block.get(WORD_DRIFT) as f64, ((warning - 600.0 * 1024.0) / 2.0).floor());
+        let near = p.alloc(100 * 1024, false, OWNER).unwrap();
+        assert!(warning - 700.0 * 1024.0 < 2.0 * DRIFT_MIN as f64);
+        assert_eq!((block.get(WORD_GATE), block.get(WORD_DRIFT)), (0, 0), "within two minimal budgets of warning");
         let flushes = block.get(WORD_FLUSH);
-        let _more = p.alloc(300 * 1024, false, OWNER).unwrap();
+        let _more = p.alloc(200 * 1024, false, OWNER).unwrap();
         assert_eq!(p.level(), Level::Critical);
         assert!(block.get(WORD_FLUSH) > flushes, "critical asks every cache to flush");
         assert!(p.release(big.token, big.addr as usize, 600 * 1024).is_ok());
+        assert!(p.release(near.token, near.addr as usize, 100 * 1024).is_ok());
+    }
+
+    #[test]
+    fn budgets_are_judged_from_the_synced_bytes_and_shared_by_the_open_caches() {
+        let p = Pool::new(8 << 20);
+        let (a, block_a) = p.cache_open();
+        let (_b, block_b) = p.cache_open();
+        let warning = 0.7 * f64::from(8 << 20);
+        assert_eq!(block_a.get(WORD_DRIFT) as f64, (warning / 4.0).floor(), "two caches share the room");
+        assert_eq!(block_a.get(WORD_DRIFT), block_b.get(WORD_DRIFT));
+        let gs = p.cache_fill(a, 20, 4, crate::admission::Priority::Normal, OWNER).unwrap();
+        for g in &gs {
+            lend(&block_a, g, 100);
+        }
+        let lent = 4 * CLASS_SIZES[20];
+        let _other = p.alloc(4096, false, OWNER).unwrap();
+        assert_eq!(block_a.get(WORD_SYNCED), 0, "another thread's call leaves a cache's synced bytes");
+        assert_eq!(
+            block_a.get(WORD_DRIFT) as f64,
+            ((warning - 4096.0) / 4.0).floor(),
+            "the budget counts what cache a lent since its sync in its drift, not its synced bytes"
+        );
+        assert!(p.cache_sync(a, &[]).is_empty());
+        assert_eq!(block_a.get(WORD_SYNCED), lent as i32, "a sync makes the bytes lent synced");
+        assert_eq!(block_a.get(WORD_DRIFT) as f64, ((warning - 4096.0 - lent as f64) / 4.0).floor());
+        for g in &gs {
+            give(&block_a, g, 100);
+        }
+        p.cache_close(a);
+        assert_eq!(block_a.get(WORD_DRIFT), 0, "a closed cache has no budget");
+        assert_eq!(block_b.get(WORD_DRIFT) as f64, ((warning - 4096.0) / 2.0).floor(), "the open one has all of it");
     }
 
     #[test]
