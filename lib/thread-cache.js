@@ -6,7 +6,9 @@
 //
 // - it serves and takes back only while the core's gate word is 1, and keeps its drift (the
 //   block's bytes in use less its synced word, which the core sets at each sync and lowers when
-//   it makes a loan ordinary) within the core's drift budget word either way, read at each call;
+//   it makes a loan ordinary) at most the core's up budget above 0 and its down budget below,
+//   read at each call: where a move would leave that range it syncs first, and if the move does
+//   not fit the new budget either, the caller takes the core's path, which judges the level;
 // - it gives every slot back at its first lend or release after the core counted up the flush
 //   word, whatever the gate says by then (another thread's call may have opened it again);
 // - a slot is lent only from `ready`: its ArrayBuffer has a witness. In a worker, one put back
@@ -42,7 +44,8 @@ const {
   allocations: ALLOCATIONS,
   releases: RELEASES,
   synced: SYNCED,
-  drift: DRIFT,
+  driftUp: DRIFT_UP,
+  driftDown: DRIFT_DOWN,
   classes: CLASSES,
   entries: ENTRIES,
 } = LAYOUT
@@ -148,9 +151,9 @@ class ThreadCache {
       if (top === 0 || w[GATE] !== 1) return null
     }
     const cap = this.#classSizes[cls]
-    if (w[IN_USE] + cap - w[SYNCED] > w[DRIFT] || w[ALLOCATIONS] > MAX_COUNT) {
-      this.#sync()
-      if (w[GATE] !== 1) return null
+    if (w[IN_USE] + cap - w[SYNCED] > w[DRIFT_UP] || w[ALLOCATIONS] > MAX_COUNT) {
+      if (w[IN_USE] !== w[SYNCED] || w[ALLOCATIONS] > MAX_COUNT) this.#sync()
+      if (w[GATE] !== 1 || cap > w[DRIFT_UP]) return null
       top = this.#readyTop[cls]
     }
     const ready = this.#ready[cls]
@@ -186,9 +189,9 @@ class ThreadCache {
     const entry = (ref - cls) / CLASS_SPAN
     if (length === 0 || w[ENTRIES + entry] !== length) return false
     const cap = this.#classSizes[cls]
-    if (w[IN_USE] - cap - w[SYNCED] < -w[DRIFT] || w[RELEASES] > MAX_COUNT) {
-      this.#sync()
-      if (w[GATE] !== 1) return false
+    if (w[IN_USE] - cap - w[SYNCED] < -w[DRIFT_DOWN] || w[RELEASES] > MAX_COUNT) {
+      if (w[IN_USE] !== w[SYNCED] || w[RELEASES] > MAX_COUNT) this.#sync()
+      if (w[GATE] !== 1 || cap > w[DRIFT_DOWN]) return false
     }
     const top = this.#pendingTop[cls]
     const readyTop = this.#readyTop[cls]

@@ -72,8 +72,10 @@ pub struct JsCacheLayout {
     pub synced: u32,
     pub classes: u32,
     pub entries: u32,
-    /// Word of the drift budget: how far a cache may move its bytes in use before it syncs again.
-    pub drift: u32,
+    /// Words of the drift budgets: how far a cache may move its bytes in use up and down before it
+    /// syncs again.
+    pub drift_up: u32,
+    pub drift_down: u32,
     /// Slots a cache keeps per class to begin with.
     pub capacity: Vec<u32>,
     /// Most slots a cache keeps per class once demand grew it.
@@ -161,7 +163,8 @@ pub fn constants() -> JsConstants {
             synced: cache::WORD_SYNCED as u32,
             classes: cache::WORD_CLASSES as u32,
             entries: cache::WORD_ENTRIES as u32,
-            drift: cache::WORD_DRIFT as u32,
+            drift_up: cache::WORD_DRIFT_UP as u32,
+            drift_down: cache::WORD_DRIFT_DOWN as u32,
             capacity: (0..CLASS_SIZES.len()).map(|c| cache::capacity_of(c) as u32).collect(),
             capacity_max: (0..CLASS_SIZES.len()).map(|c| cache::max_capacity_of(c) as u32).collect(),
             fill_batch: cache::FILL_BATCH as u32,

@@ -14,26 +14,27 @@
 //!   cache that went away with its thread or its `Pool` object (the slot simply comes back);
 //! - the core writes the *gate*: 1 while a cache hit cannot move the level (the pool is at
 //!   `normal` or `warning`, and the bytes in use are far enough from the thresholds on both sides
-//!   for every cache's allowed drift), 0 otherwise; beside it the *drift budget*, how far each
-//!   cache may move from its synced bytes before it syncs again (the farther the pool is from a
-//!   threshold, the larger: see [`State::drift_budget`]); and it counts up the *flush* word to ask
-//!   every cache to give its slots back (at `critical`, after a refusal at the cap, on `trim`).
+//!   for every cache's allowed drift), 0 otherwise; beside it the *drift budgets*, how far each
+//!   cache may move up and down from its synced bytes before it syncs again (the farther the pool
+//!   is from the threshold on that side, the larger: see [`State::drift_budgets`]); and it counts
+//!   up the *flush* word to ask every cache to give its slots back (at `critical`, after a refusal
+//!   at the cap, on `trim`).
 //!
 //! Invariants:
-//! - each word has one writer: the gate, the drift budget and the flush word the core (under the
+//! - each word has one writer: the gate, the drift budgets and the flush word the core (under the
 //!   pool's lock), every other word the cache's own thread (its JavaScript, or the core on that
 //!   thread inside one of its calls or finalizers, while no JavaScript of it runs: the synced
 //!   word is written only so, by [`Pool::cache_sync`] and [`State::materialize`]); every other
 //!   thread only loads them;
-//! - a thread keeps its drift, `WORD_IN_USE - WORD_SYNCED`, within the drift budget either way
-//!   (as it reads the budget at each lend and release) before it syncs again;
-//!   [`State::materialize`] lowers both words by the same bytes (they move to the core's
-//!   counters, and the total does not change), so no path lets a cache lend more than its budget
-//!   past its synced bytes. That is what the budget counts on: the core gives `n` open caches
-//!   budgets whose sum, twice over, fits between the synced total (the core's bytes in use plus
-//!   every cache's synced bytes) and each threshold of the current band, so with the gate open no
-//!   cache hit or put-back can cross a threshold, even one racing the core's write of a smaller
-//!   budget; the level moves only in calls into the core, each of which judges it (and the
+//! - a thread keeps its drift, `WORD_IN_USE - WORD_SYNCED`, at most its up budget above and its
+//!   down budget below 0 (it reads them at each lend and release), syncing first or taking the
+//!   core's path where a move would leave that range; [`State::materialize`] lowers both words
+//!   by the same bytes (they move to the core's counters, and the total does not change), so no
+//!   path lets a cache go past its budgets. That is what the budgets count on: the core gives
+//!   each of `n` open caches `1/n` of the room between the bytes in use and each threshold of the
+//!   current band, less every cache's drift so far and one slot per cache for a move racing the
+//!   core's write of smaller budgets, so with the gate open no cache hit or put-back can cross a
+//!   threshold; the level moves only in calls into the core, each of which judges it (and the
 //!   budgets) again;
 //! - a flush request (the flush word counted up) is honoured at the thread's next lend or
 //!   release whatever the gate says meanwhile: the gate may open again before that thread runs;
@@ -72,11 +73,13 @@ pub const WORD_RELEASES: usize = 6;
 /// ordinary since then: `WORD_IN_USE - WORD_SYNCED` is the drift of the Buffers the cache lent
 /// and took back since its last sync, which the thread keeps within [`DRIFT_MAX`].
 pub const WORD_SYNCED: usize = 7;
-/// The drift budget (written by the core): how far `WORD_IN_USE` may move from `WORD_SYNCED`,
-/// either way, before the thread syncs again; 0 while the gate is shut.
-pub const WORD_DRIFT: usize = 8;
+/// The up budget (written by the core): how far `WORD_IN_USE` may rise above `WORD_SYNCED` before
+/// the thread syncs again; 0 while the gate is shut.
+pub const WORD_DRIFT_UP: usize = 8;
+/// The down budget (written by the core): how far `WORD_IN_USE` may fall below `WORD_SYNCED`.
+pub const WORD_DRIFT_DOWN: usize = 9;
 /// First word of the Buffers lent from the cache per class: class `c` is word `WORD_CLASSES + c`.
-pub const WORD_CLASSES: usize = 9;
+pub const WORD_CLASSES: usize = 10;
 /// First entry word: entry `e` is word `WORD_ENTRIES + e`.
 pub const WORD_ENTRIES: usize = (WORD_CLASSES + CLASS_COUNT).next_multiple_of(8);
 /// Most cache loans (cached or lent from the cache) one cache has at once.
@@ -90,11 +93,11 @@ pub const BLOCK_BYTES: usize = (WORD_ENTRIES + MAX_ENTRIES) * 4;
 pub const CLASS_SPAN: usize = 64;
 const _: () = assert!(CLASS_COUNT <= CLASS_SPAN, "a class index would overflow into the entry of a cacheRef");
 const _: () = assert!((MAX_ENTRIES * CLASS_SPAN) < (1 << 31), "a cacheRef must stay a small integer");
-/// The smallest drift budget a gate opens with (two of the largest slots): nearer a threshold
-/// every cache hit would need a sync, so the caches stop serving and Buffers go to the core.
-pub const DRIFT_MIN: usize = 16 * 1024;
 /// The largest drift budget (it bounds the block's words far below `i32::MAX`).
 pub const DRIFT_CAP: usize = 256 * 1024 * 1024;
+/// What one lend or release moves at most (the largest slot): the slack the budgets leave per
+/// cache for a move racing the core's write of smaller ones.
+const MOVE_MAX: usize = crate::size_class::SMALL_MAX;
 /// Slots one cache keeps per class to begin with (and no more than [`CACHE_BYTES_PER_CLASS`]).
 pub const CACHE_SLOTS_PER_CLASS: usize = 64;
 /// Bytes one cache keeps per class to begin with.
@@ -246,61 +249,74 @@ impl Caches {
         self.recs.values().filter(|r| r.open).count()
     }
 
-    /// Writes the gate and the drift budget of every cache (`budget` 0: shut).
-    pub(super) fn set_gates(&self, budget: usize) {
+    /// Writes the gate and the drift budgets (up, down) of every cache (`None`: shut).
+    pub(super) fn set_gates(&self, budgets: Option<(usize, usize)>) {
         for rec in self.recs.values() {
-            let b = if rec.open { budget } else { 0 };
-            // The budget first: a thread that sees the gate open sees a budget that goes with it.
-            rec.block.set(WORD_DRIFT, b as i32);
-            rec.block.set(WORD_GATE, i32::from(b != 0));
+            let (up, down) = budgets.filter(|_| rec.open).unwrap_or((0, 0));
+            // The budgets first: a thread that sees the gate open sees budgets that go with it.
+            rec.block.set(WORD_DRIFT_UP, up as i32);
+            rec.block.set(WORD_DRIFT_DOWN, down as i32);
+            rec.block.set(WORD_GATE, i32::from(budgets.is_some() && rec.open));
         }
+    }
+
+    /// Shuts the gate of one cache.
+    fn shut(rec: &CacheRec) {
+        rec.block.set(WORD_GATE, 0);
+        rec.block.set(WORD_DRIFT_UP, 0);
+        rec.block.set(WORD_DRIFT_DOWN, 0);
     }
 
     /// Asks every cache to give its slots back at its thread's next call.
     pub(super) fn ask_flush(&self) {
         for rec in self.recs.values() {
-            rec.block.set(WORD_GATE, 0);
-            rec.block.set(WORD_DRIFT, 0);
+            Self::shut(rec);
             rec.block.add(WORD_FLUSH, 1);
         }
     }
 }
 
 impl State {
-    /// The drift budget of each open cache now, 0 if the gate must be shut: the pool is closed or
-    /// past `warning`, or the synced total is nearer a threshold of the current band than twice
-    /// the caches' budgets add up to (see the module docs). Closed caches serve nothing, so their
-    /// bytes in use count as they are.
-    pub(super) fn drift_budget(&self, config: &PoolConfig) -> usize {
+    /// The up and down drift budgets of each open cache now, or `None` if the gate must be shut
+    /// (the pool is closed or past `warning`, or no cache is open). See the module docs: each
+    /// budget is `1/n` of the room between the bytes in use and the threshold on its side, less
+    /// the open caches' drift toward it and [`MOVE_MAX`] per cache. Closed caches serve nothing,
+    /// so their bytes in use count as they are.
+    pub(super) fn drift_budgets(&self, config: &PoolConfig) -> Option<(usize, usize)> {
         let open = self.caches.open_count();
         if self.closed || self.level > Level::Warning || open == 0 {
-            return 0;
+            return None;
         }
-        let cached: usize = self
-            .caches
-            .recs
-            .values()
-            .map(|r| r.block.get(if r.open { WORD_SYNCED } else { WORD_IN_USE }).max(0) as usize)
-            .sum();
-        let synced = (self.counters.in_use_bytes + cached) as f64;
+        let (mut synced, mut up_drift, mut down_drift) = (self.counters.in_use_bytes as f64, 0.0, 0.0);
+        for r in self.caches.recs.values() {
+            let in_use = f64::from(r.block.get(WORD_IN_USE).max(0));
+            if !r.open {
+                synced += in_use;
+                continue;
+            }
+            let s = f64::from(r.block.get(WORD_SYNCED).max(0));
+            synced += s;
+            up_drift += (in_use - s).max(0.0);
+            down_drift += (s - in_use).max(0.0);
+        }
         let (lo, hi) = config.watermarks.band(self.level);
         let max = config.max_bytes as f64;
-        let room = (synced - lo * max).min(hi * max - synced);
-        let budget = room / (2 * open) as f64;
-        if budget < DRIFT_MIN as f64 {
-            return 0;
-        }
-        budget.min(DRIFT_CAP as f64) as usize
+        let slack = (open * MOVE_MAX) as f64;
+        // Below `hi * max` (a crossing is at `>=`), and at or above `lo * max`.
+        let up_room = (hi * max).ceil() - 1.0 - synced - up_drift - slack;
+        let down_room = synced - (lo * max).ceil() - down_drift - slack;
+        let budget = |room: f64| (room / open as f64).clamp(0.0, DRIFT_CAP as f64) as usize;
+        Some((budget(up_room), budget(down_room)))
     }
 
-    /// Recomputes every cache's gate and drift budget (after the level, the bytes in use or the
+    /// Recomputes every cache's gate and drift budgets (after the level, the bytes in use or the
     /// caches changed).
     pub(super) fn update_gates(&mut self, config: &PoolConfig) {
         if self.caches.recs.is_empty() {
             return;
         }
-        let budget = self.drift_budget(config);
-        self.caches.set_gates(budget);
+        let budgets = self.drift_budgets(config);
+        self.caches.set_gates(budgets);
         if self.level >= Level::Critical {
             self.caches.ask_flush();
         }
@@ -551,8 +567,7 @@ impl Pool {
         let mut st = self.state.lock();
         let Some(rec) = st.caches.recs.get_mut(&cache) else { return };
         rec.open = false;
-        rec.block.set(WORD_GATE, 0);
-        rec.block.set(WORD_DRIFT, 0);
+        Caches::shut(rec);
         if rec.entries.is_empty() {
             let rec = st.caches.recs.remove(&cache).expect("just found");
             st.fold_counts(&rec.block);
@@ -573,6 +588,7 @@ mod tests {
     use crate::size_class::MIN_ALIGN;
 
     const OWNER: Owner = Owner { thread: 1, handle: 0, witness: 7 };
+    const SMALL_MAX_I32: i32 = crate::size_class::SMALL_MAX as i32;
 
     fn lend(block: &CacheBlock, g: &CacheGrant, len: usize) {
         let cap = CLASS_SIZES[g.slot.class] as i32;
@@ -658,56 +674,65 @@ mod tests {
         p.cache_close(id);
     }
 
-    #[test]
-    fn the_drift_budget_shrinks_near_a_threshold_the_gate_closes_and_critical_asks_for_a_flush() {
-        let p = Pool::new(1 << 20);
-        let (_, block) = p.cache_open();
-        let warning = 0.7 * f64::from(1 << 20);
-        assert_eq!(block.get(WORD_GATE), 1);
-        assert_eq!(block.get(WORD_DRIFT) as f64, (warning / 2.0).floor(), "half the room, for one cache");
-        let big = p.alloc(600 * 1024, false, OWNER).unwrap();
-        assert_eq!(block.get(WORD_GATE), 1, "the budget shrank instead");
-        assert_eq!(block.get(WORD_DRIFT) as f64, ((warning - 600.0 * 1024.0) / 2.0).floor());
-        let near = p.alloc(100 * 1024, false, OWNER).unwrap();
-        assert!(warning - 700.0 * 1024.0 < 2.0 * DRIFT_MIN as f64);
-        assert_eq!((block.get(WORD_GATE), block.get(WORD_DRIFT)), (0, 0), "within two minimal budgets of warning");
-        let flushes = block.get(WORD_FLUSH);
-        let _more = p.alloc(200 * 1024, false, OWNER).unwrap();
-        assert_eq!(p.level(), Level::Critical);
-        assert!(block.get(WORD_FLUSH) > flushes, "critical asks every cache to flush");
-        assert!(p.release(big.token, big.addr as usize, 600 * 1024).is_ok());
-        assert!(p.release(near.token, near.addr as usize, 100 * 1024).is_ok());
+    /// The up and down budgets of a block.
+    fn budgets(block: &CacheBlock) -> (i32, i32) {
+        (block.get(WORD_DRIFT_UP), block.get(WORD_DRIFT_DOWN))
     }
 
     #[test]
-    fn budgets_are_judged_from_the_synced_bytes_and_shared_by_the_open_caches() {
+    fn the_budget_toward_a_threshold_shrinks_as_the_pool_nears_it_and_critical_asks_for_a_flush() {
+        let config = PoolConfig { admission: crate::admission::Admission::Cap, ..PoolConfig::with_max_bytes(1 << 20) };
+        let p = Pool::with_config(config);
+        let (_, block) = p.cache_open();
+        let warning = (0.7 * f64::from(1 << 20)).ceil() as i32 - 1;
+        let slack = SMALL_MAX_I32;
+        assert_eq!(block.get(WORD_GATE), 1);
+        assert_eq!(budgets(&block), (warning - slack, DRIFT_CAP as i32), "at normal nothing is below");
+        let big = p.alloc(600 * 1024, false, OWNER).unwrap();
+        assert_eq!(budgets(&block), (warning - 600 * 1024 - slack, DRIFT_CAP as i32));
+        let near = p.alloc(112 * 1024, false, OWNER).unwrap();
+        assert_eq!(block.get(WORD_GATE), 1, "the gate stays open: moves down need no judging");
+        assert_eq!(budgets(&block).0, 0, "every move up does");
+        let _over = p.alloc(8 * 1024, false, OWNER).unwrap();
+        assert_eq!(p.level(), Level::Warning);
+        let hysteresis_floor = (0.68 * f64::from(1 << 20)).ceil() as i32;
+        assert_eq!(budgets(&block).1, 720 * 1024 - hysteresis_floor - slack, "at warning, down to its hysteresis");
+        let flushes = block.get(WORD_FLUSH);
+        let more = p.alloc(200 * 1024, false, OWNER).unwrap();
+        assert_eq!(p.level(), Level::Critical);
+        assert_eq!((block.get(WORD_GATE), budgets(&block)), (0, (0, 0)), "shut past warning");
+        assert!(block.get(WORD_FLUSH) > flushes, "critical asks every cache to flush");
+        for (g, len) in [(big, 600 * 1024), (near, 112 * 1024), (more, 200 * 1024)] {
+            assert!(p.release(g.token, g.addr as usize, len).is_ok());
+        }
+    }
+
+    #[test]
+    fn budgets_are_judged_from_the_synced_bytes_less_the_drift_and_shared_by_the_open_caches() {
         let p = Pool::new(8 << 20);
         let (a, block_a) = p.cache_open();
         let (_b, block_b) = p.cache_open();
-        let warning = 0.7 * f64::from(8 << 20);
-        assert_eq!(block_a.get(WORD_DRIFT) as f64, (warning / 4.0).floor(), "two caches share the room");
-        assert_eq!(block_a.get(WORD_DRIFT), block_b.get(WORD_DRIFT));
+        let warning = (0.7 * f64::from(8 << 20)).ceil() as i32 - 1;
+        let slack = 2 * SMALL_MAX_I32;
+        assert_eq!(budgets(&block_a).0, (warning - slack) / 2, "two caches share the room");
+        assert_eq!(budgets(&block_a), budgets(&block_b));
         let gs = p.cache_fill(a, 20, 4, crate::admission::Priority::Normal, OWNER).unwrap();
         for g in &gs {
             lend(&block_a, g, 100);
         }
-        let lent = 4 * CLASS_SIZES[20];
+        let lent = 4 * CLASS_SIZES[20] as i32;
         let _other = p.alloc(4096, false, OWNER).unwrap();
         assert_eq!(block_a.get(WORD_SYNCED), 0, "another thread's call leaves a cache's synced bytes");
-        assert_eq!(
-            block_a.get(WORD_DRIFT) as f64,
-            ((warning - 4096.0) / 4.0).floor(),
-            "the budget counts what cache a lent since its sync in its drift, not its synced bytes"
-        );
+        assert_eq!(budgets(&block_a).0, (warning - 4096 - lent - slack) / 2, "cache a's drift up counts against the room");
         assert!(p.cache_sync(a, &[]).is_empty());
-        assert_eq!(block_a.get(WORD_SYNCED), lent as i32, "a sync makes the bytes lent synced");
-        assert_eq!(block_a.get(WORD_DRIFT) as f64, ((warning - 4096.0 - lent as f64) / 4.0).floor());
+        assert_eq!(block_a.get(WORD_SYNCED), lent, "a sync makes the bytes lent synced");
+        assert_eq!(budgets(&block_a).0, (warning - 4096 - lent - slack) / 2, "and then they count as synced");
         for g in &gs {
             give(&block_a, g, 100);
         }
         p.cache_close(a);
-        assert_eq!(block_a.get(WORD_DRIFT), 0, "a closed cache has no budget");
-        assert_eq!(block_b.get(WORD_DRIFT) as f64, ((warning - 4096.0) / 2.0).floor(), "the open one has all of it");
+        assert_eq!((block_a.get(WORD_GATE), budgets(&block_a)), (0, (0, 0)), "a closed cache has none");
+        assert_eq!(budgets(&block_b).0, warning - 4096 - SMALL_MAX_I32, "the open one has all the room");
     }
 
     #[test]
