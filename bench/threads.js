@@ -6,7 +6,10 @@
 // 2-thread throughput / 1-thread throughput: 2.0 would be perfect scaling on 2 cores; contention on
 // the shared pool (its lock, its cache lines) pulls it down. A reference row runs the same on Node's
 // own Buffer.allocUnsafeSlow, which shows how well this machine scales at all (it has 2 cores, and
-// other work may be running on them).
+// other work may be running on them), at each size; and the floor (see small.js: a Buffer view over
+// pool memory, the writes and transfer(), over one ArrayBuffer of each worker's own) shows how well
+// the safe cycle's unavoidable part scales. The targets compare extmem's 2-vs-1 with the floor's at
+// 4 KiB and with Node's at 64 KiB and 1 MiB, in the same run (see `summary`).
 //
 // Each kind gets a pair of workers. For each run they warm up, report ready, wait on a shared flag
 // so that they start together, and report their own start and end times (one monotonic clock for
@@ -14,14 +17,17 @@
 
 const { Worker, isMainThread, parentPort, workerData } = require('node:worker_threads')
 const { once } = require('node:events')
-const { KiB, timeOps, alternate, row, failed, turn } = require('./common')
+const { KiB, timeOps, alternate, row, failed, turn, grid } = require('./common')
 
 const SIZE = 4 * KiB
 
 /** Worker thread: runs the cycle that each message asks for. */
 function workerMain() {
-  const { defaultPool } = require('..')
-  const { extmemCycle, nodeCycle } = require('./small')
+  const { defaultPool, Pool } = require('..')
+  const { extmemCycle, nodeCycle, floorCycle, HAS_TRANSFER } = require('./small')
+  // The floor's memory: one Buffer of a pool of its own, whose ArrayBuffer the cycle transfers on
+  // and on (its loan ends through the GC when the worker ends).
+  const floorPool = HAS_TRANSFER ? new Pool({ leakDetection: 'off' }) : null
   const bodies = {
     extmem: extmemCycle(
       (n) => defaultPool.allocUnsafe(n),
@@ -34,6 +40,9 @@ function workerMain() {
       SIZE,
     ),
     node: nodeCycle((n) => Buffer.allocUnsafeSlow(n), SIZE),
+    ...(floorPool && { floor: floorCycle({ ab: floorPool.allocUnsafe(SIZE).buffer }, SIZE) }),
+    node64: nodeCycle((n) => Buffer.allocUnsafeSlow(n), 64 * KiB),
+    node1m: nodeCycle((n) => Buffer.allocUnsafeSlow(n), 1024 * KiB),
     large64: extmemCycle(
       (n) => defaultPool.allocUnsafe(n),
       (buf) => defaultPool.release(buf),
@@ -97,6 +106,7 @@ const KINDS = {
   extmem: { name: '2 threads vs 1', label: 'defaultPool allocUnsafe+release', size: SIZE, share: 1 },
   fast: { name: '2 threads vs 1 (fast path)', label: 'defaultPool allocFast+releaseFast', size: SIZE, share: 1 },
   node: { name: '2 threads vs 1 (node ref)', label: 'Buffer.allocUnsafeSlow', size: SIZE, share: 1 },
+  floor: { name: '2 threads vs 1 (floor)', label: 'view + transfer()', size: SIZE, share: 1, needsTransfer: true },
   large64: {
     name: '2 threads vs 1 (large path)',
     label: 'defaultPool allocUnsafe+release',
@@ -109,7 +119,16 @@ const KINDS = {
     size: 1024 * KiB,
     share: 1 / 128,
   },
+  node64: { name: '2 threads vs 1 (node ref)', label: 'Buffer.allocUnsafeSlow', size: 64 * KiB, share: 1 / 16 },
+  node1m: { name: '2 threads vs 1 (node ref)', label: 'Buffer.allocUnsafeSlow', size: 1024 * KiB, share: 1 / 128 },
 }
+
+/** The issue's targets: extmem's 2-vs-1 over its reference's, in the same run. */
+const TARGETS = [
+  { extmem: 'extmem', ref: 'floor', text: '2 threads vs 1, safe path 4 KiB: extmem / floor', bound: 0.9 },
+  { extmem: 'large64', ref: 'node64', text: "2 threads vs 1, 64 KiB: extmem / Node's allocUnsafeSlow", bound: 0.9 },
+  { extmem: 'large1m', ref: 'node1m', text: "2 threads vs 1, 1 MiB: extmem / Node's allocUnsafeSlow", bound: 0.9 },
+]
 
 /** One row: `kind` on 2 threads against 1, on a fresh pair of workers (a failure leaves none behind). */
 async function measureKind(kind, cfg) {
@@ -143,16 +162,33 @@ async function measureKind(kind, cfg) {
 
 async function runThreads(cfg, log) {
   const rows = []
+  const { HAS_TRANSFER } = require('./small')
   for (const kind of Object.keys(KINDS)) {
+    if (KINDS[kind].needsTransfer && !HAS_TRANSFER) continue
     log(`threads: ${kind}`)
     try {
-      rows.push(await measureKind(kind, cfg))
+      rows.push({ ...(await measureKind(kind, cfg)), threadKind: kind })
     } catch (error) {
       rows.push(failed({ workload: 'threads', name: KINDS[kind].name, size: KINDS[kind].size, unit: 'Mops/s', error }))
     }
   }
   return rows
 }
+
+/** The targets over the rows of one run: each row's 2-vs-1 over its reference's. */
+function summary(rows) {
+  const byKind = new Map(rows.filter((r) => r.threadKind && !r.failed).map((r) => [r.threadKind, r.ratio]))
+  const lines = TARGETS.map(({ extmem, ref, text, bound }) => {
+    const a = byKind.get(extmem)
+    const b = byKind.get(ref)
+    if (a == null || b == null) return [text, `>= ${bound}`, 'n/a', '-']
+    const v = a / b
+    return [text, `>= ${bound}`, `${a.toFixed(2)} / ${b.toFixed(2)} = ${v.toFixed(2)}`, v >= bound ? 'met' : 'MISSED']
+  })
+  return [`threads, targets (2-vs-1 ratios of the same run):`, grid(['row', 'target', 'value', ''], lines)].join('\n')
+}
+
+runThreads.summary = summary
 
 if (!isMainThread && workerData && workerData.benchWorker) workerMain()
 

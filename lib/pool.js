@@ -640,6 +640,7 @@ class Pool extends EventEmitter {
       if (outcome === OUTCOME.skipped) continue
       dropped++
       if (outcome === OUTCOME.kept) this.#keep(io[4 * i + 2], list[i], io[4 * i + 3], io[4 * i])
+      else if (outcome === OUTCOME.keptMapping) this.#keepMapping(list[i], io[4 * i + 3], io[4 * i + 2], io[4 * i])
       if (tokens !== null && outcome !== OUTCOME.retained) mapDelete(this.#traces, tokens[i])
     }
     for (let i = 0; i < n; i++) list[i] = undefined

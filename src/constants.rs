@@ -45,6 +45,7 @@ pub struct JsReleaseOutcomes {
     pub last: f64,
     pub ended: f64,
     pub kept: f64,
+    pub kept_mapping: f64,
     pub direct: f64,
 }
 
@@ -150,6 +151,7 @@ pub fn constants() -> JsConstants {
             last: release_all::LAST,
             ended: release_all::ENDED,
             kept: release_all::KEPT,
+            kept_mapping: release_all::KEPT_MAPPING,
             direct: release_all::DIRECT,
         },
         cache: JsCacheLayout {

@@ -11,7 +11,7 @@
 //!
 //! `io` is a Float64Array of 4 numbers per Buffer, `[token, outcome, class, slot]` (for a
 //! [`DIRECT`] one the length replaces the class; for a [`KEPT`] slot the epoch replaces the
-//! token). Both calls check each Buffer against its token as `release` does (the live loan of that
+//! token; a [`KEPT_MAPPING`] one is `[epoch, KEPT_MAPPING, len, addr]`). Both calls check each Buffer against its token as `release` does (the live loan of that
 //! token must be that Buffer's address and length), so a wrong token, or a Buffer that is not the
 //! loan's, is skipped: the batch can end no loan but those of the Buffers it was given.
 
@@ -37,6 +37,9 @@ pub const ENDED: f64 = 3.0;
 /// loan: `io[4 * i + 1 ..]` is `[KEPT, class, slot]`, and the slot's epoch is returned in place of
 /// the token at `io[4 * i]`.
 pub const KEPT: f64 = 4.0;
+/// The loan ended, and its mapping's ArrayBuffer (`list[i]`) is to be kept for the mapping's next
+/// loan: `io[4 * i ..]` is `[epoch, KEPT_MAPPING, len, addr]`.
+pub const KEPT_MAPPING: f64 = 6.0;
 /// Set by JavaScript: a Buffer of this pool that was never retained, so that this is its last
 /// reference, already detached (Node 22+); `buffers[i]` is the ArrayBuffer its memory was
 /// transferred to and `io[4 * i + 2]` its length. `releaseMany` leaves it alone; `finishMany`
@@ -96,7 +99,7 @@ fn release_each(call: &Call<3>) -> Outcome {
 /// Buffer's length at `io[4 * i + 2]`, which `releaseMany` wrote) or [`DIRECT`], once JavaScript
 /// detached its Buffer, if the memory given is the loan's (never by the token alone): `list[i]` is then the ArrayBuffer the memory
 /// was transferred to (Node 22+), or the Buffer itself, which this detaches first (Node 20).
-/// Writes [`ENDED`] or [`KEPT`] ([`SKIPPED`] for a [`DIRECT`] one that is not its loan's). `list` is an Array without prototype that JavaScript made and holds alone. Returns
+/// Writes [`ENDED`], [`KEPT`] or [`KEPT_MAPPING`] ([`SKIPPED`] for a [`DIRECT`] one that is not its loan's). `list` is an Array without prototype that JavaScript made and holds alone. Returns
 /// the number of loans ended, or a negative status.
 pub unsafe extern "C" fn finish_many(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: Node calls this callback with its current env and call info.
@@ -159,9 +162,12 @@ fn finish_each(call: &Call<3>) -> Outcome {
         // SAFETY: the loan's witness was made by this env (loans end on their own thread), and
         // the loan that used it has ended.
         unsafe { escape::forget(env, done.owner.witness) };
-        match done.slot {
-            Some(s) if done.bound => {
+        match (done.slot, done.mapping) {
+            (Some(s), _) if done.bound => {
                 io[4 * i..4 * i + 4].copy_from_slice(&[s.epoch as f64, KEPT, s.class as f64, s.slot.index() as f64]);
+            }
+            (None, Some(m)) if done.bound => {
+                io[4 * i..4 * i + 4].copy_from_slice(&[m.epoch as f64, KEPT_MAPPING, m.len as f64, m.addr as f64]);
             }
             _ => {
                 io[4 * i + 1] = ENDED;
