@@ -723,7 +723,11 @@ mod tests {
         let lent = 4 * CLASS_SIZES[20] as i32;
         let _other = p.alloc(4096, false, OWNER).unwrap();
         assert_eq!(block_a.get(WORD_SYNCED), 0, "another thread's call leaves a cache's synced bytes");
-        assert_eq!(budgets(&block_a).0, (warning - 4096 - lent - slack) / 2, "cache a's drift up counts against the room");
+        assert_eq!(
+            budgets(&block_a).0,
+            (warning - 4096 - lent - slack) / 2,
+            "cache a's drift up counts against the room"
+        );
         assert!(p.cache_sync(a, &[]).is_empty());
         assert_eq!(block_a.get(WORD_SYNCED), lent, "a sync makes the bytes lent synced");
         assert_eq!(budgets(&block_a).0, (warning - 4096 - lent - slack) / 2, "and then they count as synced");
