@@ -55,39 +55,45 @@ use crate::loan::{self, CacheLoan, Loan, LoanMemory, Owner};
 use crate::size_class::{CLASS_COUNT, CLASS_SIZES};
 use crate::watermark::Level;
 
+// The words the core writes come first, on a cache line of their own (the block is aligned to
+// one): the thread reads them at every lend and release, and a write of the thread's own words
+// next to them would take the line away from every other thread's core call, and back.
+
 /// Word of the gate (written by the core): 1 while cache hits may be served.
 pub const WORD_GATE: usize = 0;
 /// Word counted up by the core to ask every cache to flush.
 pub const WORD_FLUSH: usize = 1;
-/// Bytes in use by Buffers lent from the cache (slot sizes).
-pub const WORD_IN_USE: usize = 2;
-/// Bytes requested by Buffers lent from the cache.
-pub const WORD_REQUESTED: usize = 3;
-/// Buffers lent from the cache and not yet back.
-pub const WORD_LIVE: usize = 4;
-/// Lends from the cache since the last sync.
-pub const WORD_ALLOCATIONS: usize = 5;
-/// Releases into the cache since the last sync.
-pub const WORD_RELEASES: usize = 6;
-/// The block's bytes in use at the thread's last sync, less the bytes of cache loans made
-/// ordinary since then: `WORD_IN_USE - WORD_SYNCED` is the drift of the Buffers the cache lent
-/// and took back since its last sync, which the thread keeps within [`DRIFT_MAX`].
-pub const WORD_SYNCED: usize = 7;
 /// The up budget (written by the core): how far `WORD_IN_USE` may rise above `WORD_SYNCED` before
 /// the thread syncs again; 0 while the gate is shut.
-pub const WORD_DRIFT_UP: usize = 8;
+pub const WORD_DRIFT_UP: usize = 2;
 /// The down budget (written by the core): how far `WORD_IN_USE` may fall below `WORD_SYNCED`.
-pub const WORD_DRIFT_DOWN: usize = 9;
+pub const WORD_DRIFT_DOWN: usize = 3;
+/// Words in one cache line.
+const LINE_WORDS: usize = 16;
+/// Bytes in use by Buffers lent from the cache (slot sizes).
+pub const WORD_IN_USE: usize = LINE_WORDS;
+/// Bytes requested by Buffers lent from the cache.
+pub const WORD_REQUESTED: usize = LINE_WORDS + 1;
+/// Buffers lent from the cache and not yet back.
+pub const WORD_LIVE: usize = LINE_WORDS + 2;
+/// Lends from the cache since the last sync.
+pub const WORD_ALLOCATIONS: usize = LINE_WORDS + 3;
+/// Releases into the cache since the last sync.
+pub const WORD_RELEASES: usize = LINE_WORDS + 4;
+/// The block's bytes in use at the thread's last sync, less the bytes of cache loans made
+/// ordinary since then: `WORD_IN_USE - WORD_SYNCED` is the drift of the Buffers the cache lent
+/// and took back since its last sync, which the thread keeps within its budgets.
+pub const WORD_SYNCED: usize = LINE_WORDS + 5;
 /// First word of the Buffers lent from the cache per class: class `c` is word `WORD_CLASSES + c`.
-pub const WORD_CLASSES: usize = 10;
+pub const WORD_CLASSES: usize = LINE_WORDS + 6;
 /// First entry word: entry `e` is word `WORD_ENTRIES + e`.
-pub const WORD_ENTRIES: usize = (WORD_CLASSES + CLASS_COUNT).next_multiple_of(8);
+pub const WORD_ENTRIES: usize = (WORD_CLASSES + CLASS_COUNT).next_multiple_of(LINE_WORDS);
 /// Most cache loans (cached or lent from the cache) one cache has at once.
 pub const MAX_ENTRIES: usize = 8192;
 /// Bytes of one cache's block. The binding views it with an external ArrayBuffer, which V8
 /// counts in `process.memoryUsage().external`; the pool's `externalBytes` do not (they count the
 /// memory lent and cached).
-pub const BLOCK_BYTES: usize = (WORD_ENTRIES + MAX_ENTRIES) * 4;
+pub const BLOCK_BYTES: usize = (WORD_ENTRIES + MAX_ENTRIES).next_multiple_of(LINE_WORDS) * 4;
 /// JavaScript names a cache loan `entry * CLASS_SPAN + class` (one number per Buffer), so every
 /// class index must be below it, and every name a safe integer.
 pub const CLASS_SPAN: usize = 64;
@@ -124,37 +130,56 @@ pub fn max_capacity_of(class: usize) -> usize {
     (CACHE_BYTES_MAX_PER_CLASS / CLASS_SIZES[class]).clamp(capacity_of(class), CACHE_SLOTS_MAX_PER_CLASS)
 }
 
+/// One cache line of a block's words.
+#[derive(Debug)]
+#[repr(C, align(64))]
+struct Line([AtomicI32; LINE_WORDS]);
+const _: () = assert!(size_of::<Line>() == 4 * LINE_WORDS, "a block's lines have no padding between them");
+const _: () = assert!(WORD_DRIFT_DOWN < LINE_WORDS, "the core's words share no line with the thread's");
+
 /// The words a cache's thread and the core share.
 #[derive(Debug)]
 pub struct CacheBlock {
-    words: Box<[AtomicI32]>,
+    lines: Box<[Line]>,
 }
 
 impl CacheBlock {
     fn new() -> Self {
-        CacheBlock { words: (0..WORD_ENTRIES + MAX_ENTRIES).map(|_| AtomicI32::new(0)).collect() }
+        let lines = (WORD_ENTRIES + MAX_ENTRIES).div_ceil(LINE_WORDS);
+        CacheBlock { lines: (0..lines).map(|_| Line(std::array::from_fn(|_| AtomicI32::new(0)))).collect() }
     }
 
     /// The first word, for the binding's view of the block; valid while the block lives.
     pub fn as_ptr(&self) -> *mut u8 {
-        self.words.as_ptr() as *mut u8
+        self.lines.as_ptr() as *mut u8
     }
 
     /// Bytes of the block.
     pub fn byte_len(&self) -> usize {
-        self.words.len() * 4
+        self.lines.len() * size_of::<Line>()
+    }
+
+    fn word(&self, word: usize) -> &AtomicI32 {
+        &self.lines[word / LINE_WORDS].0[word % LINE_WORDS]
     }
 
     fn get(&self, word: usize) -> i32 {
-        self.words[word].load(Ordering::Acquire)
+        self.word(word).load(Ordering::Acquire)
     }
 
     fn set(&self, word: usize, value: i32) {
-        self.words[word].store(value, Ordering::Release);
+        self.word(word).store(value, Ordering::Release);
+    }
+
+    /// Sets a word the core writes, only if it changes (a store takes the line from the thread).
+    fn update(&self, word: usize, value: i32) {
+        if self.get(word) != value {
+            self.set(word, value);
+        }
     }
 
     fn add(&self, word: usize, delta: i32) {
-        self.words[word].fetch_add(delta, Ordering::AcqRel);
+        self.word(word).fetch_add(delta, Ordering::AcqRel);
     }
 }
 
@@ -254,9 +279,9 @@ impl Caches {
         for rec in self.recs.values() {
             let (up, down) = budgets.filter(|_| rec.open).unwrap_or((0, 0));
             // The budgets first: a thread that sees the gate open sees budgets that go with it.
-            rec.block.set(WORD_DRIFT_UP, up as i32);
-            rec.block.set(WORD_DRIFT_DOWN, down as i32);
-            rec.block.set(WORD_GATE, i32::from(budgets.is_some() && rec.open));
+            rec.block.update(WORD_DRIFT_UP, up as i32);
+            rec.block.update(WORD_DRIFT_DOWN, down as i32);
+            rec.block.update(WORD_GATE, i32::from(budgets.is_some() && rec.open));
         }
     }
 
@@ -280,7 +305,8 @@ impl State {
     /// The up and down drift budgets of each open cache now, or `None` if the gate must be shut
     /// (the pool is closed or past `warning`, or no cache is open). See the module docs: each
     /// budget is `1/n` of the room between the bytes in use and the threshold on its side, less
-    /// the open caches' drift toward it and [`MOVE_MAX`] per cache. Closed caches serve nothing,
+    /// the open caches' drift toward it and [`MOVE_MAX`] per cache, rounded down to a power of
+    /// two. Closed caches serve nothing,
     /// so their bytes in use count as they are.
     pub(super) fn drift_budgets(&self, config: &PoolConfig) -> Option<(usize, usize)> {
         let open = self.caches.open_count();
@@ -305,7 +331,15 @@ impl State {
         // Below `hi * max` (a crossing is at `>=`), and at or above `lo * max`.
         let up_room = (hi * max).ceil() - 1.0 - synced - up_drift - slack;
         let down_room = synced - (lo * max).ceil() - down_drift - slack;
-        let budget = |room: f64| (room / open as f64).clamp(0.0, DRIFT_CAP as f64) as usize;
+        // A power of two, so that budgets change (and their line is written) only now and then.
+        let budget = |room: f64| {
+            let b = (room / open as f64).clamp(0.0, DRIFT_CAP as f64) as usize;
+            if b == 0 {
+                0
+            } else {
+                1 << b.ilog2()
+            }
+        };
         Some((budget(up_room), budget(down_room)))
     }
 
@@ -400,8 +434,8 @@ impl State {
 
     /// Moves a block's counts of lends and releases into the core's counters.
     fn fold_counts(&mut self, block: &CacheBlock) {
-        let allocations = block.words[WORD_ALLOCATIONS].swap(0, Ordering::AcqRel);
-        let releases = block.words[WORD_RELEASES].swap(0, Ordering::AcqRel);
+        let allocations = block.word(WORD_ALLOCATIONS).swap(0, Ordering::AcqRel);
+        let releases = block.word(WORD_RELEASES).swap(0, Ordering::AcqRel);
         self.counters.allocations += allocations.max(0) as u64;
         self.counters.releases += releases.max(0) as u64;
     }
@@ -674,6 +708,15 @@ mod tests {
         p.cache_close(id);
     }
 
+    /// `x` rounded down to a power of two (0 for none), as the core rounds budgets.
+    fn pow2(x: i32) -> i32 {
+        if x <= 0 {
+            0
+        } else {
+            1 << x.ilog2()
+        }
+    }
+
     /// The up and down budgets of a block.
     fn budgets(block: &CacheBlock) -> (i32, i32) {
         (block.get(WORD_DRIFT_UP), block.get(WORD_DRIFT_DOWN))
@@ -687,16 +730,20 @@ mod tests {
         let warning = (0.7 * f64::from(1 << 20)).ceil() as i32 - 1;
         let slack = SMALL_MAX_I32;
         assert_eq!(block.get(WORD_GATE), 1);
-        assert_eq!(budgets(&block), (warning - slack, DRIFT_CAP as i32), "at normal nothing is below");
+        assert_eq!(budgets(&block), (pow2(warning - slack), DRIFT_CAP as i32), "at normal nothing is below");
         let big = p.alloc(600 * 1024, false, OWNER).unwrap();
-        assert_eq!(budgets(&block), (warning - 600 * 1024 - slack, DRIFT_CAP as i32));
+        assert_eq!(budgets(&block), (pow2(warning - 600 * 1024 - slack), DRIFT_CAP as i32));
         let near = p.alloc(112 * 1024, false, OWNER).unwrap();
         assert_eq!(block.get(WORD_GATE), 1, "the gate stays open: moves down need no judging");
         assert_eq!(budgets(&block).0, 0, "every move up does");
         let _over = p.alloc(8 * 1024, false, OWNER).unwrap();
         assert_eq!(p.level(), Level::Warning);
         let hysteresis_floor = (0.68 * f64::from(1 << 20)).ceil() as i32;
-        assert_eq!(budgets(&block).1, 720 * 1024 - hysteresis_floor - slack, "at warning, down to its hysteresis");
+        assert_eq!(
+            budgets(&block).1,
+            pow2(720 * 1024 - hysteresis_floor - slack),
+            "at warning, down to its hysteresis"
+        );
         let flushes = block.get(WORD_FLUSH);
         let more = p.alloc(200 * 1024, false, OWNER).unwrap();
         assert_eq!(p.level(), Level::Critical);
@@ -714,7 +761,7 @@ mod tests {
         let (_b, block_b) = p.cache_open();
         let warning = (0.7 * f64::from(8 << 20)).ceil() as i32 - 1;
         let slack = 2 * SMALL_MAX_I32;
-        assert_eq!(budgets(&block_a).0, (warning - slack) / 2, "two caches share the room");
+        assert_eq!(budgets(&block_a).0, pow2((warning - slack) / 2), "two caches share the room");
         assert_eq!(budgets(&block_a), budgets(&block_b));
         let gs = p.cache_fill(a, 20, 4, crate::admission::Priority::Normal, OWNER).unwrap();
         for g in &gs {
@@ -725,18 +772,18 @@ mod tests {
         assert_eq!(block_a.get(WORD_SYNCED), 0, "another thread's call leaves a cache's synced bytes");
         assert_eq!(
             budgets(&block_a).0,
-            (warning - 4096 - lent - slack) / 2,
+            pow2((warning - 4096 - lent - slack) / 2),
             "cache a's drift up counts against the room"
         );
         assert!(p.cache_sync(a, &[]).is_empty());
         assert_eq!(block_a.get(WORD_SYNCED), lent, "a sync makes the bytes lent synced");
-        assert_eq!(budgets(&block_a).0, (warning - 4096 - lent - slack) / 2, "and then they count as synced");
+        assert_eq!(budgets(&block_a).0, pow2((warning - 4096 - lent - slack) / 2), "and then they count as synced");
         for g in &gs {
             give(&block_a, g, 100);
         }
         p.cache_close(a);
         assert_eq!((block_a.get(WORD_GATE), budgets(&block_a)), (0, (0, 0)), "a closed cache has none");
-        assert_eq!(budgets(&block_b).0, warning - 4096 - SMALL_MAX_I32, "the open one has all the room");
+        assert_eq!(budgets(&block_b).0, pow2(warning - 4096 - SMALL_MAX_I32), "the open one has all the room");
     }
 
     #[test]
