@@ -98,6 +98,8 @@ const LEVELS = Object.freeze(CONSTANTS.levels)
 const SYSCALLS = CONSTANTS.syscalls
 /** Kept ArrayBuffers per class and Pool object (a bound on memory parked in one thread). */
 const MAX_KEPT = 128
+/** Most Buffers a scope's close() releases one by one beside those of the cache (a batch costs more). */
+const SINGLE_RELEASES_MAX = 2
 /** Mapping lengths of the large classes, ascending: Buffers up to the last keep their ArrayBuffer. */
 const LARGE_LENS = CONSTANTS.largeClassLens
 const LARGE_MAX = LARGE_LENS[LARGE_LENS.length - 1]
@@ -560,39 +562,74 @@ class Pool extends EventEmitter {
 
   /**
    * For Scope: drops one reference of each Buffer of `list` (a private Array of this pool's
-   * PooledBuffers, which this call uses up), taking the pool's lock twice for the whole batch.
-   * Returns the references dropped.
+   * PooledBuffers, which this call uses up): those lent by this thread's cache go back to it,
+   * up to SINGLE_RELEASES_MAX others one by one as release() takes them, more in one batch that
+   * takes the pool's lock twice. Returns the references dropped.
    */
   [kReleaseAll](list, caller) {
     const n = list.length
     if (n === 0) return 0
-    const io = new F64(4 * n)
     const cache = this.#closed ? null : this.#cache
     let checked = 0
     let stuck = 0
     let cached = 0
     let direct = 0
+    // First those lent by this thread's cache: back into it, as release() does, with no native
+    // call. The others are left in `list` (the rest made undefined).
+    let others = 0
     for (let i = 0; i < n; i++) {
       const buf = list[i]
       const token = tokenOf(buf)
       // A Buffer released meanwhile (or whose memory someone moved out) reads as empty: skip it,
       // as anything that is not a Buffer of the safe path.
-      if (typeof token !== 'number' || lengthOf(buf) === 0) continue
+      if (typeof token !== 'number' || lengthOf(buf) === 0) {
+        list[i] = undefined
+        continue
+      }
       const ref = takeCacheRef(buf)
       if (ref >= 0 && cache != null && PooledBuffer.ownerOf(buf).handle === this.#handle) {
-        // Lent from this thread's cache: back into it, as release() does, with no native call.
         let given
         try {
           given = cache.give(buf, lengthOf(buf), ref, token)
         } catch {
           stuck++
+          list[i] = undefined
           continue
         }
         if (given) {
           cached++
+          list[i] = undefined
           continue
         }
       }
+      others++
+    }
+    if (others <= SINGLE_RELEASES_MAX) {
+      // A few: one by one, as release() takes each (a batch's native calls cost more).
+      let dropped = cached
+      let failure = null
+      for (let i = 0; i < n && others !== 0; i++) {
+        const buf = list[i]
+        if (buf === undefined) continue
+        list[i] = undefined
+        others--
+        try {
+          this.#drop(buf, tokenOf(buf), caller)
+          dropped++
+        } catch (err) {
+          // The rest are released all the same; the first error is told after them.
+          failure ??= err
+        }
+      }
+      if (stuck !== 0) throw errors.notDetachable(caller)
+      if (failure !== null) throw failure
+      return dropped
+    }
+    const io = new F64(4 * n)
+    for (let i = 0; i < n; i++) {
+      const buf = list[i]
+      if (buf === undefined) continue
+      const token = tokenOf(buf)
       io[4 * i] = token
       if (TRANSFER && !wasRetained(buf) && PooledBuffer.ownerOf(buf).handle === this.#handle) {
         // As in release(): this pool's, attached and never retained, so this is its last

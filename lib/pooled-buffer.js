@@ -27,12 +27,30 @@ class PooledBuffer extends Uint8Array {
    * -1 otherwise.
    */
   #cacheRef
+  /** The scope that owns a reference of it (see ./scope.js), or null; and its index there. */
+  #scope = null
+  #scopeIndex = -1
 
   constructor(ab, offset, length, token, owner, cacheRef = -1) {
     super(ab, offset, length)
     this.#token = token
     this.#owner = owner
     this.#cacheRef = cacheRef
+  }
+
+  /** Records that `scope` owns a reference of a PooledBuffer, at `index` of its list (null: none). */
+  static ownScope(buf, scope, index) {
+    buf.#scope = scope
+    buf.#scopeIndex = index
+  }
+
+  /** The index of `buf` in the list of `scope` if that scope owns it, else -1 (never throws). */
+  static scopeIndexOf(buf, scope) {
+    try {
+      return buf.#scope === scope ? buf.#scopeIndex : -1
+    } catch {
+      return -1
+    }
   }
 
   /** Forgets a PooledBuffer's cache entry and returns it (-1: none); see ./thread-cache.js. */

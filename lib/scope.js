@@ -6,14 +6,17 @@
 // Invariants kept here:
 // - `#buffers` holds each Buffer of this scope whose reference the scope still owns: added when
 //   allocated, removed by scope.release(); close() drops one reference of each that is still
-//   attached (one released by pool.release() or `using` meanwhile is detached, and skipped);
+//   attached (one released by pool.release() or `using` meanwhile is detached, and skipped). Each
+//   of them names this scope and its index in `#buffers` (see PooledBuffer.ownScope), so that
+//   scope.release() finds and removes it in constant time;
 // - a scope's children are closed with it, in the same native call; a closed scope refuses new
 //   work with ERR_EXTMEM_CLOSED;
 // - the Array handed to the native call is private (no prototype, see ./intrinsics.js): the call
 //   puts the ArrayBuffers of released slots in it, for the pool to keep;
-// - the Sets are worked only with Set methods captured at load, so no patched built-in sees them
-//   (and even a Buffer slipped into one could only be released as its owner could release it:
-//   the native side checks each Buffer against its own loan).
+// - `#buffers` is a private Array worked with indexes only, and the Set of children only with
+//   Set methods captured at load, so no patched built-in sees them (and even a Buffer slipped
+//   into one could only be released as its owner could release it: the native side checks each
+//   Buffer against its own loan).
 
 const errors = require('./errors')
 const { validateBuffer, validateSize, validateOptions } = require('./validate')
@@ -23,7 +26,6 @@ const {
   privateArray,
   lengthOf,
   setAdd,
-  setHas,
   setDelete,
   setClear,
   forEachOfSet,
@@ -35,15 +37,41 @@ const { PooledBuffer, ArenaBuffer } = require('./pooled-buffer')
 
 /**
  * Bytes of an arena scope's chunks: each one Buffer of the pool, carved into the scope's small
- * Buffers. The first is a small slot (lent by the thread's cache with no native call), so that a
- * scope of a few Buffers costs what they would alone; the next ones are 64 KiB.
+ * Buffers. The first ARENA_SMALL_CHUNKS are small slots (lent by the thread's cache with no
+ * native call), so that a scope of a few Buffers costs what they would alone; the next ones are
+ * 64 KiB.
  */
-const ARENA_FIRST_CHUNK = 8 * 1024
+const ARENA_SMALL_CHUNK = 8 * 1024
+const ARENA_SMALL_CHUNKS = 4
 const ARENA_CHUNK = 64 * 1024
 /** Largest Buffer carved from a chunk; larger ones take a loan of their own, as in any scope. */
 const ARENA_MAX = 8 * 1024
 
-const tokenOf = PooledBuffer.tokenOf
+const { tokenOf, ownScope } = PooledBuffer
+
+/**
+ * Lists of closed scopes, emptied, for new scopes to reuse (making a private Array costs about
+ * what the rest of a small scope does); and the list every closed scope has, never written.
+ */
+const spareLists = privateArray()
+const SPARE_LISTS_MAX = 64
+const CLOSED_LIST = privateArray()
+
+/** An empty private Array, reused if one is spare. */
+function takeList() {
+  const n = spareLists.length
+  if (n === 0) return privateArray()
+  const list = spareLists[n - 1]
+  spareLists[n - 1] = undefined
+  spareLists.length = n - 1
+  return list
+}
+
+/** Empties `list`, which nothing else holds any more, and keeps it for a new scope. */
+function giveList(list) {
+  list.length = 0
+  if (spareLists.length < SPARE_LISTS_MAX) spareLists[spareLists.length] = list
+}
 
 /** What only pool.scope() and scope.scope() pass to the constructor. */
 const kMake = Symbol('extmem.makeScope')
@@ -56,8 +84,13 @@ const kFiguresOf = Symbol('extmem.figuresOf')
 class Scope {
   #pool
   #parent
-  #children = new SafeSet()
-  #buffers = new SafeSet()
+  /** Child scopes not closed yet (a Set made with the first one). */
+  #children = null
+  /**
+   * The Buffers whose reference this scope owns (a private Array; see the invariants above);
+   * CLOSED_LIST once closed.
+   */
+  #buffers = takeList()
   #closed = false
   /**
    * An arena scope carves Buffers of up to ARENA_MAX bytes from 64 KiB chunks, each a Buffer of
@@ -70,6 +103,8 @@ class Scope {
   #chunk = null
   #end = 0
   #offset = 0
+  /** Chunks taken so far. */
+  #chunks = 0
 
   /** Made by pool.scope() and scope.scope() only (`new Scope()` is ERR_ILLEGAL_CONSTRUCTOR). */
   constructor(key, pool, parent, arena = false) {
@@ -101,8 +136,16 @@ class Scope {
       if (size !== 0 && size <= ARENA_MAX) return this.#carve(size, zero, caller)
     }
     const buf = this.#pool[kAllocFor](size, zero, options, caller)
-    if (lengthOf(buf) !== 0) setAdd(this.#buffers, buf)
+    if (lengthOf(buf) !== 0) this.#own(buf)
     return buf
+  }
+
+  /** Takes ownership of one reference of `buf`, a PooledBuffer no scope owns. */
+  #own(buf) {
+    const list = this.#buffers
+    const i = list.length
+    list[i] = buf
+    ownScope(buf, this, i)
   }
 
   /** A Buffer of `size` bytes (1..ARENA_MAX) carved from this arena scope's chunk. */
@@ -110,9 +153,10 @@ class Scope {
     let at = (this.#offset + 7) & ~7
     // A new chunk when this one is full, or gone (user code transferred its ArrayBuffer away).
     if (this.#chunk === null || at + size > this.#end || arrayBufferLengthOf(this.#chunk) === 0) {
-      const bytes = this.#chunk === null ? ARENA_FIRST_CHUNK : ARENA_CHUNK
+      const bytes = this.#chunks < ARENA_SMALL_CHUNKS ? ARENA_SMALL_CHUNK : ARENA_CHUNK
       const chunk = this.#pool[kAllocFor](bytes, false, undefined, caller)
-      setAdd(this.#buffers, chunk)
+      this.#chunks++
+      this.#own(chunk)
       this.#chunk = bufferOf(chunk)
       this.#end = bytes
       at = 0
@@ -132,9 +176,17 @@ class Scope {
         this.release,
         ": an arena scope's Buffers share its chunks and go back together at close()",
       )
-    if (!setHas(this.#buffers, buf)) throw errors.notPooled(this.release, ' in this scope')
+    const i = PooledBuffer.scopeIndexOf(buf, this)
+    if (i < 0) throw errors.notPooled(this.release, ' in this scope')
     const left = this.#pool.release(buf)
-    setDelete(this.#buffers, buf)
+    // Not the scope's any more: the last one takes its place.
+    const list = this.#buffers
+    const last = list.length - 1
+    const moved = list[last]
+    list[i] = moved
+    ownScope(moved, this, i)
+    list.length = last
+    ownScope(buf, null, -1)
     return left
   }
 
@@ -142,6 +194,7 @@ class Scope {
   scope(options) {
     if (this.#closed) throw errors.closed(this.scope)
     const child = new Scope(kMake, this.#pool, this, arenaOption(options, this.scope))
+    this.#children ??= new SafeSet()
     setAdd(this.#children, child)
     return child
   }
@@ -153,23 +206,34 @@ class Scope {
    */
   close() {
     if (this.#closed) return 0
-    const list = privateArray()
-    this.#collect(list)
+    this.#closed = true
+    // This scope's own list, with its children's Buffers added: the scope is done with it.
+    const list = this.#buffers
+    if (this.#children !== null) this.#collectChildren(list)
     const parent = this.#parent
     if (parent !== null) setDelete(parent.#children, this)
-    return this.#pool[kReleaseAll](list, this.close)
+    this.#buffers = CLOSED_LIST
+    try {
+      return this.#pool[kReleaseAll](list, this.close)
+    } finally {
+      giveList(list)
+    }
   }
 
   [Symbol.dispose]() {
     this.close()
   }
 
-  /** Moves the Buffers of this scope and its children to `list` and marks them all closed. */
-  #collect(list) {
-    this.#closed = true
-    forEachOfSet(this.#buffers, (buf) => (list[list.length] = buf))
-    setClear(this.#buffers)
-    forEachOfSet(this.#children, (child) => child.#collect(list))
+  /** Moves the Buffers of this scope's children (and theirs) to `list` and marks them all closed. */
+  #collectChildren(list) {
+    forEachOfSet(this.#children, (child) => {
+      child.#closed = true
+      const own = child.#buffers
+      child.#buffers = CLOSED_LIST
+      for (let i = 0; i < own.length; i++) list[list.length] = own[i]
+      giveList(own)
+      if (child.#children !== null) child.#collectChildren(list)
+    })
     setClear(this.#children)
   }
 
@@ -188,15 +252,15 @@ class Scope {
   }
 
   #gather(bufs) {
-    forEachOfSet(this.#buffers, (buf) => {
-      if (lengthOf(buf) !== 0) bufs[bufs.length] = buf
-    })
-    forEachOfSet(this.#children, (child) => child.#gather(bufs))
+    const own = this.#buffers
+    for (let i = 0; i < own.length; i++) if (lengthOf(own[i]) !== 0) bufs[bufs.length] = own[i]
+    if (this.#children !== null) forEachOfSet(this.#children, (child) => child.#gather(bufs))
   }
 }
 
 /** The `arena` option of pool.scope() and scope.scope(), checked. */
 function arenaOption(options, caller) {
+  if (options === undefined) return false
   const opts = validateOptions(options, 'options', ['arena'], caller)
   if (opts.arena !== undefined && typeof opts.arena !== 'boolean')
     throw errors.invalidArgType('options.arena', 'of type boolean', opts.arena, caller)
