@@ -116,6 +116,33 @@ test('Buffers released before close() (by scope.release, pool.release or dispose
   pool.close()
 })
 
+test('scope.release() takes out exactly the Buffer it is given, in any order, among many; the rest stay the scope’s', (t) => {
+  const pool = newPool()
+  const scope = pool.scope()
+  const other = pool.scope()
+  const bufs = Array.from({ length: 40 }, (_, i) => scope.allocUnsafe(SIZES[i % SIZES.length]))
+  bufs.forEach((b, i) => stamp(b, i))
+  const stranger = other.allocUnsafe(64)
+  // Every third, from the middle out: each release moves the scope's last Buffer into the gap.
+  const order = [20, 19, 21, 0, 39, 3, 36, 6, 33, 9, 30, 12, 27, 15, 24, 18]
+  for (const i of order) t.is(scope.release(bufs[i]), 0, `Buffer ${i} released`)
+  const kept = bufs.filter((_, i) => !order.includes(i))
+  t.true(
+    kept.every((b) => holds(b, bufs.indexOf(b))),
+    'the others are intact',
+  )
+  t.like(scope.stats(), { liveBuffers: kept.length })
+  t.throws(() => scope.release(bufs[20]), { code: 'ERR_EXTMEM_NOT_POOLED' }, 'a released one is no longer the scope’s')
+  t.throws(() => scope.release(stranger), { code: 'ERR_EXTMEM_NOT_POOLED' }, 'nor is another scope’s')
+  const late = scope.allocUnsafe(100)
+  t.is(scope.release(late), 0, 'one allocated after the first release is found too')
+  t.is(scope.close(), kept.length, 'close() releases exactly the rest')
+  t.true(bufs.every((b) => b.length === 0))
+  t.is(other.close(), 1)
+  t.like(pool.stats(), { liveBuffers: 0, inUseBytes: 0 })
+  pool.close()
+})
+
 test('a Buffer that resize() or share() detached is no longer the scope’s: stats() and close() agree', (t) => {
   const pool = newPool()
   const named = new Pool({ name: 'scope-escapes', maxBytes: 16 << 20 })

@@ -14,60 +14,45 @@
 // finds the Pool object. The record holds the Pool only weakly, so a Buffer never keeps its
 // Pool object alive.
 
+/** `#cacheRef` of a PooledBuffer neither lent by a cache nor ever retained, and of one retained. */
+const NONE = -1
+const RETAINED = -2
+
 /** A Buffer of the safe path: the Buffer that alloc() returned for one loan. */
 class PooledBuffer extends Uint8Array {
   /** The loan's token, or null for alloc(0)'s Buffer, which holds no memory. */
   #token
   /** Its pool's owner record. */
   #owner
-  /** Whether it was ever retained: until then its release is its last (see ./pool.js). */
-  #retained = false
   /**
-   * Its entry in its thread's slot cache (see ./thread-cache.js) while its loan is the cache's;
-   * -1 otherwise.
+   * Its entry in its thread's slot cache (see ./thread-cache.js) while its loan is the cache's
+   * (>= 0); else RETAINED if it was ever retained (until then its release is its last, see
+   * ./pool.js), or NONE. One field for both: every field is young-generation bytes per Buffer.
    */
   #cacheRef
-  /** The scope that owns a reference of it (see ./scope.js), or null; and its index there. */
-  #scope = null
-  #scopeIndex = -1
 
-  constructor(ab, offset, length, token, owner, cacheRef = -1) {
+  constructor(ab, offset, length, token, owner, cacheRef = NONE) {
     super(ab, offset, length)
     this.#token = token
     this.#owner = owner
     this.#cacheRef = cacheRef
   }
 
-  /** Records that `scope` owns a reference of a PooledBuffer, at `index` of its list (null: none). */
-  static ownScope(buf, scope, index) {
-    buf.#scope = scope
-    buf.#scopeIndex = index
-  }
-
-  /** The index of `buf` in the list of `scope` if that scope owns it, else -1 (never throws). */
-  static scopeIndexOf(buf, scope) {
-    try {
-      return buf.#scope === scope ? buf.#scopeIndex : -1
-    } catch {
-      return -1
-    }
-  }
-
-  /** Forgets a PooledBuffer's cache entry and returns it (-1: none); see ./thread-cache.js. */
+  /** Forgets a PooledBuffer's cache entry and returns it (< 0: none); see ./thread-cache.js. */
   static takeCacheRef(buf) {
     const ref = buf.#cacheRef
-    buf.#cacheRef = -1
+    if (ref >= 0) buf.#cacheRef = NONE
     return ref
   }
 
   /** Records that a PooledBuffer was retained (it may have more than one reference from now on). */
   static markRetained(buf) {
-    buf.#retained = true
+    buf.#cacheRef = RETAINED
   }
 
   /** Whether a PooledBuffer was ever retained. */
   static wasRetained(buf) {
-    return buf.#retained
+    return buf.#cacheRef === RETAINED
   }
 
   /** The owner record of a PooledBuffer (the caller knows it is one). */

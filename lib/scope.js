@@ -6,15 +6,16 @@
 // Invariants kept here:
 // - `#buffers` holds each Buffer of this scope whose reference the scope still owns: added when
 //   allocated, removed by scope.release(); close() drops one reference of each that is still
-//   attached (one released by pool.release() or `using` meanwhile is detached, and skipped). Each
-//   of them names this scope and its index in `#buffers` (see PooledBuffer.ownScope), so that
-//   scope.release() finds and removes it in constant time;
+//   attached (one released by pool.release() or `using` meanwhile is detached, and skipped). From
+//   a scope's first scope.release() on, `#index` maps each of them to its index in `#buffers`, so
+//   that scope.release() finds and removes one in constant time (and a scope that never releases
+//   one alone pays nothing for it);
 // - a scope's children are closed with it, in the same native call; a closed scope refuses new
 //   work with ERR_EXTMEM_CLOSED;
 // - the Array handed to the native call is private (no prototype, see ./intrinsics.js): the call
 //   puts the ArrayBuffers of released slots in it, for the pool to keep;
-// - `#buffers` is a private Array worked with indexes only, and the Set of children only with
-//   Set methods captured at load, so no patched built-in sees them (and even a Buffer slipped
+// - `#buffers` is a private Array worked with indexes only, and the Map and the Set only with
+//   methods captured at load, so no patched built-in sees them (and even a Buffer slipped
 //   into one could only be released as its owner could release it: the native side checks each
 //   Buffer against its own loan).
 
@@ -23,6 +24,10 @@ const { validateBuffer, validateSize, validateOptions } = require('./validate')
 const {
   F64,
   SafeSet,
+  SafeMap,
+  mapGet,
+  mapSet,
+  mapDelete,
   privateArray,
   lengthOf,
   setAdd,
@@ -47,7 +52,7 @@ const ARENA_CHUNK = 64 * 1024
 /** Largest Buffer carved from a chunk; larger ones take a loan of their own, as in any scope. */
 const ARENA_MAX = 8 * 1024
 
-const { tokenOf, ownScope } = PooledBuffer
+const { tokenOf } = PooledBuffer
 
 /**
  * Lists of closed scopes, emptied, for new scopes to reuse (making a private Array costs about
@@ -91,6 +96,8 @@ class Scope {
    * CLOSED_LIST once closed.
    */
   #buffers = takeList()
+  /** Each of `#buffers` to its index there, made by the first scope.release() (null until then). */
+  #index = null
   #closed = false
   /**
    * An arena scope carves Buffers of up to ARENA_MAX bytes from 64 KiB chunks, each a Buffer of
@@ -145,7 +152,7 @@ class Scope {
     const list = this.#buffers
     const i = list.length
     list[i] = buf
-    ownScope(buf, this, i)
+    if (this.#index !== null) mapSet(this.#index, buf, i)
   }
 
   /** A Buffer of `size` bytes (1..ARENA_MAX) carved from this arena scope's chunk. */
@@ -176,17 +183,21 @@ class Scope {
         this.release,
         ": an arena scope's Buffers share its chunks and go back together at close()",
       )
-    const i = PooledBuffer.scopeIndexOf(buf, this)
-    if (i < 0) throw errors.notPooled(this.release, ' in this scope')
+    const list = this.#buffers
+    if (this.#index === null) {
+      this.#index = new SafeMap()
+      for (let j = 0; j < list.length; j++) mapSet(this.#index, list[j], j)
+    }
+    const i = mapGet(this.#index, buf)
+    if (i === undefined) throw errors.notPooled(this.release, ' in this scope')
     const left = this.#pool.release(buf)
     // Not the scope's any more: the last one takes its place.
-    const list = this.#buffers
     const last = list.length - 1
     const moved = list[last]
     list[i] = moved
-    ownScope(moved, this, i)
+    mapSet(this.#index, moved, i)
     list.length = last
-    ownScope(buf, null, -1)
+    mapDelete(this.#index, buf)
     return left
   }
 
@@ -213,6 +224,7 @@ class Scope {
     const parent = this.#parent
     if (parent !== null) setDelete(parent.#children, this)
     this.#buffers = CLOSED_LIST
+    this.#index = null
     try {
       return this.#pool[kReleaseAll](list, this.close)
     } finally {
@@ -230,6 +242,7 @@ class Scope {
       child.#closed = true
       const own = child.#buffers
       child.#buffers = CLOSED_LIST
+      child.#index = null
       for (let i = 0; i < own.length; i++) list[list.length] = own[i]
       giveList(own)
       if (child.#children !== null) child.#collectChildren(list)
