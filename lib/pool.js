@@ -449,9 +449,12 @@ class Pool extends EventEmitter {
    * every view of it) is detached and its memory returns to the pool at once.
    */
   release(buf) {
-    const token = this.#ownerToken(buf, this.release, true)
-    if (token === null) return 0
-    return this.#drop(buf, token, this.release)
+    // A Buffer of the safe path, attached: the common case, checked by its brand alone (the
+    // checks below give the same answer for it, and every other case their error).
+    const token = tokenOf(buf)
+    if (typeof token === 'number' && lengthOf(buf) !== 0) return this.#drop(buf, token, this.release)
+    if (this.#ownerToken(buf, this.release, true) === null) return 0
+    throw errors.released(this.release)
   }
 
   /** Drops one reference of the loan `token` of `buf`, a Buffer of this pool; returns the references left. */
