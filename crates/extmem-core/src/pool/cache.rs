@@ -564,13 +564,20 @@ impl Pool {
                 None => stale.push(witness),
             }
         }
+        let mut moved = false;
         if let Some(rec) = st.caches.recs.get(&cache) {
             let block = rec.block.clone();
             // This runs on the cache's thread: its bytes in use are what the level is judged at.
-            block.set(WORD_SYNCED, block.get(WORD_IN_USE));
+            let in_use = block.get(WORD_IN_USE);
+            moved = block.get(WORD_SYNCED) != in_use;
+            block.set(WORD_SYNCED, in_use);
             st.fold_counts(&block);
         }
-        st.update_level(&self.config);
+        // With no drift the bytes in use are the ones last judged: the level, the gates and the
+        // budgets stand (a sync that only witnesses takes the lock for no more than that).
+        if moved {
+            st.update_level(&self.config);
+        }
         stale
     }
 
