@@ -2,13 +2,16 @@
 // Lifetimes: what a scope's close() and resize() cost against doing the same by hand.
 //   scope close   64 Buffers of 512 B, all released by one scope.close()  vs  64 pool.release() calls
 //                 (only the releasing is timed; both sides allocate the same way before it)
+//   arena scope   64 Buffers of 1 KiB from one pool.scope({ arena: true }), allocations and close()
+//                 timed  vs  64 Buffer.allocUnsafe(1024), dropped to the GC (an event-loop turn
+//                 every 64 scopes on both sides, so the GC's work is inside the measurement)
 //   resize        a 16 MiB Buffer grown to 32 MiB with pool.resize()  vs  pool.allocUnsafe(32 MiB)
 //                 + copy of the 16 MiB + release of the old one (only the growing is timed)
 //   hand-off      a 64 KiB / 1 MiB Buffer to a worker thread and back: defaultPool.share() +
 //                 postMessage(handle) + adopt() each way  vs  postMessage(buf), which copies it
 //                 (structured clone), each way
-// Targets: closing costs at most half of the single releases; growing and a 1 MiB hand-off are at
-// least 10x faster.
+// Targets: closing costs at most half of the single releases; an arena scope no more than Node's
+// Buffers; growing and a 1 MiB hand-off are at least 10x faster.
 
 const { Worker } = require('node:worker_threads')
 const { once } = require('node:events')
@@ -38,6 +41,29 @@ async function timeReleases(pool, rounds, useScope) {
     if (r % 64 === 63) await turn()
   }
   return Number(total) / (rounds * SCOPE_BUFFERS)
+}
+
+const ARENA_SIZE = 1024
+
+/**
+ * Nanoseconds per Buffer of `rounds` x 64 Buffers of 1 KiB, allocated and let go: by an arena
+ * scope of `pool` and its close(), or (`pool` null) by Buffer.allocUnsafe and the GC.
+ */
+async function timeArena(pool, rounds) {
+  const bufs = new Array(SCOPE_BUFFERS)
+  const t0 = process.hrtime.bigint()
+  for (let r = 0; r < rounds; r++) {
+    const scope = pool === null ? null : pool.scope({ arena: true })
+    for (let i = 0; i < SCOPE_BUFFERS; i++) {
+      const b = scope === null ? Buffer.allocUnsafe(ARENA_SIZE) : scope.allocUnsafe(ARENA_SIZE)
+      b[0] = i
+      bufs[i] = b
+    }
+    if (scope !== null) scope.close()
+    bufs.fill(undefined)
+    if (r % 64 === 63) await turn()
+  }
+  return Number(process.hrtime.bigint() - t0) / (rounds * SCOPE_BUFFERS)
 }
 
 /** Microseconds per grow of a 16 MiB Buffer (its pages written) to 32 MiB, `count` times. */
@@ -152,6 +178,24 @@ async function runLifetimes(cfg) {
         ['scope.close()', release.scope],
         ['64 x pool.release()', release.single],
         0.5,
+      ),
+    )
+    const arena = await alternate(
+      [
+        { key: 'arena', run: () => timeArena(pool, cfg.scopes) },
+        { key: 'node', run: () => timeArena(null, cfg.scopes) },
+      ],
+      cfg.rounds,
+    )
+    rows.push(
+      lifetimesRow(
+        'arena scope (64 Buffers)',
+        ARENA_SIZE,
+        'ns/Buffer',
+        cfg.rounds,
+        ['pool.scope({ arena: true }): allocUnsafe + close()', arena.arena],
+        ['64 x Buffer.allocUnsafe(1024), dropped', arena.node],
+        1,
       ),
     )
     const grow = await alternate(

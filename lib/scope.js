@@ -47,7 +47,7 @@ const { PooledBuffer, ArenaBuffer } = require('./pooled-buffer')
  * 64 KiB.
  */
 const ARENA_SMALL_CHUNK = 8 * 1024
-const ARENA_SMALL_CHUNKS = 4
+const ARENA_SMALL_CHUNKS = 2
 const ARENA_CHUNK = 64 * 1024
 /** Largest Buffer carved from a chunk; larger ones take a loan of their own, as in any scope. */
 const ARENA_MAX = 8 * 1024
@@ -110,7 +110,7 @@ class Scope {
   #chunk = null
   #end = 0
   #offset = 0
-  /** Chunks taken so far. */
+  /** Chunks taken so far (the first ARENA_SMALL_CHUNKS are small). */
   #chunks = 0
 
   /** Made by pool.scope() and scope.scope() only (`new Scope()` is ERR_ILLEGAL_CONSTRUCTOR). */
