@@ -50,7 +50,7 @@ const ARENA_SIZE = 1024
  * scope of `pool` and its close(), or (`pool` null) by Buffer.allocUnsafe and the GC.
  */
 async function timeArena(pool, rounds) {
-  const bufs = new Array(SCOPE_BUFFERS)
+  const bufs = Array.from({ length: SCOPE_BUFFERS })
   const t0 = process.hrtime.bigint()
   for (let r = 0; r < rounds; r++) {
     const scope = pool === null ? null : pool.scope({ arena: true })
