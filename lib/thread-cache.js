@@ -63,7 +63,7 @@ const MAX_COUNT = 1 << 30
 /** Most slots one native sync witnesses (its ArrayBuffers are arguments: see #witness). */
 const SYNC_BATCH = LAYOUT.syncBatch
 /** The ArrayBuffer arguments #witness passes; the core must expect exactly these. */
-const WITNESS_ARGS = 16
+const WITNESS_ARGS = 32
 if (SYNC_BATCH !== WITNESS_ARGS)
   throw new Error(`extmem: the native cache sync takes ${SYNC_BATCH} ArrayBuffers, this file passes ${WITNESS_ARGS}`)
 /** A Buffer's cacheRef is `entry * CLASS_SPAN + class` (the core asserts every class fits). */
@@ -222,8 +222,8 @@ class ThreadCache {
     pending[top + 1] = entry
     pending[top + 2] = token
     this.#pendingTop[cls] = top + 3
-    // Witness a batch once half the class's capacity waits (or the ready ones run out).
-    if (++this.#pendingCount >= SYNC_BATCH || top + 3 >= 3 * (this.#limit[cls] >> 1)) this.#sync()
+    // Witness a batch once a native call's worth waits (or when the ready ones run out: see take).
+    if (++this.#pendingCount >= SYNC_BATCH) this.#sync()
     return true
   }
 
@@ -420,6 +420,22 @@ class ThreadCache {
       a[13],
       a[14],
       a[15],
+      a[16],
+      a[17],
+      a[18],
+      a[19],
+      a[20],
+      a[21],
+      a[22],
+      a[23],
+      a[24],
+      a[25],
+      a[26],
+      a[27],
+      a[28],
+      a[29],
+      a[30],
+      a[31],
     )
     for (let i = 0; i < n; i++) a[i] = undefined
     return status === 0

@@ -111,9 +111,9 @@ fn fill(call: &Call<6>) -> Outcome {
 }
 
 /// Most slots one `cacheSync` call witnesses.
-pub const SYNC_BATCH: usize = 16;
+pub const SYNC_BATCH: usize = 32;
 
-/// `cacheSync(handle, id, entries, n, ab0, …, ab15)`: records the witnesses of `n` slots put back
+/// `cacheSync(handle, id, entries, n, ab0, …, ab31)`: records the witnesses of `n` slots put back
 /// since the last sync: `ab_i`, the ArrayBuffer of entry `entries[i]` (a Float64Array). Folds the
 /// cache's counts into the pool's and moves the level and the gates. Returns 0, or a negative
 /// status. (The ArrayBuffers come as arguments: reading them from an Array costs ~100 ns each.)
