@@ -103,6 +103,10 @@ const SINGLE_RELEASES_MAX = 2
 /** Mapping lengths of the large classes, ascending: Buffers up to the last keep their ArrayBuffer. */
 const LARGE_LENS = CONSTANTS.largeClassLens
 const LARGE_MAX = LARGE_LENS[LARGE_LENS.length - 1]
+/** Bytes of each thread-cache class: the small classes, then the large ones (cache class `CLASS_SIZES.length + k`). */
+const CACHE_CLASS_BYTES = new F64(CLASS_SIZES.length + LARGE_LENS.length)
+for (let c = 0; c < CLASS_SIZES.length; c++) CACHE_CLASS_BYTES[c] = CLASS_SIZES[c]
+for (let k = 0; k < LARGE_LENS.length; k++) CACHE_CLASS_BYTES[CLASS_SIZES.length + k] = LARGE_LENS[k]
 /** Kept ArrayBuffers per large class and Pool object (what they show stays mapped only while the pool caches it). */
 const MAX_KEPT_LARGE = 4096
 
@@ -341,11 +345,24 @@ class Pool extends EventEmitter {
   }
 
   /**
-   * A large Buffer (Node 22+) over a mapping of its class, through a kept ArrayBuffer bound to a
-   * cached mapping if one is still good, else a new one bound to its mapping.
+   * A large Buffer (Node 22+) over a mapping of its class: lent by this thread's cache, else
+   * through a kept ArrayBuffer bound to a cached mapping if one is still good, else a new one
+   * bound to its mapping.
    */
   #allocMapping(size, zero, flags, tracked, caller) {
     const cls = largeClassOf(size)
+    if (!tracked) {
+      const cache = this.#cache === undefined ? this.#openCache() : this.#cache
+      // Past what the cache holds, the kept ArrayBuffers serve first: a fill could take their
+      // mappings from under them.
+      const mayFill = this.#keptLargeTop[cls] === 0
+      const ab = cache === null ? null : cache.take(CLASS_SIZES.length + cls, size, flags, mayFill)
+      if (ab !== null) {
+        // The whole mapping: its ArrayBuffer shows all of it.
+        if (zero) zeroFill(ab)
+        return new PooledBuffer(ab, 0, size, cache.token, this.#owner, cache.ref)
+      }
+    }
     const kept = this.#keptLarge[cls]
     let top = this.#keptLargeTop[cls]
     while (top !== 0) {
@@ -393,7 +410,9 @@ class Pool extends EventEmitter {
 
   /** Opens this thread's slot cache (Node 22+; null elsewhere). */
   #openCache() {
-    this.#cache = TRANSFER ? ThreadCache.open(this.#handle, CLASS_SIZES, scratch, () => this.#decayKept()) : null
+    this.#cache = TRANSFER
+      ? ThreadCache.open(this.#handle, CACHE_CLASS_BYTES, CLASS_SIZES.length, scratch, () => this.#decayKept())
+      : null
     return this.#cache
   }
 
@@ -870,10 +889,10 @@ class Pool extends EventEmitter {
    */
   trim() {
     if (this.#closed) throw errors.closed(this.trim)
-    this.#cache?.flush()
+    const flushed = this.#cache?.flush() ?? 0
     this.#dropKept()
     this.#fast?.trim()
-    return this.#native.trim()
+    return flushed + this.#native.trim()
   }
 
   /** Lets go of the kept ArrayBuffers (their external bytes leave when the GC collects them). */

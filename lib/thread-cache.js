@@ -23,7 +23,7 @@
 
 const { isMainThread } = require('node:worker_threads')
 const native = require('../binding.js')
-const { F64, I32, SafeWeakRef, deref, transferOf, bufferOf, privateArray } = require('./intrinsics')
+const { F64, I32, SafeWeakRef, deref, transferOf, bufferOf, lengthOf, privateArray } = require('./intrinsics')
 
 const {
   hot_cacheOpen: nativeOpen,
@@ -37,6 +37,8 @@ const {
 const LAYOUT = native.constants().cache
 const {
   gate: GATE,
+  gateLarge: GATE_LARGE,
+  largeLentMax: LARGE_LENT_MAX,
   flush: FLUSH,
   inUse: IN_USE,
   requested: REQUESTED,
@@ -74,7 +76,9 @@ class ThreadCache {
   #id
   /** The block, shared with the core. */
   #words
+  /** Bytes of an entry per cache class (small classes, then large ones from `#largeFrom`). */
   #classSizes
+  #largeFrom
   /** Per class: triples `ab, entry, token` below `#readyTop[class]`, witnessed and lendable. */
   #ready
   #readyTop
@@ -106,20 +110,21 @@ class ThreadCache {
    * A cache for the pool of `handle`, or null where the runtime has none. `onDecay` runs at each
    * decay tick, before the pool gives back what stayed unused.
    */
-  static open(handle, classSizes, scratch, onDecay) {
+  static open(handle, classSizes, largeFrom, scratch, onDecay) {
     const ab = nativeOpen(handle)
     if (typeof ab !== 'object') return null
-    return new ThreadCache(handle, scratch[0], new I32(ab), classSizes, onDecay)
+    return new ThreadCache(handle, scratch[0], new I32(ab), classSizes, largeFrom, onDecay)
   }
 
-  constructor(handle, id, words, classSizes, onDecay) {
+  constructor(handle, id, words, classSizes, largeFrom, onDecay) {
     this.#onDecay = onDecay
+    this.#largeFrom = largeFrom
     this.#handle = handle
     this.#id = id
     this.#words = words
     this.#classSizes = classSizes
     this.#flushSeen = words[FLUSH]
-    const n = classSizes.length
+    const n = lengthOf(classSizes)
     this.#classCount = n
     this.#ready = privateArray()
     this.#pending = privateArray()
@@ -136,25 +141,34 @@ class ThreadCache {
   }
 
   /**
-   * Lends a slot of class `cls` for a Buffer of `size` bytes: its ArrayBuffer (over the whole
-   * slot, contents unspecified), with `token` and `ref` set; or null when the caller must take the
-   * native path (the gate is shut, or the core gives no slot).
+   * Lends an entry of class `cls` for a Buffer of `size` bytes: its ArrayBuffer (over the whole
+   * slot or mapping, contents unspecified), with `token` and `ref` set; or null when the caller
+   * must take the native path (the gate is shut, the core gives nothing, or none is here and
+   * `mayFill` is false).
    */
-  take(cls, size, flags) {
+  take(cls, size, flags, mayFill = true) {
     const w = this.#words
     if (w[GATE] !== 1 || w[FLUSH] !== this.#flushSeen) return this.#shut()
+    const cap = this.#classSizes[cls]
+    // A large class only while admission admits large Buffers, and within what the block counts.
+    if (cls >= this.#largeFrom && (w[GATE_LARGE] !== 1 || w[IN_USE] + cap > LARGE_LENT_MAX)) return null
+    // Within the budget up first (before a fill takes memory this call would not lend).
+    if (w[IN_USE] + cap - w[SYNCED] > w[DRIFT_UP] || w[ALLOCATIONS] > MAX_COUNT) {
+      if (w[IN_USE] !== w[SYNCED] || w[ALLOCATIONS] > MAX_COUNT) this.#sync()
+      if (w[GATE] !== 1 || cap > w[DRIFT_UP]) return null
+    }
     let top = this.#readyTop[cls]
     if (top === 0) {
       if (this.#pendingCount !== 0) this.#sync()
       top = this.#readyTop[cls]
-      if (top === 0) top = this.#fill(cls, flags)
+      if (top === 0 && mayFill) top = this.#fill(cls, flags)
       if (top === 0 || w[GATE] !== 1) return null
-    }
-    const cap = this.#classSizes[cls]
-    if (w[IN_USE] + cap - w[SYNCED] > w[DRIFT_UP] || w[ALLOCATIONS] > MAX_COUNT) {
-      if (w[IN_USE] !== w[SYNCED] || w[ALLOCATIONS] > MAX_COUNT) this.#sync()
-      if (w[GATE] !== 1 || cap > w[DRIFT_UP]) return null
-      top = this.#readyTop[cls]
+      // A fill judged the level and the budgets again (a fill of a large class widens the slack).
+      if (w[IN_USE] + cap - w[SYNCED] > w[DRIFT_UP]) {
+        if (w[IN_USE] !== w[SYNCED]) this.#sync()
+        if (w[GATE] !== 1 || w[IN_USE] + cap - w[SYNCED] > w[DRIFT_UP]) return null
+        top = this.#readyTop[cls]
+      }
     }
     const ready = this.#ready[cls]
     const ab = ready[top - 3]
@@ -227,7 +241,7 @@ class ThreadCache {
     return true
   }
 
-  /** Gives every slot kept here back to the pool. Returns how many. */
+  /** Gives every entry kept here back to the pool. Returns the bytes the pool gave back to the OS meanwhile. */
   flush() {
     const n = this.#gather(this.#pending, this.#pendingTop, this.#gather(this.#ready, this.#readyTop, 0))
     this.#pendingCount = 0

@@ -16,7 +16,7 @@ use crate::scratch;
 use crate::status;
 use extmem_core::admission::Priority;
 use extmem_core::loan::Owner;
-use extmem_core::pool::cache::FILL_BATCH;
+use extmem_core::pool::cache::{self, FILL_BATCH};
 use extmem_core::size_class::CLASS_COUNT;
 
 /// `cacheOpen(handle)`: a new cache of this thread; returns an external ArrayBuffer over its
@@ -51,9 +51,10 @@ fn open(call: &Call<1>) -> Outcome {
     }
 }
 
-/// `cacheFill(handle, id, class, n, flags, out)`: hands up to `n` free slots of `class` to the
-/// cache, each with a new ArrayBuffer over the whole slot, written as triples to `out` from
-/// index 0. Returns how many, or a negative status (a refusal, with its figures in scratch).
+/// `cacheFill(handle, id, class, n, flags, out)`: hands up to `n` free slots of cache class
+/// `class` (or mappings, for a large class) to the cache, each with a new ArrayBuffer over all of
+/// it, written as triples to `out` from index 0. Returns how many, or a negative status (a
+/// refusal, with its figures in scratch).
 pub unsafe extern "C" fn cache_fill(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: Node calls this callback with its current env and call info.
     unsafe { call::run::<6>(env, info, fill) }
@@ -62,14 +63,19 @@ pub unsafe extern "C" fn cache_fill(env: sys::napi_env, info: sys::napi_callback
 fn fill(call: &Call<6>) -> Outcome {
     let pool = call.pool(0)?;
     let (id, class) = (call.f64(1)? as u64, call.u32(2)? as usize);
-    if class >= CLASS_COUNT || !escape::can_escape() {
+    if class >= cache::cache_classes() || !escape::can_escape() {
         return Err(status::STATUS_BAD_ARGUMENT);
     }
     let n = (call.u32(3)? as usize).clamp(1, FILL_BATCH);
     let priority =
         if call.u32(4)? & crate::constants::FLAG_ESSENTIAL != 0 { Priority::Essential } else { Priority::Normal };
     let owner = Owner { thread: call.env() as usize, handle: 0, witness: 0 };
-    let grants = pool.cache_fill(id, class, n, priority, owner).map_err(|e| refusal(&e))?;
+    let grants = if class < CLASS_COUNT {
+        pool.cache_fill(id, class, n, priority, owner)
+    } else {
+        pool.cache_fill_large(id, cache::class_bytes(class), n, priority, owner)
+    }
+    .map_err(|e| refusal(&e))?;
     let (env, out) = (call.env(), call.arg(5));
     let mut made = 0u32;
     for (i, g) in grants.iter().enumerate() {
@@ -77,10 +83,15 @@ fn fill(call: &Call<6>) -> Outcome {
             pool.cache_undo(g, false);
             continue;
         }
-        let hint = Hint::Slot { pool: pool.clone(), slot: g.slot, bytes: g.slot_bytes() }.into_raw();
-        // SAFETY: the slot is the cache loan's alone until it ends, which is only after its
-        // ArrayBuffers are detached or finalized; `hint` is fresh.
-        match unsafe { hot::external_arraybuffer(env, g.addr, g.slot_bytes(), hint) } {
+        let hint = match (g.slot, g.mapping) {
+            (Some(slot), _) => Hint::Slot { pool: pool.clone(), slot, bytes: g.len },
+            (None, Some(at)) => Hint::Mapping { pool: pool.clone(), at },
+            (None, None) => unreachable!("a grant is a slot or a mapping"),
+        }
+        .into_raw();
+        // SAFETY: the slot or mapping is the cache loan's alone until it ends, which is only
+        // after its ArrayBuffers are detached or finalized; `hint` is fresh.
+        match unsafe { hot::external_arraybuffer(env, g.addr, g.len, hint) } {
             Ok((ab, witness)) => {
                 pool.set_cache_witness(g.token, witness);
                 let token = call.number(g.token as f64);
@@ -151,8 +162,9 @@ fn sync(call: &Call<{ 4 + SYNC_BATCH }>) -> Outcome {
     Ok(call.number(0.0))
 }
 
-/// `cacheFlush(handle, id, list, n)`: gives the slots of the `n` triples of `list` back to the
-/// pool and detaches their ArrayBuffers. Returns how many came back.
+/// `cacheFlush(handle, id, list, n)`: gives the slots (and mappings) of the `n` triples of `list`
+/// back to the pool and detaches their ArrayBuffers. Returns the bytes the pool gave back to the
+/// OS meanwhile (mappings its mapping cache had no room for).
 pub unsafe extern "C" fn cache_flush(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: Node calls this callback with its current env and call info.
     unsafe { call::run::<4>(env, info, flush) }
@@ -178,17 +190,16 @@ fn flush(call: &Call<4>) -> Outcome {
             abs.push(ab);
         }
     }
-    let mut flushed = 0u32;
-    for (done, ab) in pool.cache_flush(id, &entries).into_iter().zip(abs) {
+    let (ended, freed) = pool.cache_flush(id, &entries);
+    for (done, ab) in ended.into_iter().zip(abs) {
         let Some(done) = done else { continue };
-        flushed += 1;
         // SAFETY: the loan's witness, made by this env; the loan has ended.
         unsafe { escape::forget(env, done.owner.witness) };
         // The slot is free now: nothing may reach it through the cache's ArrayBuffer.
         // SAFETY: a live ArrayBuffer of the current env, which only the caller holds.
         unsafe { raw::detach(env, ab) };
     }
-    Ok(call.number(f64::from(flushed)))
+    Ok(call.number(freed as f64))
 }
 
 /// `cacheClose(handle, id)`: closes the cache (its thread flushed it first). Returns 0.

@@ -77,7 +77,11 @@ pub struct JsCacheLayout {
     /// syncs again.
     pub drift_up: u32,
     pub drift_down: u32,
-    /// Slots a cache keeps per class to begin with.
+    /// Word of the large classes' gate.
+    pub gate_large: u32,
+    /// Most bytes a cache lends to Buffers of large classes at once.
+    pub large_lent_max: u32,
+    /// Entries a cache keeps per cache class to begin with (the small classes, then the large).
     pub capacity: Vec<u32>,
     /// Most slots a cache keeps per class once demand grew it.
     pub capacity_max: Vec<u32>,
@@ -167,8 +171,10 @@ pub fn constants() -> JsConstants {
             entries: cache::WORD_ENTRIES as u32,
             drift_up: cache::WORD_DRIFT_UP as u32,
             drift_down: cache::WORD_DRIFT_DOWN as u32,
-            capacity: (0..CLASS_SIZES.len()).map(|c| cache::capacity_of(c) as u32).collect(),
-            capacity_max: (0..CLASS_SIZES.len()).map(|c| cache::max_capacity_of(c) as u32).collect(),
+            gate_large: cache::WORD_GATE_LARGE as u32,
+            large_lent_max: cache::LARGE_LENT_MAX as u32,
+            capacity: (0..cache::cache_classes()).map(|c| cache::capacity_of(c) as u32).collect(),
+            capacity_max: (0..cache::cache_classes()).map(|c| cache::max_capacity_of(c) as u32).collect(),
             fill_batch: cache::FILL_BATCH as u32,
             sync_batch: crate::cache::SYNC_BATCH as u32,
             class_span: cache::CLASS_SPAN as u32,

@@ -665,6 +665,7 @@ impl Pool {
     pub fn stats(&self) -> PoolStats {
         let mut st = self.state.lock();
         let lent = st.caches.lent();
+        let (large_lent, large_lent_bytes) = st.caches.lent_large();
         let mut counters = st.counters.clone();
         counters.in_use_bytes += lent.in_use;
         counters.requested_bytes += lent.requested;
@@ -676,8 +677,8 @@ impl Pool {
             max_bytes: self.config.max_bytes,
             counters,
             live_buffers: st.live_buffers(),
-            cached_slots: st.caches.loans - lent.live,
-            cached_bytes: st.caches.bytes - lent.in_use,
+            cached_slots: st.caches.loans - (lent.live - large_lent),
+            cached_bytes: st.caches.bytes - (lent.in_use - large_lent_bytes),
             classes: st
                 .classes
                 .iter()
@@ -689,9 +690,9 @@ impl Pool {
                     cached: held - lent,
                 })
                 .collect(),
-            large_live: st.large_live,
-            large_cached: st.cache.len(),
-            large_cached_bytes: st.cache.bytes(),
+            large_live: st.large_live + large_lent,
+            large_cached: st.cache.len() + st.caches.large_loans - large_lent,
+            large_cached_bytes: st.cache.bytes() + st.caches.large_bytes - large_lent_bytes,
             level: st.level,
             closed: st.closed,
         }
@@ -775,7 +776,7 @@ impl State {
 
     /// Live Buffers: the core's loans (not counting the caches' slots) and those lent from caches.
     fn live_buffers(&self) -> usize {
-        self.loans.len() - self.caches.loans + self.caches.lent().live
+        self.loans.len() - self.caches.loans - self.caches.large_loans + self.caches.lent().live
     }
 
     /// Refuses a request the pool is closed for, or that graded admission or the loan table refuses.

@@ -105,7 +105,8 @@ impl Pool {
     /// Accounts for the end of an ArrayBuffer bound to the mapping at `at.addr`: its `at.len`
     /// bytes leave external memory, and if it is the mapping's ArrayBuffer of `at.epoch` while a
     /// loan uses it, that loan's Buffer was collected: it ends as by
-    /// [`reclaim_unless`](Self::reclaim_unless).
+    /// [`reclaim_unless`](Self::reclaim_unless). A thread's cache loan of it (see `cache`) whose
+    /// mapping is in the cache, not lent, simply comes back: the cache went away.
     pub fn mapping_buffer_finalized(
         &self,
         at: MappingRef,
@@ -120,6 +121,16 @@ impl Pool {
         st.bound_maps.remove(&at.addr);
         let key = b.loan?;
         let token = loan::token(self.id, st.loans.get(key)?.gen, key);
+        if st.loans[key].cache.is_some() {
+            let len = st.cache_lent_len(key)?;
+            if len == 0 {
+                let ended = st.end_cached(key)?;
+                st.update_gates(&self.config);
+                return Some(Reclaimed::Ended(ended.owner));
+            }
+            // A Buffer lent from the cache was collected without release.
+            st.materialize(key, len);
+        }
         st.reclaim_unless(&self.config, self.id, token, may_be_reachable)
     }
 }

@@ -1,8 +1,10 @@
-//! Per-thread slot caches: slots the core hands to one thread's JavaScript, which lends them to
-//! Buffers and takes them back with no call into the core and no lock.
+//! Per-thread caches: slots and large mappings the core hands to one thread's JavaScript, which
+//! lends them to Buffers and takes them back with no call into the core and no lock.
 //!
-//! A cached slot is a *cache loan*: a loan whose [`Loan::cache`] names the cache and an entry of
-//! it. While the slot sits in the cache it counts as reserved and cached, not in use. The thread
+//! A cached slot (or mapping of a large class, bound to the cache's ArrayBuffer over it, see
+//! `bound_map`) is a *cache loan*: a loan whose [`Loan::cache`] names the cache and an entry of
+//! it. Large classes follow the small ones: cache class `CLASS_COUNT + k` is the large class of
+//! length `large::class_lens()[k]`. While the slot sits in the cache it counts as reserved and cached, not in use. The thread
 //! lends it to a Buffer and takes it back by writing its [`CacheBlock`], a small array of 32-bit
 //! words that both sides can see (JavaScript views it as an `Int32Array`):
 //!
@@ -49,7 +51,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 
-use super::{Finished, Pool, PoolConfig, SlotRef, State};
+use super::{Finished, MappingRef, Pool, PoolConfig, SlotRef, State};
 use crate::error::PoolError;
 use crate::loan::{self, CacheLoan, Loan, LoanMemory, Owner};
 use crate::size_class::{CLASS_COUNT, CLASS_SIZES};
@@ -68,6 +70,9 @@ pub const WORD_FLUSH: usize = 1;
 pub const WORD_DRIFT_UP: usize = 2;
 /// The down budget (written by the core): how far `WORD_IN_USE` may fall below `WORD_SYNCED`.
 pub const WORD_DRIFT_DOWN: usize = 3;
+/// The gate of the large classes (written by the core): 1 while the gate is open and admission
+/// admits a large Buffer of normal priority (at `normal`, or with `admission: 'cap'`).
+pub const WORD_GATE_LARGE: usize = 4;
 /// Words in one cache line.
 const LINE_WORDS: usize = 16;
 /// Bytes in use by Buffers lent from the cache (slot sizes).
@@ -86,8 +91,13 @@ pub const WORD_RELEASES: usize = LINE_WORDS + 4;
 pub const WORD_SYNCED: usize = LINE_WORDS + 5;
 /// First word of the Buffers lent from the cache per class: class `c` is word `WORD_CLASSES + c`.
 pub const WORD_CLASSES: usize = LINE_WORDS + 6;
+/// Most large classes (four per doubling from `SMALL_MAX` to `large::CLASS_MAX`, fewer where pages
+/// round some together).
+pub const LARGE_CLASSES_MAX: usize = 28;
+/// Cache classes: the small ones, then the large ones.
+pub const CACHE_CLASSES: usize = CLASS_COUNT + LARGE_CLASSES_MAX;
 /// First entry word: entry `e` is word `WORD_ENTRIES + e`.
-pub const WORD_ENTRIES: usize = (WORD_CLASSES + CLASS_COUNT).next_multiple_of(LINE_WORDS);
+pub const WORD_ENTRIES: usize = (WORD_CLASSES + CACHE_CLASSES).next_multiple_of(LINE_WORDS);
 /// Most cache loans (cached or lent from the cache) one cache has at once.
 pub const MAX_ENTRIES: usize = 8192;
 /// Bytes of one cache's block. The binding views it with an external ArrayBuffer, which V8
@@ -97,13 +107,16 @@ pub const BLOCK_BYTES: usize = (WORD_ENTRIES + MAX_ENTRIES).next_multiple_of(LIN
 /// JavaScript names a cache loan `entry * CLASS_SPAN + class` (one number per Buffer), so every
 /// class index must be below it, and every name a safe integer.
 pub const CLASS_SPAN: usize = 64;
-const _: () = assert!(CLASS_COUNT <= CLASS_SPAN, "a class index would overflow into the entry of a cacheRef");
+const _: () = assert!(CACHE_CLASSES <= CLASS_SPAN, "a class index would overflow into the entry of a cacheRef");
 const _: () = assert!((MAX_ENTRIES * CLASS_SPAN) < (1 << 31), "a cacheRef must stay a small integer");
 /// The largest drift budget (it bounds the block's words far below `i32::MAX`).
 pub const DRIFT_CAP: usize = 256 * 1024 * 1024;
-/// What one lend or release moves at most (the largest slot): the slack the budgets leave per
-/// cache for a move racing the core's write of smaller ones.
+/// What one lend or release of a small class moves at most (the largest slot): the slack the
+/// budgets leave per cache for a move racing the core's write of smaller ones; a cache that was
+/// given large mappings leaves the largest of them instead (`CacheRec::move_max`).
 const MOVE_MAX: usize = crate::size_class::SMALL_MAX;
+/// Most bytes one cache lends to Buffers of large classes at once (its block's words are 32-bit).
+pub const LARGE_LENT_MAX: usize = 1 << 30;
 /// Slots one cache keeps per class to begin with (and no more than [`CACHE_BYTES_PER_CLASS`]).
 pub const CACHE_SLOTS_PER_CLASS: usize = 64;
 /// Bytes one cache keeps per class to begin with.
@@ -117,17 +130,40 @@ pub const CACHE_BYTES_MAX_PER_CLASS: usize = 16 * 1024 * 1024;
 /// Most slots one [`Pool::cache_fill`] hands over.
 pub const FILL_BATCH: usize = 64;
 
-/// How many slots of `class` one cache keeps to begin with (at least 2, so that a batch can be
-/// witnessed while the other half is lent). The cache doubles it while its releases find it full
-/// (the thread's working set is larger), up to [`max_capacity_of`], and halves it again while it
-/// stays unused (see lib/thread-cache.js).
-pub fn capacity_of(class: usize) -> usize {
-    (CACHE_BYTES_PER_CLASS / CLASS_SIZES[class]).clamp(2, CACHE_SLOTS_PER_CLASS)
+/// The number of cache classes of this machine: the small classes and the large ones.
+pub fn cache_classes() -> usize {
+    CLASS_COUNT + crate::large::class_lens().len()
 }
 
-/// How many slots of `class` one cache keeps at most.
+/// Bytes of one entry of cache class `class` (a slot's size, or a large class's length).
+pub fn class_bytes(class: usize) -> usize {
+    if class < CLASS_COUNT {
+        CLASS_SIZES[class]
+    } else {
+        crate::large::class_lens()[class - CLASS_COUNT]
+    }
+}
+
+/// The cache class of a large mapping of `len` bytes, if `len` is a large class's length.
+pub fn large_class_of(len: usize) -> Option<usize> {
+    crate::large::class_lens().iter().position(|&l| l == len).map(|k| CLASS_COUNT + k)
+}
+
+/// How many entries of cache class `class` one cache keeps to begin with (at least 2, so that a
+/// batch can be witnessed while the other half is lent). The cache doubles it while its releases
+/// find it full (the thread's working set is larger), up to [`max_capacity_of`], and halves it
+/// again while it stays unused (see lib/thread-cache.js).
+pub fn capacity_of(class: usize) -> usize {
+    (CACHE_BYTES_PER_CLASS / class_bytes(class)).clamp(2, CACHE_SLOTS_PER_CLASS)
+}
+
+/// Most bytes one cache keeps per large class once demand grew it.
+pub const CACHE_BYTES_MAX_PER_LARGE_CLASS: usize = 64 * 1024 * 1024;
+
+/// How many entries of cache class `class` one cache keeps at most.
 pub fn max_capacity_of(class: usize) -> usize {
-    (CACHE_BYTES_MAX_PER_CLASS / CLASS_SIZES[class]).clamp(capacity_of(class), CACHE_SLOTS_MAX_PER_CLASS)
+    let most = if class < CLASS_COUNT { CACHE_BYTES_MAX_PER_CLASS } else { CACHE_BYTES_MAX_PER_LARGE_CLASS };
+    (most / class_bytes(class)).clamp(capacity_of(class), CACHE_SLOTS_MAX_PER_CLASS)
 }
 
 /// One cache line of a block's words.
@@ -135,7 +171,7 @@ pub fn max_capacity_of(class: usize) -> usize {
 #[repr(C, align(64))]
 struct Line([AtomicI32; LINE_WORDS]);
 const _: () = assert!(size_of::<Line>() == 4 * LINE_WORDS, "a block's lines have no padding between them");
-const _: () = assert!(WORD_DRIFT_DOWN < LINE_WORDS, "the core's words share no line with the thread's");
+const _: () = assert!(WORD_GATE_LARGE < LINE_WORDS, "the core's words share no line with the thread's");
 
 /// The words a cache's thread and the core share.
 #[derive(Debug)]
@@ -193,26 +229,25 @@ pub(super) struct CacheRec {
     /// Whether its thread still serves from it (false once closed, or once its thread's view
     /// of the block was collected).
     open: bool,
+    /// The most one lend or release of this cache moves: the largest entry it was given.
+    move_max: usize,
 }
 
-/// A slot handed to a cache by [`Pool::cache_fill`].
+/// A slot or a mapping handed to a cache by [`Pool::cache_fill`] or [`Pool::cache_fill_large`].
 #[derive(Debug, Clone, Copy)]
 pub struct CacheGrant {
     /// The cache loan's token.
     pub token: u64,
     /// Its entry in the cache.
     pub entry: u32,
-    /// First byte of the slot.
+    /// First byte of the slot or mapping.
     pub addr: *mut u8,
-    /// The slot and the epoch of the ArrayBuffer to make over it.
-    pub slot: SlotRef,
-}
-
-impl CacheGrant {
-    /// Bytes of the slot.
-    pub fn slot_bytes(&self) -> usize {
-        CLASS_SIZES[self.slot.class]
-    }
+    /// Its bytes, all of which the ArrayBuffer to make over it shows.
+    pub len: usize,
+    /// The slot and the epoch of the ArrayBuffer to make over it (a slot).
+    pub slot: Option<SlotRef>,
+    /// The mapping and the epoch of the ArrayBuffer bound to it (a large class).
+    pub mapping: Option<MappingRef>,
 }
 
 /// The caches of one pool and their totals.
@@ -220,12 +255,15 @@ impl CacheGrant {
 pub(super) struct Caches {
     recs: HashMap<u64, CacheRec>,
     next_id: u64,
-    /// Cache loans, cached or lent.
+    /// Cache loans of slots, cached or lent.
     pub(super) loans: usize,
     /// Their slot bytes.
     pub(super) bytes: usize,
-    /// Cache loans per class.
+    /// Cache loans of slots per class.
     pub(super) per_class: [usize; CLASS_COUNT],
+    /// Cache loans of large mappings, cached or lent, and their bytes.
+    pub(super) large_loans: usize,
+    pub(super) large_bytes: usize,
 }
 
 /// Figures of the Buffers lent from caches, summed over the blocks.
@@ -240,7 +278,15 @@ pub(super) struct Lent {
 
 impl Default for Caches {
     fn default() -> Self {
-        Caches { recs: HashMap::new(), next_id: 0, loans: 0, bytes: 0, per_class: [0; CLASS_COUNT] }
+        Caches {
+            recs: HashMap::new(),
+            next_id: 0,
+            loans: 0,
+            bytes: 0,
+            per_class: [0; CLASS_COUNT],
+            large_loans: 0,
+            large_bytes: 0,
+        }
     }
 }
 
@@ -254,6 +300,20 @@ impl Caches {
             }
         }
         out
+    }
+
+    /// Buffers lent from caches of large classes and their bytes, summed over the blocks.
+    pub(super) fn lent_large(&self) -> (usize, usize) {
+        let lens = crate::large::class_lens();
+        let (mut n, mut bytes) = (0, 0);
+        for rec in self.recs.values() {
+            for (k, &len) in lens.iter().enumerate() {
+                let lent = rec.block.get(WORD_CLASSES + CLASS_COUNT + k).max(0) as usize;
+                n += lent;
+                bytes += lent * len;
+            }
+        }
+        (n, bytes)
     }
 
     /// What the blocks say now.
@@ -274,20 +334,24 @@ impl Caches {
         self.recs.values().filter(|r| r.open).count()
     }
 
-    /// Writes the gate and the drift budgets (up, down) of every cache (`None`: shut).
-    pub(super) fn set_gates(&self, budgets: Option<(usize, usize)>) {
+    /// Writes the gates and the drift budgets (up, down) of every cache (`None`: shut); `large`:
+    /// whether admission admits a large Buffer of normal priority now.
+    pub(super) fn set_gates(&self, budgets: Option<(usize, usize)>, large: bool) {
         for rec in self.recs.values() {
             let (up, down) = budgets.filter(|_| rec.open).unwrap_or((0, 0));
+            let open = budgets.is_some() && rec.open;
             // The budgets first: a thread that sees the gate open sees budgets that go with it.
             rec.block.update(WORD_DRIFT_UP, up as i32);
             rec.block.update(WORD_DRIFT_DOWN, down as i32);
-            rec.block.update(WORD_GATE, i32::from(budgets.is_some() && rec.open));
+            rec.block.update(WORD_GATE_LARGE, i32::from(open && large));
+            rec.block.update(WORD_GATE, i32::from(open));
         }
     }
 
     /// Shuts the gate of one cache.
     fn shut(rec: &CacheRec) {
         rec.block.set(WORD_GATE, 0);
+        rec.block.set(WORD_GATE_LARGE, 0);
         rec.block.set(WORD_DRIFT_UP, 0);
         rec.block.set(WORD_DRIFT_DOWN, 0);
     }
@@ -314,6 +378,7 @@ impl State {
             return None;
         }
         let (mut synced, mut up_drift, mut down_drift) = (self.counters.in_use_bytes as f64, 0.0, 0.0);
+        let mut slack = 0.0;
         for r in self.caches.recs.values() {
             let in_use = f64::from(r.block.get(WORD_IN_USE).max(0));
             if !r.open {
@@ -324,10 +389,10 @@ impl State {
             synced += s;
             up_drift += (in_use - s).max(0.0);
             down_drift += (s - in_use).max(0.0);
+            slack += r.move_max as f64;
         }
         let (lo, hi) = config.watermarks.band(self.level);
         let max = config.max_bytes as f64;
-        let slack = (open * MOVE_MAX) as f64;
         // Below `hi * max` (a crossing is at `>=`), and at or above `lo * max`.
         let up_room = (hi * max).ceil() - 1.0 - synced - up_drift - slack;
         let down_room = synced - (lo * max).ceil() - down_drift - slack;
@@ -350,7 +415,8 @@ impl State {
             return;
         }
         let budgets = self.drift_budgets(config);
-        self.caches.set_gates(budgets);
+        let large = config.admission == crate::admission::Admission::Cap || self.level == Level::Normal;
+        self.caches.set_gates(budgets, large);
         if self.level >= Level::Critical {
             self.caches.ask_flush();
         }
@@ -387,6 +453,7 @@ impl State {
             l.requested = len;
             l.refs = 1;
         }
+        let class = self.cache_class(key);
         let rec = self.caches.recs.get_mut(&cl.cache).expect("a cache loan's cache lives");
         let b = &rec.block;
         b.add(WORD_IN_USE, -(capacity as i32));
@@ -394,35 +461,58 @@ impl State {
         b.add(WORD_REQUESTED, -(len as i32));
         b.add(WORD_LIVE, -1);
         b.set(WORD_ENTRIES + cl.entry as usize, 0);
-        if let LoanMemory::Slot { class, .. } = self.loans[key].memory {
-            b.add(WORD_CLASSES + class, -1);
-        }
+        b.add(WORD_CLASSES + class, -1);
         self.counters.in_use_bytes += capacity;
         self.counters.requested_bytes += len;
         self.counters.peak_in_use_bytes = self.counters.peak_in_use_bytes.max(self.in_use_total());
-        self.forget_entry(cl, capacity, self.loans[key].memory_class());
+        if class >= CLASS_COUNT {
+            // An ordinary loan of a mapping counts among the live large ones.
+            self.large_live += 1;
+        }
+        self.forget_entry(cl, capacity, class);
+    }
+
+    /// The cache class of the cache loan at `key`.
+    fn cache_class(&self, key: usize) -> usize {
+        match self.loans[key].memory {
+            LoanMemory::Slot { class, .. } => class,
+            _ => large_class_of(self.loans[key].capacity).expect("a cache loan's mapping has a class's length"),
+        }
     }
 
     /// Ends a cache loan whose slot is in its cache (not lent): the slot is free again. Returns
     /// what ended, as [`Pool::finish_release`] does.
     pub(super) fn end_cached(&mut self, key: usize) -> Option<Finished> {
         let cl = self.loans.get(key)?.cache?;
+        let class = self.cache_class(key);
         let mut l = self.loans.remove(key);
-        self.forget_entry(cl, l.capacity, l.memory_class());
+        self.forget_entry(cl, l.capacity, class);
         let slot = match l.memory {
-            LoanMemory::Slot { class, slot } => SlotRef { class, slot, epoch: self.classes[class].epoch(slot) },
-            _ => unreachable!("a cache loan holds a slot"),
+            LoanMemory::Slot { class, slot } => Some(SlotRef { class, slot, epoch: self.classes[class].epoch(slot) }),
+            _ => {
+                // Nothing is lent through the cache's ArrayBuffer again (the caller detaches it, or
+                // it was collected); the mapping goes back to the mapping cache, counted there.
+                self.unbind_mapping(l.addr);
+                self.large_live += 1;
+                None
+            }
         };
         self.give_back(std::mem::replace(&mut l.memory, LoanMemory::Returned));
-        Some(Finished { owner: l.owner, slot: Some(slot), bound: true, mapping: None })
+        Some(Finished { owner: l.owner, slot, bound: slot.is_some(), mapping: None })
     }
 
-    /// Frees the entry of a cache loan that is no longer one, and the cache's record once it is
-    /// closed and holds no loan (its counts of lends and releases join the core's then).
+    /// Frees the entry of a cache loan of cache class `class` that is no longer one, and the
+    /// cache's record once it is closed and holds no loan (its counts of lends and releases join
+    /// the core's then).
     fn forget_entry(&mut self, cl: CacheLoan, capacity: usize, class: usize) {
-        self.caches.loans -= 1;
-        self.caches.bytes -= capacity;
-        self.caches.per_class[class] -= 1;
+        if class < CLASS_COUNT {
+            self.caches.loans -= 1;
+            self.caches.bytes -= capacity;
+            self.caches.per_class[class] -= 1;
+        } else {
+            self.caches.large_loans -= 1;
+            self.caches.large_bytes -= capacity;
+        }
         let Some(rec) = self.caches.recs.get_mut(&cl.cache) else { return };
         rec.entries.remove(&cl.entry);
         rec.free_entries.push(cl.entry);
@@ -449,7 +539,10 @@ impl Pool {
         st.caches.next_id += 1;
         let block = Arc::new(CacheBlock::new());
         let free_entries = (0..MAX_ENTRIES as u32).rev().collect();
-        st.caches.recs.insert(id, CacheRec { block: block.clone(), entries: HashMap::new(), free_entries, open: true });
+        st.caches.recs.insert(
+            id,
+            CacheRec { block: block.clone(), entries: HashMap::new(), free_entries, open: true, move_max: MOVE_MAX },
+        );
         st.update_gates(&self.config);
         (id, block)
     }
@@ -515,10 +608,89 @@ impl Pool {
                 token: loan::token(self.id, gen, key),
                 entry,
                 addr,
-                slot: SlotRef { class, slot, epoch },
+                len: size,
+                slot: Some(SlotRef { class, slot, epoch }),
+                mapping: None,
             });
         }
         // The level and gates are judged again here, as in every call into the core.
+        st.update_level(&self.config);
+        if out.is_empty() {
+            return Err(PoolError::Closed);
+        }
+        Ok(out)
+    }
+
+    /// Hands up to `n` mappings of `len` bytes (a large class's length) to cache `cache`, each as
+    /// a cache loan bound to the ArrayBuffer the caller makes over the whole mapping (its bytes
+    /// count as external from now on, as for a bound allocation): mappings the pool cached, or new
+    /// ones. Refused if not even one can be had (the pool or the cache is closed, admission refuses
+    /// a large allocation at `priority`, or the cap).
+    pub fn cache_fill_large(
+        &self,
+        cache: u64,
+        len: usize,
+        n: usize,
+        priority: crate::admission::Priority,
+        owner: Owner,
+    ) -> Result<Vec<CacheGrant>, PoolError> {
+        let mut st = self.state.lock();
+        if large_class_of(len).is_none() {
+            return Err(PoolError::Stale);
+        }
+        let req = super::AllocRequest { priority, bind: true, ..super::AllocRequest::new(len, false) };
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let open = st.caches.recs.get(&cache).is_some_and(|r| r.open && !r.free_entries.is_empty());
+            if !open {
+                break;
+            }
+            let (memory, addr, capacity) = match st.take(&self.config, &req) {
+                Ok((memory, addr, capacity, _)) => (memory, addr, capacity),
+                // Not counted: the caller then asks by the way that counts a refusal.
+                Err(e) if out.is_empty() => return Err(e),
+                Err(_) => break,
+            };
+            debug_assert_eq!(capacity, len);
+            // Taking it counted a live large loan; a cached one is not (see `materialize`).
+            st.large_live -= 1;
+            let gen = st.next_gen;
+            st.next_gen = loan::next_gen(gen);
+            let rec = st.caches.recs.get_mut(&cache).expect("checked above");
+            let entry = rec.free_entries.pop().expect("checked above");
+            rec.move_max = rec.move_max.max(capacity);
+            let key = st.loans.insert(Loan {
+                addr: addr as usize,
+                requested: capacity,
+                capacity,
+                refs: 1,
+                gen,
+                memory,
+                owner,
+                since_ms: crate::clock::now_ms(),
+                tracked: false,
+                external: 0,
+                bound: true,
+                parked: false,
+                transit: None,
+                shares: 0,
+                cache: Some(CacheLoan { cache, entry }),
+            });
+            st.caches.recs.get_mut(&cache).expect("checked above").entries.insert(entry, key);
+            let epoch = st.bind_mapping(addr as usize, capacity, key);
+            st.caches.large_loans += 1;
+            st.caches.large_bytes += capacity;
+            st.counters.external_bytes += capacity;
+            out.push(CacheGrant {
+                token: loan::token(self.id, gen, key),
+                entry,
+                addr,
+                len: capacity,
+                slot: None,
+                mapping: Some(MappingRef { addr: addr as usize, len: capacity, epoch }),
+            });
+        }
+        // The level and gates are judged again here (this cache's slack may have grown).
         st.update_level(&self.config);
         if out.is_empty() {
             return Err(PoolError::Closed);
@@ -532,7 +704,7 @@ impl Pool {
     pub fn cache_undo(&self, grant: &CacheGrant, node_has_it: bool) {
         let mut st = self.state.lock();
         if !node_has_it {
-            st.counters.external_bytes -= CLASS_SIZES[grant.slot.class];
+            st.counters.external_bytes -= grant.len;
         }
         if let Some((_, _, key)) = loan::untoken(grant.token) {
             st.end_cached(key);
@@ -584,9 +756,11 @@ impl Pool {
     /// Ends the cache loans of `entries`, slots in cache `cache` that are not lent, each given as
     /// `(entry, addr)` with the address its ArrayBuffer shows: the slots are free again. Returns
     /// what ended for each (`None` for an entry that is not such a loan, or whose slot is not at
-    /// `addr`).
-    pub fn cache_flush(&self, cache: u64, entries: &[(u32, usize)]) -> Vec<Option<Finished>> {
+    /// `addr`), and the bytes given back to the OS meanwhile (mappings the mapping cache had no
+    /// room for).
+    pub fn cache_flush(&self, cache: u64, entries: &[(u32, usize)]) -> (Vec<Option<Finished>>, usize) {
         let mut st = self.state.lock();
+        let reserved = st.counters.reserved_bytes;
         let out = entries
             .iter()
             .map(|&(entry, addr)| {
@@ -598,7 +772,8 @@ impl Pool {
             })
             .collect();
         st.update_level(&self.config);
-        out
+        let freed = reserved - st.counters.reserved_bytes;
+        (out, freed)
     }
 
     /// Closes cache `cache`: its thread serves nothing more from it (it flushed what it kept, or
@@ -625,15 +800,19 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pool::{Pool, Release};
+    use crate::pool::{AllocRequest, Pool, Release};
     use crate::size_class::MIN_ALIGN;
 
     const OWNER: Owner = Owner { thread: 1, handle: 0, witness: 7 };
     const SMALL_MAX_I32: i32 = crate::size_class::SMALL_MAX as i32;
 
+    fn class_of(g: &CacheGrant) -> usize {
+        g.slot.map_or_else(|| large_class_of(g.len).unwrap(), |s| s.class)
+    }
+
     fn lend(block: &CacheBlock, g: &CacheGrant, len: usize) {
-        let cap = CLASS_SIZES[g.slot.class] as i32;
-        block.add(WORD_CLASSES + g.slot.class, 1);
+        let cap = g.len as i32;
+        block.add(WORD_CLASSES + class_of(g), 1);
         block.add(WORD_IN_USE, cap);
         block.add(WORD_REQUESTED, len as i32);
         block.add(WORD_LIVE, 1);
@@ -642,8 +821,8 @@ mod tests {
     }
 
     fn give(block: &CacheBlock, g: &CacheGrant, len: usize) {
-        let cap = CLASS_SIZES[g.slot.class] as i32;
-        block.add(WORD_CLASSES + g.slot.class, -1);
+        let cap = g.len as i32;
+        block.add(WORD_CLASSES + class_of(g), -1);
         block.add(WORD_IN_USE, -cap);
         block.add(WORD_REQUESTED, -(len as i32));
         block.add(WORD_LIVE, -1);
@@ -670,7 +849,7 @@ mod tests {
         let s = p.stats();
         assert_eq!((s.counters.in_use_bytes, s.live_buffers, s.counters.releases, s.cached_slots), (0, 0, 1, 4));
         let entries: Vec<(u32, usize)> = grants.iter().map(|g| (g.entry, g.addr as usize)).collect();
-        assert!(p.cache_flush(id, &entries).iter().all(Option::is_some));
+        assert!(p.cache_flush(id, &entries).0.iter().all(Option::is_some));
         p.cache_close(id);
         let s = p.stats();
         assert_eq!((s.cached_slots, s.counters.allocations, s.counters.releases), (0, 1, 1));
@@ -707,8 +886,8 @@ mod tests {
         let gs = p.cache_fill(id, 5, 2, crate::admission::Priority::Normal, OWNER).unwrap();
         lend(&block, &gs[0], 10);
         let bytes = CLASS_SIZES[5];
-        assert!(p.slot_buffer_finalized(gs[0].slot, bytes, |_| false).is_some());
-        assert!(p.slot_buffer_finalized(gs[1].slot, bytes, |_| false).is_some());
+        assert!(p.slot_buffer_finalized(gs[0].slot.unwrap(), bytes, |_| false).is_some());
+        assert!(p.slot_buffer_finalized(gs[1].slot.unwrap(), bytes, |_| false).is_some());
         let s = p.stats();
         assert_eq!((s.counters.gc_reclaims, s.live_buffers, s.cached_slots, s.counters.in_use_bytes), (1, 0, 0, 0));
         assert_eq!(s.counters.external_bytes, 0);
@@ -821,9 +1000,76 @@ mod tests {
         p.finish_release(gs[0].token).unwrap();
         give(&block, &gs[1], 100);
         let entries: Vec<(u32, usize)> = gs[1..].iter().map(|g| (g.entry, g.addr as usize)).collect();
-        assert!(p.cache_flush(id, &entries).iter().all(Option::is_some));
+        assert!(p.cache_flush(id, &entries).0.iter().all(Option::is_some));
         p.cache_close(id);
         assert_eq!(p.stats().counters.in_use_bytes, 0);
+    }
+
+    #[test]
+    fn large_mappings_are_cache_loans_too_counted_as_cached_or_live_and_flushed_back_to_the_mapping_cache() {
+        let p = Pool::new(64 << 20);
+        let (id, block) = p.cache_open();
+        let len = crate::large::class_len(20_000);
+        let gs = p.cache_fill_large(id, len, 3, crate::admission::Priority::Normal, OWNER).unwrap();
+        assert_eq!(gs.len(), 3);
+        assert!(gs.iter().all(|g| g.len == len && g.slot.is_none() && g.mapping.is_some_and(|m| m.len == len)));
+        let s = p.stats();
+        assert_eq!((s.large_live, s.large_cached, s.live_buffers, s.counters.in_use_bytes), (0, 3, 0, 0));
+        assert_eq!((s.counters.reserved_bytes, s.counters.external_bytes, s.cached_slots), (3 * len, 3 * len, 0));
+        lend(&block, &gs[0], 20_000);
+        let s = p.stats();
+        assert_eq!((s.large_live, s.large_cached, s.live_buffers, s.counters.in_use_bytes), (1, 2, 1, len));
+        assert_eq!(s.counters.requested_bytes, 20_000);
+        // A check against the loan makes it ordinary, still live.
+        assert_eq!(p.retain(gs[0].token, gs[0].addr as usize, 20_000), Ok(2));
+        let s = p.stats();
+        assert_eq!((s.large_live, s.large_cached, s.live_buffers, s.counters.in_use_bytes), (1, 2, 1, len));
+        p.release(gs[0].token, gs[0].addr as usize, 20_000).unwrap();
+        assert!(matches!(p.release(gs[0].token, gs[0].addr as usize, 20_000), Ok(Release::Last(_))));
+        let done = p.finish_release(gs[0].token).unwrap();
+        assert_eq!(done.mapping, gs[0].mapping, "its ArrayBuffer may be kept, as any bound mapping's");
+        let entries: Vec<(u32, usize)> = gs[1..].iter().map(|g| (g.entry, g.addr as usize)).collect();
+        assert!(p.cache_flush(id, &entries).0.iter().all(Option::is_some));
+        let s = p.stats();
+        assert_eq!(
+            (s.large_live, s.large_cached, s.counters.reserved_bytes),
+            (0, 3, 3 * len),
+            "all three in the mapping cache"
+        );
+        let stale = gs[1].mapping.unwrap();
+        assert_eq!(
+            p.reuse_mapping(stale, AllocRequest { bind: true, ..AllocRequest::new(len, false) }, OWNER).err(),
+            Some(PoolError::Stale),
+            "a flushed entry's ArrayBuffer lends nothing again"
+        );
+        p.cache_close(id);
+    }
+
+    #[test]
+    fn a_collected_large_cache_arraybuffer_comes_back_if_cached_and_is_a_gc_reclaim_if_lent() {
+        let p = Pool::new(64 << 20);
+        let (id, block) = p.cache_open();
+        let len = crate::large::class_len(100_000);
+        let gs = p.cache_fill_large(id, len, 2, crate::admission::Priority::Normal, OWNER).unwrap();
+        lend(&block, &gs[0], 99_000);
+        assert!(p.mapping_buffer_finalized(gs[0].mapping.unwrap(), |_| false).is_some());
+        assert!(p.mapping_buffer_finalized(gs[1].mapping.unwrap(), |_| false).is_some());
+        let s = p.stats();
+        assert_eq!((s.counters.gc_reclaims, s.live_buffers, s.large_live, s.counters.in_use_bytes), (1, 0, 0, 0));
+        assert_eq!((s.large_cached, s.counters.external_bytes), (2, 0));
+        p.cache_close(id);
+    }
+
+    #[test]
+    fn a_cache_given_large_mappings_leaves_the_largest_as_its_slack() {
+        let p = Pool::new(64 << 20);
+        let (id, block) = p.cache_open();
+        let before = budgets(&block).0;
+        let len = crate::large::class_len(1 << 20);
+        p.cache_fill_large(id, len, 1, crate::admission::Priority::Normal, OWNER).unwrap();
+        let warning = (0.7 * f64::from(64 << 20)).ceil() as i32 - 1;
+        assert_eq!(before, pow2(warning - SMALL_MAX_I32));
+        assert_eq!(budgets(&block).0, pow2(warning - len as i32));
     }
 
     #[test]
@@ -833,12 +1079,12 @@ mod tests {
         let gs = p.cache_fill(id, 7, 2, crate::admission::Priority::Normal, OWNER).unwrap();
         let swapped = [(gs[0].entry, gs[1].addr as usize), (gs[1].entry, gs[0].addr as usize)];
         assert!(
-            p.cache_flush(id, &swapped).iter().all(Option::is_none),
+            p.cache_flush(id, &swapped).0.iter().all(Option::is_none),
             "an entry with another slot's memory ends nothing"
         );
         assert_eq!(p.stats().cached_slots, 2);
         let right: Vec<(u32, usize)> = gs.iter().map(|g| (g.entry, g.addr as usize)).collect();
-        assert!(p.cache_flush(id, &right).iter().all(Option::is_some));
+        assert!(p.cache_flush(id, &right).0.iter().all(Option::is_some));
         p.cache_close(id);
     }
 }
