@@ -9,7 +9,7 @@ const test = require('ava')
 const { once } = require('node:events')
 const { Worker } = require('node:worker_threads')
 const { Pool } = require('..')
-const { prng, stamp, holds, collectUntil } = require('./helpers')
+const { prng, stamp, holds, collectUntil, mappingLen } = require('./helpers')
 
 const HAS_CACHE = typeof ArrayBuffer.prototype.transfer === 'function'
 const cacheTest = HAS_CACHE ? test : test.skip
@@ -268,6 +268,55 @@ cacheTest(
   },
 )
 
+cacheTest(
+  'large Buffers are lent from the cache too: the same mapping again with no native call, exact figures, a GC reclaim when dropped, all back on trim()',
+  async (t) => {
+    const pool = new Pool({ maxBytes: 64 * MiB, leakDetection: 'off', admission: 'cap' })
+    const len = mappingLen(100_000)
+    const a = pool.allocUnsafe(100_000)
+    stamp(a, 1)
+    const at = pool.addressOf(a)
+    let s = pool.stats()
+    t.like(s, { liveBuffers: 1, inUseBytes: len, requestedBytes: 100_000 })
+    t.like(s.large, { live: 1 })
+    pool.release(a)
+    t.is(a.length, 0, 'detached on release, as any pooled Buffer')
+    s = pool.stats()
+    t.like(s, { liveBuffers: 0, inUseBytes: 0, requestedBytes: 0, releases: 1 })
+    t.like(s.large, { live: 0 })
+    t.true(s.large.cached >= 1 && s.large.cachedBytes >= len, 'the mapping stays cached, reserved')
+    const b = pool.allocUnsafe(99_000)
+    t.is(pool.addressOf(b), at, 'the same mapping again (the most recently released)')
+    t.is(b.buffer.byteLength, len, "its ArrayBuffer shows the class's mapping")
+    const z = pool.alloc(100_000)
+    t.true(
+      z.every((x) => x === 0),
+      'alloc() zero-fills',
+    )
+    t.true(
+      new Uint8Array(z.buffer).every((x) => x === 0),
+      'all of the mapping its ArrayBuffer shows',
+    )
+    pool.release(z)
+    // Checked against the loan: retain makes it ordinary, release still ends it exactly.
+    t.is(pool.retain(b), 2)
+    t.is(pool.release(b), 1)
+    t.is(pool.release(b), 0)
+    ;(() => {
+      pool.allocUnsafe(100_000).fill(7)
+    })()
+    t.true(await collectUntil(() => pool.stats().gcReclaims === 1), 'a dropped one is a GC reclaim')
+    s = pool.stats()
+    t.like(s, { liveBuffers: 0, inUseBytes: 0, requestedBytes: 0, gcReclaims: 1 })
+    t.like(s.large, { live: 0 })
+    const freed = pool.trim()
+    t.is(freed, s.reservedBytes, 'trim() gives every cached mapping back and says how much')
+    t.like(pool.stats(), { reservedBytes: 0 })
+    t.like(pool.stats().large, { cached: 0, cachedBytes: 0 })
+    pool.close()
+  },
+)
+
 cacheTest('retain, refCount, resize and share make a cache-served Buffer an ordinary loan', (t) => {
   const name = uniqueName()
   const pool = new Pool({ name, maxBytes: 64 * MiB })
@@ -298,16 +347,23 @@ cacheTest(
       const pool = new extmem.Pool({ name })
       const held = []
       for (let i = 0; i < 40; i++) held.push(pool.allocUnsafe(1 + ((i * 397) % 8000)))
-      for (let i = 0; i < 40; i += 2) pool.release(held[i])
+      // Large ones too (mappings lent from the cache), some given back to it.
+      for (let i = 0; i < 8; i++) held.push(pool.allocUnsafe(20_000 + i * 30_000))
+      for (let i = 0; i < 48; i += 2) pool.release(held[i])
       globalThis.held = held
       port.postMessage(pool.stats())
       setInterval(() => {}, 1000)
     })
     const [s] = await once(w, 'message')
-    t.is(s.liveBuffers, 20)
+    t.is(s.liveBuffers, 24)
     t.true(s.small.cachedSlots > 0)
+    t.true(s.large.cached > 0)
     await w.terminate()
-    t.true(await collectUntil(() => pool.stats().liveBuffers === 0 && pool.stats().small.cachedSlots === 0))
+    const clean = () => {
+      const now = pool.stats()
+      return now.liveBuffers === 0 && now.small.cachedSlots === 0 && now.large.live === 0
+    }
+    t.true(await collectUntil(clean))
     t.like(pool.stats(), { inUseBytes: 0, requestedBytes: 0, parkedBuffers: 0 })
     const c = pool.stats().small.classes
     t.true(c.every((k) => k.inUse === 0 && k.cached === 0))
