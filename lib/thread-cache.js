@@ -1,8 +1,9 @@
 'use strict'
-// A thread's slot cache (Node 22+): per size class, slots the core handed to this Pool object,
-// each with the ArrayBuffer it already has. A hit lends one with no native call and no lock; a
-// release puts one back the same way (detach with transfer(), push). The invariants, and what
-// the shared words mean, are in crates/extmem-core/src/pool/cache.rs; this side keeps its part:
+// A thread's cache (Node 22+): per cache class, slots (and, for the large classes after the small
+// ones, mappings) the core handed to this Pool object, each with the ArrayBuffer it already has.
+// A hit lends one with no native call and no lock; a release puts one back the same way (detach
+// with transfer(), push). The invariants, and what the shared words mean, are in
+// crates/extmem-core/src/pool/cache.rs; this side keeps its part:
 //
 // - it serves and takes back only while the core's gate word is 1, and keeps its drift (the
 //   block's bytes in use less its synced word, which the core sets at each sync and lowers when
@@ -53,10 +54,10 @@ const {
 } = LAYOUT
 /** Whether a slot put back needs a witness before it is lent again (pool.js marks the main thread). */
 const WITNESS = !isMainThread
-/** Slots kept per class to begin with, and at most once demand grew the cache. */
+/** Entries kept per cache class to begin with, and at most once demand grew the cache. */
 const CAPACITY = Int32Array.from(LAYOUT.capacity)
 const CAPACITY_MAX = Int32Array.from(LAYOUT.capacityMax)
-/** Most slots one native fill hands over. */
+/** Most entries one native fill hands over. */
 const FILL_BATCH = LAYOUT.fillBatch
 /** How often every cache of this thread gives back what it did not use (ms). */
 const DECAY_TICK_MS = 1000
