@@ -472,6 +472,41 @@ impl State {
         self.forget_entry(cl, capacity, class);
     }
 
+    /// Makes `memory` (`capacity` bytes at `addr`) a cache loan of the open cache `cache`, which
+    /// has a free entry: returns its key, generation and entry. The one place a cache loan is made.
+    fn insert_cache_loan(
+        &mut self,
+        cache: u64,
+        memory: LoanMemory,
+        addr: *mut u8,
+        capacity: usize,
+        owner: Owner,
+    ) -> (usize, u32, u32) {
+        let gen = self.next_gen;
+        self.next_gen = loan::next_gen(gen);
+        let rec = self.caches.recs.get_mut(&cache).expect("the caller checked the cache is open");
+        let entry = rec.free_entries.pop().expect("the caller checked a free entry");
+        let key = self.loans.insert(Loan {
+            addr: addr as usize,
+            requested: capacity,
+            capacity,
+            refs: 1,
+            gen,
+            memory,
+            owner,
+            since_ms: crate::clock::now_ms(),
+            tracked: false,
+            external: 0,
+            bound: true,
+            parked: false,
+            transit: None,
+            shares: 0,
+            cache: Some(CacheLoan { cache, entry }),
+        });
+        self.caches.recs.get_mut(&cache).expect("just found").entries.insert(entry, key);
+        (key, gen, entry)
+    }
+
     /// The cache class of the cache loan at `key`.
     fn cache_class(&self, key: usize) -> usize {
         match self.loans[key].memory {
@@ -577,28 +612,7 @@ impl Pool {
             };
             let LoanMemory::Slot { slot, .. } = memory else { unreachable!("a small request takes a slot") };
             let epoch = st.classes[class].new_epoch(slot);
-            let gen = st.next_gen;
-            st.next_gen = loan::next_gen(gen);
-            let rec = st.caches.recs.get_mut(&cache).expect("checked above");
-            let entry = rec.free_entries.pop().expect("checked above");
-            let key = st.loans.insert(Loan {
-                addr: addr as usize,
-                requested: size,
-                capacity: size,
-                refs: 1,
-                gen,
-                memory,
-                owner,
-                since_ms: crate::clock::now_ms(),
-                tracked: false,
-                external: 0,
-                bound: true,
-                parked: false,
-                transit: None,
-                shares: 0,
-                cache: Some(CacheLoan { cache, entry }),
-            });
-            st.caches.recs.get_mut(&cache).expect("checked above").entries.insert(entry, key);
+            let (key, gen, entry) = st.insert_cache_loan(cache, memory, addr, size, owner);
             st.classes[class].set_loan(slot, key);
             st.caches.loans += 1;
             st.caches.bytes += size;
@@ -654,29 +668,9 @@ impl Pool {
             debug_assert_eq!(capacity, len);
             // Taking it counted a live large loan; a cached one is not (see `materialize`).
             st.large_live -= 1;
-            let gen = st.next_gen;
-            st.next_gen = loan::next_gen(gen);
+            let (key, gen, entry) = st.insert_cache_loan(cache, memory, addr, capacity, owner);
             let rec = st.caches.recs.get_mut(&cache).expect("checked above");
-            let entry = rec.free_entries.pop().expect("checked above");
             rec.move_max = rec.move_max.max(capacity);
-            let key = st.loans.insert(Loan {
-                addr: addr as usize,
-                requested: capacity,
-                capacity,
-                refs: 1,
-                gen,
-                memory,
-                owner,
-                since_ms: crate::clock::now_ms(),
-                tracked: false,
-                external: 0,
-                bound: true,
-                parked: false,
-                transit: None,
-                shares: 0,
-                cache: Some(CacheLoan { cache, entry }),
-            });
-            st.caches.recs.get_mut(&cache).expect("checked above").entries.insert(entry, key);
             let epoch = st.bind_mapping(addr as usize, capacity, key);
             st.caches.large_loans += 1;
             st.caches.large_bytes += capacity;
