@@ -64,7 +64,7 @@ const {
   zeroFill,
 } = require('./intrinsics')
 const { Scope, kMake, kAllocFor, kReleaseAll, kFiguresOf, arenaOption } = require('./scope')
-const { ThreadCache } = require('./thread-cache')
+const { ThreadCache, GIVEN_TRACKED } = require('./thread-cache')
 
 // Node 22+: every Buffer is a view over an ArrayBuffer that the native side made and transferred
 // once (see src/escape.rs). Release detaches it by transferring its ArrayBuffer; a
@@ -315,14 +315,12 @@ class Pool extends EventEmitter {
    */
   #allocSlot(size, zero, flags, tracked, caller) {
     const cls = CLASS_OF[(flags & FLAG_ALIGN_MASK) * (SMALL_MAX + 1) + size]
-    if (!tracked) {
-      const cache = this.#cache === undefined ? this.#openCache() : this.#cache
-      const ab = cache === null ? null : cache.take(cls, size, flags)
-      if (ab !== null) {
-        // The whole slot: its ArrayBuffer shows all of it.
-        if (zero) zeroFill(ab)
-        return new PooledBuffer(ab, 0, size, cache.token, this.#owner, cache.ref)
-      }
+    const cache = this.#cache === undefined ? this.#openCache() : this.#cache
+    const lent = cache === null ? null : cache.take(cls, size, flags, tracked)
+    if (lent !== null) {
+      // The whole slot: its ArrayBuffer shows all of it.
+      if (zero) zeroFill(lent)
+      return new PooledBuffer(lent, 0, size, cache.token, this.#owner, cache.ref)
     }
     const kept = this.#kept[cls]
     let top = this.#keptTop[cls]
@@ -351,17 +349,15 @@ class Pool extends EventEmitter {
    */
   #allocMapping(size, zero, flags, tracked, caller) {
     const cls = largeClassOf(size)
-    if (!tracked) {
-      const cache = this.#cache === undefined ? this.#openCache() : this.#cache
-      // Past what the cache holds, the kept ArrayBuffers serve first: a fill could take their
-      // mappings from under them.
-      const mayFill = this.#keptLargeTop[cls] === 0
-      const ab = cache === null ? null : cache.take(CLASS_SIZES.length + cls, size, flags, mayFill)
-      if (ab !== null) {
-        // The whole mapping: its ArrayBuffer shows all of it.
-        if (zero) zeroFill(ab)
-        return new PooledBuffer(ab, 0, size, cache.token, this.#owner, cache.ref)
-      }
+    const cache = this.#cache === undefined ? this.#openCache() : this.#cache
+    // Past what the cache holds, the kept ArrayBuffers serve first: a fill could take their
+    // mappings from under them.
+    const mayFill = this.#keptLargeTop[cls] === 0
+    const lent = cache === null ? null : cache.take(CLASS_SIZES.length + cls, size, flags, tracked, mayFill)
+    if (lent !== null) {
+      // The whole mapping: its ArrayBuffer shows all of it.
+      if (zero) zeroFill(lent)
+      return new PooledBuffer(lent, 0, size, cache.token, this.#owner, cache.ref)
     }
     const kept = this.#keptLarge[cls]
     let top = this.#keptLargeTop[cls]
@@ -486,7 +482,10 @@ class Pool extends EventEmitter {
       } catch {
         throw errors.notDetachable(caller)
       }
-      if (given) return 0
+      if (given !== 0) {
+        if (given === GIVEN_TRACKED) mapDelete(this.#traces, token)
+        return 0
+      }
     }
     const dropped = dropReference(this.#handle, buf, token, caller)
     if (typeof dropped === 'number') {
@@ -618,9 +617,10 @@ class Pool extends EventEmitter {
           list[i] = undefined
           continue
         }
-        if (given) {
+        if (given !== 0) {
           cached++
           list[i] = undefined
+          if (given === GIVEN_TRACKED) mapDelete(this.#traces, token)
           continue
         }
       }

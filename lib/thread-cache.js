@@ -39,6 +39,7 @@ const LAYOUT = native.constants().cache
 const {
   gate: GATE,
   gateLarge: GATE_LARGE,
+  entryTracked: ENTRY_TRACKED,
   largeLentMax: LARGE_LENT_MAX,
   flush: FLUSH,
   inUse: IN_USE,
@@ -69,6 +70,10 @@ const SYNC_BATCH = LAYOUT.syncBatch
 const WITNESS_ARGS = 32
 if (SYNC_BATCH !== WITNESS_ARGS)
   throw new Error(`extmem: the native cache sync takes ${SYNC_BATCH} ArrayBuffers, this file passes ${WITNESS_ARGS}`)
+/** What give() did: nothing, took the Buffer back, took back a Buffer leak detection sampled. */
+const NOT_GIVEN = 0
+const GIVEN = 1
+const GIVEN_TRACKED = 2
 /** A Buffer's cacheRef is `entry * CLASS_SPAN + class` (the core asserts every class fits). */
 const CLASS_SPAN = LAYOUT.classSpan
 
@@ -145,9 +150,10 @@ class ThreadCache {
    * Lends an entry of class `cls` for a Buffer of `size` bytes: its ArrayBuffer (over the whole
    * slot or mapping, contents unspecified), with `token` and `ref` set; or null when the caller
    * must take the native path (the gate is shut, the core gives nothing, or none is here and
-   * `mayFill` is false).
+   * `mayFill` is false). `tracked`: leak detection sampled this allocation (the entry word says so,
+   * for the core's leak report if the Buffer is collected).
    */
-  take(cls, size, flags, mayFill = true) {
+  take(cls, size, flags, tracked, mayFill = true) {
     const w = this.#words
     if (w[GATE] !== 1 || w[FLUSH] !== this.#flushSeen) return this.#shut()
     const cap = this.#classSizes[cls]
@@ -184,35 +190,38 @@ class ThreadCache {
     w[LIVE] += 1
     w[ALLOCATIONS] += 1
     w[CLASSES + cls] += 1
-    w[ENTRIES + entry] = size
+    w[ENTRIES + entry] = tracked ? size | ENTRY_TRACKED : size
     this.ref = entry * CLASS_SPAN + cls
     return ab
   }
 
   /**
    * Takes back `buf`, a Buffer of `length` bytes lent by `take` with `ref` and `token`, as its
-   * last release: detaches it and keeps its slot. False (nothing done) when the caller must
-   * release it natively: the gate is shut, the cache is full, or `buf` is not what was lent.
+   * last release: detaches it and keeps its slot. NOT_GIVEN (nothing done) when the caller must
+   * release it natively: the gate is shut, the cache is full, or `buf` is not what was lent;
+   * else GIVEN, or GIVEN_TRACKED if leak detection had sampled it (its trace can go).
    */
   give(buf, length, ref, token) {
     const w = this.#words
     if (w[GATE] !== 1 || w[FLUSH] !== this.#flushSeen || this.#closed) {
       this.#shut()
-      return false
+      return NOT_GIVEN
     }
     const cls = ref % CLASS_SPAN
     const entry = (ref - cls) / CLASS_SPAN
-    if (length === 0 || w[ENTRIES + entry] !== length) return false
+    const word = w[ENTRIES + entry]
+    if (length === 0 || (word & ~ENTRY_TRACKED) !== length) return NOT_GIVEN
     const cap = this.#classSizes[cls]
     if (w[IN_USE] - cap - w[SYNCED] < -w[DRIFT_DOWN] || w[RELEASES] > MAX_COUNT) {
       if (w[IN_USE] !== w[SYNCED] || w[RELEASES] > MAX_COUNT) this.#sync()
-      if (w[GATE] !== 1 || cap > w[DRIFT_DOWN]) return false
+      if (w[GATE] !== 1 || cap > w[DRIFT_DOWN]) return NOT_GIVEN
     }
     const top = this.#pendingTop[cls]
     const readyTop = this.#readyTop[cls]
+    const given = (word & ENTRY_TRACKED) === 0 ? GIVEN : GIVEN_TRACKED
     if (readyTop + top >= 3 * this.#limit[cls]) {
       // Full: the thread's working set of this class is larger than the cache. Grow it.
-      if (this.#limit[cls] >= CAPACITY_MAX[cls]) return false
+      if (this.#limit[cls] >= CAPACITY_MAX[cls]) return NOT_GIVEN
       const grown = 2 * this.#limit[cls]
       this.#limit[cls] = grown < CAPACITY_MAX[cls] ? grown : CAPACITY_MAX[cls]
     }
@@ -230,7 +239,7 @@ class ThreadCache {
       ready[readyTop + 1] = entry
       ready[readyTop + 2] = token
       this.#readyTop[cls] = readyTop + 3
-      return true
+      return given
     }
     const pending = this.#pending[cls]
     pending[top] = ab
@@ -239,7 +248,7 @@ class ThreadCache {
     this.#pendingTop[cls] = top + 3
     // Witness a batch once a native call's worth waits (or when the ready ones run out: see take).
     if (++this.#pendingCount >= SYNC_BATCH) this.#sync()
-    return true
+    return given
   }
 
   /** Gives every entry kept here back to the pool. Returns the bytes the pool gave back to the OS meanwhile. */
@@ -493,4 +502,4 @@ const ticker = {
   },
 }
 
-module.exports = { ThreadCache }
+module.exports = { ThreadCache, GIVEN_TRACKED }

@@ -79,6 +79,8 @@ pub struct JsCacheLayout {
     pub drift_down: u32,
     /// Word of the large classes' gate.
     pub gate_large: u32,
+    /// Bit of an entry word that says the Buffer lent is tracked.
+    pub entry_tracked: u32,
     /// Most bytes a cache lends to Buffers of large classes at once.
     pub large_lent_max: u32,
     /// Entries a cache keeps per cache class to begin with (the small classes, then the large).
@@ -172,6 +174,7 @@ pub fn constants() -> JsConstants {
             drift_up: cache::WORD_DRIFT_UP as u32,
             drift_down: cache::WORD_DRIFT_DOWN as u32,
             gate_large: cache::WORD_GATE_LARGE as u32,
+            entry_tracked: cache::ENTRY_TRACKED as u32,
             large_lent_max: cache::LARGE_LENT_MAX as u32,
             capacity: (0..cache::cache_classes()).map(|c| cache::capacity_of(c) as u32).collect(),
             capacity_max: (0..cache::cache_classes()).map(|c| cache::max_capacity_of(c) as u32).collect(),

@@ -613,7 +613,7 @@ impl Pool {
                 age_ms: now.saturating_sub(l.since_ms),
                 refs: l.refs,
                 address: l.addr,
-                tracked: l.tracked,
+                tracked: l.tracked || (l.cache.is_some() && st.cache_lent_tracked(key)),
                 token: loan::token(self.id, l.gen, key),
                 parked: l.parked,
                 in_transit: l.transit.is_some(),

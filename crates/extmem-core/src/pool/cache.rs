@@ -98,6 +98,11 @@ pub const LARGE_CLASSES_MAX: usize = 28;
 pub const CACHE_CLASSES: usize = CLASS_COUNT + LARGE_CLASSES_MAX;
 /// First entry word: entry `e` is word `WORD_ENTRIES + e`.
 pub const WORD_ENTRIES: usize = (WORD_CLASSES + CACHE_CLASSES).next_multiple_of(LINE_WORDS);
+/// Bit of an entry word: the Buffer lent is tracked (leak detection sampled its allocation); the
+/// bits below it are the Buffer's length.
+pub const ENTRY_TRACKED: i32 = 1 << 30;
+const ENTRY_LEN_MASK: i32 = ENTRY_TRACKED - 1;
+const _: () = assert!(crate::large::CLASS_MAX < ENTRY_TRACKED as usize, "a lent length stays below the tracked bit");
 /// Most cache loans (cached or lent from the cache) one cache has at once.
 pub const MAX_ENTRIES: usize = 8192;
 /// Bytes of one cache's block. The binding views it with an external ArrayBuffer, which V8
@@ -437,7 +442,13 @@ impl State {
     /// The length of the Buffer lent from the cache loan at `key` (0: it is in its cache).
     pub(super) fn cache_lent_len(&self, key: usize) -> Option<usize> {
         let (cl, rec) = self.cache_loan(key)?;
-        Some(rec.block.get(WORD_ENTRIES + cl.entry as usize).max(0) as usize)
+        Some((rec.block.get(WORD_ENTRIES + cl.entry as usize) & ENTRY_LEN_MASK).max(0) as usize)
+    }
+
+    /// Whether the Buffer lent from the cache loan at `key` is tracked.
+    pub(super) fn cache_lent_tracked(&self, key: usize) -> bool {
+        self.cache_loan(key)
+            .is_some_and(|(cl, rec)| rec.block.get(WORD_ENTRIES + cl.entry as usize) & ENTRY_TRACKED != 0)
     }
 
     /// Turns the cache loan at `key`, lent to a Buffer of `len` bytes, into an ordinary loan of
@@ -446,12 +457,14 @@ impl State {
     ///
     /// Must run on the cache's thread (no JavaScript of it runs meanwhile).
     pub(super) fn materialize(&mut self, key: usize, len: usize) {
+        let tracked = self.cache_lent_tracked(key);
         let Some(cl) = self.loans[key].cache.take() else { return };
         let capacity = self.loans[key].capacity;
         {
             let l = &mut self.loans[key];
             l.requested = len;
             l.refs = 1;
+            l.tracked = tracked;
         }
         let class = self.cache_class(key);
         let rec = self.caches.recs.get_mut(&cl.cache).expect("a cache loan's cache lives");
@@ -1064,6 +1077,29 @@ mod tests {
         let warning = (0.7 * f64::from(64 << 20)).ceil() as i32 - 1;
         assert_eq!(before, pow2(warning - SMALL_MAX_I32));
         assert_eq!(budgets(&block).0, pow2(warning - len as i32));
+    }
+
+    #[test]
+    fn a_tracked_buffer_lent_from_a_cache_is_reported_as_a_leak_when_collected_and_listed_as_tracked() {
+        let p = Pool::new(64 << 20);
+        let (id, block) = p.cache_open();
+        let gs = p.cache_fill(id, 5, 2, crate::admission::Priority::Normal, OWNER).unwrap();
+        lend(&block, &gs[0], 10);
+        lend(&block, &gs[1], 10);
+        // The JavaScript side marks a sampled allocation in its entry word.
+        block.set(WORD_ENTRIES + gs[0].entry as usize, 10 | ENTRY_TRACKED);
+        let live = p.live(0);
+        assert_eq!(live.iter().filter(|b| b.tracked).count(), 1, "live() lists it as tracked");
+        let bytes = CLASS_SIZES[5];
+        assert!(p.slot_buffer_finalized(gs[0].slot.unwrap(), bytes, |_| false).is_some());
+        assert!(p.slot_buffer_finalized(gs[1].slot.unwrap(), bytes, |_| false).is_some());
+        let s = p.stats();
+        assert_eq!(
+            (s.counters.gc_reclaims, s.counters.leaks, s.live_buffers),
+            (2, 1, 0),
+            "only the tracked one is a leak"
+        );
+        p.cache_close(id);
     }
 
     #[test]
