@@ -128,6 +128,25 @@ function unavailable({ workload, name, size, unit, extmemLabel, peerLabel, why }
   }
 }
 
+/**
+ * A workload's summary row: no figure of its own, `detail` for its summary tables and the JSON;
+ * kept out of the main table.
+ */
+function summaryRow(workload, name, detail) {
+  return {
+    workload,
+    name,
+    size: null,
+    sizeLabel: '',
+    unit: '',
+    kind: null,
+    ratio: null,
+    available: true,
+    hideInTable: true,
+    detail,
+  }
+}
+
 /** A row for a workload that threw: the run goes on and fails at the end (see index.js). */
 function failed({ workload, name, size = null, unit = '', error }) {
   return {
@@ -196,6 +215,7 @@ module.exports = {
   alternate,
   formatSize,
   row,
+  summaryRow,
   unavailable,
   failed,
   assertClean,

@@ -24,7 +24,20 @@
 // to a fresh pool, against before they were allocated; what the pool keeps per slot or mapping).
 
 const { Pool } = require('..')
-const { KiB, MiB, settle, alternate, median, row, formatSize, assertClean, turn, num, grid } = require('./common')
+const {
+  KiB,
+  MiB,
+  settle,
+  alternate,
+  median,
+  row,
+  summaryRow,
+  formatSize,
+  assertClean,
+  turn,
+  num,
+  grid,
+} = require('./common')
 const { FloorBuffer, HAS_TRANSFER } = require('./small')
 
 const PAGE = 4 * KiB
@@ -348,18 +361,15 @@ async function runInflight(cfg, log) {
   }
   const heap = await measureHeap(cfg.heapReps, log)
   const targets = evaluate(cells)
-  rows.push({
-    workload: 'inflight',
-    name: 'in flight, summary',
-    size: null,
-    sizeLabel: '',
-    unit: '',
-    kind: null,
-    ratio: null,
-    available: true,
-    hideInTable: true,
-    detail: { floor: HAS_TRANSFER, flatness: flatnessOf(cells), targets, heap, cells },
-  })
+  rows.push(
+    summaryRow('inflight', 'in flight, summary', {
+      floor: HAS_TRANSFER,
+      flatness: flatnessOf(cells),
+      targets,
+      heap,
+      cells,
+    }),
+  )
   return rows
 }
 

@@ -50,7 +50,7 @@
 const { fork } = require('node:child_process')
 const { once } = require('node:events')
 const fs = require('node:fs')
-const { MiB, median, row, num, grid } = require('./common')
+const { MiB, median, row, summaryRow, num, grid } = require('./common')
 
 const CONNECTIONS = 64
 const HEADER = 16
@@ -892,17 +892,8 @@ async function runServer(cfg, log) {
         return list.length === 0 ? [] : [[k, median(list)]]
       }),
     )
-    rows.push({
-      workload: 'server',
-      name: `${title}, summary`,
-      size: null,
-      sizeLabel: '',
-      unit: '',
-      kind: null,
-      ratio: null,
-      available: true,
-      hideInTable: true,
-      detail: {
+    rows.push(
+      summaryRow('server', `${title}, summary`, {
         scenario,
         variants: keys,
         arenaScopes: arena,
@@ -914,8 +905,8 @@ async function runServer(cfg, log) {
         },
         gc: Object.fromEntries(keys.map((k) => [k, gcMedians(runs[k])])),
         ...(Object.keys(weak).length !== 0 ? { peakWeakRefs: weak } : {}),
-      },
-    })
+      }),
+    )
   }
   return rows
 }
