@@ -85,7 +85,8 @@ function formatSize(bytes) {
 /**
  * A result row. `kind` says how to read `ratio` (always extmem / peer, or 2 threads / 1 thread):
  *   'time' and 'memory': lower is better for extmem; 'throughput': higher is better for extmem;
- *   'scaling': 2-thread throughput over 1-thread throughput (2.0 is perfect on 2 cores).
+ *   'scaling': 2-thread throughput over 1-thread throughput (2.0 is perfect on 2 cores);
+ *   'witness': the same extmem cycle in a worker thread over on the main thread (see witness.js).
  */
 function row({ workload, name, size, unit, kind, extmem, peer, rounds, detail }) {
   return {

@@ -22,6 +22,8 @@
 //   inflight per-Buffer cost with N = 1..1024 Buffers out at once, 512 B-1 MiB: pool.allocUnsafe +
 //            release (three pool configurations) vs allocUnsafe vs allocUnsafeSlow vs the floor
 //            (views over pool ArrayBuffers + transfer()); V8 heap kept per 1,000 released Buffers
+//   witness  the same cycle (64 in flight, 4 KiB and 64 KiB) in a worker thread, whose put-backs
+//            need a weak witness each, vs on the main thread, which needs none: ns and GC pause
 // The table goes to stdout (progress to stderr); everything, with every sample, to bench/results.json.
 // Workloads with tables of their own (inflight, server) print them after it.
 //
@@ -43,6 +45,7 @@ const FAMILIES = {
   server: () => require('./server').runServer,
   lifetimes: () => require('./lifetimes').runLifetimes,
   inflight: () => require('./inflight').runInflight,
+  witness: () => require('./witness').runWitness,
 }
 
 // ops: operations per round and side; perTurn: operations per event-loop turn (see common.js).
@@ -56,7 +59,8 @@ const CONFIG = {
     leak: { rounds: 9, ops: 100_000, perTurn: 4096 },
     server: { rounds: 5, warmFrames: 100, frames: 800, deadlineS: 30, memoryBackS: 15 },
     lifetimes: { rounds: 9, scopes: 2000, grows: 20, trips: 400 },
-    inflight: { rounds: 7, ops: 16384, bytes: 256 * MiB, heapReps: 3 },
+    inflight: { rounds: 7, ops: 131072, bytes: 2 * GiB, heapReps: 3 },
+    witness: { rounds: 7, ops: 262144, bytes: 4 * GiB },
   },
   quick: {
     small: { rounds: 3, ops: 20_000, perTurn: 4096 },
@@ -68,6 +72,7 @@ const CONFIG = {
     server: { rounds: 3, warmFrames: 20, frames: 100, deadlineS: 10, memoryBackS: 2 },
     lifetimes: { rounds: 3, scopes: 200, grows: 4, trips: 40 },
     inflight: { rounds: 3, ops: 2048, bytes: 16 * MiB, heapReps: 1 },
+    witness: { rounds: 3, ops: 8192, bytes: 256 * MiB },
   },
 }
 
@@ -119,6 +124,8 @@ function reading(r) {
       return r.ratio <= 1 ? `extmem ${x(1 / r.ratio)} less` : `extmem ${x(r.ratio)} more`
     case 'scaling':
       return `2 threads = ${x(r.ratio)} of 1 (ideal 2.00x)`
+    case 'witness':
+      return `worker = ${x(r.ratio)} of main`
     default:
       return ''
   }
@@ -191,7 +198,7 @@ async function main() {
   if (shown.length !== 0) console.log(table(shown))
   for (const text of summaries) if (text) console.log(`\n${text}`)
   console.log(
-    '\nmedians over rounds; ratio = extmem / peer (threads: 2 threads / 1 thread). ns/op, us/op, MiB: lower is better;' +
+    '\nmedians over rounds; ratio = extmem / peer (threads: 2 threads / 1 thread; witness: worker / main thread). ns/op, us/op, MiB: lower is better;' +
       ' GiB/s, Mops/s: higher is better.',
   )
   const out = path.join(__dirname, 'results.json')
