@@ -33,9 +33,11 @@
 //!   core's path where a move would leave that range; [`State::materialize`] lowers both words
 //!   by the same bytes (they move to the core's counters, and the total does not change), so no
 //!   path lets a cache go past its budgets. That is what the budgets count on: the core gives
-//!   each of `n` open caches `1/n` of the room between the bytes in use and each threshold of the
-//!   current band, less every cache's drift so far and one slot per cache for a move racing the
-//!   core's write of smaller budgets, so with the gate open no cache hit or put-back can cross a
+//!   each of `n` open caches `1/n` of the room between the synced bytes in use and each threshold
+//!   of the current band, less every cache's drift so far and one slot per cache for a move racing
+//!   the core's write of smaller budgets (a share that is negative where the core lent the room
+//!   that a cache's drift away from the threshold left), so with the gate open no cache hit or
+//!   put-back can cross a
 //!   threshold; the level moves only in calls into the core, each of which judges it (and the
 //!   budgets) again;
 //! - a flush request (the flush word counted up) is honoured at the thread's next lend or
@@ -66,9 +68,10 @@ pub const WORD_GATE: usize = 0;
 /// Word counted up by the core to ask every cache to flush.
 pub const WORD_FLUSH: usize = 1;
 /// The up budget (written by the core): how far `WORD_IN_USE` may rise above `WORD_SYNCED` before
-/// the thread syncs again; 0 while the gate is shut.
+/// the thread syncs again (negative: how far below it must stay); 0 while the gate is shut.
 pub const WORD_DRIFT_UP: usize = 2;
-/// The down budget (written by the core): how far `WORD_IN_USE` may fall below `WORD_SYNCED`.
+/// The down budget (written by the core): how far `WORD_IN_USE` may fall below `WORD_SYNCED`
+/// (negative: how far above it must stay).
 pub const WORD_DRIFT_DOWN: usize = 3;
 /// The gate of the large classes (written by the core): 1 while the gate is open and admission
 /// admits a large Buffer of normal priority (at `normal`, or with `admission: 'cap'`).
@@ -341,13 +344,13 @@ impl Caches {
 
     /// Writes the gates and the drift budgets (up, down) of every cache (`None`: shut); `large`:
     /// whether admission admits a large Buffer of normal priority now.
-    pub(super) fn set_gates(&self, budgets: Option<(usize, usize)>, large: bool) {
+    pub(super) fn set_gates(&self, budgets: Option<(i32, i32)>, large: bool) {
         for rec in self.recs.values() {
             let (up, down) = budgets.filter(|_| rec.open).unwrap_or((0, 0));
             let open = budgets.is_some() && rec.open;
             // The budgets first: a thread that sees the gate open sees budgets that go with it.
-            rec.block.update(WORD_DRIFT_UP, up as i32);
-            rec.block.update(WORD_DRIFT_DOWN, down as i32);
+            rec.block.update(WORD_DRIFT_UP, up);
+            rec.block.update(WORD_DRIFT_DOWN, down);
             rec.block.update(WORD_GATE_LARGE, i32::from(open && large));
             rec.block.update(WORD_GATE, i32::from(open));
         }
@@ -374,10 +377,14 @@ impl State {
     /// The up and down drift budgets of each open cache now, or `None` if the gate must be shut
     /// (the pool is closed or past `warning`, or no cache is open). See the module docs: each
     /// budget is `1/n` of the room between the bytes in use and the threshold on its side, less
-    /// the open caches' drift toward it and [`MOVE_MAX`] per cache, rounded down to a power of
-    /// two. Closed caches serve nothing,
-    /// so their bytes in use count as they are.
-    pub(super) fn drift_budgets(&self, config: &PoolConfig) -> Option<(usize, usize)> {
+    /// the open caches' drift toward it and [`MOVE_MAX`] per cache, rounded to a power of two
+    /// toward zero room. Closed caches serve nothing, so their bytes in use count as they are.
+    ///
+    /// A budget is negative when the synced bytes are already past a threshold that the bytes in
+    /// use are not: a cache that drifted away from it (released without a sync) while the core
+    /// lent more must not come back to its synced bytes unjudged. It then serves that way only
+    /// while it stays that far on the near side of its synced bytes.
+    pub(super) fn drift_budgets(&self, config: &PoolConfig) -> Option<(i32, i32)> {
         let open = self.caches.open_count();
         if self.closed || self.level > Level::Warning || open == 0 {
             return None;
@@ -401,13 +408,20 @@ impl State {
         // Below `hi * max` (a crossing is at `>=`), and at or above `lo * max`.
         let up_room = (hi * max).ceil() - 1.0 - synced - up_drift - slack;
         let down_room = synced - (lo * max).ceil() - down_drift - slack;
-        // A power of two, so that budgets change (and their line is written) only now and then.
-        let budget = |room: f64| {
-            let b = (room / open as f64).clamp(0.0, DRIFT_CAP as f64) as usize;
-            if b == 0 {
-                0
+        // A power of two, so that budgets change (and their line is written) only now and then:
+        // rounded down when there is room, and away from zero (less room) when it is short.
+        let budget = |room: f64| -> i32 {
+            let b = (room / open as f64).clamp(-(DRIFT_CAP as f64), DRIFT_CAP as f64);
+            if b >= 1.0 {
+                1 << (b as u32).ilog2()
+            } else if b > -1.0 {
+                if b < 0.0 {
+                    -1
+                } else {
+                    0
+                }
             } else {
-                1 << b.ilog2()
+                -(((-b).ceil() as u32).next_power_of_two().min(DRIFT_CAP as u32) as i32)
             }
         };
         Some((budget(up_room), budget(down_room)))
@@ -928,7 +942,7 @@ mod tests {
         assert_eq!(budgets(&block), (pow2(warning - 600 * 1024 - slack), DRIFT_CAP as i32));
         let near = p.alloc(112 * 1024, false, OWNER).unwrap();
         assert_eq!(block.get(WORD_GATE), 1, "the gate stays open: moves down need no judging");
-        assert_eq!(budgets(&block).0, 0, "every move up does");
+        assert!(budgets(&block).0 <= 0, "every move up does");
         let _over = p.alloc(8 * 1024, false, OWNER).unwrap();
         assert_eq!(p.level(), Level::Warning);
         let hysteresis_floor = (0.68 * f64::from(1 << 20)).ceil() as i32;
@@ -977,6 +991,41 @@ mod tests {
         p.cache_close(a);
         assert_eq!((block_a.get(WORD_GATE), budgets(&block_a)), (0, (0, 0)), "a closed cache has none");
         assert_eq!(budgets(&block_b).0, pow2(warning - 4096 - SMALL_MAX_I32), "the open one has all the room");
+    }
+
+    #[test]
+    fn a_cache_that_drifted_away_from_a_threshold_cannot_come_back_once_the_core_lent_that_room() {
+        // 2 MiB, warning at 0.7: a cache lends 384 KiB and syncs; it takes them back with no sync
+        // (its drift is far from the threshold); the core then lends up to just below warning,
+        // judging the bytes truly in use. The cache must not lend the 384 KiB again unjudged.
+        let p = Pool::with_config(PoolConfig {
+            admission: crate::admission::Admission::Cap,
+            ..PoolConfig::with_max_bytes(2 << 20)
+        });
+        let (id, block) = p.cache_open();
+        let gs = p.cache_fill(id, CLASS_SIZES.len() - 1, 48, crate::admission::Priority::Normal, OWNER).unwrap();
+        let slot = CLASS_SIZES[CLASS_SIZES.len() - 1] as i32;
+        for g in &gs {
+            lend(&block, g, slot as usize);
+        }
+        assert!(p.cache_sync(id, &[]).is_empty());
+        for g in &gs {
+            give(&block, g, slot as usize);
+        }
+        let drift = block.get(WORD_IN_USE) - block.get(WORD_SYNCED);
+        assert_eq!(drift, -48 * slot);
+        let near = p.alloc(1400 * 1024, false, OWNER).unwrap();
+        assert_eq!(p.level(), Level::Normal);
+        let (up, _) = budgets(&block);
+        assert!(up < 0, "the up budget is negative: {up}");
+        assert!(
+            drift + slot > up,
+            "lending one more slot from here leaves the budget: the cache syncs and the core judges it"
+        );
+        let room = (0.7 * f64::from(2 << 20)).ceil() as i32 - 1 - (1400 * 1024 + block.get(WORD_IN_USE));
+        assert!(block.get(WORD_SYNCED) + up - block.get(WORD_IN_USE) <= room, "what it may still lend fits");
+        assert!(p.release(near.token, near.addr as usize, 1400 * 1024).is_ok());
+        p.cache_close(id);
     }
 
     #[test]
