@@ -23,6 +23,24 @@ export interface PoolOptions {
   leakDetection?: 'off' | 'sampled' | 'paranoid'
   /** Whether this Pool object keeps a per-thread slot cache (Node 22+). Default true. */
   threadCache?: boolean
+  /**
+   * A debug mode that catches early release: released memory is filled with the poison byte 0xDD
+   * and not lent again before `releases` later releases of its size and `ms` have passed
+   * (`true`: 256 and 100); a write into it meanwhile is reported as a 'misuse' event. Every
+   * Buffer is then a loan of its own (no thread cache, no reuse of ArrayBuffers), allocFast()
+   * throws ERR_EXTMEM_QUARANTINE, and quarantined bytes count as reserved (the quarantine gives
+   * way before an allocation would be refused at the cap). Default false; EXTMEM_QUARANTINE=1
+   * turns it on for defaultPool.
+   */
+  quarantine?: boolean | QuarantineOptions
+}
+
+/** How long a quarantine holds released memory: until both have passed. */
+export interface QuarantineOptions {
+  /** Later releases of the same size. Default 256. */
+  releases?: number
+  /** Milliseconds after the release. Default 100. */
+  ms?: number
 }
 
 /** Thresholds as fractions of maxBytes: 0 < warning < critical < shedding <= 1; 0 <= hysteresis < warning. */
@@ -64,6 +82,23 @@ export interface LeakEvent {
   stack: string
   /** (Not enumerable.) The same fields for JSON.stringify, the address as a decimal string. */
   toJSON(): Jsonified<Omit<LeakEvent, 'toJSON'>>
+}
+
+/**
+ * The message of a 'misuse' event (and of the 'extmem:misuse' channel, with `pool`): memory of a
+ * released Buffer changed while a quarantine held it, so something (native code, a socket, a file
+ * read) still used it after release().
+ */
+export interface MisuseEvent {
+  /** The length the Buffer had. */
+  size: number
+  address: bigint
+  /** Offset of the first byte that changed. */
+  offset: number
+  /** The JavaScript stack of its allocation (null if this thread did not see it). */
+  allocationStack: string | null
+  /** The JavaScript stack of its release (null once forgotten: the last 16,384 releases are kept). */
+  releaseStack: string | null
 }
 
 /** A diagnostic record as JSON.stringify writes it: BigInts as decimal strings. */
@@ -138,6 +173,12 @@ export interface PoolStats {
   inTransitBuffers: number
   /** Their bytes, as requested. */
   inTransitBytes: number
+  /** Released memory a quarantine holds back (0 without one): reserved, neither in use nor free. */
+  quarantinedBuffers: number
+  /** Its bytes. */
+  quarantinedBytes: number
+  /** Writes the quarantine found in memory after its release ('misuse' events). */
+  misuses: number
   level: Level
   /** inUseBytes / maxBytes. */
   utilization: number
@@ -172,6 +213,7 @@ export declare const codes: Readonly<{
   ERR_EXTMEM_RELEASED: 'ERR_EXTMEM_RELEASED'
   ERR_EXTMEM_SHARED: 'ERR_EXTMEM_SHARED'
   ERR_EXTMEM_CLOSED: 'ERR_EXTMEM_CLOSED'
+  ERR_EXTMEM_QUARANTINE: 'ERR_EXTMEM_QUARANTINE'
   ERR_EXTMEM_OPTIONS_MISMATCH: 'ERR_EXTMEM_OPTIONS_MISMATCH'
   ERR_EXTMEM_HANDLE_USED: 'ERR_EXTMEM_HANDLE_USED'
   ERR_EXTMEM_INVALID_HANDLE: 'ERR_EXTMEM_INVALID_HANDLE'
@@ -332,6 +374,8 @@ export declare class Pool extends EventEmitter {
   readonly closed: boolean
   /** The watermark level now. */
   readonly level: Level
+  /** The pool's quarantine (a named pool's own), or null if it has none. */
+  readonly quarantine: Required<QuarantineOptions> | null
   /** A zero-filled Buffer of `size` bytes (like Buffer.alloc). `alloc(0)` needs no release. */
   alloc(size: number, options?: AllocOptions): PooledBuffer
   /** A Buffer of `size` bytes with unspecified contents (like Buffer.allocUnsafe). */
@@ -421,9 +465,11 @@ export declare class Pool extends EventEmitter {
 
   on(event: 'watermark', listener: (event: WatermarkEvent) => void): this
   on(event: 'leak', listener: (event: LeakEvent) => void): this
+  on(event: 'misuse', listener: (event: MisuseEvent) => void): this
   on(event: string | symbol, listener: (...args: any[]) => void): this
   once(event: 'watermark', listener: (event: WatermarkEvent) => void): this
   once(event: 'leak', listener: (event: LeakEvent) => void): this
+  once(event: 'misuse', listener: (event: MisuseEvent) => void): this
   once(event: string | symbol, listener: (...args: any[]) => void): this
 }
 

@@ -1,6 +1,7 @@
 'use strict'
-// Leak-detection cost: the small cycle (allocUnsafe + writes + release) on pools created with
-// `leakDetection: 'sampled'` and `'paranoid'`, each against the same cycle on `leakDetection: 'off'`.
+// The debug modes' cost: the small cycle (allocUnsafe + writes + release) on pools created with
+// `leakDetection: 'sampled'` and `'paranoid'`, and with `quarantine: true` (released memory
+// poisoned and held back, with its stacks), each against the same cycle on `leakDetection: 'off'`.
 // Only if the library accepts the option; "not available" rows otherwise.
 
 const { Pool } = require('..')
@@ -8,12 +9,20 @@ const { timeOps, alternate, row, unavailable, assertClean } = require('./common'
 const { extmemCycle } = require('./small')
 
 const SIZES = [64, 4096]
-const MODES = ['sampled', 'paranoid']
+/** Each mode's options, and its rows' name. */
+const OPTIONS = {
+  off: { leakDetection: 'off' },
+  sampled: { leakDetection: 'sampled' },
+  paranoid: { leakDetection: 'paranoid' },
+  quarantine: { leakDetection: 'off', quarantine: true },
+}
+const MODES = ['sampled', 'paranoid', 'quarantine']
+const nameOf = (mode) => (mode === 'quarantine' ? 'quarantine: true' : `leakDetection '${mode}'`)
 
-/** A pool with `leakDetection: mode`, or null if the library refuses the option or the value. */
+/** A pool of `mode`, or null if the library refuses the option or the value. */
 function tryPool(mode) {
   try {
-    return new Pool({ maxBytes: 1 << 30, leakDetection: mode })
+    return new Pool({ maxBytes: 1 << 30, ...OPTIONS[mode] })
   } catch {
     return null
   }
@@ -27,9 +36,9 @@ async function runLeak(cfg, log) {
       SIZES.map((size) =>
         unavailable({
           ...common,
-          name: `leakDetection '${mode}'`,
+          name: nameOf(mode),
           size,
-          extmemLabel: `leakDetection '${mode}'`,
+          extmemLabel: nameOf(mode),
           why: "new Pool({ leakDetection: 'off' }) is refused",
         }),
       ),
@@ -53,16 +62,16 @@ async function runLeak(cfg, log) {
       const samples = await alternate(variants, cfg.rounds)
       for (const mode of modes) assertClean(pools[mode], `leak ${mode} ${size} B`)
       for (const mode of MODES) {
-        const name = `leakDetection '${mode}'`
+        const name = nameOf(mode)
         rows.push(
           pools[mode] === null
-            ? unavailable({ ...common, name, size, extmemLabel: name, why: `leakDetection '${mode}' is refused` })
+            ? unavailable({ ...common, name, size, extmemLabel: name, why: `${name} is refused` })
             : row({
                 ...common,
                 name,
                 size,
                 kind: 'time',
-                extmem: { label: `allocUnsafe+release, '${mode}'`, samples: samples[mode] },
+                extmem: { label: `allocUnsafe+release, ${name}`, samples: samples[mode] },
                 peer: { label: common.peerLabel, samples: samples.off },
                 rounds: cfg.rounds,
               }),

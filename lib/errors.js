@@ -100,6 +100,12 @@ E(
 )
 E('ERR_EXTMEM_CLOSED', 'The pool is closed', ExtmemError)
 E(
+  'ERR_EXTMEM_QUARANTINE',
+  'allocFast() is not available on a pool with a quarantine: releaseFast() does not detach, so the quarantine ' +
+    'could not hold its memory back. Use alloc() or allocUnsafe()',
+  ExtmemError,
+)
+E(
   'ERR_EXTMEM_OPTIONS_MISMATCH',
   (name, option) => `A pool named '${name}' already exists with another ${option}; a Pool that joins it must agree`,
   ExtmemError,
@@ -183,6 +189,7 @@ module.exports = {
   released: (caller) => make('ERR_EXTMEM_RELEASED', [], undefined, caller),
   shared: (caller) => make('ERR_EXTMEM_SHARED', [], undefined, caller),
   closed: (caller) => make('ERR_EXTMEM_CLOSED', [], undefined, caller),
+  quarantine: (caller) => make('ERR_EXTMEM_QUARANTINE', [], undefined, caller),
   optionsMismatch: (name, option, caller) => make('ERR_EXTMEM_OPTIONS_MISMATCH', [name, option], undefined, caller),
   handleUsed: (caller) => make('ERR_EXTMEM_HANDLE_USED', [], undefined, caller),
   invalidHandle: (why, caller) => make('ERR_EXTMEM_INVALID_HANDLE', [why], undefined, caller),

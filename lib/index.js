@@ -7,6 +7,7 @@ const { Pool, createDefaultPool, defaultMaxBytes, LEVELS } = require('./pool')
 const { Scope } = require('./scope')
 const { codes, ExtmemError, RefusedError, OsError } = require('./errors')
 const { parseByteCount } = require('./validate')
+const { quarantineFromEnv } = require('./quarantine')
 const io = require('./io')
 const views = require('./views')
 const json = require('./json')
@@ -19,9 +20,11 @@ json.install(Pool)
 
 const envCap = process.env.EXTMEM_MAX_BYTES
 const envLeaks = process.env.EXTMEM_LEAK_DETECTION
+const envQuarantine = quarantineFromEnv(process.env.EXTMEM_QUARANTINE)
 const defaultPool = createDefaultPool({
   ...(envCap ? { maxBytes: parseByteCount(envCap, 'EXTMEM_MAX_BYTES') } : {}),
   ...(envLeaks ? { leakDetection: envLeaks } : {}),
+  ...(envQuarantine ? { quarantine: envQuarantine } : {}),
 })
 
 module.exports = {

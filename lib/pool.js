@@ -65,6 +65,7 @@ const {
 } = require('./intrinsics')
 const { Scope, kMake, kAllocFor, kReleaseAll, kFiguresOf, arenaOption } = require('./scope')
 const { ThreadCache, GIVEN_TRACKED } = require('./thread-cache')
+const { QuarantineRecords, quarantineOption, warnMisuse } = require('./quarantine')
 
 // Node 22+: every Buffer is a view over an ArrayBuffer that the native side made and transferred
 // once (see src/escape.rs). Release detaches it by transferring its ArrayBuffer; a
@@ -126,10 +127,11 @@ const EMPTY = new ArrayBuffer(0)
 
 const watermarkChannel = diagnostics.channel('extmem:watermark')
 const leakChannel = diagnostics.channel('extmem:leak')
+const misuseChannel = diagnostics.channel('extmem:misuse')
 
-const POOL_OPTIONS = ['name', 'maxBytes', 'watermarks', 'admission', 'leakDetection', 'threadCache']
+const POOL_OPTIONS = ['name', 'maxBytes', 'watermarks', 'admission', 'leakDetection', 'threadCache', 'quarantine']
 /** Bits of the options a named Pool was given (see NativePool.named). */
-const GIVEN = { maxBytes: 1, watermarks: 2, admission: 4 }
+const GIVEN = { maxBytes: 1, watermarks: 2, admission: 4, quarantine: 8 }
 const ALLOC_OPTIONS = ['align', 'priority', 'prefault']
 const RESIZE_OPTIONS = ['zero']
 
@@ -176,6 +178,14 @@ class Pool extends EventEmitter {
   #mappingCacheBytes = 0
   /** The fast path's arenas (created on first use). */
   #fast = null
+  /**
+   * With a quarantine (see ./quarantine.js): the stacks 'misuse' events name; else null. Every
+   * Buffer of such a pool is a loan of its own, released through the core: no thread cache and
+   * no kept ArrayBuffers, so that the core's quarantine sees every release.
+   */
+  #quarantine = null
+  /** Whether this Pool object warned of a misuse nobody listened to. */
+  #warnedMisuse = false
   /** This thread's slot cache: undefined until first used, null where there is none (Node 20). */
   #cache = undefined
   /**
@@ -212,7 +222,13 @@ class Pool extends EventEmitter {
     if (opts.threadCache === false) this.#cache = null
     const leakDetection = opts.leakDetection ?? 'sampled'
     validateOneOf(leakDetection, 'options.leakDetection', Object.keys(INTERVALS), Pool)
-    const config = { maxBytes: opts.maxBytes ?? 0, ...marks, admission }
+    const quarantine = quarantineOption(opts.quarantine, Pool)
+    const config = {
+      maxBytes: opts.maxBytes ?? 0,
+      ...marks,
+      admission,
+      ...(quarantine !== null && { quarantineReleases: quarantine.releases, quarantineMs: quarantine.ms }),
+    }
     if (isDefault) {
       this.#native = NativePool.shared(config)
     } else if (name !== undefined) {
@@ -236,6 +252,11 @@ class Pool extends EventEmitter {
     this.#trackEvery = INTERVALS[leakDetection]
     this.#untilTracked = this.#trackEvery
     this.#unsubscribe = subscribe(this, this.#native)
+    // A named pool's own quarantine decides, whatever this object was given.
+    if (this.#native.quarantine() !== null) {
+      this.#quarantine = new QuarantineRecords()
+      this.#cache = null
+    }
     if (TRANSFER) {
       this.#kept = privateArray()
       for (let c = 0; c < CLASS_SIZES.length; c++) this.#kept[c] = privateArray()
@@ -256,6 +277,15 @@ class Pool extends EventEmitter {
   /** The watermark level now: 'normal', 'warning', 'critical' or 'shedding'. */
   get level() {
     return LEVELS[this.#native.level()]
+  }
+
+  /**
+   * The pool's quarantine, `{ releases, ms }` (released memory is held back until both have
+   * passed), or null if it has none.
+   */
+  get quarantine() {
+    const q = this.#native.quarantine()
+    return q === null ? null : { releases: q[0], ms: q[1] }
   }
 
   /** Whether close() was called. */
@@ -287,7 +317,10 @@ class Pool extends EventEmitter {
     }
     const tracked = trace !== undefined
     let buf
-    if (TRANSFER && size <= SMALL_MAX) {
+    if (this.#quarantine !== null) {
+      buf = this.#allocOwn(size, zero, flags, tracked, caller)
+      this.#quarantine.allocated(buf, caller)
+    } else if (TRANSFER && size <= SMALL_MAX) {
       buf = this.#allocSlot(size, zero, flags, tracked, caller)
     } else {
       buf = this.#allocLoan(size, zero, flags, tracked, caller)
@@ -302,6 +335,11 @@ class Pool extends EventEmitter {
   /** A Buffer of one loan of its own (large; and small on Node 20). */
   #allocLoan(size, zero, flags, tracked, caller) {
     if (TRANSFER && size <= LARGE_MAX) return this.#allocMapping(size, zero, flags, tracked, caller)
+    return this.#allocOwn(size, zero, flags, tracked, caller)
+  }
+
+  /** A Buffer over a new external ArrayBuffer of its own, bound to nothing the pool keeps. */
+  #allocOwn(size, zero, flags, tracked, caller) {
     const memory = this.#allocNative(nativeAlloc, size, zero, flags, tracked)
     if (typeof memory !== 'object') throw this.#failure(memory, caller)
     // Node 20: a view over the native Buffer's ArrayBuffer, which release() detaches.
@@ -423,6 +461,7 @@ class Pool extends EventEmitter {
     if (size === 0 || size > SMALL_MAX)
       throw errors.outOfRange('size', `an integer >= 1 && <= ${SMALL_MAX}`, size, this.allocFast)
     if (this.#closed) throw errors.closed(this.allocFast)
+    if (this.#quarantine !== null) throw errors.quarantine(this.allocFast)
     this.#fast ??= new FastArenas(
       CLASS_SIZES,
       CLASS_OF,
@@ -493,6 +532,7 @@ class Pool extends EventEmitter {
       this.#cache?.poll()
       return dropped
     }
+    if (this.#quarantine !== null) this.#quarantine.released(buf, token, caller)
     // Any release honours a flush the core asked of this thread's cache (once it succeeded: a
     // refused call changes nothing).
     this.#cache?.poll()
@@ -626,7 +666,7 @@ class Pool extends EventEmitter {
       }
       others++
     }
-    if (others <= SINGLE_RELEASES_MAX) {
+    if (others <= SINGLE_RELEASES_MAX || this.#quarantine !== null) {
       // A few: one by one, as release() takes each (a batch's native calls cost more).
       let dropped = cached
       let failure = null
@@ -971,6 +1011,16 @@ class Pool extends EventEmitter {
       warnOnce(leak)
       if (leakChannel.hasSubscribers) leakChannel.publish(jsonSafe({ pool: this, ...leak }))
       this.emit('leak', leak)
+    } else if (event.kind === 'misuse') {
+      // The thread that released the Buffer holds its stacks; a pool of one thread reports
+      // all the same when it has forgotten them.
+      const misuse = this.#quarantine?.misuse(event, !this.#shared)
+      if (misuse === undefined) return
+      if (misuseChannel.hasSubscribers) misuseChannel.publish({ pool: this, ...misuse })
+      if (!this.emit('misuse', misuse) && !this.#warnedMisuse) {
+        this.#warnedMisuse = true
+        warnMisuse(misuse)
+      }
     }
   }
 

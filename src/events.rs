@@ -24,7 +24,7 @@ use extmem_core::pool::Pool;
 pub struct JsPoolEvent {
     /// The listening JS Pool's id (given to `listen`).
     pub subscriber: u32,
-    /// `"watermark"` or `"leak"`.
+    /// `"watermark"`, `"leak"` or `"misuse"`.
     pub kind: String,
     pub level: Option<String>,
     pub previous: Option<String>,
@@ -34,8 +34,10 @@ pub struct JsPoolEvent {
     pub size: Option<f64>,
     pub age_ms: Option<f64>,
     pub address: Option<f64>,
-    /// For a leak: the token of the leaked Buffer's loan.
+    /// For a leak or a misuse: the token of the Buffer's loan.
     pub token: Option<f64>,
+    /// For a misuse: the offset of the first byte that changed while quarantined.
+    pub offset: Option<f64>,
 }
 
 type EventSink = ThreadsafeFunction<(u32, PoolEvent), (), JsPoolEvent, Status, false, true>;
@@ -98,6 +100,7 @@ fn to_js(subscriber: u32, event: &PoolEvent) -> JsPoolEvent {
         age_ms: None,
         address: None,
         token: None,
+        offset: None,
     };
     match event {
         PoolEvent::Level(c) => {
@@ -114,6 +117,13 @@ fn to_js(subscriber: u32, event: &PoolEvent) -> JsPoolEvent {
             e.age_ms = Some(l.age_ms as f64);
             e.address = Some(l.address as f64);
             e.token = Some(l.token as f64);
+        }
+        PoolEvent::Misuse(m) => {
+            e.kind = "misuse".into();
+            e.size = Some(m.size as f64);
+            e.address = Some(m.address as f64);
+            e.offset = Some(m.offset as f64);
+            e.token = Some(m.token as f64);
         }
     }
     e

@@ -15,6 +15,7 @@ use crate::status;
 use extmem_core::admission::Admission;
 use extmem_core::limits;
 use extmem_core::pool::{Pool, PoolConfig};
+use extmem_core::quarantine::QuarantineConfig;
 use extmem_core::watermark::Watermarks;
 
 /// Pool settings from JavaScript (already validated there).
@@ -29,6 +30,9 @@ pub struct JsPoolConfig {
     pub hysteresis: f64,
     /// `"graded"` or `"cap"`.
     pub admission: String,
+    /// The quarantine's releases and milliseconds (see `extmem_core::quarantine`); none if absent.
+    pub quarantine_releases: Option<f64>,
+    pub quarantine_ms: Option<f64>,
 }
 
 impl JsPoolConfig {
@@ -36,7 +40,11 @@ impl JsPoolConfig {
         let watermarks = Watermarks::new(self.warning, self.critical, self.shedding, self.hysteresis)
             .map_err(|e| napi::Error::new(napi::Status::InvalidArg, format!("watermarks: {e:?}")))?;
         let admission = if self.admission == "cap" { Admission::Cap } else { Admission::Graded };
-        Ok(PoolConfig { max_bytes: cap(self.max_bytes), watermarks, admission })
+        let quarantine = match (self.quarantine_releases, self.quarantine_ms) {
+            (Some(releases), Some(ms)) => Some(QuarantineConfig { releases: releases as u32, min_ms: ms as u64 }),
+            _ => None,
+        };
+        Ok(PoolConfig { max_bytes: cap(self.max_bytes), watermarks, admission, quarantine })
     }
 }
 
@@ -69,6 +77,7 @@ static NAMED_POOLS: Mutex<Option<HashMap<String, Weak<Pool>>>> = Mutex::new(None
 const GIVEN_MAX_BYTES: u32 = 1;
 const GIVEN_WATERMARKS: u32 = 2;
 const GIVEN_ADMISSION: u32 = 4;
+const GIVEN_QUARANTINE: u32 = 8;
 
 /// One pool, as seen from one thread's JavaScript.
 #[napi]
@@ -108,6 +117,7 @@ impl NativePool {
                 (GIVEN_MAX_BYTES, have.max_bytes != wanted.max_bytes, "maxBytes"),
                 (GIVEN_WATERMARKS, have.watermarks != wanted.watermarks, "watermarks"),
                 (GIVEN_ADMISSION, have.admission != wanted.admission, "admission"),
+                (GIVEN_QUARANTINE, have.quarantine != wanted.quarantine, "quarantine"),
             ]
             .into_iter()
             .find(|&(bit, differ, _)| given & bit != 0 && differ);
@@ -143,6 +153,13 @@ impl NativePool {
     #[napi]
     pub fn watermarks(&self) -> Vec<f64> {
         self.core.config().watermarks.values().to_vec()
+    }
+
+    /// The pool's quarantine, `[releases, ms]`, or null if it has none: a named pool's own,
+    /// whatever a Pool that joined it was given.
+    #[napi]
+    pub fn quarantine(&self) -> Option<Vec<f64>> {
+        self.core.config().quarantine.map(|q| vec![f64::from(q.releases), q.min_ms as f64])
     }
 
     /// The watermark level, as an index: 0 normal, 1 warning, 2 critical, 3 shedding.

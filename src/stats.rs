@@ -71,6 +71,10 @@ pub struct JsPoolStats {
     /// Buffers handed off by `share()` and not yet adopted or reclaimed.
     pub in_transit_buffers: f64,
     pub in_transit_bytes: f64,
+    /// Released memory a quarantine holds back (0 without one), and the writes it found.
+    pub quarantined_buffers: f64,
+    pub quarantined_bytes: f64,
+    pub misuses: f64,
     pub level: String,
     pub utilization: f64,
     pub small: JsSmallStats,
@@ -104,6 +108,9 @@ impl From<PoolStats> for JsPoolStats {
             parked_bytes: c.parked_bytes as f64,
             in_transit_buffers: c.in_transit_buffers as f64,
             in_transit_bytes: c.in_transit_bytes as f64,
+            quarantined_buffers: c.quarantined_buffers as f64,
+            quarantined_bytes: c.quarantined_bytes as f64,
+            misuses: c.misuses as f64,
             level: s.level.name().into(),
             utilization: c.in_use_bytes as f64 / s.max_bytes as f64,
             small: JsSmallStats {

@@ -24,6 +24,8 @@ import type {
   PoolStats,
   WatermarkEvent,
   LeakEvent,
+  MisuseEvent,
+  QuarantineOptions,
   LiveBuffer,
   Level,
   ErrorCode,
@@ -77,6 +79,15 @@ const total: number =
   s.leaks
 pool.on('watermark', (e: WatermarkEvent) => console.log(e.level, e.previous, e.utilization))
 pool.on('leak', (e: LeakEvent) => console.log(e.size, e.stack, e.address))
+const debugPool = new Pool({ quarantine: { releases: 64, ms: 10 } })
+const q: QuarantineOptions | null = debugPool.quarantine
+const held: number = s.quarantinedBytes + s.quarantinedBuffers + s.misuses
+console.log(q, held)
+debugPool.on('misuse', (e: MisuseEvent) =>
+  console.log(e.size, e.offset, e.address, e.allocationStack, e.releaseStack?.length),
+)
+// @ts-expect-error quarantine takes a boolean or { releases, ms }
+new Pool({ quarantine: 'on' })
 const trimmed: number = pool.trim()
 const out: number = pool.close()
 try {

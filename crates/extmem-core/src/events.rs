@@ -1,4 +1,4 @@
-//! What a pool tells its listeners: level changes and leaks. Listeners are plain callbacks; the
+//! What a pool tells its listeners: level changes, leaks and misuse of released memory. Listeners are plain callbacks; the
 //! binding turns each into a message to one JavaScript thread.
 
 use crate::watermark::Level;
@@ -33,6 +33,23 @@ pub struct Leak {
     pub thread: usize,
 }
 
+/// Released memory that was written to while the quarantine held it (see
+/// [`crate::quarantine`]): something kept using it after its release.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Misuse {
+    /// The length its Buffer had.
+    pub size: usize,
+    /// Its address.
+    pub address: usize,
+    /// The offset of the first byte that changed.
+    pub offset: usize,
+    /// The token of the loan it belonged to, by which the thread that released it finds the
+    /// allocation's and the release's stacks.
+    pub token: u64,
+    /// The binding's identifier of the thread that allocated it.
+    pub thread: usize,
+}
+
 /// An event of a pool.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PoolEvent {
@@ -40,6 +57,8 @@ pub enum PoolEvent {
     Level(LevelChange),
     /// A tracked Buffer leaked.
     Leak(Leak),
+    /// Quarantined memory was written to.
+    Misuse(Misuse),
 }
 
 /// A listener. It is called with the pool's lock held, so events reach every listener in the

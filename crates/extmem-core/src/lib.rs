@@ -10,6 +10,7 @@
 //! - [`loan`]: the record of one Buffer's memory while it is lent, and the token that names it;
 //! - [`pool`]: all of the above behind one lock, with the hard cap and exact counters ([`stats`]),
 //!   watermark levels ([`watermark`]), graded admission ([`admission`]) and listeners ([`events`]);
+//! - [`quarantine`]: released memory held back and poisoned before it is lent again (a debug mode);
 //! - [`limits`]: the default cap; [`clock`]: the coarse clock loans are timed with; [`error`]: why
 //!   an operation was refused; [`os`]: what the core asks of the operating system, per platform.
 //!
@@ -29,6 +30,7 @@ pub mod limits;
 pub mod loan;
 pub mod os;
 pub mod pool;
+pub mod quarantine;
 pub mod size_class;
 pub mod slab;
 pub mod stats;

@@ -12,6 +12,7 @@ use crate::error::{PoolError, Syscall};
 use crate::events::{Leak, LevelChange, Listener, Listeners, PoolEvent};
 use crate::large::{self, MappingCache};
 use crate::loan::{self, Loan, LoanMemory, Owner, MAX_LIVE_LOANS, POOL_ID_MASK};
+use crate::quarantine::{Quarantine, QuarantineConfig};
 use crate::size_class::{class_for, CLASS_SIZES, MIN_ALIGN, SMALL_MAX};
 use crate::slab::{ClassSlab, Slot, SLAB_CHUNK_BYTES};
 use crate::stats::{ClassStats, Counters, PoolStats};
@@ -21,6 +22,7 @@ mod bound_map;
 pub mod cache;
 mod handoff;
 mod resize;
+mod retire;
 pub use bound_map::MappingRef;
 pub use cache::{CacheBlock, CacheGrant};
 pub use handoff::Shared;
@@ -46,12 +48,15 @@ pub struct PoolConfig {
     pub watermarks: Watermarks,
     /// Admission policy.
     pub admission: Admission,
+    /// Whether released memory is held back, poisoned, before it is lent again, and how long (a
+    /// debug mode; see [`crate::quarantine`]).
+    pub quarantine: Option<QuarantineConfig>,
 }
 
 impl PoolConfig {
-    /// A cap with default watermarks and graded admission.
+    /// A cap with default watermarks, graded admission and no quarantine.
     pub fn with_max_bytes(max_bytes: usize) -> Self {
-        PoolConfig { max_bytes, watermarks: Watermarks::default(), admission: Admission::Graded }
+        PoolConfig { max_bytes, watermarks: Watermarks::default(), admission: Admission::Graded, quarantine: None }
     }
 }
 
@@ -223,6 +228,10 @@ struct State {
     bound_maps: std::collections::HashMap<usize, bound_map::BoundMap>,
     /// The epoch of the last ArrayBuffer bound to a mapping.
     next_mapping_epoch: u64,
+    /// Released memory held back before it is lent again (a debug mode; see [`retire`]).
+    quarantine: Option<Quarantine<retire::Retired>>,
+    /// Slots of each class the quarantine holds (the slab counts them in use).
+    quarantined_slots: Vec<usize>,
 }
 
 impl Pool {
@@ -253,6 +262,8 @@ impl Pool {
                 mappings_expire_ms: 0,
                 bound_maps: std::collections::HashMap::new(),
                 next_mapping_epoch: 0,
+                quarantine: config.quarantine.map(Quarantine::new),
+                quarantined_slots: vec![0; CLASS_SIZES.len()],
             }),
         }
     }
@@ -630,6 +641,7 @@ impl Pool {
     pub fn close(&self) -> usize {
         let mut st = self.state.lock();
         st.closed = true;
+        st.empty_quarantine();
         st.trim();
         st.update_gates(&self.config);
         st.live_buffers()
@@ -683,9 +695,10 @@ impl Pool {
                 .classes
                 .iter()
                 .zip(st.caches.per_class.iter().zip(st.caches.lent_per_class()))
-                .map(|(c, (&held, lent))| ClassStats {
+                .zip(&st.quarantined_slots)
+                .map(|((c, (&held, lent)), &quarantined)| ClassStats {
                     size: c.slot_size(),
-                    in_use: c.slots_in_use() - held + lent,
+                    in_use: c.slots_in_use() - held + lent - quarantined,
                     free: c.free_slots(),
                     cached: held - lent,
                 })
@@ -927,6 +940,11 @@ impl State {
             return true;
         }
         self.trim();
+        if self.counters.reserved_bytes + bytes > max_bytes && self.quarantine.as_ref().is_some_and(|q| !q.is_empty()) {
+            // The quarantine gives way before an allocation is refused at the cap.
+            self.quarantine_make_room(self.counters.reserved_bytes + bytes - max_bytes);
+            self.trim();
+        }
         self.counters.reserved_bytes + bytes <= max_bytes
     }
 
@@ -1000,6 +1018,14 @@ impl State {
 
     /// Returns a loan's memory to its class (or the mapping cache); it is reusable from now on.
     fn give_back(&mut self, memory: LoanMemory) {
+        if let LoanMemory::Mapping(_) = memory {
+            self.large_live -= 1;
+        }
+        self.free_memory(memory);
+    }
+
+    /// Returns memory no loan holds any more to its class (or the mapping cache).
+    fn free_memory(&mut self, memory: LoanMemory) {
         match memory {
             LoanMemory::Slot { class, slot } => {
                 let slab = &mut self.classes[class];
@@ -1009,7 +1035,6 @@ impl State {
                 }
             }
             LoanMemory::Mapping(map) => {
-                self.large_live -= 1;
                 let unmapped = if self.closed {
                     map.len()
                 } else {
@@ -1035,7 +1060,8 @@ impl State {
             LoanMemory::Slot { class, slot } => Some((class, slot)),
             _ => None,
         };
-        self.give_back(std::mem::replace(&mut l.memory, LoanMemory::Returned));
+        let memory = std::mem::replace(&mut l.memory, LoanMemory::Returned);
+        self.retire(memory, l.addr, l.capacity, token, l.requested, l.owner.thread);
         let mapping = if l.bound && memory_was.is_none() { self.unlend_mapping(l.addr) } else { None };
         self.update_level(config);
         Some(Ended {
@@ -1228,7 +1254,7 @@ mod tests {
             .iter()
             .filter_map(|e| match e {
                 PoolEvent::Level(c) => Some((c.previous, c.level)),
-                PoolEvent::Leak(_) => None,
+                _ => None,
             })
             .collect()
     }

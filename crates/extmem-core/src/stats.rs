@@ -49,6 +49,13 @@ pub struct Counters {
     pub in_transit_buffers: usize,
     /// Requested bytes of the loans in transit.
     pub in_transit_bytes: usize,
+    /// Pieces of released memory the quarantine holds (see [`crate::quarantine`]); their bytes
+    /// stay reserved, and are neither in use nor free.
+    pub quarantined_buffers: usize,
+    /// Bytes the quarantine holds.
+    pub quarantined_bytes: usize,
+    /// Memory written to while the quarantine held it.
+    pub misuses: u64,
 }
 
 /// Slot counts of one size class.

@@ -623,6 +623,10 @@ impl Pool {
         owner: Owner,
     ) -> Result<Vec<CacheGrant>, PoolError> {
         let mut st = self.state.lock();
+        if st.quarantine.is_some() {
+            // Every release must reach the quarantine (see `retire`).
+            return Ok(Vec::new());
+        }
         let size = CLASS_SIZES[class];
         let req = super::AllocRequest { priority, bind: true, ..super::AllocRequest::new(size, false) };
         let mut out = Vec::with_capacity(n);
@@ -678,6 +682,10 @@ impl Pool {
         let mut st = self.state.lock();
         if large_class_of(len).is_none() {
             return Err(PoolError::Stale);
+        }
+        if st.quarantine.is_some() {
+            // Every release must reach the quarantine (see `retire`).
+            return Ok(Vec::new());
         }
         let req = super::AllocRequest { priority, bind: true, ..super::AllocRequest::new(len, false) };
         let mut out = Vec::with_capacity(n);

@@ -228,7 +228,8 @@ impl Pool {
         c.external_bytes = c.external_bytes + external - old_external;
         c.peak_in_use_bytes = c.peak_in_use_bytes.max(c.in_use_bytes);
         if let Some(memory) = freed {
-            st.give_back(memory);
+            // The old Buffer's memory: native code that kept its address may still use it.
+            st.retire(memory, old_addr, old_capacity, token, old_size, old_owner.thread);
         }
         st.update_level(&self.config);
         Some(Resized { addr: addr as *mut u8, in_place, bound, owner: old_owner })
