@@ -11,6 +11,12 @@ export interface PoolOptions {
    */
   name?: string
   /**
+   * What events, live(), the 'extmem:refused' channel and the metrics (extmem/prometheus,
+   * extmem/opentelemetry) call this Pool object; it shares nothing. Default: a named pool's name,
+   * else 'anonymous'. A non-empty string.
+   */
+  label?: string
+  /**
    * Hard cap on the memory the pool holds from the OS (slab chunks + large mappings + cache), in
    * bytes. Default: half of the smaller of physical memory and the cgroup memory limit.
    */
@@ -53,6 +59,8 @@ export interface WatermarkEvent {
   utilization: number
   inUseBytes: number
   maxBytes: number
+  /** The label of the Pool object that emits it. */
+  label: string
 }
 
 /** The message of a 'leak' event (and of the 'extmem:leak' channel, with `pool`). */
@@ -62,6 +70,8 @@ export interface LeakEvent {
   address: bigint
   /** The JavaScript stack of the allocation. */
   stack: string
+  /** The label of the Pool object that emits it. */
+  label: string
   /** (Not enumerable.) The same fields for JSON.stringify, the address as a decimal string. */
   toJSON(): Jsonified<Omit<LeakEvent, 'toJSON'>>
 }
@@ -72,6 +82,7 @@ export type Jsonified<T> = { [K in keyof T]: T[K] extends bigint ? string : T[K]
 /** What JSON.stringify and util.inspect show of a Pool. */
 export interface PoolSummary {
   name: string | null
+  label: string
   maxBytes: number
   level: Level
   closed: boolean
@@ -87,6 +98,8 @@ export interface LiveBuffer {
   parked: boolean
   /** Handed off by share() and not yet adopted or reclaimed: no Buffer has it now. */
   inTransit: boolean
+  /** The label of the Pool object that lists it. */
+  label: string
   /** For Buffers that leak detection tracks and this thread allocated. */
   stack?: string
   /** (Not enumerable.) The same fields for JSON.stringify, the address as a decimal string. */
@@ -399,6 +412,8 @@ export declare class Pool extends EventEmitter {
   live(options?: { olderThanMs?: number }): LiveBuffer[]
   /** The name of a named pool; null for the others. */
   readonly name: string | null
+  /** `options.label`, else 'default' for defaultPool, a named pool's name, 'anonymous' for the others. */
+  readonly label: string
   /**
    * Hands `buf` (one reference) to whichever thread of this pool adopts the returned handle (it
    * survives postMessage); `buf` is detached. Only for pools several threads share (defaultPool,
@@ -416,7 +431,7 @@ export declare class Pool extends EventEmitter {
   stats(): PoolStats
   /** Refuses new loans from now on (ERR_EXTMEM_CLOSED) and gives free memory back; Buffers still out stay valid until released. Returns their number. */
   close(): number
-  /** `{ name, maxBytes, level, closed }`, as util.inspect shows a Pool. */
+  /** `{ name, label, maxBytes, level, closed }`, as util.inspect shows a Pool. */
   toJSON(): PoolSummary
 
   on(event: 'watermark', listener: (event: WatermarkEvent) => void): this
@@ -432,6 +447,11 @@ export declare const levels: readonly Level[]
 
 /** The process-wide pool, shared by the main thread and every worker thread. Capped by EXTMEM_MAX_BYTES if set. */
 export declare const defaultPool: Pool
+/**
+ * The Pool objects of this thread that are not collected yet (closed ones too), oldest first:
+ * defaultPool, and every Pool made here. Held weakly: listing keeps none alive.
+ */
+export declare function pools(): Pool[]
 /** The default cap: half of the smaller of physical memory and the cgroup memory limit. */
 export declare function defaultMaxBytes(): number
 export declare function alloc(size: number, options?: AllocOptions): PooledBuffer

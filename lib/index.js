@@ -7,6 +7,7 @@ const { Pool, createDefaultPool, defaultMaxBytes, LEVELS } = require('./pool')
 const { Scope } = require('./scope')
 const { codes, ExtmemError, RefusedError, OsError } = require('./errors')
 const { parseByteCount } = require('./validate')
+const { pools } = require('./registry')
 const io = require('./io')
 const views = require('./views')
 const json = require('./json')
@@ -34,6 +35,7 @@ module.exports = {
   OsError,
   levels: LEVELS,
   defaultMaxBytes,
+  pools,
   alloc: (size, options) => defaultPool.alloc(size, options),
   allocUnsafe: (size, options) => defaultPool.allocUnsafe(size, options),
   release: (buf) => defaultPool.release(buf),

@@ -65,6 +65,7 @@ const {
 } = require('./intrinsics')
 const { Scope, kMake, kAllocFor, kReleaseAll, kFiguresOf, arenaOption } = require('./scope')
 const { ThreadCache, GIVEN_TRACKED } = require('./thread-cache')
+const { track } = require('./registry')
 
 // Node 22+: every Buffer is a view over an ArrayBuffer that the native side made and transferred
 // once (see src/escape.rs). Release detaches it by transferring its ArrayBuffer; a
@@ -127,7 +128,9 @@ const EMPTY = new ArrayBuffer(0)
 const watermarkChannel = diagnostics.channel('extmem:watermark')
 const leakChannel = diagnostics.channel('extmem:leak')
 
-const POOL_OPTIONS = ['name', 'maxBytes', 'watermarks', 'admission', 'leakDetection', 'threadCache']
+const POOL_OPTIONS = ['name', 'label', 'maxBytes', 'watermarks', 'admission', 'leakDetection', 'threadCache']
+/** The label of a private Pool made without one (see `label`). */
+const ANONYMOUS = 'anonymous'
 /** Bits of the options a named Pool was given (see NativePool.named). */
 const GIVEN = { maxBytes: 1, watermarks: 2, admission: 4 }
 const ALLOC_OPTIONS = ['align', 'priority', 'prefault']
@@ -145,6 +148,8 @@ class Pool extends EventEmitter {
   #shared
   /** The name handles carry: null for defaultPool, the name of a named pool. */
   #name = null
+  /** What events, live(), extmem:refused and the metrics call this Pool object: a non-empty string. */
+  #label
   #unsubscribe
   /** Allocations per tracked one (0: leak detection off); and how many until the next. */
   #trackEvery
@@ -186,7 +191,7 @@ class Pool extends EventEmitter {
   #owner
 
   /**
-   * @param {{ name?: string, maxBytes?: number, watermarks?: object, admission?: 'graded'|'cap', leakDetection?: 'off'|'sampled'|'paranoid', threadCache?: boolean }} [options]
+   * @param {{ name?: string, label?: string, maxBytes?: number, watermarks?: object, admission?: 'graded'|'cap', leakDetection?: 'off'|'sampled'|'paranoid', threadCache?: boolean }} [options]
    */
   constructor(options) {
     super()
@@ -196,6 +201,11 @@ class Pool extends EventEmitter {
     if (name !== undefined) {
       if (typeof name !== 'string') throw errors.invalidArgType('options.name', 'of type string', name, Pool)
       if (name.length === 0) throw errors.invalidArgValue('options.name', name, 'must not be empty', Pool)
+    }
+    const label = opts.label
+    if (label !== undefined) {
+      if (typeof label !== 'string') throw errors.invalidArgType('options.label', 'of type string', label, Pool)
+      if (label.length === 0) throw errors.invalidArgValue('options.label', label, 'must not be empty', Pool)
     }
     if (opts.maxBytes !== undefined) validateByteCount(opts.maxBytes, 'options.maxBytes', Pool)
     const marks = validateWatermarks(
@@ -246,6 +256,16 @@ class Pool extends EventEmitter {
       this.#keptLargeLow = new I32(LARGE_LENS.length)
       this.#mappingCacheBytes = this.#native.mappingCacheBytes
     }
+    this.#label = label ?? (isDefault ? 'default' : (name ?? ANONYMOUS))
+    track(this)
+  }
+
+  /**
+   * What events, live(), the extmem:refused channel and the metrics call this Pool object:
+   * `options.label`, else 'default' for defaultPool, a named pool's name, 'anonymous' for the others.
+   */
+  get label() {
+    return this.#label
   }
 
   /** The hard cap on the memory this pool holds from the OS, in bytes. */
@@ -877,7 +897,15 @@ class Pool extends EventEmitter {
       .live(olderThanMs)
       .map(({ size, ageMs, refCount, address, tracked, token, parked, inTransit }) => {
         const trace = tracked ? mapGet(this.#traces, token) : undefined
-        const buffer = jsonSafe({ size, ageMs, refCount, address: BigInt(address), parked, inTransit })
+        const buffer = jsonSafe({
+          size,
+          ageMs,
+          refCount,
+          address: BigInt(address),
+          parked,
+          inTransit,
+          label: this.#label,
+        })
         if (trace !== undefined) buffer.stack = formatTrace(trace)
         return buffer
       })
@@ -954,6 +982,7 @@ class Pool extends EventEmitter {
         utilization: event.utilization,
         inUseBytes: event.inUseBytes,
         maxBytes: event.maxBytes,
+        label: this.#label,
       }
       if (watermarkChannel.hasSubscribers) watermarkChannel.publish({ pool: this, ...message })
       this.emit('watermark', message)
@@ -967,6 +996,7 @@ class Pool extends EventEmitter {
         ageMs: event.ageMs,
         address: BigInt(event.address),
         stack: formatTrace(trace),
+        label: this.#label,
       })
       warnOnce(leak)
       if (leakChannel.hasSubscribers) leakChannel.publish(jsonSafe({ pool: this, ...leak }))
