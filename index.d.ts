@@ -239,6 +239,40 @@ export declare class OsError extends ExtmemError {
   requestedBytes: number
 }
 
+/**
+ * A message of the 'extmem:refused' diagnostics channel: one per refused allocation (the cap,
+ * graded admission, the OS), published where the error is made, before it is thrown.
+ */
+export type RefusedMessage =
+  | {
+      pool: Pool
+      label: string
+      code: 'ERR_EXTMEM_EXHAUSTED'
+      requestedBytes: number
+      availableBytes: number
+      level: Level
+      cachedElsewhereBytes: number
+      error: RefusedError
+    }
+  | {
+      pool: Pool
+      label: string
+      code: 'ERR_EXTMEM_THROTTLED'
+      requestedBytes: number
+      availableBytes: number
+      level: Level
+      error: RefusedError
+    }
+  | {
+      pool: Pool
+      label: string
+      code: 'ERR_EXTMEM_OS'
+      syscall: string
+      errno: number
+      requestedBytes: number
+      error: OsError
+    }
+
 /** readAll()'s rejection when a stream is longer than `limit` (code ERR_EXTMEM_TOO_LARGE). */
 export interface TooLargeError extends RangeError {
   code: 'ERR_EXTMEM_TOO_LARGE'

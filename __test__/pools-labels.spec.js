@@ -1,10 +1,15 @@
 'use strict'
 // Pools you can find: pools() lists this thread's live Pool objects and keeps none alive; a label
-// names a Pool object in its events, live() and the channels.
+// names a Pool object in its events, live() and the channels; extmem:refused publishes every
+// refusal, with the figures its error carries and the pool's label.
 
 const test = require('ava')
 const diagnostics = require('node:diagnostics_channel')
 const { Worker } = require('node:worker_threads')
+const { Readable } = require('node:stream')
+const {
+  constants: { MAX_LENGTH },
+} = require('node:buffer')
 const extmem = require('..')
 const { collectUntil } = require('./helpers')
 
@@ -142,5 +147,127 @@ test.serial('leak events and their channel messages carry the label', async (t) 
   t.deepEqual(Object.keys(leaks[0]), ['size', 'ageMs', 'address', 'stack', 'label'])
   t.like(leaks[0], { size: 1234, label: 'leak-label' })
   t.like(messages[0], { pool, size: 1234, label: 'leak-label' })
+  pool.close()
+})
+
+/** Subscribes to extmem:refused for `pool`'s messages; returns them and a function that stops. */
+function refusals(pool) {
+  const messages = []
+  const on = (m) => m.pool === pool && messages.push(m)
+  diagnostics.subscribe('extmem:refused', on)
+  return { messages, stop: () => diagnostics.unsubscribe('extmem:refused', on) }
+}
+
+test('extmem:refused publishes a refusal at the cap with its code, the figures its error carries and the label', (t) => {
+  const pool = new Pool({ maxBytes: MiB, admission: 'cap', label: 'refused-cap' })
+  const { messages, stop } = refusals(pool)
+  const kept = pool.allocUnsafe(512 * 1024)
+  const err = t.throws(() => pool.allocUnsafe(768 * 1024), { code: 'ERR_EXTMEM_EXHAUSTED' })
+  stop()
+  t.is(messages.length, 1)
+  const [m] = messages
+  t.is(m.pool, pool)
+  t.is(m.error, err, 'the very error thrown')
+  t.deepEqual(Object.keys(m), [
+    'pool',
+    'label',
+    'code',
+    'requestedBytes',
+    'availableBytes',
+    'level',
+    'cachedElsewhereBytes',
+    'error',
+  ])
+  t.like(m, {
+    label: 'refused-cap',
+    code: 'ERR_EXTMEM_EXHAUSTED',
+    requestedBytes: 768 * 1024,
+    availableBytes: err.availableBytes,
+    level: err.level,
+    cachedElsewhereBytes: err.cachedElsewhereBytes,
+  })
+  t.true(m.availableBytes < 768 * 1024)
+  pool.release(kept)
+  pool.close()
+})
+
+test('extmem:refused publishes every refusal of graded admission, the fast path, scopes and readAll(), as stats().refused counts them', async (t) => {
+  // 100 slots of 8 KiB: each essential 8 KiB Buffer moves utilization by 1 %.
+  const pool = new Pool({ maxBytes: 100 * 8192, label: 'refused-graded' })
+  const { messages, stop } = refusals(pool)
+  const held = []
+  const to = (level) => {
+    while (pool.level !== level) held.push(pool.allocUnsafe(8192, { priority: 'essential' }))
+  }
+  const thrown = []
+  const refuse = (fn, code) => thrown.push(t.throws(fn, { code }))
+  to('warning')
+  refuse(() => pool.allocUnsafe(65536), 'ERR_EXTMEM_THROTTLED')
+  refuse(() => pool.scope().allocUnsafe(20000), 'ERR_EXTMEM_THROTTLED')
+  to('critical')
+  refuse(() => pool.allocFast(100), 'ERR_EXTMEM_THROTTLED')
+  refuse(() => pool.alloc(10), 'ERR_EXTMEM_THROTTLED')
+  const rejected = await pool.readAll(Readable.from([Buffer.alloc(100)])).catch((err) => err)
+  t.is(rejected.code, 'ERR_EXTMEM_THROTTLED')
+  thrown.push(rejected)
+  to('shedding')
+  refuse(() => pool.allocUnsafe(10), 'ERR_EXTMEM_EXHAUSTED')
+  // Essential allocations pass graded admission up to the hard cap, which then refuses one.
+  for (;;) {
+    try {
+      held.push(pool.allocUnsafe(8192, { priority: 'essential' }))
+    } catch (err) {
+      t.is(err.code, 'ERR_EXTMEM_EXHAUSTED')
+      thrown.push(err)
+      break
+    }
+  }
+  stop()
+  t.deepEqual(
+    messages.map((m) => m.error),
+    thrown,
+    'one message per refusal, in order, each with the error thrown',
+  )
+  t.true(messages.every((m) => m.label === 'refused-graded' && m.code === m.error.code && m.level === m.error.level))
+  t.deepEqual(
+    messages.map((m) => m.level),
+    ['warning', 'warning', 'critical', 'critical', 'critical', 'shedding', 'shedding'],
+  )
+  const { refused } = pool.stats()
+  t.is(messages.filter((m) => m.code === 'ERR_EXTMEM_THROTTLED').length, refused.throttled)
+  t.is(messages.filter((m) => m.code === 'ERR_EXTMEM_EXHAUSTED').length, refused.shedding + refused.cap)
+  t.is(refused.cap, 1)
+  for (const b of held) pool.release(b)
+  pool.close()
+})
+
+test('with no subscriber extmem:refused publishes nothing, and a refusal is thrown as before', (t) => {
+  const channel = diagnostics.channel('extmem:refused')
+  const pool = new Pool({ maxBytes: MiB, admission: 'cap' })
+  if (channel.hasSubscribers) return t.pass('another test subscribes now')
+  t.throws(() => pool.allocUnsafe(2 * MiB), { code: 'ERR_EXTMEM_EXHAUSTED' })
+  t.is(pool.stats().refused.cap, 1)
+  pool.close()
+})
+
+const TiB = 2 ** 40
+// As in refusals.spec.js: Linux refuses a mapping far beyond RAM and swap; Node 20 cannot ask for one.
+const bigEnough = MAX_LENGTH >= 2 * TiB ? test : test.skip
+
+bigEnough('extmem:refused publishes what the OS refuses as ERR_EXTMEM_OS with syscall and errno', (t) => {
+  const pool = new Pool({ maxBytes: 4 * TiB, label: 'refused-os' })
+  const { messages, stop } = refusals(pool)
+  const err = t.throws(() => pool.allocUnsafe(2 * TiB), { code: 'ERR_EXTMEM_OS' })
+  stop()
+  t.is(messages.length, 1)
+  t.deepEqual(Object.keys(messages[0]), ['pool', 'label', 'code', 'syscall', 'errno', 'requestedBytes', 'error'])
+  t.like(messages[0], {
+    label: 'refused-os',
+    code: 'ERR_EXTMEM_OS',
+    syscall: 'mmap',
+    errno: err.errno,
+    requestedBytes: 2 * TiB,
+    error: err,
+  })
   pool.close()
 })

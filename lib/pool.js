@@ -127,6 +127,7 @@ const EMPTY = new ArrayBuffer(0)
 
 const watermarkChannel = diagnostics.channel('extmem:watermark')
 const leakChannel = diagnostics.channel('extmem:leak')
+const refusedChannel = diagnostics.channel('extmem:refused')
 
 const POOL_OPTIONS = ['name', 'label', 'maxBytes', 'watermarks', 'admission', 'leakDetection', 'threadCache']
 /** The label of a private Pool made without one (see `label`). */
@@ -1048,17 +1049,31 @@ class Pool extends EventEmitter {
     }
   }
 
+  /**
+   * Publishes a refusal (made by #failure: every refusal of this pool, at the cap, by graded
+   * admission or by the OS, is made there once) on the extmem:refused channel, if anyone listens:
+   * `{ pool, label, code, ...the error's figures, error }`. Returns the error.
+   */
+  #refused(err) {
+    if (refusedChannel.hasSubscribers) refusedChannel.publish({ pool: this, label: this.#label, ...err, error: err })
+    return err
+  }
+
   #failure(status, caller) {
     switch (status) {
       case native.STATUS_EXHAUSTED:
-        return errors.exhausted(scratch[1], scratch[2], LEVELS[scratch[3]], this.maxBytes, scratch[0], caller)
+        return this.#refused(
+          errors.exhausted(scratch[1], scratch[2], LEVELS[scratch[3]], this.maxBytes, scratch[0], caller),
+        )
       case native.STATUS_THROTTLED:
-        return errors.throttled(
-          scratch[1],
-          scratch[2],
-          LEVELS[scratch[3]],
-          this.#native.watermarks()[scratch[3] - 1],
-          caller,
+        return this.#refused(
+          errors.throttled(
+            scratch[1],
+            scratch[2],
+            LEVELS[scratch[3]],
+            this.#native.watermarks()[scratch[3] - 1],
+            caller,
+          ),
         )
       case native.STATUS_CLOSED:
         return errors.closed(caller)
@@ -1073,7 +1088,7 @@ class Pool extends EventEmitter {
       case native.STATUS_EXTERNAL_REFUSED:
         return errors.externalRefused(caller)
       case native.STATUS_OS:
-        return errors.os(SYSCALLS[scratch[3]], scratch[2], scratch[1], caller)
+        return this.#refused(errors.os(SYSCALLS[scratch[3]], scratch[2], scratch[1], caller))
       default:
         return errors.notPooled(caller)
     }
