@@ -209,6 +209,12 @@ export declare class ExtmemError extends Error {
   code: ExtmemErrorCode
   /** ERR_EXTMEM_NO_BINARY: the platform, as napi-rs names it (`linux-x64-gnu`, `darwin-arm64`, …). */
   platform?: string
+  /**
+   * ERR_EXTMEM_RELEASED of a Pool with leakDetection 'paranoid', when the Buffer's release was
+   * seen: the JavaScript stack of the release that ended its loan (the error's own stack is the
+   * second's).
+   */
+  firstReleaseStack?: string
 }
 
 /** An allocation refused: ERR_EXTMEM_EXHAUSTED (the cap, or shedding) or ERR_EXTMEM_THROTTLED (graded admission). */

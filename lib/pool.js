@@ -66,6 +66,7 @@ const {
 const { Scope, kMake, kAllocFor, kReleaseAll, kFiguresOf, arenaOption } = require('./scope')
 const { ThreadCache, GIVEN_TRACKED } = require('./thread-cache')
 const { track } = require('./registry')
+const { keepReleaseHistory, recordRelease } = require('./release-history')
 
 // Node 22+: every Buffer is a view over an ArrayBuffer that the native side made and transferred
 // once (see src/escape.rs). Release detaches it by transferring its ArrayBuffer; a
@@ -258,6 +259,7 @@ class Pool extends EventEmitter {
       this.#mappingCacheBytes = this.#native.mappingCacheBytes
     }
     this.#label = label ?? (isDefault ? 'default' : (name ?? ANONYMOUS))
+    if (leakDetection === 'paranoid') keepReleaseHistory(this, Pool.prototype)
     track(this)
   }
 
@@ -1034,6 +1036,8 @@ class Pool extends EventEmitter {
       const pool = deref(owner.pool)
       if (pool !== undefined) {
         pool.#drop(this, token, dispose)
+        // leakDetection 'paranoid' (./release-history.js): where the loan ended.
+        if (pool.#trackEvery === 1 && lengthOf(this) === 0) recordRelease(this, dispose)
         return
       }
       // Its Pool object was collected: the native pool still has the loan.
