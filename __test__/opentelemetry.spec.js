@@ -252,3 +252,8 @@ test('the meter and the options are checked', (t) => {
   ]
   for (const [options, code, message] of bad) t.throws(() => observe(meter, options), { code, message })
 })
+
+test('docs/observability.md lists every instrument', (t) => {
+  const doc = fs.readFileSync(path.join(__dirname, '..', 'docs', 'observability.md'), 'utf8')
+  for (const name of [...ALL, 'extmem.size_class.slots']) t.true(doc.includes(`\`${name}\``), name)
+})

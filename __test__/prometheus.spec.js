@@ -279,3 +279,8 @@ test.serial(
     second.unregister()
   },
 )
+
+test('docs/observability.md lists every metric', (t) => {
+  const doc = fs.readFileSync(path.join(__dirname, '..', 'docs', 'observability.md'), 'utf8')
+  for (const name of [...ALL, 'extmem_size_class_slots']) t.true(doc.includes(`\`${name}\``), name)
+})
