@@ -11,6 +11,12 @@ export interface PoolOptions {
    */
   name?: string
   /**
+   * What events, live(), the 'extmem:refused' channel and the metrics (extmem/prometheus,
+   * extmem/opentelemetry) call this Pool object; it shares nothing. Default: a named pool's name,
+   * else 'anonymous'. A non-empty string.
+   */
+  label?: string
+  /**
    * Hard cap on the memory the pool holds from the OS (slab chunks + large mappings + cache), in
    * bytes. Default: half of the smaller of physical memory and the cgroup memory limit.
    */
@@ -71,6 +77,8 @@ export interface WatermarkEvent {
   utilization: number
   inUseBytes: number
   maxBytes: number
+  /** The label of the Pool object that emits it. */
+  label: string
 }
 
 /** The message of a 'leak' event (and of the 'extmem:leak' channel, with `pool`). */
@@ -80,6 +88,8 @@ export interface LeakEvent {
   address: bigint
   /** The JavaScript stack of the allocation. */
   stack: string
+  /** The label of the Pool object that emits it. */
+  label: string
   /** (Not enumerable.) The same fields for JSON.stringify, the address as a decimal string. */
   toJSON(): Jsonified<Omit<LeakEvent, 'toJSON'>>
 }
@@ -99,6 +109,8 @@ export interface MisuseEvent {
   allocationStack: string | null
   /** The JavaScript stack of its release (null once forgotten: the last 16,384 releases are kept). */
   releaseStack: string | null
+  /** The label of the Pool object that reports it. */
+  label: string
 }
 
 /** A diagnostic record as JSON.stringify writes it: BigInts as decimal strings. */
@@ -107,6 +119,7 @@ export type Jsonified<T> = { [K in keyof T]: T[K] extends bigint ? string : T[K]
 /** What JSON.stringify and util.inspect show of a Pool. */
 export interface PoolSummary {
   name: string | null
+  label: string
   maxBytes: number
   level: Level
   closed: boolean
@@ -122,6 +135,8 @@ export interface LiveBuffer {
   parked: boolean
   /** Handed off by share() and not yet adopted or reclaimed: no Buffer has it now. */
   inTransit: boolean
+  /** The label of the Pool object that lists it. */
+  label: string
   /** For Buffers that leak detection tracks and this thread allocated. */
   stack?: string
   /** (Not enumerable.) The same fields for JSON.stringify, the address as a decimal string. */
@@ -238,6 +253,12 @@ export declare class ExtmemError extends Error {
   code: ExtmemErrorCode
   /** ERR_EXTMEM_NO_BINARY: the platform, as napi-rs names it (`linux-x64-gnu`, `darwin-arm64`, …). */
   platform?: string
+  /**
+   * ERR_EXTMEM_RELEASED of a Pool with leakDetection 'paranoid', when the Buffer's release was
+   * seen: the JavaScript stack of the release that ended its loan (the error's own stack is the
+   * second's).
+   */
+  firstReleaseStack?: string
 }
 
 /** An allocation refused: ERR_EXTMEM_EXHAUSTED (the cap, or shedding) or ERR_EXTMEM_THROTTLED (graded admission). */
@@ -267,6 +288,40 @@ export declare class OsError extends ExtmemError {
   /** Bytes the allocation asked for. */
   requestedBytes: number
 }
+
+/**
+ * A message of the 'extmem:refused' diagnostics channel: one per refused allocation (the cap,
+ * graded admission, the OS), published where the error is made, before it is thrown.
+ */
+export type RefusedMessage =
+  | {
+      pool: Pool
+      label: string
+      code: 'ERR_EXTMEM_EXHAUSTED'
+      requestedBytes: number
+      availableBytes: number
+      level: Level
+      cachedElsewhereBytes: number
+      error: RefusedError
+    }
+  | {
+      pool: Pool
+      label: string
+      code: 'ERR_EXTMEM_THROTTLED'
+      requestedBytes: number
+      availableBytes: number
+      level: Level
+      error: RefusedError
+    }
+  | {
+      pool: Pool
+      label: string
+      code: 'ERR_EXTMEM_OS'
+      syscall: string
+      errno: number
+      requestedBytes: number
+      error: OsError
+    }
 
 /** readAll()'s rejection when a stream is longer than `limit` (code ERR_EXTMEM_TOO_LARGE). */
 export interface TooLargeError extends RangeError {
@@ -443,6 +498,8 @@ export declare class Pool extends EventEmitter {
   live(options?: { olderThanMs?: number }): LiveBuffer[]
   /** The name of a named pool; null for the others. */
   readonly name: string | null
+  /** `options.label`, else 'default' for defaultPool, a named pool's name, 'anonymous' for the others. */
+  readonly label: string
   /**
    * Hands `buf` (one reference) to whichever thread of this pool adopts the returned handle (it
    * survives postMessage); `buf` is detached. Only for pools several threads share (defaultPool,
@@ -460,7 +517,7 @@ export declare class Pool extends EventEmitter {
   stats(): PoolStats
   /** Refuses new loans from now on (ERR_EXTMEM_CLOSED) and gives free memory back; Buffers still out stay valid until released. Returns their number. */
   close(): number
-  /** `{ name, maxBytes, level, closed }`, as util.inspect shows a Pool. */
+  /** `{ name, label, maxBytes, level, closed }`, as util.inspect shows a Pool. */
   toJSON(): PoolSummary
 
   on(event: 'watermark', listener: (event: WatermarkEvent) => void): this
@@ -478,6 +535,11 @@ export declare const levels: readonly Level[]
 
 /** The process-wide pool, shared by the main thread and every worker thread. Capped by EXTMEM_MAX_BYTES if set. */
 export declare const defaultPool: Pool
+/**
+ * The Pool objects of this thread that are not collected yet (closed ones too), oldest first:
+ * defaultPool, and every Pool made here. Held weakly: listing keeps none alive.
+ */
+export declare function pools(): Pool[]
 /** The default cap: half of the smaller of physical memory and the cgroup memory limit. */
 export declare function defaultMaxBytes(): number
 export declare function alloc(size: number, options?: AllocOptions): PooledBuffer

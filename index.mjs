@@ -10,6 +10,7 @@ export const {
   OsError,
   levels,
   defaultMaxBytes,
+  pools,
   alloc,
   allocUnsafe,
   release,

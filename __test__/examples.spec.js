@@ -19,12 +19,15 @@ test('examples/http-shedding.js sheds uploads at critical and recovers', async (
   t.regex(stdout, /after processing: level normal, 0 Buffers live/)
 })
 
-test('examples/prometheus.js exposes the pool figures', async (t) => {
+test('examples/prometheus.js exposes the figures of each pool, by label', async (t) => {
   const { stdout } = await run('prometheus.js')
-  t.regex(stdout, /^extmem_live_buffers 10$/m)
-  t.regex(stdout, /^extmem_in_use_bytes 40960$/m)
-  t.regex(stdout, /^extmem_allocations_total 10$/m)
-  t.regex(stdout, /^extmem_level 0$/m)
+  t.regex(stdout, /^extmem_live_buffers\{pool="default",service="example"\} 10$/m)
+  t.regex(stdout, /^extmem_in_use_bytes\{pool="default",service="example"\} 40960$/m)
+  t.regex(stdout, /^extmem_allocations_total\{pool="default",service="example"\} 10$/m)
+  t.regex(stdout, /^extmem_level\{pool="default",service="example",level="normal"\} 1$/m)
+  t.regex(stdout, /^extmem_live_buffers\{pool="uploads",service="example"\} 3$/m)
+  t.regex(stdout, /^extmem_allocations_total\{pool="uploads",service="example"\} 3$/m)
+  t.regex(stdout, /^# TYPE extmem_allocations_total counter$/m)
 })
 
 /** The pool's last line: every allocation released, nothing live (and no GC was asked for). */

@@ -1,10 +1,13 @@
-// The package loads as ESM and CommonJS alike, and EXTMEM_MAX_BYTES sets the default pool's cap.
+// The package loads as ESM and CommonJS alike (its subpaths extmem/prometheus and
+// extmem/opentelemetry too), and EXTMEM_MAX_BYTES sets the default pool's cap.
 
 import test from 'ava'
 import { execFileSync, spawnSync } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
-import extmem, { Pool, Scope, defaultPool, alloc, release, stats, codes } from '../index.mjs'
+import extmem, { Pool, Scope, defaultPool, alloc, release, stats, codes, pools } from '../index.mjs'
+import prometheus, { collectMetrics } from 'extmem/prometheus'
+import opentelemetry, { observe } from 'extmem/opentelemetry'
 
 const require = createRequire(import.meta.url)
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -15,10 +18,22 @@ test('ESM named and default exports are the CommonJS ones', (t) => {
   t.is(Scope, cjs.Scope)
   t.is(defaultPool, cjs.defaultPool)
   t.is(extmem, cjs)
+  t.is(pools, cjs.pools)
+  t.true(pools().includes(defaultPool))
   t.is(codes.ERR_EXTMEM_EXHAUSTED, 'ERR_EXTMEM_EXHAUSTED')
   const b = alloc(32)
   t.is(stats().liveBuffers >= 1, true)
   t.is(release(b), 0)
+})
+
+test('extmem/prometheus and extmem/opentelemetry import as ES modules, the same modules as require gives', (t) => {
+  t.is(collectMetrics, require('extmem/prometheus').collectMetrics)
+  t.is(prometheus, require('extmem/prometheus'))
+  t.is(typeof collectMetrics, 'function')
+  t.is(observe, require('extmem/opentelemetry').observe)
+  t.is(opentelemetry, require('extmem/opentelemetry'))
+  t.is(typeof observe, 'function')
+  t.is(require('extmem/prometheus'), require('../prometheus.js'), 'by the exports map, the files in the package')
 })
 
 test('EXTMEM_MAX_BYTES sets the default pool cap', (t) => {

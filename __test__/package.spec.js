@@ -145,6 +145,11 @@ test('the package ships docs/, examples/, LICENSE, CHANGELOG.md and both type fi
   for (const f of ['LICENSE', 'CHANGELOG.md', 'README.md', 'index.d.ts', 'index.d.mts', 'binding.js', 'binding.d.ts']) {
     t.true(files.has(f), f)
   }
+  for (const subpath of ['prometheus', 'opentelemetry']) {
+    for (const f of [`${subpath}.js`, `${subpath}.mjs`, `${subpath}.d.ts`, `${subpath}.d.mts`, `lib/${subpath}.js`]) {
+      t.true(files.has(f), f)
+    }
+  }
   for (const doc of DOCUMENTS) t.true(files.has(doc), doc)
   for (const example of fs.readdirSync(path.join(root, 'examples'))) t.true(files.has(`examples/${example}`), example)
   const rust = [...files].filter((f) => /\.rs$|^Cargo\.|^\.cargo\/|^src\/|^crates\/|^build\.rs$/.test(f))

@@ -121,7 +121,7 @@ test('stats() and live() are JSON, and say what util.inspect says', (t) => {
 
 test('a Pool is JSON (and inspects) as its summary', (t) => {
   const pool = new Pool({ maxBytes: MiB, name: 'json-summary' })
-  const summary = { name: 'json-summary', maxBytes: MiB, level: 'normal', closed: false }
+  const summary = { name: 'json-summary', label: 'json-summary', maxBytes: MiB, level: 'normal', closed: false }
   t.deepEqual(JSON.parse(JSON.stringify(pool)), summary)
   t.is(util.inspect(pool), `Pool ${util.inspect(summary)}`)
 })

@@ -132,6 +132,7 @@ test('a write queued before the release lands in quarantined memory and is repor
     await until(() => misuses.length === 1)
     const [m] = misuses
     t.is(m.size, 256)
+    t.is(m.label, pool.label)
     t.is(m.offset, 0)
     t.is(typeof m.address, 'bigint')
     t.regex(m.allocationStack, /allocateForTheRead/)

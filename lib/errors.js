@@ -92,7 +92,13 @@ E(
     `The Buffer is a view (subarray or slice) of a pooled Buffer; only the Buffer that alloc() returned can be retained or released (releaseOwner() releases the Buffer a view lies in)${detail}`,
   ExtmemError,
 )
-E('ERR_EXTMEM_RELEASED', 'The Buffer was already released', ExtmemError)
+E(
+  'ERR_EXTMEM_RELEASED',
+  (firstRelease) =>
+    'The Buffer was already released' +
+    (firstRelease === undefined ? '' : `; the first release was ${firstRelease} (its stack: err.firstReleaseStack)`),
+  ExtmemError,
+)
 E(
   'ERR_EXTMEM_SHARED',
   'The Buffer holds more than one reference (it was retained), so it cannot be resized: release the others first',
@@ -186,7 +192,19 @@ module.exports = {
       caller,
     ),
   streamDestroyed: (method, caller) => make('ERR_STREAM_DESTROYED', [method], undefined, caller),
-  released: (caller) => make('ERR_EXTMEM_RELEASED', [], undefined, caller),
+  /**
+   * `firstReleaseStack` (leakDetection 'paranoid' only): the stack of the release that ended the
+   * Buffer's loan, as formatTrace() writes it; the message names its first frame.
+   */
+  released: (caller, firstReleaseStack) =>
+    firstReleaseStack === undefined
+      ? make('ERR_EXTMEM_RELEASED', [], undefined, caller)
+      : make(
+          'ERR_EXTMEM_RELEASED',
+          [firstReleaseStack.split('\n')[0].trim() || 'inside extmem'],
+          { firstReleaseStack },
+          caller,
+        ),
   shared: (caller) => make('ERR_EXTMEM_SHARED', [], undefined, caller),
   closed: (caller) => make('ERR_EXTMEM_CLOSED', [], undefined, caller),
   quarantine: (caller) => make('ERR_EXTMEM_QUARANTINE', [], undefined, caller),

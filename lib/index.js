@@ -8,6 +8,7 @@ const { Scope } = require('./scope')
 const { codes, ExtmemError, RefusedError, OsError } = require('./errors')
 const { parseByteCount } = require('./validate')
 const { quarantineFromEnv } = require('./quarantine')
+const { pools } = require('./registry')
 const io = require('./io')
 const views = require('./views')
 const json = require('./json')
@@ -37,6 +38,7 @@ module.exports = {
   OsError,
   levels: LEVELS,
   defaultMaxBytes,
+  pools,
   alloc: (size, options) => defaultPool.alloc(size, options),
   allocUnsafe: (size, options) => defaultPool.allocUnsafe(size, options),
   release: (buf) => defaultPool.release(buf),

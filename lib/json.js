@@ -3,7 +3,7 @@
 // `address`, which JSON.stringify refuses, and channel messages carry the Pool. Each such record
 // gets a `toJSON()` that writes the same fields with the address as a decimal string; the method
 // is not enumerable, so util.inspect and Object.keys show the record as they did. A Pool is
-// written (and inspected) as its summary: `{ name, maxBytes, level, closed }`.
+// written (and inspected) as its summary: `{ name, label, maxBytes, level, closed }`.
 
 const { inspect } = require('node:util')
 
@@ -24,7 +24,7 @@ function recordToJSON() {
 
 /** A Pool's summary, for JSON.stringify and util.inspect. */
 function poolSummary(pool) {
-  return { name: pool.name, maxBytes: pool.maxBytes, level: pool.level, closed: pool.closed }
+  return { name: pool.name, label: pool.label, maxBytes: pool.maxBytes, level: pool.level, closed: pool.closed }
 }
 
 /** Installs Pool's toJSON() and util.inspect form. */

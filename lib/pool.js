@@ -66,6 +66,8 @@ const {
 const { Scope, kMake, kAllocFor, kReleaseAll, kFiguresOf, arenaOption } = require('./scope')
 const { ThreadCache, GIVEN_TRACKED } = require('./thread-cache')
 const { QuarantineRecords, quarantineOption, warnMisuse } = require('./quarantine')
+const { track } = require('./registry')
+const { keepReleaseHistory, recordRelease } = require('./release-history')
 
 // Node 22+: every Buffer is a view over an ArrayBuffer that the native side made and transferred
 // once (see src/escape.rs). Release detaches it by transferring its ArrayBuffer; a
@@ -128,8 +130,20 @@ const EMPTY = new ArrayBuffer(0)
 const watermarkChannel = diagnostics.channel('extmem:watermark')
 const leakChannel = diagnostics.channel('extmem:leak')
 const misuseChannel = diagnostics.channel('extmem:misuse')
+const refusedChannel = diagnostics.channel('extmem:refused')
 
-const POOL_OPTIONS = ['name', 'maxBytes', 'watermarks', 'admission', 'leakDetection', 'threadCache', 'quarantine']
+const POOL_OPTIONS = [
+  'name',
+  'label',
+  'maxBytes',
+  'watermarks',
+  'admission',
+  'leakDetection',
+  'threadCache',
+  'quarantine',
+]
+/** The label of a private Pool made without one (see `label`). */
+const ANONYMOUS = 'anonymous'
 /** Bits of the options a named Pool was given (see NativePool.named). */
 const GIVEN = { maxBytes: 1, watermarks: 2, admission: 4, quarantine: 8 }
 const ALLOC_OPTIONS = ['align', 'priority', 'prefault']
@@ -147,6 +161,8 @@ class Pool extends EventEmitter {
   #shared
   /** The name handles carry: null for defaultPool, the name of a named pool. */
   #name = null
+  /** What events, live(), extmem:refused and the metrics call this Pool object: a non-empty string. */
+  #label
   #unsubscribe
   /** Allocations per tracked one (0: leak detection off); and how many until the next. */
   #trackEvery
@@ -196,7 +212,7 @@ class Pool extends EventEmitter {
   #owner
 
   /**
-   * @param {{ name?: string, maxBytes?: number, watermarks?: object, admission?: 'graded'|'cap', leakDetection?: 'off'|'sampled'|'paranoid', threadCache?: boolean }} [options]
+   * @param {{ name?: string, label?: string, maxBytes?: number, watermarks?: object, admission?: 'graded'|'cap', leakDetection?: 'off'|'sampled'|'paranoid', threadCache?: boolean, quarantine?: boolean|{ releases?: number, ms?: number } }} [options]
    */
   constructor(options) {
     super()
@@ -206,6 +222,11 @@ class Pool extends EventEmitter {
     if (name !== undefined) {
       if (typeof name !== 'string') throw errors.invalidArgType('options.name', 'of type string', name, Pool)
       if (name.length === 0) throw errors.invalidArgValue('options.name', name, 'must not be empty', Pool)
+    }
+    const label = opts.label
+    if (label !== undefined) {
+      if (typeof label !== 'string') throw errors.invalidArgType('options.label', 'of type string', label, Pool)
+      if (label.length === 0) throw errors.invalidArgValue('options.label', label, 'must not be empty', Pool)
     }
     if (opts.maxBytes !== undefined) validateByteCount(opts.maxBytes, 'options.maxBytes', Pool)
     const marks = validateWatermarks(
@@ -267,6 +288,17 @@ class Pool extends EventEmitter {
       this.#keptLargeLow = new I32(LARGE_LENS.length)
       this.#mappingCacheBytes = this.#native.mappingCacheBytes
     }
+    this.#label = label ?? (isDefault ? 'default' : (name ?? ANONYMOUS))
+    if (leakDetection === 'paranoid') keepReleaseHistory(this, Pool.prototype)
+    track(this)
+  }
+
+  /**
+   * What events, live(), the extmem:refused channel and the metrics call this Pool object:
+   * `options.label`, else 'default' for defaultPool, a named pool's name, 'anonymous' for the others.
+   */
+  get label() {
+    return this.#label
   }
 
   /** The hard cap on the memory this pool holds from the OS, in bytes. */
@@ -917,7 +949,15 @@ class Pool extends EventEmitter {
       .live(olderThanMs)
       .map(({ size, ageMs, refCount, address, tracked, token, parked, inTransit }) => {
         const trace = tracked ? mapGet(this.#traces, token) : undefined
-        const buffer = jsonSafe({ size, ageMs, refCount, address: BigInt(address), parked, inTransit })
+        const buffer = jsonSafe({
+          size,
+          ageMs,
+          refCount,
+          address: BigInt(address),
+          parked,
+          inTransit,
+          label: this.#label,
+        })
         if (trace !== undefined) buffer.stack = formatTrace(trace)
         return buffer
       })
@@ -994,6 +1034,7 @@ class Pool extends EventEmitter {
         utilization: event.utilization,
         inUseBytes: event.inUseBytes,
         maxBytes: event.maxBytes,
+        label: this.#label,
       }
       if (watermarkChannel.hasSubscribers) watermarkChannel.publish({ pool: this, ...message })
       this.emit('watermark', message)
@@ -1007,6 +1048,7 @@ class Pool extends EventEmitter {
         ageMs: event.ageMs,
         address: BigInt(event.address),
         stack: formatTrace(trace),
+        label: this.#label,
       })
       warnOnce(leak)
       if (leakChannel.hasSubscribers) leakChannel.publish(jsonSafe({ pool: this, ...leak }))
@@ -1014,8 +1056,9 @@ class Pool extends EventEmitter {
     } else if (event.kind === 'misuse') {
       // The thread that released the Buffer holds its stacks; a pool of one thread reports
       // all the same when it has forgotten them.
-      const misuse = this.#quarantine?.misuse(event, !this.#shared)
-      if (misuse === undefined) return
+      const found = this.#quarantine?.misuse(event, !this.#shared)
+      if (found === undefined) return
+      const misuse = { ...found, label: this.#label }
       if (misuseChannel.hasSubscribers) misuseChannel.publish({ pool: this, ...misuse })
       if (!this.emit('misuse', misuse) && !this.#warnedMisuse) {
         this.#warnedMisuse = true
@@ -1053,6 +1096,8 @@ class Pool extends EventEmitter {
       const pool = deref(owner.pool)
       if (pool !== undefined) {
         pool.#drop(this, token, dispose)
+        // leakDetection 'paranoid' (./release-history.js): where the loan ended.
+        if (pool.#trackEvery === 1 && lengthOf(this) === 0) recordRelease(this, dispose)
         return
       }
       // Its Pool object was collected: the native pool still has the loan.
@@ -1068,17 +1113,31 @@ class Pool extends EventEmitter {
     }
   }
 
+  /**
+   * Publishes a refusal (made by #failure: every refusal of this pool, at the cap, by graded
+   * admission or by the OS, is made there once) on the extmem:refused channel, if anyone listens:
+   * `{ pool, label, code, ...the error's figures, error }`. Returns the error.
+   */
+  #refused(err) {
+    if (refusedChannel.hasSubscribers) refusedChannel.publish({ pool: this, label: this.#label, ...err, error: err })
+    return err
+  }
+
   #failure(status, caller) {
     switch (status) {
       case native.STATUS_EXHAUSTED:
-        return errors.exhausted(scratch[1], scratch[2], LEVELS[scratch[3]], this.maxBytes, scratch[0], caller)
+        return this.#refused(
+          errors.exhausted(scratch[1], scratch[2], LEVELS[scratch[3]], this.maxBytes, scratch[0], caller),
+        )
       case native.STATUS_THROTTLED:
-        return errors.throttled(
-          scratch[1],
-          scratch[2],
-          LEVELS[scratch[3]],
-          this.#native.watermarks()[scratch[3] - 1],
-          caller,
+        return this.#refused(
+          errors.throttled(
+            scratch[1],
+            scratch[2],
+            LEVELS[scratch[3]],
+            this.#native.watermarks()[scratch[3] - 1],
+            caller,
+          ),
         )
       case native.STATUS_CLOSED:
         return errors.closed(caller)
@@ -1093,7 +1152,7 @@ class Pool extends EventEmitter {
       case native.STATUS_EXTERNAL_REFUSED:
         return errors.externalRefused(caller)
       case native.STATUS_OS:
-        return errors.os(SYSCALLS[scratch[3]], scratch[2], scratch[1], caller)
+        return this.#refused(errors.os(SYSCALLS[scratch[3]], scratch[2], scratch[1], caller))
       default:
         return errors.notPooled(caller)
     }
