@@ -54,15 +54,18 @@ const UP_DOWN = {
   'extmem.memory.cached': ['By', (s) => s.small.cachedBytes + s.large.cachedBytes],
   'extmem.memory.in_transit': ['By', (s) => s.inTransitBytes],
   'extmem.memory.parked': ['By', (s) => s.parkedBytes],
+  'extmem.memory.quarantined': ['By', (s) => s.quarantinedBytes],
   'extmem.buffer.count': ['{buffer}', (s) => s.liveBuffers],
   'extmem.buffer.in_transit.count': ['{buffer}', (s) => s.inTransitBuffers],
   'extmem.buffer.parked.count': ['{buffer}', (s) => s.parkedBuffers],
+  'extmem.buffer.quarantined.count': ['{buffer}', (s) => s.quarantinedBuffers],
 }
 const COUNTERS = {
   'extmem.buffer.allocated': ['{buffer}', (s) => s.allocations],
   'extmem.buffer.released': ['{buffer}', (s) => s.releases],
   'extmem.buffer.reclaimed': ['{buffer}', (s) => s.gcReclaims],
   'extmem.buffer.leaked': ['{buffer}', (s) => s.leaks],
+  'extmem.buffer.misused': ['{buffer}', (s) => s.misuses],
 }
 const ALL = [
   ...Object.keys(UP_DOWN),

@@ -26,6 +26,8 @@ const GAUGES = {
   extmem_in_transit_bytes: (s) => s.inTransitBytes,
   extmem_parked_buffers: (s) => s.parkedBuffers,
   extmem_parked_bytes: (s) => s.parkedBytes,
+  extmem_quarantined_buffers: (s) => s.quarantinedBuffers,
+  extmem_quarantined_bytes: (s) => s.quarantinedBytes,
   extmem_utilization_ratio: (s) => s.utilization,
 }
 const COUNTERS = {
@@ -33,6 +35,7 @@ const COUNTERS = {
   extmem_releases_total: (s) => s.releases,
   extmem_gc_reclaims_total: (s) => s.gcReclaims,
   extmem_leaks_total: (s) => s.leaks,
+  extmem_misuses_total: (s) => s.misuses,
 }
 const ALL = [...Object.keys(GAUGES), 'extmem_level', ...Object.keys(COUNTERS), 'extmem_refused_total']
 
@@ -283,4 +286,21 @@ test.serial(
 test('docs/observability.md lists every metric', (t) => {
   const doc = fs.readFileSync(path.join(__dirname, '..', 'docs', 'observability.md'), 'utf8')
   for (const name of [...ALL, 'extmem_size_class_slots']) t.true(doc.includes(`\`${name}\``), name)
+})
+
+test.serial('a quarantine pool exports the memory it holds back, as stats() says', async (t) => {
+  const register = new client.Registry()
+  const q = new Pool({ label: 'prom-quarantine', quarantine: { releases: 1000, ms: 60_000 } })
+  q.release(q.allocUnsafe(100))
+  q.release(q.allocUnsafe(20_000))
+  const { unregister } = collectMetrics({ register })
+  const s = q.stats()
+  const json = await register.getMetricsAsJSON()
+  t.is(s.quarantinedBuffers, 2)
+  t.is(valueOf(t, json, 'extmem_quarantined_buffers', { pool: 'prom-quarantine' }), 2)
+  t.is(valueOf(t, json, 'extmem_quarantined_bytes', { pool: 'prom-quarantine' }), s.quarantinedBytes)
+  t.true(s.quarantinedBytes >= 20_100)
+  t.is(valueOf(t, json, 'extmem_misuses_total', { pool: 'prom-quarantine' }), 0)
+  unregister()
+  q.close()
 })

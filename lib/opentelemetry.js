@@ -65,6 +65,12 @@ const UP_DOWN = [
     'Capacity of the Buffers whose memory left with an ended thread, kept for good (stats().parkedBytes)',
     'parkedBytes',
   ],
+  [
+    'extmem.memory.quarantined',
+    'By',
+    'Bytes of released memory a quarantine holds back (stats().quarantinedBytes)',
+    'quarantinedBytes',
+  ],
   ['extmem.buffer.count', '{buffer}', 'Buffers out now (stats().liveBuffers)', 'liveBuffers'],
   [
     'extmem.buffer.in_transit.count',
@@ -77,6 +83,12 @@ const UP_DOWN = [
     '{buffer}',
     'Buffers whose memory left with an ended thread, kept for good (stats().parkedBuffers)',
     'parkedBuffers',
+  ],
+  [
+    'extmem.buffer.quarantined.count',
+    '{buffer}',
+    'Released memory a quarantine holds back (stats().quarantinedBuffers)',
+    'quarantinedBuffers',
   ],
 ]
 
@@ -91,6 +103,7 @@ const COUNTERS = [
     'gcReclaims',
   ],
   ['extmem.buffer.leaked', '{buffer}', 'Tracked Buffers collected without release (stats().leaks)', 'leaks'],
+  ['extmem.buffer.misused', '{buffer}', 'Writes a quarantine found in released memory (stats().misuses)', 'misuses'],
 ]
 
 /** The state of a size class's slots: the `extmem.slot.state` attribute -> the field of stats().small.classes. */

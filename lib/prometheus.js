@@ -60,6 +60,8 @@ const GAUGES = [
     'parkedBuffers',
   ],
   ['parked_bytes', 'Capacity of the parked Buffers (stats().parkedBytes)', 'parkedBytes'],
+  ['quarantined_buffers', 'Released memory a quarantine holds back (stats().quarantinedBuffers)', 'quarantinedBuffers'],
+  ['quarantined_bytes', 'Bytes a quarantine holds back (stats().quarantinedBytes)', 'quarantinedBytes'],
   ['utilization_ratio', 'in_use_bytes / max_bytes (stats().utilization)', 'utilization'],
 ]
 
@@ -69,6 +71,7 @@ const COUNTERS = [
   ['releases_total', 'Loans ended by an explicit last release (stats().releases)', 'releases'],
   ['gc_reclaims_total', 'Loans ended by the GC: Buffers dropped without release (stats().gcReclaims)', 'gcReclaims'],
   ['leaks_total', 'Tracked Buffers collected without release (stats().leaks)', 'leaks'],
+  ['misuses_total', 'Writes a quarantine found in released memory (stats().misuses)', 'misuses'],
 ]
 /** The state of a size class's slots: the metric's `state` label -> the field of stats().small.classes. */
 const SLOT_STATES = { in_use: 'inUse', free: 'free', cached: 'cached' }

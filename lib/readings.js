@@ -22,7 +22,7 @@ const { pools } = require('./registry')
 const { LEVELS } = require('./pool')
 
 /** The counts that only grow, as the reading names them (refused by reason apart). */
-const COUNTS = ['allocations', 'releases', 'gcReclaims', 'leaks']
+const COUNTS = ['allocations', 'releases', 'gcReclaims', 'leaks', 'misuses']
 /** The reasons of stats().refused, in its order. */
 const REFUSAL_REASONS = ['cap', 'throttled', 'shedding', 'os']
 /** The figures that go up and down, summed over a group's pools. */
@@ -38,6 +38,8 @@ const FIGURES = [
   'inTransitBytes',
   'parkedBuffers',
   'parkedBytes',
+  'quarantinedBuffers',
+  'quarantinedBytes',
 ]
 
 /** A pool's stats() with every count at 0. */
@@ -109,6 +111,8 @@ class PoolReader {
       r.inTransitBytes += s.inTransitBytes
       r.parkedBuffers += s.parkedBuffers
       r.parkedBytes += s.parkedBytes
+      r.quarantinedBuffers += s.quarantinedBuffers
+      r.quarantinedBytes += s.quarantinedBytes
       const level = LEVELS.indexOf(s.level)
       if (level > r.level) r.level = level
       if (sizeClasses) {
