@@ -9,8 +9,9 @@ use napi::sys;
 
 use crate::call::{self, Call, Outcome};
 use crate::escape;
-use crate::hot::{self, refusal};
-use crate::loan_handle::Hint;
+use crate::flags::FLAG_ESSENTIAL;
+use crate::hint::{self, Hint};
+use crate::lend;
 use crate::raw;
 use crate::scratch;
 use crate::status;
@@ -37,7 +38,7 @@ fn open(call: &Call<1>) -> Outcome {
     let (addr, len) = (block.as_ptr(), block.byte_len());
     let hint = Hint::Cache { pool: pool.clone(), id, _block: block }.into_raw();
     // SAFETY: the block lives as long as the hint, which Node frees in the finalizer only.
-    match unsafe { raw::create_external_arraybuffer(call.env(), addr, len, crate::loan_handle::finalize, hint) } {
+    match unsafe { raw::create_external_arraybuffer(call.env(), addr, len, hint::finalize, hint) } {
         Some(ab) => {
             scratch::write(&[id as f64]);
             Ok(ab)
@@ -67,15 +68,14 @@ fn fill(call: &Call<6>) -> Outcome {
         return Err(status::STATUS_BAD_ARGUMENT);
     }
     let n = (call.u32(3)? as usize).clamp(1, FILL_BATCH);
-    let priority =
-        if call.u32(4)? & crate::constants::FLAG_ESSENTIAL != 0 { Priority::Essential } else { Priority::Normal };
+    let priority = if call.u32(4)? & FLAG_ESSENTIAL != 0 { Priority::Essential } else { Priority::Normal };
     let owner = Owner { thread: call.env() as usize, handle: 0, witness: 0 };
     let grants = if class < CLASS_COUNT {
         pool.cache_fill(id, class, n, priority, owner)
     } else {
         pool.cache_fill_large(id, cache::class_bytes(class), n, priority, owner)
     }
-    .map_err(|e| refusal(&e))?;
+    .map_err(|e| status::refusal(&e))?;
     let (env, out) = (call.env(), call.arg(5));
     let mut made = 0u32;
     for (i, g) in grants.iter().enumerate() {
@@ -91,7 +91,7 @@ fn fill(call: &Call<6>) -> Outcome {
         .into_raw();
         // SAFETY: the slot or mapping is the cache loan's alone until it ends, which is only
         // after its ArrayBuffers are detached or finalized; `hint` is fresh.
-        match unsafe { hot::external_arraybuffer(env, g.addr, g.len, hint) } {
+        match unsafe { lend::external_arraybuffer(env, g.addr, g.len, hint) } {
             Ok((ab, witness)) => {
                 pool.set_cache_witness(g.token, witness);
                 let token = call.number(g.token as f64);

@@ -2,6 +2,7 @@
 //! them instead of writing them again: size classes, alignments, the flag bits of the hot-path
 //! calls, level names, default watermarks and their check, limits, and system call names.
 
+use crate::flags::{FLAG_ALIGN_MASK, FLAG_ESSENTIAL, FLAG_PREFAULT, FLAG_SERVES_SMALL, FLAG_WILL_RETRY};
 use crate::release_all;
 use extmem_core::error::Syscall;
 use extmem_core::loan::MAX_REFS;
@@ -9,18 +10,6 @@ use extmem_core::pool::cache;
 use extmem_core::size_class::{class_for, ALIGNMENTS, CLASS_SIZES, SMALL_MAX};
 use extmem_core::watermark::{Level, Watermarks, WatermarksError};
 use napi_derive::napi;
-
-/// Hot-path `flags`: bits 0–1 index [`ALIGNMENTS`].
-pub const FLAG_ALIGN_MASK: u32 = 0b11;
-/// Hot-path `flags`: essential priority.
-pub const FLAG_ESSENTIAL: u32 = 0b100;
-/// Hot-path `flags`: prefault a new large mapping.
-pub const FLAG_PREFAULT: u32 = 0b1000;
-/// Hot-path `flags`: the memory serves small Buffers (a fast-path arena).
-pub const FLAG_SERVES_SMALL: u32 = 0b1_0000;
-/// Hot-path `flags`: on a refusal at the cap the caller flushes its thread's cache and asks again
-/// (see `AllocRequest::will_retry`).
-pub const FLAG_WILL_RETRY: u32 = 0b10_0000;
 
 // `class_of` below holds class indexes as `u8`.
 const _: () = assert!(CLASS_SIZES.len() <= u8::MAX as usize + 1, "a class index must fit the u8 class table");

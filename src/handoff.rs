@@ -39,8 +39,8 @@ use napi::sys;
 
 use crate::call::{self, Call, Outcome};
 use crate::escape;
-use crate::hot;
-use crate::loan_handle::{self, Hint};
+use crate::hint::{self, Hint};
+use crate::lend;
 use crate::raw;
 use crate::status;
 use extmem_core::loan::Owner;
@@ -73,10 +73,8 @@ fn share_loan(call: &Call<4>) -> Outcome {
     unsafe { raw::detach(env, buffer) };
     // SAFETY: the old Buffer's witness, made by this env.
     unsafe { escape::forget(env, shared.owner.witness) };
-    if shared.owner.handle != 0 {
-        // SAFETY: the old Buffer's hint: alive, as its memory was attached until now.
-        unsafe { hot::forget_hint(shared.owner.handle) };
-    }
+    // SAFETY: the old Buffer's hint: alive, as its memory was attached until now.
+    unsafe { Hint::forget_loan(shared.owner.handle) };
     Ok(call.number(shared.secret as f64))
 }
 
@@ -107,13 +105,13 @@ fn adopt_loan(call: &Call<4>) -> Outcome {
     let made = if escape::can_escape() {
         // SAFETY: the loan's `size` bytes at `addr` are its alone (it was in transit: no
         // ArrayBuffer reached them) until it ends; `hint` is fresh.
-        unsafe { hot::external_arraybuffer(env, addr, size, hint) }.ok().map(|(ab, witness)| {
+        unsafe { lend::external_arraybuffer(env, addr, size, hint) }.ok().map(|(ab, witness)| {
             pool.set_witness(token, witness);
             ab
         })
     } else {
         // SAFETY: as above; the finalizer frees `hint`.
-        let buffer = unsafe { raw::create_external_buffer(env, addr, size, loan_handle::finalize, hint) };
+        let buffer = unsafe { raw::create_external_buffer(env, addr, size, hint::finalize, hint) };
         if buffer.is_none() {
             // SAFETY: Node did not take `hint`.
             unsafe { Hint::drop_raw(hint) };

@@ -8,7 +8,7 @@ use napi::bindgen_prelude::{Env, Float64Array};
 use napi_derive::napi;
 
 use crate::events;
-use crate::hot;
+use crate::pool_external;
 use crate::raw::{self, RawValue};
 use crate::stats::JsPoolStats;
 use crate::status;
@@ -172,7 +172,7 @@ impl NativePool {
     #[napi(ts_return_type = "unknown")]
     pub fn handle(&self, env: Env) -> napi::Result<RawValue> {
         // SAFETY: the current env.
-        unsafe { hot::make_handle(env.raw(), &self.core) }
+        unsafe { pool_external::make(env.raw(), &self.core) }
             .map(RawValue)
             .ok_or_else(|| napi::Error::from_reason("extmem: cannot make the pool's native handle"))
     }

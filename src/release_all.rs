@@ -19,7 +19,7 @@ use napi::sys;
 
 use crate::call::{self, Call, Outcome};
 use crate::escape;
-use crate::hot;
+use crate::hint::Hint;
 use crate::raw;
 use crate::status;
 use extmem_core::pool::Release;
@@ -171,11 +171,9 @@ fn finish_each(call: &Call<3>) -> Outcome {
             }
             _ => {
                 io[4 * i + 1] = ENDED;
-                if done.owner.handle != 0 {
-                    // SAFETY: the hint is alive (its memory was attached until now) and only this
-                    // thread touches it.
-                    unsafe { hot::forget_hint(done.owner.handle) };
-                }
+                // SAFETY: the hint is alive (its memory was attached until now) and only this
+                // thread touches it.
+                unsafe { Hint::forget_loan(done.owner.handle) };
                 if escapes {
                     // SAFETY: `list` is the caller's private Array; `list[i]` the ArrayBuffer the
                     // memory moved to, which only the caller holds.
