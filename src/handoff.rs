@@ -35,9 +35,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use extmem_core::pool::Pool;
-use napi::sys;
 
-use crate::call::{self, Call, Outcome};
+use crate::call::{Call, Outcome};
 use crate::escape;
 use crate::hint::{self, Hint};
 use crate::lend;
@@ -45,12 +44,8 @@ use crate::raw;
 use crate::status;
 use extmem_core::loan::Owner;
 
-pub unsafe extern "C" fn share(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<4>(env, info, share_loan) }
-}
-
-fn share_loan(call: &Call<4>) -> Outcome {
+/// `share(handle, memory, token, length)`: puts the loan in transit (see the module doc).
+pub fn share(call: &Call<4>) -> Outcome {
     let pool = call.pool(0)?;
     let env = call.env();
     let token = call.f64(2)? as u64;
@@ -78,12 +73,8 @@ fn share_loan(call: &Call<4>) -> Outcome {
     Ok(call.number(shared.secret as f64))
 }
 
-pub unsafe extern "C" fn adopt(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<4>(env, info, adopt_loan) }
-}
-
-fn adopt_loan(call: &Call<4>) -> Outcome {
+/// `adopt(handle, token, secret, size)`: takes a loan in transit for this thread (see the module doc).
+pub fn adopt(call: &Call<4>) -> Outcome {
     let pool = call.pool(0)?;
     let env = call.env();
     let token = call.f64(1)? as u64;
@@ -125,12 +116,8 @@ fn adopt_loan(call: &Call<4>) -> Outcome {
     })
 }
 
-pub unsafe extern "C" fn reclaim_shared(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<3>(env, info, reclaim_loan) }
-}
-
-fn reclaim_loan(call: &Call<3>) -> Outcome {
+/// `reclaimShared(handle, token, secret)`: ends a loan in transit (see the module doc).
+pub fn reclaim_shared(call: &Call<3>) -> Outcome {
     let pool = call.pool(0)?;
     let token = call.f64(1)? as u64;
     pool.reclaim_shared(token, call.f64(2)? as u64).map_err(|e| status::of(&e))?;

@@ -13,7 +13,7 @@ use std::ffi::c_void;
 
 use napi::sys;
 
-use crate::call::{self, Call, Outcome};
+use crate::call::{Call, Outcome};
 use crate::escape;
 use crate::hint::Hint;
 use crate::lend;
@@ -72,12 +72,7 @@ fn lend_arraybuffer<const N: usize>(
 /// `alloc(handle, size, zero, flags, tracked)`: the memory of one new loan of `size >= 1` bytes,
 /// or a negative status; scratch[0] holds the loan's token. On Node 22+ it is an ArrayBuffer of
 /// `size` bytes that the caller views; on Node 20 a Buffer.
-pub unsafe extern "C" fn alloc(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<5>(env, info, alloc_loan) }
-}
-
-fn alloc_loan(call: &Call<5>) -> Outcome {
+pub fn alloc(call: &Call<5>) -> Outcome {
     let pool = call.pool(0)?;
     let req = call.request(1, false)?;
     let size = req.size;
@@ -116,12 +111,7 @@ fn alloc_loan(call: &Call<5>) -> Outcome {
 /// bytes whose memory is a new ArrayBuffer over the whole slot, kept by JavaScript across later
 /// loans of the slot (see `reuse`); or a negative status. On success scratch holds
 /// `[token, class, slot, epoch]`; the caller views the first `size` bytes.
-pub unsafe extern "C" fn alloc_bound(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<5>(env, info, alloc_bound_loan) }
-}
-
-fn alloc_bound_loan(call: &Call<5>) -> Outcome {
+pub fn alloc_bound(call: &Call<5>) -> Outcome {
     let pool = call.pool(0)?;
     if !escape::can_escape() {
         return Err(status::STATUS_BAD_ARGUMENT);
@@ -156,12 +146,7 @@ fn alloc_bound_loan(call: &Call<5>) -> Outcome {
 /// `len` bytes of it). Returns the new loan's token, or a negative status: `STATUS_STALE` if that
 /// ArrayBuffer no longer owns the mapping or the mapping is not cached (drop it), a refusal
 /// otherwise (keep it).
-pub unsafe extern "C" fn reuse_mapping(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<9>(env, info, reuse_mapping_loan) }
-}
-
-fn reuse_mapping_loan(call: &Call<9>) -> Outcome {
+pub fn reuse_mapping(call: &Call<9>) -> Outcome {
     let pool = call.pool(0)?;
     let at = MappingRef { addr: call.f64(1)? as usize, len: call.f64(2)? as usize, epoch: call.f64(3)? as u64 };
     let req = call.request(4, true)?;
@@ -187,12 +172,7 @@ fn reuse_mapping_loan(call: &Call<9>) -> Outcome {
 /// through the ArrayBuffer `ab` of `epoch` that the caller kept. Returns the new loan's token, or
 /// a negative status: `STATUS_STALE` if that ArrayBuffer no longer owns the slot (drop it), a
 /// refusal otherwise (keep it).
-pub unsafe extern "C" fn reuse(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<9>(env, info, reuse_slot) }
-}
-
-fn reuse_slot(call: &Call<9>) -> Outcome {
+pub fn reuse(call: &Call<9>) -> Outcome {
     let pool = call.pool(0)?;
     let slot =
         SlotRef { class: call.u32(1)? as usize, slot: Slot::from_index(call.u32(2)?), epoch: call.f64(3)? as u64 };
@@ -215,12 +195,7 @@ fn reuse_slot(call: &Call<9>) -> Outcome {
 /// `release(handle, buffer, token)`: drops a reference; returns the references left, or a
 /// negative status. On the last one it returns 0 and changes nothing: the caller detaches the
 /// Buffer (on Node 22+, by transferring its ArrayBuffer), then calls `finishRelease`.
-pub unsafe extern "C" fn release(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<3>(env, info, release_ref) }
-}
-
-fn release_ref(call: &Call<3>) -> Outcome {
+pub fn release(call: &Call<3>) -> Outcome {
     let pool = call.pool(0)?;
     let view = call.view(1).ok_or(status::STATUS_NOT_POOLED)?;
     let token = call.f64(2)? as u64;
@@ -238,12 +213,7 @@ fn release_ref(call: &Call<3>) -> Outcome {
 /// the Buffer against its loan as `release` does. Returns and writes what `finishRelease` does;
 /// or the references left if, after all, others remain (the loan stays, and goes back to the pool
 /// when its memory is collected); or a negative status.
-pub unsafe extern "C" fn release_last(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<5>(env, info, release_last_ref) }
-}
-
-fn release_last_ref(call: &Call<5>) -> Outcome {
+pub fn release_last(call: &Call<5>) -> Outcome {
     let pool = call.pool(0)?;
     let token = call.f64(2)? as u64;
     let len = call.f64(3)? as usize;
@@ -270,12 +240,7 @@ fn release_last_ref(call: &Call<5>) -> Outcome {
 /// already), which this call detaches too unless the loan was slot-bound (then the caller keeps
 /// it for the slot's next loan). On success returns 0 and scratch holds `[1, class, slot, epoch]`
 /// for a slot-bound loan, else `[0]`.
-pub unsafe extern "C" fn finish_release(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<4>(env, info, finish_loan) }
-}
-
-fn finish_loan(call: &Call<4>) -> Outcome {
+pub fn finish_release(call: &Call<4>) -> Outcome {
     let pool = call.pool(0)?;
     let token = call.f64(2)? as u64;
     let keep = call.bool(3)?;
@@ -325,7 +290,7 @@ fn end_released<const N: usize>(
 
 /// What the caller of a release may keep: the ArrayBuffer the memory was transferred to, to lend
 /// the same slot or mapping again through it.
-pub enum Kept {
+enum Kept {
     /// Nothing: the ArrayBuffer is detached.
     Nothing,
     /// It stays bound to this slot.
@@ -342,7 +307,7 @@ pub enum Kept {
 /// # Safety
 /// `env` is the current env, whose thread lent the loan. No JavaScript can reach the memory any
 /// more but through `moved_to`, which only the caller holds, and none runs before this returns.
-pub unsafe fn end_loan(
+unsafe fn end_loan(
     env: sys::napi_env,
     pool: &Pool,
     token: u64,

@@ -3,9 +3,11 @@
 //! Pooled, zero-copy external memory for Node.js: the Node-API binding over [`extmem_core`], the
 //! allocator. This crate converts between JavaScript and the core, and nothing more:
 //!
-//! - [`exports`]: registers the hot-path functions JavaScript calls as `hot_<name>`; [`call`]: how
-//!   they read their arguments, and [`flags`] the bits of the `flags` argument; [`pool_external`]:
-//!   the External by which they name their pool;
+//! - [`exports`]: the table of the hot-path functions JavaScript calls as `hot_<name>` (one line
+//!   each: name, argument count, body), from which their Node-API callbacks and their
+//!   registration are generated; [`call`]: how they read their arguments, and
+//!   [`flags`] the bits of the `flags` argument; [`pool_external`]: the External by which they
+//!   name their pool;
 //! - the bodies, by concept: [`hot`] (allocate and release one Buffer), [`release_all`] (many at
 //!   once), [`resize`], [`handoff`] (between threads), [`cache`] (per-thread slot caches);
 //! - [`native_pool`]: the rest of a pool's API as a napi-rs class;

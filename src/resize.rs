@@ -10,9 +10,7 @@
 //!   when a slot-bound Buffer stayed in place: the new Buffer views its first `size` bytes), on
 //!   Node 20 a Buffer; or a negative status.
 
-use napi::sys;
-
-use crate::call::{self, Call, Outcome};
+use crate::call::{Call, Outcome};
 use crate::escape;
 use crate::hint::{self, Hint};
 use crate::lend;
@@ -21,12 +19,8 @@ use crate::status;
 use extmem_core::loan::Owner;
 use extmem_core::pool::Pool;
 
-pub unsafe extern "C" fn resize_begin(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<7>(env, info, begin) }
-}
-
-fn begin(call: &Call<7>) -> Outcome {
+/// `resizeBegin(handle, buffer, token, size, zero, flags, tracked)` (see the module doc).
+pub fn begin(call: &Call<7>) -> Outcome {
     let pool = call.pool(0)?;
     let view = call.view(1).ok_or(status::STATUS_NOT_POOLED)?;
     let token = call.f64(2)? as u64;
@@ -35,22 +29,14 @@ fn begin(call: &Call<7>) -> Outcome {
     Ok(call.number(0.0))
 }
 
-pub unsafe extern "C" fn resize_abort(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<2>(env, info, abort) }
-}
-
-fn abort(call: &Call<2>) -> Outcome {
+/// `resizeAbort(handle, token)` (see the module doc).
+pub fn abort(call: &Call<2>) -> Outcome {
     call.pool(0)?.resize_abort(call.f64(1)? as u64);
     Ok(call.number(0.0))
 }
 
-pub unsafe extern "C" fn resize_end(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<4>(env, info, end) }
-}
-
-fn end(call: &Call<4>) -> Outcome {
+/// `resizeEnd(handle, memory, token, size)` (see the module doc).
+pub fn end(call: &Call<4>) -> Outcome {
     let pool = call.pool(0)?;
     let env = call.env();
     let token = call.f64(2)? as u64;
