@@ -1,7 +1,11 @@
 //! The facts JavaScript needs about the core, exported once so that `lib/` builds its tables from
 //! them instead of writing them again: size classes, alignments, the flag bits of the hot-path
-//! calls, level names, default watermarks and their check, limits, and system call names.
+//! calls, level names, default watermarks and their check, limits, system call names, and the
+//! hot-path functions with their arities.
 
+use std::collections::BTreeMap;
+
+use crate::exports;
 use crate::flags::{FLAG_ALIGN_MASK, FLAG_ESSENTIAL, FLAG_PREFAULT, FLAG_SERVES_SMALL, FLAG_WILL_RETRY};
 use crate::release_all;
 use extmem_core::error::Syscall;
@@ -112,6 +116,9 @@ pub struct JsConstants {
     pub syscalls: Vec<String>,
     pub release_outcomes: JsReleaseOutcomes,
     pub cache: JsCacheLayout,
+    /// The hot-path functions the binding exports, by JavaScript name (`hot_alloc`, …), with the
+    /// number of arguments each reads (see `exports`).
+    pub functions: BTreeMap<String, u32>,
 }
 
 /// The constants.
@@ -172,6 +179,7 @@ pub fn constants() -> JsConstants {
             class_span: cache::CLASS_SPAN as u32,
             block_bytes: cache::BLOCK_BYTES as u32,
         },
+        functions: exports::arities(),
     }
 }
 

@@ -2,11 +2,14 @@
 //! with the number of arguments it reads and its body (a plain `fn(&Call<N>) -> Outcome`).
 //!
 //! From each line the table generates the function's Node-API callback (which reads exactly its
-//! `N` arguments through [`call::run`], as cheaply as a hand-written one) and its registration on
-//! the module's exports. Adding a function is a line here and a body in the module of its concept.
+//! `N` arguments through [`call::run`], as cheaply as a hand-written one), its registration on
+//! the module's exports, and its entry in `constants().functions` (`hot_<name>` → `N`), against
+//! which `__test__/native-surface.spec.js` checks every call `lib/` makes. Adding a function is a
+//! line here and a body in the module of its concept.
 //!
 //! Every function takes the pool's External (`handle`, see [`crate::pool_external`]) first.
 
+use std::collections::BTreeMap;
 use std::ffi::{c_char, CString};
 use std::ptr;
 
@@ -26,6 +29,8 @@ type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> 
 pub struct HotFunction {
     /// Its name: exported as `hot_<name>`, and the JavaScript function's `name`.
     pub name: &'static str,
+    /// The number of arguments it reads (missing ones are `undefined`, extra ones ignored).
+    pub arity: usize,
     /// Its Node-API callback.
     callback: Callback,
 }
@@ -36,6 +41,7 @@ macro_rules! hot_functions {
         /// Every hot-path function, in the order of the table.
         pub const HOT_FUNCTIONS: &[HotFunction] = &[$(HotFunction {
             name: $name,
+            arity: $arity,
             callback: {
                 unsafe extern "C" fn callback(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
                     // SAFETY: Node calls this callback with its current env and call info.
@@ -102,6 +108,12 @@ const _: () = {
         i += 1;
     }
 };
+
+/// The JavaScript name of every hot-path function (`hot_<name>`), with its number of arguments:
+/// `constants().functions`.
+pub fn arities() -> BTreeMap<String, u32> {
+    HOT_FUNCTIONS.iter().map(|f| (format!("hot_{}", f.name), f.arity as u32)).collect()
+}
 
 /// Registers the hot-path functions on the module's exports, and looks up what
 /// [`escape`] needs before any user code of this thread can run.

@@ -4,8 +4,8 @@
 //! allocator. This crate converts between JavaScript and the core, and nothing more:
 //!
 //! - [`exports`]: the table of the hot-path functions JavaScript calls as `hot_<name>` (one line
-//!   each: name, argument count, body), from which their Node-API callbacks and their
-//!   registration are generated; [`call`]: how they read their arguments, and
+//!   each: name, argument count, body), from which their Node-API callbacks, their registration
+//!   and `constants().functions` are generated; [`call`]: how they read their arguments, and
 //!   [`flags`] the bits of the `flags` argument; [`pool_external`]: the External by which they
 //!   name their pool;
 //! - the bodies, by concept: [`hot`] (allocate and release one Buffer), [`release_all`] (many at
