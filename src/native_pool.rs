@@ -168,7 +168,8 @@ impl NativePool {
         self.core.level() as u32
     }
 
-    /// The handle the hot-path functions (`hot_alloc`, …) take for this pool.
+    /// The pool's External (see `crate::pool_external`), which every hot-path function
+    /// (`hot_alloc`, …) takes first for this pool.
     #[napi(ts_return_type = "unknown")]
     pub fn handle(&self, env: Env) -> napi::Result<RawValue> {
         // SAFETY: the current env.
