@@ -28,21 +28,21 @@ function sources(dir) {
   return out
 }
 
-/** `source` with comments blanked out (strings and templates kept as they are). */
-function code(source) {
+/** `source` without comments, and without the contents of strings and templates unless `keepStrings`. */
+function code(source, keepStrings = false) {
   let out = ''
   for (let i = 0; i < source.length;) {
     const c = source[i]
     if (c === '/' && source[i + 1] === '/') {
       while (i < source.length && source[i] !== '\n') i++
     } else if (c === '/' && source[i + 1] === '*') {
-      const end = source.indexOf('*/', i + 2)
-      i = end < 0 ? source.length : end + 2
-      out += ' '
+      const end = source.indexOf('*/', i + 2) < 0 ? source.length : source.indexOf('*/', i + 2) + 2
+      out += source.slice(i, end).replace(/[^\n]/g, ' ') // lines kept, for the line numbers reported
+      i = end
     } else if (c === "'" || c === '"' || c === '`') {
       let j = i + 1
       while (j < source.length && source[j] !== c) j += source[j] === '\\' ? 2 : 1
-      out += source.slice(i, j + 1)
+      out += keepStrings ? source.slice(i, j + 1) : c + source.slice(i + 1, j).replace(/[^\n]/g, ' ') + c
       i = j + 1
     } else {
       out += c
@@ -94,11 +94,12 @@ function surfaceProblems(files, binding, declared) {
   const problems = []
   let checked = 0
   for (const { file, source } of files) {
-    const text = code(source)
+    const text = code(source, true) // for the requires
+    const bare = code(source) // for names and calls
     // Names bound to the binding module, and names destructured from it (local -> exported).
     const modules = new Set()
     const taken = new Map()
-    for (const m of text.matchAll(new RegExp(`(?:const|let|var)\\s+(${ID})\\s*=\\s*${BINDING.source}`, 'g'))) {
+    for (const m of text.matchAll(new RegExp(`(?<![\\w$.#])(${ID})\\s*=\\s*${BINDING.source}`, 'g'))) {
       modules.add(m[1])
     }
     const fromBinding = `(?:${BINDING.source}|(${[...modules].join('|') || '$^'})\\b)`
@@ -109,7 +110,7 @@ function surfaceProblems(files, binding, declared) {
       }
     }
     // Every hot_<name> mentioned anywhere must be declared.
-    for (const m of text.matchAll(/\bhot_\w+/g)) {
+    for (const m of bare.matchAll(/\bhot_\w+/g)) {
       if (!(m[0] in declared)) problems.push(`${file}: ${m[0]} is not a declared native function`)
     }
     // Every member read from the binding must exist.
@@ -117,20 +118,20 @@ function surfaceProblems(files, binding, declared) {
       if (!(exported in binding)) problems.push(`${file}: the binding has no ${exported}`)
     }
     for (const mod of modules) {
-      for (const m of text.matchAll(new RegExp(`(?<![\\w$.#])${mod.replace(/\$/g, '\\$')}\\.(${ID})`, 'g'))) {
+      for (const m of bare.matchAll(new RegExp(`(?<![\\w$.#])${mod.replace(/\$/g, '\\$')}\\.(${ID})`, 'g'))) {
         if (!(m[1] in binding)) problems.push(`${file}: the binding has no ${m[1]}`)
       }
     }
     // Static members of the binding's classes (NativePool.named, …).
     for (const [local, exported] of taken) {
       if (typeof binding[exported] !== 'function' || exported.startsWith('hot_')) continue
-      for (const m of text.matchAll(new RegExp(`(?<![\\w$.#])${local}\\.(${ID})`, 'g'))) {
+      for (const m of bare.matchAll(new RegExp(`(?<![\\w$.#])${local}\\.(${ID})`, 'g'))) {
         if (!(m[1] in binding[exported])) problems.push(`${file}: ${exported} has no static member ${m[1]}`)
       }
     }
     // Members of a NativePool object, held in a private field `#native`.
     if (typeof binding.NativePool === 'function') {
-      for (const m of text.matchAll(new RegExp(`\\.#native\\.(${ID})`, 'g'))) {
+      for (const m of bare.matchAll(new RegExp(`\\.#native\\.(${ID})`, 'g'))) {
         if (!(m[1] in binding.NativePool.prototype)) problems.push(`${file}: NativePool has no member ${m[1]}`)
       }
     }
@@ -141,11 +142,11 @@ function surfaceProblems(files, binding, declared) {
     for (const mod of modules) for (const name of Object.keys(declared)) callees.push([`${mod}.${name}`, name])
     for (const [callee, exported] of callees) {
       const pattern = new RegExp(`(?<![\\w$.#])${callee.replace(/[.$]/g, '\\$&')}\\s*\\(`, 'g')
-      for (const m of text.matchAll(pattern)) {
-        const count = argumentCount(text, m.index + m[0].length - 1)
+      for (const m of bare.matchAll(pattern)) {
+        const count = argumentCount(bare, m.index + m[0].length - 1)
         if (count === null) continue
         checked++
-        const line = text.slice(0, m.index).split('\n').length
+        const line = bare.slice(0, m.index).split('\n').length
         if (count !== declared[exported] && exported in declared) {
           problems.push(
             `${file}:${line}: ${exported} called with ${count} arguments, declared with ${declared[exported]}`,
@@ -192,8 +193,13 @@ test('a misspelled, missing or miscounted native name in lib/ is found', (t) => 
       file: 'a.js',
       source: [
         "const native = require('../binding.js')",
+        'let loaded',
+        "try { loaded = require('./native') } catch {}",
+        'loaded.hot_alloc(a, b)',
         'const { NativePool, hot_alloc: nativeAlloc, hot_relase: nativeRelease } = native',
-        '// native.hot_comment(1) and native.nope are comments',
+        '// native.hot_comment(1) and native.nope are comments, /* and so is',
+        '/* native.hot_block(1)',
+        ' */ "native.hot_string(1)"',
         'nativeAlloc(handle, size, zero, flags, tracked)',
         'nativeAlloc(handle, size, zero)',
         'nativeAlloc(...args)',
@@ -212,7 +218,8 @@ test('a misspelled, missing or miscounted native name in lib/ is found', (t) => 
     'a.js: the binding has no missing',
     'a.js: NativePool has no static member named',
     'a.js: NativePool has no member stats',
-    'a.js:5: hot_alloc called with 3 arguments, declared with 5',
-    'a.js:7: hot_release called with 5 arguments, declared with 3',
+    'a.js:10: hot_alloc called with 3 arguments, declared with 5',
+    'a.js:12: hot_release called with 5 arguments, declared with 3',
+    'a.js:4: hot_alloc called with 2 arguments, declared with 5',
   ])
 })

@@ -5,7 +5,8 @@
 //! `N` arguments through [`call::run`], as cheaply as a hand-written one), its registration on
 //! the module's exports, and its entry in `constants().functions` (`hot_<name>` → `N`), against
 //! which `__test__/native-surface.spec.js` checks every call `lib/` makes. Adding a function is a
-//! line here and a body in the module of its concept.
+//! line here and a body in the module of its concept. A line whose argument count is not the
+//! body's `N` does not compile.
 //!
 //! Every function takes the pool's External (`handle`, see [`crate::pool_external`]) first.
 
