@@ -7,10 +7,11 @@
 
 use napi::sys;
 
-use crate::call::{self, Call, Outcome};
+use crate::call::{Call, Outcome};
 use crate::escape;
-use crate::hot::{self, refusal};
-use crate::loan_handle::Hint;
+use crate::flags::FLAG_ESSENTIAL;
+use crate::hint::{self, Hint};
+use crate::lend;
 use crate::raw;
 use crate::scratch;
 use crate::status;
@@ -23,12 +24,7 @@ use extmem_core::size_class::CLASS_COUNT;
 /// block (viewed as an Int32Array), with the cache's id in scratch[0]. When that ArrayBuffer is
 /// collected (the thread's Pool object went, or the thread ended) the cache closes. A negative
 /// status on Node 20, which has no caches.
-pub unsafe extern "C" fn cache_open(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<1>(env, info, open) }
-}
-
-fn open(call: &Call<1>) -> Outcome {
+pub fn open(call: &Call<1>) -> Outcome {
     let pool = call.pool(0)?;
     if !escape::can_escape() {
         return Err(status::STATUS_BAD_ARGUMENT);
@@ -37,7 +33,7 @@ fn open(call: &Call<1>) -> Outcome {
     let (addr, len) = (block.as_ptr(), block.byte_len());
     let hint = Hint::Cache { pool: pool.clone(), id, _block: block }.into_raw();
     // SAFETY: the block lives as long as the hint, which Node frees in the finalizer only.
-    match unsafe { raw::create_external_arraybuffer(call.env(), addr, len, crate::loan_handle::finalize, hint) } {
+    match unsafe { raw::create_external_arraybuffer(call.env(), addr, len, hint::finalize, hint) } {
         Some(ab) => {
             scratch::write(&[id as f64]);
             Ok(ab)
@@ -55,27 +51,21 @@ fn open(call: &Call<1>) -> Outcome {
 /// `class` (or mappings, for a large class) to the cache, each with a new ArrayBuffer over all of
 /// it, written as triples to `out` from index 0. Returns how many, or a negative status (a
 /// refusal, with its figures in scratch).
-pub unsafe extern "C" fn cache_fill(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<6>(env, info, fill) }
-}
-
-fn fill(call: &Call<6>) -> Outcome {
+pub fn fill(call: &Call<6>) -> Outcome {
     let pool = call.pool(0)?;
     let (id, class) = (call.f64(1)? as u64, call.u32(2)? as usize);
     if class >= cache::cache_classes() || !escape::can_escape() {
         return Err(status::STATUS_BAD_ARGUMENT);
     }
     let n = (call.u32(3)? as usize).clamp(1, FILL_BATCH);
-    let priority =
-        if call.u32(4)? & crate::constants::FLAG_ESSENTIAL != 0 { Priority::Essential } else { Priority::Normal };
+    let priority = if call.u32(4)? & FLAG_ESSENTIAL != 0 { Priority::Essential } else { Priority::Normal };
     let owner = Owner { thread: call.env() as usize, handle: 0, witness: 0 };
     let grants = if class < CLASS_COUNT {
         pool.cache_fill(id, class, n, priority, owner)
     } else {
         pool.cache_fill_large(id, cache::class_bytes(class), n, priority, owner)
     }
-    .map_err(|e| refusal(&e))?;
+    .map_err(|e| status::refusal(&e))?;
     let (env, out) = (call.env(), call.arg(5));
     let mut made = 0u32;
     for (i, g) in grants.iter().enumerate() {
@@ -91,7 +81,7 @@ fn fill(call: &Call<6>) -> Outcome {
         .into_raw();
         // SAFETY: the slot or mapping is the cache loan's alone until it ends, which is only
         // after its ArrayBuffers are detached or finalized; `hint` is fresh.
-        match unsafe { hot::external_arraybuffer(env, g.addr, g.len, hint) } {
+        match unsafe { lend::external_arraybuffer(env, g.addr, g.len, hint) } {
             Ok((ab, witness)) => {
                 pool.set_cache_witness(g.token, witness);
                 let token = call.number(g.token as f64);
@@ -128,12 +118,7 @@ pub const SYNC_BATCH: usize = 32;
 /// since the last sync: `ab_i`, the ArrayBuffer of entry `entries[i]` (a Float64Array). Folds the
 /// cache's counts into the pool's and moves the level and the gates. Returns 0, or a negative
 /// status. (The ArrayBuffers come as arguments: reading them from an Array costs ~100 ns each.)
-pub unsafe extern "C" fn cache_sync(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<{ 4 + SYNC_BATCH }>(env, info, sync) }
-}
-
-fn sync(call: &Call<{ 4 + SYNC_BATCH }>) -> Outcome {
+pub fn sync(call: &Call<{ 4 + SYNC_BATCH }>) -> Outcome {
     let pool = call.pool(0)?;
     let (id, n) = (call.f64(1)? as u64, (call.u32(3)? as usize).min(SYNC_BATCH));
     let env = call.env();
@@ -165,12 +150,7 @@ fn sync(call: &Call<{ 4 + SYNC_BATCH }>) -> Outcome {
 /// `cacheFlush(handle, id, list, n)`: gives the slots (and mappings) of the `n` triples of `list`
 /// back to the pool and detaches their ArrayBuffers. Returns the bytes the pool gave back to the
 /// OS meanwhile (mappings its mapping cache had no room for).
-pub unsafe extern "C" fn cache_flush(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<4>(env, info, flush) }
-}
-
-fn flush(call: &Call<4>) -> Outcome {
+pub fn flush(call: &Call<4>) -> Outcome {
     let pool = call.pool(0)?;
     let (id, list, n) = (call.f64(1)? as u64, call.arg(2), call.u32(3)?);
     let env = call.env();
@@ -203,12 +183,7 @@ fn flush(call: &Call<4>) -> Outcome {
 }
 
 /// `cacheClose(handle, id)`: closes the cache (its thread flushed it first). Returns 0.
-pub unsafe extern "C" fn cache_close(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<2>(env, info, close) }
-}
-
-fn close(call: &Call<2>) -> Outcome {
+pub fn close(call: &Call<2>) -> Outcome {
     let pool = call.pool(0)?;
     pool.cache_close(call.f64(1)? as u64);
     Ok(call.number(0.0))
@@ -217,12 +192,7 @@ fn close(call: &Call<2>) -> Outcome {
 /// `cacheDecay(handle)`: gives back the pool's memory that stayed unused (see `Pool::decay`);
 /// each thread's cache calls it on its timer, so memory comes back with no call of the user's.
 /// Returns the bytes given back.
-pub unsafe extern "C" fn cache_decay(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<1>(env, info, decay) }
-}
-
-fn decay(call: &Call<1>) -> Outcome {
+pub fn decay(call: &Call<1>) -> Outcome {
     let pool = call.pool(0)?;
     Ok(call.number(pool.decay() as f64))
 }

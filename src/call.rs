@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use napi::sys;
 
-use crate::constants::{FLAG_ALIGN_MASK, FLAG_ESSENTIAL, FLAG_PREFAULT, FLAG_SERVES_SMALL, FLAG_WILL_RETRY};
+use crate::flags::{FLAG_ALIGN_MASK, FLAG_ESSENTIAL, FLAG_PREFAULT, FLAG_SERVES_SMALL, FLAG_WILL_RETRY};
+use crate::pool_external;
 use crate::raw::{self, ViewInfo};
 use crate::status;
 use extmem_core::admission::Priority;
@@ -57,17 +58,11 @@ impl<const N: usize> Call<N> {
         self.args[i]
     }
 
-    /// The pool whose handle (an External made by `NativePool.handle`) is argument `i`.
+    /// The pool whose External (made by `NativePool.handle()`, see [`pool_external`]) is argument
+    /// `i`.
     pub fn pool(&self, i: usize) -> Result<&Arc<Pool>, i32> {
-        let mut data = ptr::null_mut();
-        // SAFETY: the current env and one of its live values; a non-External fails, leaving null.
-        let status = unsafe { sys::napi_get_value_external(self.env, self.args[i], &mut data) };
-        if status != sys::Status::napi_ok || data.is_null() {
-            return Err(status::STATUS_NOT_POOLED);
-        }
-        // SAFETY: every External this module gives JavaScript is a `make_handle` Box of an
-        // `Arc<Pool>`, alive while JavaScript can pass it, as it does for this call.
-        Ok(unsafe { &*data.cast::<Arc<Pool>>() })
+        // SAFETY: the current env and one of its live values, alive for as long as this call.
+        unsafe { pool_external::pool(self.env, self.args[i]) }.ok_or(status::STATUS_NOT_POOLED)
     }
 
     /// Argument `i` as a number.

@@ -1,7 +1,12 @@
 //! The facts JavaScript needs about the core, exported once so that `lib/` builds its tables from
 //! them instead of writing them again: size classes, alignments, the flag bits of the hot-path
-//! calls, level names, default watermarks and their check, limits, and system call names.
+//! calls, level names, default watermarks and their check, limits, system call names, and the
+//! hot-path functions with their arities.
 
+use std::collections::BTreeMap;
+
+use crate::exports;
+use crate::flags::{FLAG_ALIGN_MASK, FLAG_ESSENTIAL, FLAG_PREFAULT, FLAG_SERVES_SMALL, FLAG_WILL_RETRY};
 use crate::release_all;
 use extmem_core::error::Syscall;
 use extmem_core::loan::MAX_REFS;
@@ -9,18 +14,6 @@ use extmem_core::pool::cache;
 use extmem_core::size_class::{class_for, ALIGNMENTS, CLASS_SIZES, SMALL_MAX};
 use extmem_core::watermark::{Level, Watermarks, WatermarksError};
 use napi_derive::napi;
-
-/// Hot-path `flags`: bits 0–1 index [`ALIGNMENTS`].
-pub const FLAG_ALIGN_MASK: u32 = 0b11;
-/// Hot-path `flags`: essential priority.
-pub const FLAG_ESSENTIAL: u32 = 0b100;
-/// Hot-path `flags`: prefault a new large mapping.
-pub const FLAG_PREFAULT: u32 = 0b1000;
-/// Hot-path `flags`: the memory serves small Buffers (a fast-path arena).
-pub const FLAG_SERVES_SMALL: u32 = 0b1_0000;
-/// Hot-path `flags`: on a refusal at the cap the caller flushes its thread's cache and asks again
-/// (see `AllocRequest::will_retry`).
-pub const FLAG_WILL_RETRY: u32 = 0b10_0000;
 
 // `class_of` below holds class indexes as `u8`.
 const _: () = assert!(CLASS_SIZES.len() <= u8::MAX as usize + 1, "a class index must fit the u8 class table");
@@ -123,6 +116,9 @@ pub struct JsConstants {
     pub syscalls: Vec<String>,
     pub release_outcomes: JsReleaseOutcomes,
     pub cache: JsCacheLayout,
+    /// The hot-path functions the binding exports, by JavaScript name (`hot_alloc`, …), with the
+    /// number of arguments each reads (see `exports`).
+    pub functions: BTreeMap<String, u32>,
 }
 
 /// The constants.
@@ -183,6 +179,7 @@ pub fn constants() -> JsConstants {
             class_span: cache::CLASS_SPAN as u32,
             block_bytes: cache::BLOCK_BYTES as u32,
         },
+        functions: exports::arities(),
     }
 }
 

@@ -35,22 +35,17 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use extmem_core::pool::Pool;
-use napi::sys;
 
-use crate::call::{self, Call, Outcome};
+use crate::call::{Call, Outcome};
 use crate::escape;
-use crate::hot;
-use crate::loan_handle::{self, Hint};
+use crate::hint::{self, Hint};
+use crate::lend;
 use crate::raw;
 use crate::status;
 use extmem_core::loan::Owner;
 
-pub unsafe extern "C" fn share(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<4>(env, info, share_loan) }
-}
-
-fn share_loan(call: &Call<4>) -> Outcome {
+/// `share(handle, memory, token, length)`: puts the loan in transit (see the module doc).
+pub fn share(call: &Call<4>) -> Outcome {
     let pool = call.pool(0)?;
     let env = call.env();
     let token = call.f64(2)? as u64;
@@ -73,19 +68,13 @@ fn share_loan(call: &Call<4>) -> Outcome {
     unsafe { raw::detach(env, buffer) };
     // SAFETY: the old Buffer's witness, made by this env.
     unsafe { escape::forget(env, shared.owner.witness) };
-    if shared.owner.handle != 0 {
-        // SAFETY: the old Buffer's hint: alive, as its memory was attached until now.
-        unsafe { hot::forget_hint(shared.owner.handle) };
-    }
+    // SAFETY: the old Buffer's hint: alive, as its memory was attached until now.
+    unsafe { Hint::forget_loan(shared.owner.handle) };
     Ok(call.number(shared.secret as f64))
 }
 
-pub unsafe extern "C" fn adopt(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<4>(env, info, adopt_loan) }
-}
-
-fn adopt_loan(call: &Call<4>) -> Outcome {
+/// `adopt(handle, token, secret, size)`: takes a loan in transit for this thread (see the module doc).
+pub fn adopt(call: &Call<4>) -> Outcome {
     let pool = call.pool(0)?;
     let env = call.env();
     let token = call.f64(1)? as u64;
@@ -107,13 +96,13 @@ fn adopt_loan(call: &Call<4>) -> Outcome {
     let made = if escape::can_escape() {
         // SAFETY: the loan's `size` bytes at `addr` are its alone (it was in transit: no
         // ArrayBuffer reached them) until it ends; `hint` is fresh.
-        unsafe { hot::external_arraybuffer(env, addr, size, hint) }.ok().map(|(ab, witness)| {
+        unsafe { lend::external_arraybuffer(env, addr, size, hint) }.ok().map(|(ab, witness)| {
             pool.set_witness(token, witness);
             ab
         })
     } else {
         // SAFETY: as above; the finalizer frees `hint`.
-        let buffer = unsafe { raw::create_external_buffer(env, addr, size, loan_handle::finalize, hint) };
+        let buffer = unsafe { raw::create_external_buffer(env, addr, size, hint::finalize, hint) };
         if buffer.is_none() {
             // SAFETY: Node did not take `hint`.
             unsafe { Hint::drop_raw(hint) };
@@ -127,12 +116,8 @@ fn adopt_loan(call: &Call<4>) -> Outcome {
     })
 }
 
-pub unsafe extern "C" fn reclaim_shared(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<3>(env, info, reclaim_loan) }
-}
-
-fn reclaim_loan(call: &Call<3>) -> Outcome {
+/// `reclaimShared(handle, token, secret)`: ends a loan in transit (see the module doc).
+pub fn reclaim_shared(call: &Call<3>) -> Outcome {
     let pool = call.pool(0)?;
     let token = call.f64(1)? as u64;
     pool.reclaim_shared(token, call.f64(2)? as u64).map_err(|e| status::of(&e))?;

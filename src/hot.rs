@@ -1,30 +1,23 @@
-//! The allocation hot path as raw Node-API callbacks: `alloc`, `allocBound`, `reuse`, `release`,
-//! `finishRelease`.
+//! Allocating and releasing one Buffer: the bodies of `alloc`, `allocBound`, `reuse`,
+//! `reuseMapping`, `release`, `releaseLast` and `finishRelease` (see [`crate::exports`]).
 //!
 //! napi-rs's generated glue measured ~120 ns per numeric argument and ~280 ns per class method
 //! call on this project's machines, against ~11 ns for an empty Node-API function; these calls
 //! are made once per allocation or release, so they read their arguments through [`Call`]
-//! instead. Each takes the pool's handle (an External made by `NativePool.handle`) first.
-//! Arguments come from the JavaScript layer, which checked them; results follow the binding's
-//! convention (a value, or a negative status with details in the thread's scratch array).
+//! instead. Each takes the pool's External (see [`crate::pool_external`]) first, named `handle`
+//! in the signatures below as in JavaScript. Arguments come from the JavaScript layer, which
+//! checked them; results follow the binding's convention (a value, or a negative status with
+//! details in the thread's scratch array).
 
-use std::ffi::{c_char, c_void};
-use std::ptr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::ffi::c_void;
 
-use napi::bindgen_prelude::{Env, Object};
-use napi::{sys, JsValue};
-use napi_derive::napi;
+use napi::sys;
 
-use crate::cache;
-use crate::call::{self, Call, Outcome};
+use crate::call::{Call, Outcome};
 use crate::escape;
-use crate::handoff;
-use crate::loan_handle::{self, Hint};
+use crate::hint::Hint;
+use crate::lend;
 use crate::raw;
-use crate::release_all;
-use crate::resize;
 use crate::scratch;
 use crate::status;
 use extmem_core::admission::Priority;
@@ -33,118 +26,14 @@ use extmem_core::loan::Owner;
 use extmem_core::pool::{Grant, MappingRef, Pool, Release, SlotRef};
 use extmem_core::slab::Slot;
 
-/// Test switch: makes every external ArrayBuffer creation fail, as under a V8 sandbox.
-static FAIL_EXTERNAL: AtomicBool = AtomicBool::new(false);
-
-/// Makes the creation of external ArrayBuffers fail (`true`) or work again (`false`), process-wide.
-/// For tests of the refusal path; not part of the public API.
-#[napi(js_name = "failExternalForTesting")]
-pub fn fail_external_for_testing(fail: bool) {
-    FAIL_EXTERNAL.store(fail, Ordering::Relaxed);
-}
-
-/// An External over the pool, for the hot-path calls; `None` if Node-API refused to make it.
-///
-/// # Safety
-/// `env` is the current env.
-pub unsafe fn make_handle(env: sys::napi_env, pool: &Arc<Pool>) -> Option<sys::napi_value> {
-    unsafe extern "C" fn drop_handle(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
-        // SAFETY: `data` is the Box made below, finalized once.
-        drop(unsafe { Box::from_raw(data.cast::<Arc<Pool>>()) });
-    }
-    let data = Box::into_raw(Box::new(pool.clone()));
-    let mut out = ptr::null_mut();
-    // SAFETY: `data` lives until `drop_handle` runs.
-    let status = unsafe { sys::napi_create_external(env, data.cast(), Some(drop_handle), ptr::null_mut(), &mut out) };
-    if status != sys::Status::napi_ok || out.is_null() {
-        // SAFETY: Node did not take `data`.
-        drop(unsafe { Box::from_raw(data) });
-        return None;
-    }
-    Some(out)
-}
-
-/// Registers the hot-path functions on the module's exports, and looks up what
-/// [`escape`] needs before any user code of this thread can run.
-#[napi(module_exports)]
-pub fn register(exports: Object, env: Env) -> napi::Result<()> {
-    // SAFETY: the current env.
-    unsafe { escape::init(env.raw()) };
-    let functions: [(&str, unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value); 21] = [
-        ("alloc", alloc),
-        ("allocBound", alloc_bound),
-        ("reuse", reuse),
-        ("reuseMapping", reuse_mapping),
-        ("release", release),
-        ("finishRelease", finish_release),
-        ("releaseLast", release_last),
-        ("releaseMany", release_all::release_many),
-        ("finishMany", release_all::finish_many),
-        ("resizeBegin", resize::resize_begin),
-        ("resizeAbort", resize::resize_abort),
-        ("resizeEnd", resize::resize_end),
-        ("share", handoff::share),
-        ("adopt", handoff::adopt),
-        ("reclaimShared", handoff::reclaim_shared),
-        ("cacheOpen", cache::cache_open),
-        ("cacheFill", cache::cache_fill),
-        ("cacheSync", cache::cache_sync),
-        ("cacheFlush", cache::cache_flush),
-        ("cacheClose", cache::cache_close),
-        ("cacheDecay", cache::cache_decay),
-    ];
-    for (name, callback) in functions {
-        let mut f = ptr::null_mut();
-        // SAFETY: a valid env, name and callback; `f` is a valid out-pointer.
-        let status = unsafe {
-            sys::napi_create_function(
-                env.raw(),
-                name.as_ptr().cast::<c_char>(),
-                name.len() as isize,
-                Some(callback),
-                ptr::null_mut(),
-                &mut f,
-            )
-        };
-        if status != sys::Status::napi_ok {
-            return Err(napi::Error::from_reason(format!("cannot create the native function {name}")));
-        }
-        let key = std::ffi::CString::new(format!("hot_{name}"))
-            .map_err(|_| napi::Error::from_reason(format!("a NUL in the name {name}")))?;
-        // SAFETY: `exports` and `f` are live values of this env; `key` is NUL-terminated.
-        let status = unsafe { sys::napi_set_named_property(env.raw(), exports.raw(), key.as_ptr(), f) };
-        if status != sys::Status::napi_ok {
-            return Err(napi::Error::from_reason(format!("cannot export the native function {name}")));
-        }
-    }
-    Ok(())
-}
-
-/// A refusal: its figures to scratch[0..4] (see `status`), its status as the error.
-pub fn refusal(e: &PoolError) -> i32 {
-    match *e {
-        PoolError::Exhausted { requested, available, level, cached_elsewhere } => {
-            scratch::write(&[cached_elsewhere as f64, requested as f64, available as f64, level as u32 as f64])
-        }
-        PoolError::Throttled { requested, available, level } => {
-            scratch::write(&[0.0, requested as f64, available as f64, level as u32 as f64])
-        }
-        PoolError::Os { requested, syscall, errno } => {
-            scratch::write(&[0.0, requested as f64, f64::from(errno), syscall as u32 as f64])
-        }
-        _ => {}
-    }
-    status::of(e)
-}
-
 /// The status of a refused allocation: [`status::STATUS_RETRY`] for a refusal at the cap that
 /// the caller will follow with a flush of its thread's cache and a second try (the core did not
-/// count it), else as [`refusal`].
+/// count it), else as [`status::refusal`].
 fn refusal_of(pool: &Pool, e: &PoolError, will_retry: bool, priority: Priority) -> i32 {
     if will_retry && pool.is_cap_refusal(e, priority) {
         return status::STATUS_RETRY;
     }
-    refusal(e)
+    status::refusal(e)
 }
 
 /// Makes the external ArrayBuffer of a grant, to be lent on Node 22+ (see [`escape`]), and
@@ -162,7 +51,7 @@ fn lend_arraybuffer<const N: usize>(
 ) -> Outcome {
     // SAFETY: the grant's `len` bytes belong to this loan alone until it ends, and it ends only
     // after its ArrayBuffers are detached or finalized; `hint` is fresh.
-    match unsafe { external_arraybuffer(call.env(), grant.addr, len, hint) } {
+    match unsafe { lend::external_arraybuffer(call.env(), grant.addr, len, hint) } {
         Ok((ab, witness)) => {
             pool.set_witness(grant.token, witness);
             Ok(ab)
@@ -180,59 +69,10 @@ fn lend_arraybuffer<const N: usize>(
     }
 }
 
-/// An external ArrayBuffer over the `len` bytes at `addr`, to be lent on Node 22+: created with
-/// `hint`'s finalizer, transferred once so that the one lent is not the one Node detaches at
-/// teardown (see [`escape`]), with its witness. On failure every ArrayBuffer made is detached,
-/// the hint is dropped (`Err(false)`) or, if Node took it, told that no loan is left to reclaim
-/// (`Err(true)`); the caller takes the loan back.
-///
-/// # Safety
-/// The current env is `env`, on Node 22+ ([`escape::can_escape`]); the memory is a live loan's
-/// alone until the loan ends, which is only after its ArrayBuffers are detached or finalized;
-/// `hint` came from [`Hint::into_raw`] and was not yet handed to Node.
-pub unsafe fn external_arraybuffer(
-    env: sys::napi_env,
-    addr: *mut u8,
-    len: usize,
-    hint: *mut c_void,
-) -> Result<(sys::napi_value, usize), bool> {
-    let created = if FAIL_EXTERNAL.load(Ordering::Relaxed) {
-        None
-    } else {
-        // SAFETY: per the contract; the finalizer frees `hint`.
-        unsafe { raw::create_external_arraybuffer(env, addr, len, loan_handle::finalize, hint) }
-    };
-    let Some(first) = created else {
-        // SAFETY: `hint` came from `Hint::into_raw`, and Node did not take it.
-        unsafe { Hint::drop_raw(hint) };
-        return Err(false);
-    };
-    // Node owns the hint from here on; its finalizer accounts for the ArrayBuffer's bytes.
-    // SAFETY: `first` is a live ArrayBuffer of the current env, on Node 22+.
-    let lent = unsafe { escape::transfer(env, first, addr as usize, len) }.and_then(|ab| {
-        // SAFETY: `ab` is a live ArrayBuffer of the current env.
-        unsafe { escape::witness(env, ab) }.map(|w| (ab, w))
-    });
-    lent.ok_or_else(|| {
-        // Take the memory back from every ArrayBuffer (detaching `first` again, after a failed
-        // transfer, does nothing).
-        // SAFETY: `first` is a live ArrayBuffer of the current env.
-        unsafe { raw::detach(env, first) };
-        // SAFETY: the hint is alive until its finalizer runs, on this thread, later.
-        unsafe { Hint::set_token(hint, None) };
-        true
-    })
-}
-
 /// `alloc(handle, size, zero, flags, tracked)`: the memory of one new loan of `size >= 1` bytes,
 /// or a negative status; scratch[0] holds the loan's token. On Node 22+ it is an ArrayBuffer of
 /// `size` bytes that the caller views; on Node 20 a Buffer.
-unsafe extern "C" fn alloc(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<5>(env, info, alloc_loan) }
-}
-
-fn alloc_loan(call: &Call<5>) -> Outcome {
+pub fn alloc(call: &Call<5>) -> Outcome {
     let pool = call.pool(0)?;
     let req = call.request(1, false)?;
     let size = req.size;
@@ -252,13 +92,9 @@ fn alloc_loan(call: &Call<5>) -> Outcome {
     let memory = if escape::can_escape() {
         lend_arraybuffer(call, pool, &grant, size, hint)?
     } else {
-        let made = if FAIL_EXTERNAL.load(Ordering::Relaxed) {
-            None
-        } else {
-            // SAFETY: the grant's `size` bytes belong to this loan alone until it ends, and it
-            // ends only after the Buffer is detached or finalized; the finalizer frees `hint`.
-            unsafe { raw::create_external_buffer(call.env(), grant.addr, size, loan_handle::finalize, hint) }
-        };
+        // SAFETY: the grant's `size` bytes belong to this loan alone until it ends, and it ends
+        // only after the Buffer is detached or finalized; `hint` is fresh.
+        let made = unsafe { lend::external_buffer(call.env(), grant.addr, size, hint) };
         let Some(buffer) = made else {
             pool.undo_alloc(&grant);
             // SAFETY: `hint` came from `Hint::into_raw`, and Node did not take it.
@@ -275,12 +111,7 @@ fn alloc_loan(call: &Call<5>) -> Outcome {
 /// bytes whose memory is a new ArrayBuffer over the whole slot, kept by JavaScript across later
 /// loans of the slot (see `reuse`); or a negative status. On success scratch holds
 /// `[token, class, slot, epoch]`; the caller views the first `size` bytes.
-unsafe extern "C" fn alloc_bound(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<5>(env, info, alloc_bound_loan) }
-}
-
-fn alloc_bound_loan(call: &Call<5>) -> Outcome {
+pub fn alloc_bound(call: &Call<5>) -> Outcome {
     let pool = call.pool(0)?;
     if !escape::can_escape() {
         return Err(status::STATUS_BAD_ARGUMENT);
@@ -315,12 +146,7 @@ fn alloc_bound_loan(call: &Call<5>) -> Outcome {
 /// `len` bytes of it). Returns the new loan's token, or a negative status: `STATUS_STALE` if that
 /// ArrayBuffer no longer owns the mapping or the mapping is not cached (drop it), a refusal
 /// otherwise (keep it).
-unsafe extern "C" fn reuse_mapping(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<9>(env, info, reuse_mapping_loan) }
-}
-
-fn reuse_mapping_loan(call: &Call<9>) -> Outcome {
+pub fn reuse_mapping(call: &Call<9>) -> Outcome {
     let pool = call.pool(0)?;
     let at = MappingRef { addr: call.f64(1)? as usize, len: call.f64(2)? as usize, epoch: call.f64(3)? as u64 };
     let req = call.request(4, true)?;
@@ -337,7 +163,7 @@ fn reuse_mapping_loan(call: &Call<9>) -> Outcome {
         Err(e) => {
             // SAFETY: made just above by this env, and used by nothing.
             unsafe { escape::forget(call.env(), witness) };
-            Err(refusal(&e))
+            Err(status::refusal(&e))
         }
     }
 }
@@ -346,12 +172,7 @@ fn reuse_mapping_loan(call: &Call<9>) -> Outcome {
 /// through the ArrayBuffer `ab` of `epoch` that the caller kept. Returns the new loan's token, or
 /// a negative status: `STATUS_STALE` if that ArrayBuffer no longer owns the slot (drop it), a
 /// refusal otherwise (keep it).
-unsafe extern "C" fn reuse(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<9>(env, info, reuse_slot) }
-}
-
-fn reuse_slot(call: &Call<9>) -> Outcome {
+pub fn reuse(call: &Call<9>) -> Outcome {
     let pool = call.pool(0)?;
     let slot =
         SlotRef { class: call.u32(1)? as usize, slot: Slot::from_index(call.u32(2)?), epoch: call.f64(3)? as u64 };
@@ -366,7 +187,7 @@ fn reuse_slot(call: &Call<9>) -> Outcome {
         Err(e) => {
             // SAFETY: made just above by this env, and used by nothing.
             unsafe { escape::forget(call.env(), witness) };
-            Err(refusal(&e))
+            Err(status::refusal(&e))
         }
     }
 }
@@ -374,12 +195,7 @@ fn reuse_slot(call: &Call<9>) -> Outcome {
 /// `release(handle, buffer, token)`: drops a reference; returns the references left, or a
 /// negative status. On the last one it returns 0 and changes nothing: the caller detaches the
 /// Buffer (on Node 22+, by transferring its ArrayBuffer), then calls `finishRelease`.
-unsafe extern "C" fn release(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<3>(env, info, release_ref) }
-}
-
-fn release_ref(call: &Call<3>) -> Outcome {
+pub fn release(call: &Call<3>) -> Outcome {
     let pool = call.pool(0)?;
     let view = call.view(1).ok_or(status::STATUS_NOT_POOLED)?;
     let token = call.f64(2)? as u64;
@@ -397,12 +213,7 @@ fn release_ref(call: &Call<3>) -> Outcome {
 /// the Buffer against its loan as `release` does. Returns and writes what `finishRelease` does;
 /// or the references left if, after all, others remain (the loan stays, and goes back to the pool
 /// when its memory is collected); or a negative status.
-unsafe extern "C" fn release_last(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<5>(env, info, release_last_ref) }
-}
-
-fn release_last_ref(call: &Call<5>) -> Outcome {
+pub fn release_last(call: &Call<5>) -> Outcome {
     let pool = call.pool(0)?;
     let token = call.f64(2)? as u64;
     let len = call.f64(3)? as usize;
@@ -429,12 +240,7 @@ fn release_last_ref(call: &Call<5>) -> Outcome {
 /// already), which this call detaches too unless the loan was slot-bound (then the caller keeps
 /// it for the slot's next loan). On success returns 0 and scratch holds `[1, class, slot, epoch]`
 /// for a slot-bound loan, else `[0]`.
-unsafe extern "C" fn finish_release(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<4>(env, info, finish_loan) }
-}
-
-fn finish_loan(call: &Call<4>) -> Outcome {
+pub fn finish_release(call: &Call<4>) -> Outcome {
     let pool = call.pool(0)?;
     let token = call.f64(2)? as u64;
     let keep = call.bool(3)?;
@@ -484,23 +290,13 @@ fn end_released<const N: usize>(
 
 /// What the caller of a release may keep: the ArrayBuffer the memory was transferred to, to lend
 /// the same slot or mapping again through it.
-pub enum Kept {
+enum Kept {
     /// Nothing: the ArrayBuffer is detached.
     Nothing,
     /// It stays bound to this slot.
     Slot(SlotRef),
     /// It stays bound to this mapping.
     Mapping(MappingRef),
-}
-
-/// Makes the finalizer of a released loan's Buffer (`handle`, its [`Owner::handle`]) find
-/// nothing to reclaim: it runs later, maybe once the token's key and generation name a new loan.
-///
-/// # Safety
-/// The hint is alive (Node has not finalized it), and this is the thread that lent the loan.
-pub unsafe fn forget_hint(handle: usize) {
-    // SAFETY: per the contract.
-    unsafe { Hint::set_token(handle as *mut c_void, None) };
 }
 
 /// Ends the loan of `token`, whose memory starts at `at`, after [`Pool::release`] answered
@@ -511,7 +307,7 @@ pub unsafe fn forget_hint(handle: usize) {
 /// # Safety
 /// `env` is the current env, whose thread lent the loan. No JavaScript can reach the memory any
 /// more but through `moved_to`, which only the caller holds, and none runs before this returns.
-pub unsafe fn end_loan(
+unsafe fn end_loan(
     env: sys::napi_env,
     pool: &Pool,
     token: u64,
@@ -528,10 +324,8 @@ pub unsafe fn end_loan(
         (true, None, Some(mapping)) => return Some(Kept::Mapping(mapping)),
         _ => {}
     }
-    if done.owner.handle != 0 {
-        // SAFETY: the memory was attached until now, so Node has not finalized the hint.
-        unsafe { forget_hint(done.owner.handle) };
-    }
+    // SAFETY: the memory was attached until now, so Node has not finalized the hint.
+    unsafe { Hint::forget_loan(done.owner.handle) };
     if let Some(ab) = moved_to {
         // V8 stops counting the memory as external now, not when the GC gets round to it. (It
         // was never exposed, so nothing marked it.)

@@ -8,7 +8,7 @@ use napi::bindgen_prelude::{Env, Float64Array};
 use napi_derive::napi;
 
 use crate::events;
-use crate::hot;
+use crate::pool_external;
 use crate::raw::{self, RawValue};
 use crate::stats::JsPoolStats;
 use crate::status;
@@ -168,11 +168,12 @@ impl NativePool {
         self.core.level() as u32
     }
 
-    /// The handle the hot-path functions (`hot_alloc`, …) take for this pool.
+    /// The pool's External (see `crate::pool_external`), which every hot-path function
+    /// (`hot_alloc`, …) takes first for this pool.
     #[napi(ts_return_type = "unknown")]
     pub fn handle(&self, env: Env) -> napi::Result<RawValue> {
         // SAFETY: the current env.
-        unsafe { hot::make_handle(env.raw(), &self.core) }
+        unsafe { pool_external::make(env.raw(), &self.core) }
             .map(RawValue)
             .ok_or_else(|| napi::Error::from_reason("extmem: cannot make the pool's native handle"))
     }

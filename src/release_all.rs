@@ -15,11 +15,9 @@
 //! token must be that Buffer's address and length), so a wrong token, or a Buffer that is not the
 //! loan's, is skipped: the batch can end no loan but those of the Buffers it was given.
 
-use napi::sys;
-
-use crate::call::{self, Call, Outcome};
+use crate::call::{Call, Outcome};
 use crate::escape;
-use crate::hot;
+use crate::hint::Hint;
 use crate::raw;
 use crate::status;
 use extmem_core::pool::Release;
@@ -51,12 +49,7 @@ pub const DIRECT: f64 = 5.0;
 /// does not handle as [`DIRECT`]), if it is the live Buffer of the token `io[4 * i]`; writes
 /// each outcome. `list` is an Array without prototype that JavaScript made and holds alone. Returns
 /// the number of Buffers whose last reference this was, or a negative status.
-pub unsafe extern "C" fn release_many(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<3>(env, info, release_each) }
-}
-
-fn release_each(call: &Call<3>) -> Outcome {
+pub fn release_many(call: &Call<3>) -> Outcome {
     let pool = call.pool(0)?;
     let (env, list) = (call.env(), call.arg(1));
     // SAFETY: a live value of the current env; no JavaScript runs while the slice is used.
@@ -101,12 +94,7 @@ fn release_each(call: &Call<3>) -> Outcome {
 /// was transferred to (Node 22+), or the Buffer itself, which this detaches first (Node 20).
 /// Writes [`ENDED`], [`KEPT`] or [`KEPT_MAPPING`] ([`SKIPPED`] for a [`DIRECT`] one that is not its loan's). `list` is an Array without prototype that JavaScript made and holds alone. Returns
 /// the number of loans ended, or a negative status.
-pub unsafe extern "C" fn finish_many(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<3>(env, info, finish_each) }
-}
-
-fn finish_each(call: &Call<3>) -> Outcome {
+pub fn finish_many(call: &Call<3>) -> Outcome {
     let pool = call.pool(0)?;
     let (env, list) = (call.env(), call.arg(1));
     // SAFETY: a live value of the current env; no JavaScript runs while the slice is used.
@@ -171,11 +159,9 @@ fn finish_each(call: &Call<3>) -> Outcome {
             }
             _ => {
                 io[4 * i + 1] = ENDED;
-                if done.owner.handle != 0 {
-                    // SAFETY: the hint is alive (its memory was attached until now) and only this
-                    // thread touches it.
-                    unsafe { hot::forget_hint(done.owner.handle) };
-                }
+                // SAFETY: the hint is alive (its memory was attached until now) and only this
+                // thread touches it.
+                unsafe { Hint::forget_loan(done.owner.handle) };
                 if escapes {
                     // SAFETY: `list` is the caller's private Array; `list[i]` the ArrayBuffer the
                     // memory moved to, which only the caller holds.

@@ -10,47 +10,33 @@
 //!   when a slot-bound Buffer stayed in place: the new Buffer views its first `size` bytes), on
 //!   Node 20 a Buffer; or a negative status.
 
-use napi::sys;
-
-use crate::call::{self, Call, Outcome};
+use crate::call::{Call, Outcome};
 use crate::escape;
-use crate::hot;
-use crate::loan_handle::{self, Hint};
+use crate::hint::{self, Hint};
+use crate::lend;
 use crate::raw;
 use crate::status;
 use extmem_core::loan::Owner;
 use extmem_core::pool::Pool;
 
-pub unsafe extern "C" fn resize_begin(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<7>(env, info, begin) }
-}
-
-fn begin(call: &Call<7>) -> Outcome {
+/// `resizeBegin(handle, buffer, token, size, zero, flags, tracked)` (see the module doc).
+pub fn begin(call: &Call<7>) -> Outcome {
     let pool = call.pool(0)?;
     let view = call.view(1).ok_or(status::STATUS_NOT_POOLED)?;
     let token = call.f64(2)? as u64;
     let req = call.request(3, false)?;
-    pool.resize_begin(token, view.data, view.len, req).map_err(|e| hot::refusal(&e))?;
+    pool.resize_begin(token, view.data, view.len, req).map_err(|e| status::refusal(&e))?;
     Ok(call.number(0.0))
 }
 
-pub unsafe extern "C" fn resize_abort(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<2>(env, info, abort) }
-}
-
-fn abort(call: &Call<2>) -> Outcome {
+/// `resizeAbort(handle, token)` (see the module doc).
+pub fn abort(call: &Call<2>) -> Outcome {
     call.pool(0)?.resize_abort(call.f64(1)? as u64);
     Ok(call.number(0.0))
 }
 
-pub unsafe extern "C" fn resize_end(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: Node calls this callback with its current env and call info.
-    unsafe { call::run::<4>(env, info, end) }
-}
-
-fn end(call: &Call<4>) -> Outcome {
+/// `resizeEnd(handle, memory, token, size)` (see the module doc).
+pub fn end(call: &Call<4>) -> Outcome {
     let pool = call.pool(0)?;
     let env = call.env();
     let token = call.f64(2)? as u64;
@@ -82,10 +68,8 @@ fn end(call: &Call<4>) -> Outcome {
     let r = pool.resize_end(token).ok_or(status::STATUS_NOT_POOLED)?;
     // SAFETY: the old Buffer's witness, made by this env; the new Buffer gets its own.
     unsafe { escape::forget(env, r.owner.witness) };
-    if r.owner.handle != 0 {
-        // SAFETY: the old Buffer's hint: alive, as its memory was attached until now.
-        unsafe { hot::forget_hint(r.owner.handle) };
-    }
+    // SAFETY: the old Buffer's hint: alive, as its memory was attached until now.
+    unsafe { Hint::forget_loan(r.owner.handle) };
     let thread = env as usize;
     if r.bound {
         // Node 22+, a slot-bound Buffer in place: the new Buffer views `memory` again.
@@ -106,7 +90,7 @@ fn end(call: &Call<4>) -> Outcome {
     let hint = Hint::Loan { pool: pool.clone(), token: Some(token) }.into_raw();
     if escapes {
         // SAFETY: the loan's `size` bytes at `r.addr` are its alone until it ends; `hint` is fresh.
-        match unsafe { hot::external_arraybuffer(env, r.addr, size, hint) } {
+        match unsafe { lend::external_arraybuffer(env, r.addr, size, hint) } {
             Ok((ab, witness)) => {
                 pool.set_owner(token, Owner { thread, handle: hint as usize, witness });
                 Ok(ab)
@@ -115,7 +99,7 @@ fn end(call: &Call<4>) -> Outcome {
         }
     } else {
         // SAFETY: as above; the finalizer frees `hint`.
-        match unsafe { raw::create_external_buffer(env, r.addr, size, loan_handle::finalize, hint) } {
+        match unsafe { raw::create_external_buffer(env, r.addr, size, hint::finalize, hint) } {
             Some(buffer) => {
                 pool.set_owner(token, Owner { thread, handle: hint as usize, witness: 0 });
                 Ok(buffer)

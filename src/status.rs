@@ -1,7 +1,9 @@
-//! Statuses the binding returns in place of a value; the JavaScript layer maps each to an error.
+//! Statuses the binding returns in place of a value, and the figures of a refusal that go with
+//! them into scratch; the JavaScript layer maps each status to an error.
 
 use napi_derive::napi;
 
+use crate::scratch;
 use extmem_core::error::PoolError;
 
 /// The Buffer is not one this pool handed out.
@@ -67,4 +69,21 @@ pub fn of(e: &PoolError) -> i32 {
         PoolError::HandleUsed => STATUS_HANDLE_USED,
         PoolError::BadHandle => STATUS_BAD_HANDLE,
     }
+}
+
+/// The status of a refusal, with its figures written to scratch[0..4] (see the statuses above).
+pub fn refusal(e: &PoolError) -> i32 {
+    match *e {
+        PoolError::Exhausted { requested, available, level, cached_elsewhere } => {
+            scratch::write(&[cached_elsewhere as f64, requested as f64, available as f64, level as u32 as f64])
+        }
+        PoolError::Throttled { requested, available, level } => {
+            scratch::write(&[0.0, requested as f64, available as f64, level as u32 as f64])
+        }
+        PoolError::Os { requested, syscall, errno } => {
+            scratch::write(&[0.0, requested as f64, f64::from(errno), syscall as u32 as f64])
+        }
+        _ => {}
+    }
+    of(e)
 }

@@ -1,4 +1,5 @@
-//! Finalizer hints: what Node hands back when an external ArrayBuffer of a pool is collected.
+//! Finalizer hints: what Node hands back when an external ArrayBuffer of a pool is collected, and
+//! the finalizer that accounts for it.
 
 use std::ffi::c_void;
 use std::sync::Arc;
@@ -68,6 +69,21 @@ impl Hint {
         // SAFETY: per the contract.
         if let Hint::Loan { token, .. } = unsafe { &mut *raw.cast::<Hint>() } {
             *token = new;
+        }
+    }
+
+    /// Makes the finalizer of a loan's Buffer find nothing to reclaim, once the loan ended (or
+    /// left its thread) by other means than that finalizer: it runs later, maybe once the token's
+    /// key and generation name a new loan. `raw` is the address of the loan's hint, which the core
+    /// keeps as [`Owner::handle`]: 0 for a loan lent through no [`Hint::Loan`].
+    ///
+    /// # Safety
+    /// As for [`set_token`](Self::set_token), unless `raw` is 0: Node has not finalized the hint
+    /// (the memory was attached until now), and this is the thread that lent the loan.
+    pub unsafe fn forget_loan(raw: usize) {
+        if raw != 0 {
+            // SAFETY: per the contract.
+            unsafe { Hint::set_token(raw as *mut c_void, None) };
         }
     }
 

@@ -1,0 +1,225 @@
+'use strict'
+// The native surface lib/ uses is the one the binding exports. The hot-path functions
+// (`hot_<name>`) are registered by name at load and appear in no generated declaration, so the
+// binding declares them once more, from the same table as their registration
+// (`constants().functions`: name -> number of arguments read). This spec scans every file of lib/
+// (whatever its layout) for what it takes from the binding and checks that:
+// - every `hot_<name>` it mentions is declared, and every call it makes of one passes exactly the
+//   declared number of arguments (a missing one would reach Rust as `undefined`);
+// - every other member it reads from the binding (`native.constants`, `{ NativePool }`, …), and
+//   every static member of a class it takes from it (`NativePool.named`), exists.
+
+const test = require('ava')
+const fs = require('node:fs')
+const path = require('node:path')
+const native = require('../binding.js')
+
+const LIB = path.join(__dirname, '..', 'lib')
+
+/** Every .js file under `dir`, recursively, as `{ file, source }`. */
+function sources(dir) {
+  const out = []
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name)
+    if (entry.isDirectory()) out.push(...sources(full))
+    else if (/\.[cm]?js$/.test(entry.name))
+      out.push({ file: path.relative(LIB, full), source: fs.readFileSync(full, 'utf8') })
+  }
+  return out
+}
+
+/** `source` without comments, and without the contents of strings and templates unless `keepStrings`. */
+function code(source, keepStrings = false) {
+  let out = ''
+  for (let i = 0; i < source.length;) {
+    const c = source[i]
+    if (c === '/' && source[i + 1] === '/') {
+      while (i < source.length && source[i] !== '\n') i++
+    } else if (c === '/' && source[i + 1] === '*') {
+      const end = source.indexOf('*/', i + 2) < 0 ? source.length : source.indexOf('*/', i + 2) + 2
+      out += source.slice(i, end).replace(/[^\n]/g, ' ') // lines kept, for the line numbers reported
+      i = end
+    } else if (c === "'" || c === '"' || c === '`') {
+      let j = i + 1
+      while (j < source.length && source[j] !== c) j += source[j] === '\\' ? 2 : 1
+      out += keepStrings ? source.slice(i, j + 1) : c + source.slice(i + 1, j).replace(/[^\n]/g, ' ') + c
+      i = j + 1
+    } else {
+      out += c
+      i++
+    }
+  }
+  return out
+}
+
+/** The arguments of the call whose `(` is at `open`: their count, or null if one is spread. */
+function argumentCount(text, open) {
+  let depth = 0
+  let count = 0
+  let sawToken = false
+  for (let i = open + 1; i < text.length; i++) {
+    const c = text[i]
+    if (c === "'" || c === '"' || c === '`') {
+      let j = i + 1
+      while (j < text.length && text[j] !== c) j += text[j] === '\\' ? 2 : 1
+      i = j
+      sawToken = true
+    } else if (c === '(' || c === '[' || c === '{') {
+      depth++
+      sawToken = true
+    } else if (c === ')' || c === ']' || c === '}') {
+      if (depth === 0) return sawToken ? count + 1 : count
+      depth--
+    } else if (c === ',' && depth === 0) {
+      count++
+      sawToken = false
+    } else if (c === '.' && depth === 0 && text.startsWith('...', i) && !sawToken) {
+      return null
+    } else if (!/\s/.test(c)) {
+      sawToken = true
+    }
+  }
+  return null
+}
+
+const ID = '[A-Za-z_$][\\w$]*'
+const BINDING = /require\(\s*['"]([^'"]*?(?:binding(?:\.js)?|native(?:\.js)?))['"]\s*\)/
+
+/**
+ * What is wrong in the way `files` use `binding`, whose hot-path functions are declared in
+ * `declared` (name -> arity): a list of sentences, empty if nothing. `checked` counts the calls
+ * whose arguments were counted.
+ */
+function surfaceProblems(files, binding, declared) {
+  const problems = []
+  let checked = 0
+  for (const { file, source } of files) {
+    const text = code(source, true) // for the requires
+    const bare = code(source) // for names and calls
+    // Names bound to the binding module, and names destructured from it (local -> exported).
+    const modules = new Set()
+    const taken = new Map()
+    for (const m of text.matchAll(new RegExp(`(?<![\\w$.#])(${ID})\\s*=\\s*${BINDING.source}`, 'g'))) {
+      modules.add(m[1])
+    }
+    const fromBinding = `(?:${BINDING.source}|(${[...modules].join('|') || '$^'})\\b)`
+    for (const m of text.matchAll(new RegExp(`(?:const|let|var)\\s*\\{([^}]*)\\}\\s*=\\s*${fromBinding}`, 'g'))) {
+      for (const item of m[1].split(',')) {
+        const [exported, local] = item.split(':').map((s) => s.trim())
+        if (exported) taken.set(local || exported, exported)
+      }
+    }
+    // Every hot_<name> mentioned anywhere must be declared.
+    for (const m of bare.matchAll(/\bhot_\w+/g)) {
+      if (!(m[0] in declared)) problems.push(`${file}: ${m[0]} is not a declared native function`)
+    }
+    // Every member read from the binding must exist.
+    for (const exported of taken.values()) {
+      if (!(exported in binding)) problems.push(`${file}: the binding has no ${exported}`)
+    }
+    for (const mod of modules) {
+      for (const m of bare.matchAll(new RegExp(`(?<![\\w$.#])${mod.replace(/\$/g, '\\$')}\\.(${ID})`, 'g'))) {
+        if (!(m[1] in binding)) problems.push(`${file}: the binding has no ${m[1]}`)
+      }
+    }
+    // Static members of the binding's classes (NativePool.named, …).
+    for (const [local, exported] of taken) {
+      if (typeof binding[exported] !== 'function' || exported.startsWith('hot_')) continue
+      for (const m of bare.matchAll(new RegExp(`(?<![\\w$.#])${local}\\.(${ID})`, 'g'))) {
+        if (!(m[1] in binding[exported])) problems.push(`${file}: ${exported} has no static member ${m[1]}`)
+      }
+    }
+    // Members of a NativePool object, held in a private field `#native`.
+    if (typeof binding.NativePool === 'function') {
+      for (const m of bare.matchAll(new RegExp(`\\.#native\\.(${ID})`, 'g'))) {
+        if (!(m[1] in binding.NativePool.prototype)) problems.push(`${file}: NativePool has no member ${m[1]}`)
+      }
+    }
+    // Every call of a hot-path function passes its declared number of arguments: through a
+    // destructured name, or as a member of the binding module.
+    const callees = []
+    for (const [local, exported] of taken) if (exported.startsWith('hot_')) callees.push([local, exported])
+    for (const mod of modules) for (const name of Object.keys(declared)) callees.push([`${mod}.${name}`, name])
+    for (const [callee, exported] of callees) {
+      const pattern = new RegExp(`(?<![\\w$.#])${callee.replace(/[.$]/g, '\\$&')}\\s*\\(`, 'g')
+      for (const m of bare.matchAll(pattern)) {
+        const count = argumentCount(bare, m.index + m[0].length - 1)
+        if (count === null) continue
+        checked++
+        const line = bare.slice(0, m.index).split('\n').length
+        if (count !== declared[exported] && exported in declared) {
+          problems.push(
+            `${file}:${line}: ${exported} called with ${count} arguments, declared with ${declared[exported]}`,
+          )
+        }
+      }
+    }
+  }
+  return { problems, checked }
+}
+
+const declared = native.constants().functions
+
+test('every hot-path function the binding exports is declared with its number of arguments, and only those', (t) => {
+  const exported = Object.keys(native).filter((k) => k.startsWith('hot_'))
+  t.true(exported.length > 0)
+  t.deepEqual(exported.slice().sort(), Object.keys(declared).sort())
+  for (const name of exported) {
+    t.is(typeof native[name], 'function', name)
+    t.true(Number.isInteger(declared[name]) && declared[name] >= 1, name)
+  }
+})
+
+test('lib/ uses only native functions and members the binding has, with the arguments they read', (t) => {
+  const files = sources(LIB)
+  const mentioned = new Set(files.flatMap(({ source }) => [...code(source).matchAll(/\bhot_\w+/g)].map((m) => m[0])))
+  t.true(mentioned.size > 0, 'lib/ calls hot-path functions')
+  const { problems, checked } = surfaceProblems(files, native, declared)
+  t.log(`${mentioned.size} hot-path functions mentioned, ${checked} calls counted`)
+  t.deepEqual(problems, [])
+})
+
+test('a misspelled, missing or miscounted native name in lib/ is found', (t) => {
+  const binding = {
+    constants() {},
+    NativePool: class {
+      handle() {}
+    },
+    hot_alloc() {},
+    hot_release() {},
+  }
+  const files = [
+    {
+      file: 'a.js',
+      source: [
+        "const native = require('../binding.js')",
+        'let loaded',
+        "try { loaded = require('./native') } catch {}",
+        'loaded.hot_alloc(a, b)',
+        'const { NativePool, hot_alloc: nativeAlloc, hot_relase: nativeRelease } = native',
+        '// native.hot_comment(1) and native.nope are comments, /* and so is',
+        '/* native.hot_block(1)',
+        ' */ "native.hot_string(1)"',
+        'nativeAlloc(handle, size, zero, flags, tracked)',
+        'nativeAlloc(handle, size, zero)',
+        'nativeAlloc(...args)',
+        "native.hot_release(handle, f(a, b), [c, d], { e, g }, 'h,i')",
+        'native.constants()',
+        'native.missing()',
+        'NativePool.named()',
+        'this.#native.handle() + this.#native.stats()',
+      ].join('\n'),
+    },
+  ]
+  const { problems } = surfaceProblems(files, binding, { hot_alloc: 5, hot_release: 3 })
+  t.deepEqual(problems, [
+    'a.js: hot_relase is not a declared native function',
+    'a.js: the binding has no hot_relase',
+    'a.js: the binding has no missing',
+    'a.js: NativePool has no static member named',
+    'a.js: NativePool has no member stats',
+    'a.js:10: hot_alloc called with 3 arguments, declared with 5',
+    'a.js:12: hot_release called with 5 arguments, declared with 3',
+    'a.js:4: hot_alloc called with 2 arguments, declared with 5',
+  ])
+})
