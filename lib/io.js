@@ -772,4 +772,4 @@ function install(Pool) {
   }
 }
 
-module.exports = { install, DEFAULT_LIMIT, DEFAULT_CHUNK }
+module.exports = { install }
