@@ -23,19 +23,17 @@
 //   patched built-in sees one.
 
 const { isMainThread } = require('node:worker_threads')
-const native = require('../binding.js')
+const {
+  nativeCacheOpen: nativeOpen,
+  nativeCacheFill: nativeFill,
+  nativeCacheSync: nativeSync,
+  nativeCacheFlush: nativeFlush,
+  nativeCacheClose: nativeClose,
+  nativeCacheDecay: nativeDecay,
+  CACHE_LAYOUT: LAYOUT,
+} = require('./native')
 const { F64, I32, SafeWeakRef, deref, transferOf, bufferOf, lengthOf, privateArray } = require('./intrinsics')
 
-const {
-  hot_cacheOpen: nativeOpen,
-  hot_cacheFill: nativeFill,
-  hot_cacheSync: nativeSync,
-  hot_cacheFlush: nativeFlush,
-  hot_cacheClose: nativeClose,
-  hot_cacheDecay: nativeDecay,
-} = native
-
-const LAYOUT = native.constants().cache
 const {
   gate: GATE,
   gateLarge: GATE_LARGE,
@@ -108,7 +106,7 @@ class ThreadCache {
   #abs = privateArray()
   #entries = new F64(SYNC_BATCH)
   #closed = false
-  /** The token and cacheRef of the Buffer `take` just lent. */
+  /** The token and cacheRef of the Buffer `lend` just lent. */
   token = 0
   ref = -1
 
@@ -153,7 +151,7 @@ class ThreadCache {
    * `mayFill` is false). `tracked`: leak detection sampled this allocation (the entry word says so,
    * for the core's leak report if the Buffer is collected).
    */
-  take(cls, size, flags, tracked, mayFill = true) {
+  lend(cls, size, flags, tracked, mayFill = true) {
     const w = this.#words
     if (w[GATE] !== 1 || w[FLUSH] !== this.#flushSeen) return this.#shut()
     const cap = this.#classSizes[cls]
@@ -196,7 +194,7 @@ class ThreadCache {
   }
 
   /**
-   * Takes back `buf`, a Buffer of `length` bytes lent by `take` with `ref` and `token`, as its
+   * Takes back `buf`, a Buffer of `length` bytes lent by `lend` with `ref` and `token`, as its
    * last release: detaches it and keeps its slot. NOT_GIVEN (nothing done) when the caller must
    * release it natively: the gate is shut, the cache is full, or `buf` is not what was lent;
    * else GIVEN, or GIVEN_TRACKED if leak detection had sampled it (its trace can go).
@@ -246,7 +244,7 @@ class ThreadCache {
     pending[top + 1] = entry
     pending[top + 2] = token
     this.#pendingTop[cls] = top + 3
-    // Witness a batch once a native call's worth waits (or when the ready ones run out: see take).
+    // Witness a batch once a native call's worth waits (or when the ready ones run out: see lend).
     if (++this.#pendingCount >= SYNC_BATCH) this.#sync()
     return given
   }
