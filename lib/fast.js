@@ -53,8 +53,8 @@ const serialOf = FastPooledBuffer.serialOf
 let lastSerial = 0
 
 class FastArenas {
-  /** The owner record its Buffers name (see ./lender.js). */
-  #owner
+  /** The origin record its Buffers name (see ./lender.js). */
+  #origin
   /** Allocates an arena Buffer of ARENA_BYTES (a pool loan), or throws the pool's error. */
   #allocArena
   /** Releases an arena Buffer (detaching it and every view). */
@@ -68,8 +68,8 @@ class FastArenas {
   #liveBuffers = 0
   #inUseBytes = 0
 
-  constructor(owner, allocArena, giveArena) {
-    this.#owner = owner
+  constructor(origin, allocArena, giveArena) {
+    this.#origin = origin
     this.#allocArena = allocArena
     this.#giveArena = giveArena
     this.#free = freeStacks(CLASS_SIZES.length)
@@ -94,7 +94,7 @@ class FastArenas {
       }
       const slot = id & SLOT_MASK
       const serial = lastSerial + 1
-      const buf = new FastPooledBuffer(arena.ab, slot * arena.size, size, serial, this.#owner)
+      const buf = new FastPooledBuffer(arena.ab, slot * arena.size, size, serial, this.#origin)
       lastSerial = serial
       free.length = top - 1
       arena.serials[slot] = serial

@@ -39,7 +39,7 @@ function shareLoan(lender, buf, token, name, caller) {
 function adoptLoan(lender, { token, secret, size }, caller) {
   const memory = nativeAdopt(lender.handle, token, secret, size)
   if (typeof memory !== 'object') throw lender.failure(memory, caller)
-  return wrap(memory, size, token, lender.owner)
+  return wrap(memory, size, token, lender.origin)
 }
 
 /** Gives the memory of `handle` (checked by handleOf) back to `lender`'s pool. */

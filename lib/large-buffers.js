@@ -46,7 +46,7 @@ function allocLarge(lender, size, zero, flags, tracked, caller) {
   if (lent !== null) {
     // The whole mapping: its ArrayBuffer shows all of it.
     if (zero) zeroFill(lent)
-    return new PooledBuffer(lent, 0, size, cache.token, lender.owner, cache.ref)
+    return new PooledBuffer(lent, 0, size, cache.token, lender.origin, cache.ref)
   }
   const kept = lender.keptLarge[cls]
   let top = lender.keptLargeTop[cls]
@@ -69,7 +69,7 @@ function allocLarge(lender, size, zero, flags, tracked, caller) {
     lender.keptLargeTop[cls] = top
     if (top < lender.keptLargeLow[cls]) lender.keptLargeLow[cls] = top
     lender.keptLargeBytes -= kept[top + 2]
-    if (token >= 0) return new PooledBuffer(ab, 0, size, token, lender.owner)
+    if (token >= 0) return new PooledBuffer(ab, 0, size, token, lender.origin)
     // Stale (its mapping went back to the OS, or was bound anew): give its memory up now.
     freeArrayBuffer(ab)
   }
@@ -77,7 +77,7 @@ function allocLarge(lender, size, zero, flags, tracked, caller) {
   if (lender.cache === undefined) lender.openCache()
   const ab = lender.allocNative(nativeAllocBound, size, zero, flags, tracked)
   if (typeof ab !== 'object') throw lender.failure(ab, caller)
-  return new PooledBuffer(ab, 0, size, scratch[0], lender.owner)
+  return new PooledBuffer(ab, 0, size, scratch[0], lender.origin)
 }
 
 /** Keeps `ab`, bound to the mapping at `addr` of `len` bytes at `epoch`, for its next loan. */

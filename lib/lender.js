@@ -1,5 +1,5 @@
 'use strict'
-// What one Pool object lends on this thread: its native handle, the owner record its Buffers
+// What one Pool object lends on this thread: its native handle, the origin record its Buffers
 // name, this thread's slot cache, the ArrayBuffers it keeps for reuse, the traces of the Buffers
 // leak detection sampled; and the allocation that picks a path for each size. The Pool (./pool.js)
 // validates and calls in here; the paths live in files of their own: ./small-buffers.js,
@@ -7,7 +7,7 @@
 //
 // A Lender is private to its Pool object: no user code ever holds one, so its fields are plain
 // ones, read on the hot paths as the Pool's private fields were. It holds its Pool object (for
-// the extmem:refused channel); Buffers reach it only weakly, through their owner record.
+// the extmem:refused channel); Buffers reach it only weakly, through their origin record.
 
 const diagnostics = require('node:diagnostics_channel')
 const {
@@ -58,11 +58,11 @@ class Lender {
     /** The pool's handle for the hot-path native functions. */
     this.handle = nativePool.handle()
     /**
-     * What this pool's Buffers name as their owner (see ./pooled-buffer.js): the Pool object and
+     * What this pool's Buffers name as their origin (see ./pooled-buffer.js): the Pool object and
      * this Lender, held weakly (a Buffer never keeps either alive); the native handle (which keeps
      * the native pool alive as long as a Buffer needs it); and what `[Symbol.dispose]()` does.
      */
-    this.owner = freeze({
+    this.origin = freeze({
       pool: new SafeWeakRef(pool),
       lender: new SafeWeakRef(this),
       handle: this.handle,
@@ -153,7 +153,7 @@ class Lender {
   allocOwn(size, zero, flags, tracked, caller) {
     const memory = this.allocNative(nativeAlloc, size, zero, flags, tracked)
     if (typeof memory !== 'object') throw this.failure(memory, caller)
-    return wrap(memory, size, scratch[0], this.owner)
+    return wrap(memory, size, scratch[0], this.origin)
   }
 
   /**

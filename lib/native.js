@@ -120,11 +120,11 @@ const detach = TRANSFER
 
 /** The PooledBuffer of `size` bytes of loan `token` over `memory`, what a native call returned. */
 const wrap = TRANSFER
-  ? function wrap(memory, size, token, owner) {
-      return new PooledBuffer(memory, 0, size, token, owner)
+  ? function wrap(memory, size, token, origin) {
+      return new PooledBuffer(memory, 0, size, token, origin)
     }
-  : function wrap(memory, size, token, owner) {
-      return new PooledBuffer(bufferOf(memory), byteOffsetOf(memory), size, token, owner)
+  : function wrap(memory, size, token, origin) {
+      return new PooledBuffer(bufferOf(memory), byteOffsetOf(memory), size, token, origin)
     }
 
 /**

@@ -193,7 +193,7 @@ class Pool extends EventEmitter {
     const flags = options === undefined ? 0 : allocFlags(options, ALIGNS, FLAGS, caller)
     const lender = this.#lender
     if (lender.closed) throw errors.closed(caller)
-    if (size === 0) return new PooledBuffer(EMPTY, 0, 0, null, lender.owner)
+    if (size === 0) return new PooledBuffer(EMPTY, 0, 0, null, lender.origin)
     return lender.allocate(size, zero, flags, caller)
   }
 
@@ -212,7 +212,7 @@ class Pool extends EventEmitter {
     if (lender.quarantine !== null) throw errors.quarantine(this.allocFast)
     // An arena is a pooled Buffer, which the core admits as the small Buffers it will hold.
     lender.fast ??= new FastArenas(
-      lender.owner,
+      lender.origin,
       (bytes, caller) => lender.allocLoan(bytes, false, FLAG_SERVES_SMALL, false, caller),
       (buf) => this.release(buf),
     )
@@ -232,7 +232,7 @@ class Pool extends EventEmitter {
 
   /** Adds a reference to a pooled Buffer; returns the new count. */
   retain(buf) {
-    const token = this.#ownerToken(buf, this.retain)
+    const token = this.#loanToken(buf, this.retain)
     if (token === null) return 0
     clearCacheRef(buf)
     const refs = this.#native.retain(buf, token)
@@ -250,7 +250,7 @@ class Pool extends EventEmitter {
     // checks below give the same answer for it, and every other case their error).
     const token = tokenOf(buf)
     if (typeof token === 'number' && lengthOf(buf) !== 0) return drop(this.#lender, buf, token, this.release)
-    if (this.#ownerToken(buf, this.release, true) === null) return 0
+    if (this.#loanToken(buf, this.release, true) === null) return 0
     throw errors.released(this.release)
   }
 
@@ -276,7 +276,7 @@ class Pool extends EventEmitter {
 
   /** The native address of a pooled Buffer's first byte, as a BigInt (0n for alloc(0)'s Buffer). */
   addressOf(buf) {
-    const token = this.#ownerToken(buf, this.addressOf)
+    const token = this.#loanToken(buf, this.addressOf)
     if (token === null) return 0n
     const address = this.#native.addressOf(buf, token)
     if (address < 0) throw this.#lender.failure(address, this.addressOf)
@@ -319,7 +319,7 @@ class Pool extends EventEmitter {
    * reference; on any error nothing changed.
    */
   resize(buf, size, options) {
-    const token = this.#ownerToken(buf, this.resize)
+    const token = this.#loanToken(buf, this.resize)
     validateSize(size, this.resize)
     let zero = false
     if (options !== undefined) {
@@ -332,7 +332,7 @@ class Pool extends EventEmitter {
     if (size === 0) {
       if (this.refCount(buf) !== 1) throw errors.shared(this.resize)
       drop(this.#lender, buf, token, this.resize)
-      return new PooledBuffer(EMPTY, 0, 0, null, this.#lender.owner)
+      return new PooledBuffer(EMPTY, 0, 0, null, this.#lender.origin)
     }
     return resizeLoan(this.#lender, buf, token, size, zero, this.resize)
   }
@@ -344,7 +344,7 @@ class Pool extends EventEmitter {
    * threads share (defaultPool, named pools).
    */
   share(buf) {
-    const token = this.#ownerToken(buf, this.share)
+    const token = this.#loanToken(buf, this.share)
     if (!this.#shared)
       throw errors.invalidState(
         'share() needs a pool that several threads share: defaultPool or a named Pool',
@@ -450,7 +450,7 @@ class Pool extends EventEmitter {
   }
 
   /** The token of the Buffer that alloc() returned, or the error for anything else. */
-  #ownerToken(buf, caller, afterClose = false) {
+  #loanToken(buf, caller, afterClose = false) {
     validateBuffer(buf, caller)
     if (this.#lender.closed && !afterClose) throw errors.closed(caller)
     const token = tokenOf(buf)

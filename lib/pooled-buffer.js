@@ -10,7 +10,7 @@
 // `Object.keys` show what they show for `Buffer.alloc`, `Object.assign` copies nothing of it, and
 // no code but this module can read or forge it. Views never have one.
 //
-// Each also names its pool's *owner record* (see ./lender.js), which says what `[Symbol.dispose]()`
+// Each also names its pool's *origin record* (see ./lender.js), which says what `[Symbol.dispose]()`
 // does (see ./release.js) and through which it finds the pool. The record holds the Pool object
 // only weakly, so a Buffer never keeps its Pool object alive.
 
@@ -25,8 +25,8 @@ const RETAINED = -2
 class PooledBuffer extends Uint8Array {
   /** The loan's token, or null for alloc(0)'s Buffer, which holds no memory. */
   #token
-  /** Its pool's owner record. */
-  #owner
+  /** Its pool's origin record. */
+  #origin
   /**
    * Its entry in its thread's slot cache (see ./thread-cache.js) while its loan is the cache's
    * (>= 0); else RETAINED if it was ever retained (until then its release is its last, see
@@ -34,10 +34,10 @@ class PooledBuffer extends Uint8Array {
    */
   #cacheRef
 
-  constructor(ab, offset, length, token, owner, cacheRef = NONE) {
+  constructor(ab, offset, length, token, origin, cacheRef = NONE) {
     super(ab, offset, length)
     this.#token = token
-    this.#owner = owner
+    this.#origin = origin
     this.#cacheRef = cacheRef
   }
 
@@ -58,9 +58,9 @@ class PooledBuffer extends Uint8Array {
     return buf.#cacheRef === RETAINED
   }
 
-  /** The owner record of a PooledBuffer (the caller knows it is one). */
-  static ownerOf(buf) {
-    return buf.#owner
+  /** The origin record of a PooledBuffer (the caller knows it is one). */
+  static originOf(buf) {
+    return buf.#origin
   }
 
   /**
@@ -71,7 +71,7 @@ class PooledBuffer extends Uint8Array {
     const token = PooledBuffer.tokenOf(this)
     if (token === undefined) throw errors.invalidThis('a Buffer from alloc() or allocUnsafe()', disposeLoan)
     if (token === null || lengthOf(this) === 0) return
-    this.#owner.dispose(this, token, disposeLoan)
+    this.#origin.dispose(this, token, disposeLoan)
   }
 
   /** The token of `buf`'s loan (null: it holds no memory), or undefined if it is not a PooledBuffer. */
@@ -90,25 +90,25 @@ class PooledBuffer extends Uint8Array {
 class FastPooledBuffer extends Uint8Array {
   /** Its serial (see ./fast.js). */
   #serial
-  /** Its pool's owner record. */
-  #owner
+  /** Its pool's origin record. */
+  #origin
 
-  constructor(ab, offset, length, serial, owner) {
+  constructor(ab, offset, length, serial, origin) {
     super(ab, offset, length)
     this.#serial = serial
-    this.#owner = owner
+    this.#origin = origin
   }
 
-  /** The owner record of a FastPooledBuffer (the caller knows it is one). */
-  static ownerOf(buf) {
-    return buf.#owner
+  /** The origin record of a FastPooledBuffer (the caller knows it is one). */
+  static originOf(buf) {
+    return buf.#origin
   }
 
   /** `using`: releaseFast(). */
   [Symbol.dispose]() {
     if (FastPooledBuffer.serialOf(this) === undefined)
       throw errors.invalidThis('a Buffer from allocFast()', disposeFast)
-    this.#owner.disposeFast(this, this.#owner)
+    this.#origin.disposeFast(this, this.#origin)
   }
 
   /** The serial of `buf`, or undefined if it is not a FastPooledBuffer (read as in `tokenOf`). */

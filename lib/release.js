@@ -15,7 +15,7 @@ const { keepMapping } = require('./large-buffers')
 const { recordRelease } = require('./release-history')
 const { deref, lengthOf, mapSize, mapDelete } = require('./intrinsics')
 
-const { clearCacheRef, wasRetained, ownerOf } = PooledBuffer
+const { clearCacheRef, wasRetained, originOf } = PooledBuffer
 
 /**
  * Drops one reference of the loan `token` of `buf`, a Buffer of `lender`'s pool; returns the
@@ -23,7 +23,7 @@ const { clearCacheRef, wasRetained, ownerOf } = PooledBuffer
  */
 function drop(lender, buf, token, caller) {
   const ref = clearCacheRef(buf)
-  if (ref >= 0 && !lender.closed && lender.cache != null && ownerOf(buf).handle === lender.handle) {
+  if (ref >= 0 && !lender.closed && lender.cache != null && originOf(buf).handle === lender.handle) {
     let given
     try {
       given = lender.cache.give(buf, lengthOf(buf), ref, token)
@@ -65,8 +65,8 @@ function drop(lender, buf, token, caller) {
  * reachable by nothing but the pool from then on.
  */
 function dropReference(handle, buf, token, caller, keep = true) {
-  if (!wasRetained(buf) && ownerOf(buf).handle === handle) {
-    // A Buffer of this pool (its owner record names this handle) that is attached and was never
+  if (!wasRetained(buf) && originOf(buf).handle === handle) {
+    // A Buffer of this pool (its origin record names this handle) that is attached and was never
     // retained: this is its last reference, and its loan is live. Detach first, then one native
     // call ends the loan (checking the Buffer against it all the same). Anything else (another
     // pool's Buffer, one retained) goes the way that checks before it detaches.
@@ -97,8 +97,8 @@ function dropReference(handle, buf, token, caller, keep = true) {
  * drops one reference, as release() does.
  */
 function disposeLoan(buf, token, caller) {
-  const owner = ownerOf(buf)
-  const lender = deref(owner.lender)
+  const origin = originOf(buf)
+  const lender = deref(origin.lender)
   if (lender !== undefined) {
     drop(lender, buf, token, caller)
     // leakDetection 'paranoid' (./release-history.js): where the loan ended.
@@ -108,14 +108,14 @@ function disposeLoan(buf, token, caller) {
   // Its Pool object was collected: the native pool still has the loan.
   clearCacheRef(buf)
   // Nothing will keep its ArrayBuffer: it is detached, and its memory leaves at once.
-  const dropped = dropReference(owner.handle, buf, token, caller, false)
+  const dropped = dropReference(origin.handle, buf, token, caller, false)
   if (typeof dropped === 'number' && !(dropped > 0)) throw errors.notPooled(caller)
 }
 
 /** `[Symbol.dispose]()` of a FastPooledBuffer: releaseFast(). */
-function disposeFast(buf, owner) {
+function disposeFast(buf, origin) {
   // Once its Pool object is collected, so are its arenas: nothing is left to give back to.
-  deref(owner.lender)?.fast?.dispose(buf)
+  deref(origin.lender)?.fast?.dispose(buf)
 }
 
 module.exports = { drop, disposeLoan, disposeFast }

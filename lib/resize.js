@@ -28,7 +28,7 @@ function resizeLoan(lender, buf, token, size, zero, caller) {
   }
   const out = nativeResizeEnd(lender.handle, memory, token, size)
   if (typeof out !== 'object') throw lender.failure(out, caller)
-  return wrap(out, size, token, lender.owner)
+  return wrap(out, size, token, lender.origin)
 }
 
 module.exports = { resizeLoan }

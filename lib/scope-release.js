@@ -12,7 +12,7 @@ const { keepSlot } = require('./small-buffers')
 const { keepMapping } = require('./large-buffers')
 const { F64, lengthOf, mapSize, mapDelete } = require('./intrinsics')
 
-const { tokenOf, clearCacheRef, wasRetained, ownerOf } = PooledBuffer
+const { tokenOf, clearCacheRef, wasRetained, originOf } = PooledBuffer
 
 /** Most Buffers a scope's close() releases one by one beside those of the cache (a batch costs more). */
 const SINGLE_RELEASES_MAX = 2
@@ -42,7 +42,7 @@ function releaseAll(lender, list, caller) {
       continue
     }
     const ref = clearCacheRef(buf)
-    if (ref >= 0 && cache != null && ownerOf(buf).handle === lender.handle) {
+    if (ref >= 0 && cache != null && originOf(buf).handle === lender.handle) {
       let given
       try {
         given = cache.give(buf, lengthOf(buf), ref, token)
@@ -87,7 +87,7 @@ function releaseAll(lender, list, caller) {
     if (buf === undefined) continue
     const token = tokenOf(buf)
     io[4 * i] = token
-    if (TRANSFER && !wasRetained(buf) && ownerOf(buf).handle === lender.handle) {
+    if (TRANSFER && !wasRetained(buf) && originOf(buf).handle === lender.handle) {
       // As in release(): this pool's, attached and never retained, so this is its last
       // reference: detach it now; finishMany checks it against its loan and ends it.
       io[4 * i + 1] = OUTCOME.direct

@@ -25,7 +25,7 @@ function allocSmall(lender, size, zero, flags, tracked, caller) {
   if (lent !== null) {
     // The whole slot: its ArrayBuffer shows all of it.
     if (zero) zeroFill(lent)
-    return new PooledBuffer(lent, 0, size, cache.token, lender.owner, cache.ref)
+    return new PooledBuffer(lent, 0, size, cache.token, lender.origin, cache.ref)
   }
   const kept = lender.kept[cls]
   let top = lender.keptTop[cls]
@@ -39,12 +39,12 @@ function allocSmall(lender, size, zero, flags, tracked, caller) {
     top -= 3
     lender.keptTop[cls] = top
     if (token >= 0) {
-      return new PooledBuffer(ab, 0, size, token, lender.owner)
+      return new PooledBuffer(ab, 0, size, token, lender.origin)
     }
   }
   const ab = lender.allocNative(nativeAllocBound, size, zero, flags, tracked)
   if (typeof ab !== 'object') throw lender.failure(ab, caller)
-  return new PooledBuffer(ab, 0, size, scratch[0], lender.owner)
+  return new PooledBuffer(ab, 0, size, scratch[0], lender.origin)
 }
 
 /** Keeps `ab`, the ArrayBuffer over slot `slot` of class `cls` at `epoch`, for the slot's next loan. */
