@@ -172,7 +172,7 @@ class Lender {
   /** Opens this thread's slot cache (Node 22+; null elsewhere). */
   openCache() {
     this.cache = TRANSFER
-      ? ThreadCache.open(this.handle, CACHE_CLASS_BYTES, CLASS_SIZES.length, scratch, () => decayKeptMappings(this))
+      ? ThreadCache.open(this.handle, CACHE_CLASS_BYTES, CLASS_SIZES.length, () => decayKeptMappings(this))
       : null
     return this.cache
   }

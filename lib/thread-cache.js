@@ -31,6 +31,7 @@ const {
   nativeCacheClose: nativeClose,
   nativeCacheDecay: nativeDecay,
   CACHE_LAYOUT: LAYOUT,
+  scratch,
 } = require('./native')
 const { F64, I32, SafeWeakRef, deref, transferOf, bufferOf, lengthOf, privateArray } = require('./intrinsics')
 
@@ -51,7 +52,7 @@ const {
   classes: CLASSES,
   entries: ENTRIES,
 } = LAYOUT
-/** Whether a slot put back needs a witness before it is lent again (pool.js marks the main thread). */
+/** Whether a slot put back needs a witness before it is lent again (native.js marks the main thread). */
 const WITNESS = !isMainThread
 /** Entries kept per cache class to begin with, and at most once demand grew the cache. */
 const CAPACITY = Int32Array.from(LAYOUT.capacity)
@@ -114,7 +115,7 @@ class ThreadCache {
    * A cache for the pool of `handle`, or null where the runtime has none. `onDecay` runs at each
    * decay tick, before the pool gives back what stayed unused.
    */
-  static open(handle, classSizes, largeFrom, scratch, onDecay) {
+  static open(handle, classSizes, largeFrom, onDecay) {
     const ab = nativeOpen(handle)
     if (typeof ab !== 'object') return null
     return new ThreadCache(handle, scratch[0], new I32(ab), classSizes, largeFrom, onDecay)
@@ -300,7 +301,7 @@ class ThreadCache {
         const halved = this.#limit[c] >> 1
         this.#limit[c] = halved > CAPACITY[c] ? halved : CAPACITY[c]
       }
-      if (unused !== 0) n = this.#takeColdest(c, unused - (unused >> 2), n)
+      if (unused !== 0) n = this.#listColdest(c, unused - (unused >> 2), n)
       this.#low[c] = (this.#readyTop[c] + this.#pendingTop[c]) / 3
     }
     if (n !== 0) {
@@ -312,21 +313,21 @@ class ThreadCache {
   }
 
   /** Moves the `k` oldest triples of class `c` (ready ones first) to `#list` after its first `n`; returns the new count. */
-  #takeColdest(c, k, n) {
-    let taken = this.#takeBottom(this.#ready[c], this.#readyTop, c, k, n)
-    if (taken < k) {
-      const more = this.#takeBottom(this.#pending[c], this.#pendingTop, c, k - taken, n + taken)
+  #listColdest(c, k, n) {
+    let listed = this.#listBottom(this.#ready[c], this.#readyTop, c, k, n)
+    if (listed < k) {
+      const more = this.#listBottom(this.#pending[c], this.#pendingTop, c, k - listed, n + listed)
       this.#pendingCount -= more
-      taken += more
+      listed += more
     }
-    return n + taken
+    return n + listed
   }
 
   /**
    * Moves up to `k` triples from the bottom of `stack` (class `c`, its top in `tops`) to `#list`
    * after its first `n`, and the rest down; returns how many.
    */
-  #takeBottom(stack, tops, c, k, n) {
+  #listBottom(stack, tops, c, k, n) {
     const top = tops[c]
     const m = k < top / 3 ? k : top / 3
     const list = this.#list
