@@ -26,6 +26,21 @@ test('ESM named and default exports are the CommonJS ones', (t) => {
   t.is(release(b), 0)
 })
 
+test('every CommonJS export is an ESM export, the same value, and there is no other', async (t) => {
+  for (const [specifier, file] of [
+    ['../index.mjs', '..'],
+    ['extmem/prometheus', 'extmem/prometheus'],
+    ['extmem/opentelemetry', 'extmem/opentelemetry'],
+  ]) {
+    const esm = await import(specifier)
+    const cjs = require(file)
+    const names = Object.keys(esm).filter((name) => name !== 'default')
+    t.deepEqual(names.sort(), Object.keys(cjs).sort(), specifier)
+    for (const name of names) t.is(esm[name], cjs[name], `${specifier}: ${name}`)
+    t.is(esm.default, cjs, specifier)
+  }
+})
+
 test('extmem/prometheus and extmem/opentelemetry import as ES modules, the same modules as require gives', (t) => {
   t.is(collectMetrics, require('extmem/prometheus').collectMetrics)
   t.is(prometheus, require('extmem/prometheus'))

@@ -25,6 +25,7 @@
 // steer which slot a Buffer gets or gives back.
 
 const errors = require('./errors')
+const { CLASS_SIZES, CLASS_OF } = require('./native')
 const { FastPooledBuffer } = require('./pooled-buffer')
 const {
   F64,
@@ -38,10 +39,13 @@ const {
   privateArray,
 } = require('./intrinsics')
 
-/** Bytes of one arena: one loan of the pool. */
+/** Bytes of one arena: one loan of the pool (pool.stats() counts each as one Buffer of this size). */
 const ARENA_BYTES = 64 * 1024
-/** Slot ids on the free stacks are `arena * SLOTS_PER_ID + slot`; an 8-byte class has 8192 slots per arena. */
-const SLOT_BITS = 13
+/**
+ * Slot ids on the free stacks are `arena * (1 << SLOT_BITS) + slot`: enough bits for the slots of
+ * the smallest class in one arena (8192 of 8 bytes: 13 bits).
+ */
+const SLOT_BITS = 32 - Math.clz32(ARENA_BYTES / CLASS_SIZES[0] - 1)
 const SLOT_MASK = (1 << SLOT_BITS) - 1
 
 const serialOf = FastPooledBuffer.serialOf
@@ -49,12 +53,10 @@ const serialOf = FastPooledBuffer.serialOf
 let lastSerial = 0
 
 class FastArenas {
-  #classSizes
-  #classOf
-  /** The owner record its Buffers name (see ./pool.js). */
-  #owner
+  /** The origin record its Buffers name (see ./lender.js). */
+  #origin
   /** Allocates an arena Buffer of ARENA_BYTES (a pool loan), or throws the pool's error. */
-  #takeArena
+  #allocArena
   /** Releases an arena Buffer (detaching it and every view). */
   #giveArena
   /** Per class: free slot ids, most recently freed on top. */
@@ -66,18 +68,16 @@ class FastArenas {
   #liveBuffers = 0
   #inUseBytes = 0
 
-  constructor(classSizes, classOf, owner, takeArena, giveArena) {
-    this.#classSizes = classSizes
-    this.#classOf = classOf
-    this.#owner = owner
-    this.#takeArena = takeArena
+  constructor(origin, allocArena, giveArena) {
+    this.#origin = origin
+    this.#allocArena = allocArena
     this.#giveArena = giveArena
-    this.#free = freeStacks(classSizes.length)
+    this.#free = freeStacks(CLASS_SIZES.length)
   }
 
   /** A Buffer of `size` bytes (1..8192), contents unspecified. */
   alloc(size, caller) {
-    const cls = this.#classOf[size]
+    const cls = CLASS_OF[size]
     for (;;) {
       const free = this.#free[cls]
       const top = free.length
@@ -94,7 +94,7 @@ class FastArenas {
       }
       const slot = id & SLOT_MASK
       const serial = lastSerial + 1
-      const buf = new FastPooledBuffer(arena.ab, slot * arena.size, size, serial, this.#owner)
+      const buf = new FastPooledBuffer(arena.ab, slot * arena.size, size, serial, this.#origin)
       lastSerial = serial
       free.length = top - 1
       arena.serials[slot] = serial
@@ -142,11 +142,11 @@ class FastArenas {
 
   /** Takes one more arena for class `cls` and puts all its slots on the free stack. */
   #grow(cls, caller) {
-    const buf = this.#takeArena(ARENA_BYTES, caller)
+    const buf = this.#allocArena(ARENA_BYTES, caller)
     const arenas = this.#arenas
     let index = 0
     while (index < arenas.length && arenas[index] !== null) index++
-    const size = this.#classSizes[cls]
+    const size = CLASS_SIZES[cls]
     const slots = (ARENA_BYTES / size) | 0
     const arena = { buf, ab: bufferOf(buf), index, cls, size, serials: new F64(slots), live: 0 }
     arenas[index] = arena
@@ -193,7 +193,7 @@ class FastArenas {
   close() {
     const arenas = this.#arenas
     this.#arenas = privateArray()
-    this.#free = freeStacks(this.#classSizes.length)
+    this.#free = freeStacks(CLASS_SIZES.length)
     this.#byBuffer = new SafeWeakMap()
     this.#liveBuffers = 0
     this.#inUseBytes = 0
@@ -232,4 +232,4 @@ function arenaByteLength(arena) {
   return arrayBufferLengthOf(arena.ab)
 }
 
-module.exports = { FastArenas, ARENA_BYTES }
+module.exports = { FastArenas }

@@ -1,9 +1,9 @@
 'use strict'
 // Public entry: the Pool class, the process-wide default pool and its shortcuts.
 
-require('./native') // first: where no binary loads, ERR_EXTMEM_NO_BINARY says what to do
-
-const { Pool, createDefaultPool, defaultMaxBytes, LEVELS } = require('./pool')
+// First: where no binary loads, ERR_EXTMEM_NO_BINARY says what to do.
+const { NativePool, LEVELS } = require('./native')
+const { Pool, createDefaultPool } = require('./pool')
 const { Scope } = require('./scope')
 const { codes, ExtmemError, RefusedError, OsError } = require('./errors')
 const { parseByteCount } = require('./validate')
@@ -37,7 +37,7 @@ module.exports = {
   RefusedError,
   OsError,
   levels: LEVELS,
-  defaultMaxBytes,
+  defaultMaxBytes: NativePool.defaultMaxBytes,
   pools,
   alloc: (size, options) => defaultPool.alloc(size, options),
   allocUnsafe: (size, options) => defaultPool.allocUnsafe(size, options),

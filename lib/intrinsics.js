@@ -66,7 +66,6 @@ const registryUnregister = uncurry(FinalizationRegistry.prototype.unregister)
 
 /** Set methods, for the Buffers a scope owns (a patched Set method never sees the Set). */
 const setAdd = uncurry(Set.prototype.add)
-const setHas = uncurry(Set.prototype.has)
 const setDelete = uncurry(Set.prototype.delete)
 const setClear = uncurry(Set.prototype.clear)
 const setValues = uncurry(Set.prototype.values)
@@ -118,7 +117,6 @@ module.exports = {
   zeroView,
   privateArray,
   setAdd,
-  setHas,
   setDelete,
   setClear,
   forEachOfSet,

@@ -206,7 +206,7 @@ function liveOwner(pool, buf, caller) {
 
 /** Whether `owner` (a PooledBuffer) is attached and was made by the Pool object `pool`. */
 function isOwnLive(pool, owner) {
-  return lengthOf(owner) !== 0 && PooledBuffer.ownerOf(owner).pool.deref() === pool
+  return lengthOf(owner) !== 0 && PooledBuffer.originOf(owner).pool.deref() === pool
 }
 
 function validateWritable(writable, name, caller) {
@@ -772,4 +772,4 @@ function install(Pool) {
   }
 }
 
-module.exports = { install, DEFAULT_LIMIT, DEFAULT_CHUNK }
+module.exports = { install }

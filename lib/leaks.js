@@ -46,4 +46,4 @@ function warnOnce(leak) {
   )
 }
 
-module.exports = { INTERVALS, SAMPLE_INTERVAL, captureTrace, formatTrace, warnOnce }
+module.exports = { INTERVALS, captureTrace, formatTrace, warnOnce }

@@ -18,7 +18,8 @@
 const { ValueType } = require('@opentelemetry/api')
 const errors = require('./errors')
 const { validateOptions } = require('./validate')
-const { PoolReader, REFUSAL_REASONS, LEVELS } = require('./readings')
+const { PoolReader, REFUSAL_REASONS } = require('./readings')
+const { LEVELS } = require('./native')
 const { defaultPool } = require('./index')
 
 const OPTIONS = ['attributes', 'sizeClasses']

@@ -25,4 +25,4 @@ function platformArchABI() {
   return `${platform}-${arch}`
 }
 
-module.exports = { platformArchABI, isMusl }
+module.exports = { platformArchABI }

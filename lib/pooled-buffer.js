@@ -10,9 +10,12 @@
 // `Object.keys` show what they show for `Buffer.alloc`, `Object.assign` copies nothing of it, and
 // no code but this module can read or forge it. Views never have one.
 //
-// Each also names its pool's *owner record* (see ./pool.js), through which `[Symbol.dispose]()`
-// finds the Pool object. The record holds the Pool only weakly, so a Buffer never keeps its
-// Pool object alive.
+// Each also names its pool's *origin record* (see ./lender.js), which says what `[Symbol.dispose]()`
+// does (see ./release.js) and through which it finds the pool. The record holds the Pool object
+// only weakly, so a Buffer never keeps its Pool object alive.
+
+const errors = require('./errors')
+const { lengthOf } = require('./intrinsics')
 
 /** `#cacheRef` of a PooledBuffer neither lent by a cache nor ever retained, and of one retained. */
 const NONE = -1
@@ -22,8 +25,8 @@ const RETAINED = -2
 class PooledBuffer extends Uint8Array {
   /** The loan's token, or null for alloc(0)'s Buffer, which holds no memory. */
   #token
-  /** Its pool's owner record. */
-  #owner
+  /** Its pool's origin record. */
+  #origin
   /**
    * Its entry in its thread's slot cache (see ./thread-cache.js) while its loan is the cache's
    * (>= 0); else RETAINED if it was ever retained (until then its release is its last, see
@@ -31,15 +34,15 @@ class PooledBuffer extends Uint8Array {
    */
   #cacheRef
 
-  constructor(ab, offset, length, token, owner, cacheRef = NONE) {
+  constructor(ab, offset, length, token, origin, cacheRef = NONE) {
     super(ab, offset, length)
     this.#token = token
-    this.#owner = owner
+    this.#origin = origin
     this.#cacheRef = cacheRef
   }
 
   /** Forgets a PooledBuffer's cache entry and returns it (< 0: none); see ./thread-cache.js. */
-  static takeCacheRef(buf) {
+  static clearCacheRef(buf) {
     const ref = buf.#cacheRef
     if (ref >= 0) buf.#cacheRef = NONE
     return ref
@@ -55,9 +58,20 @@ class PooledBuffer extends Uint8Array {
     return buf.#cacheRef === RETAINED
   }
 
-  /** The owner record of a PooledBuffer (the caller knows it is one). */
-  static ownerOf(buf) {
-    return buf.#owner
+  /** The origin record of a PooledBuffer (the caller knows it is one). */
+  static originOf(buf) {
+    return buf.#origin
+  }
+
+  /**
+   * `using`: drops one reference, as release() does, and does nothing once the Buffer is fully
+   * released. On the prototype, so it costs nothing per allocation.
+   */
+  [Symbol.dispose]() {
+    const token = PooledBuffer.tokenOf(this)
+    if (token === undefined) throw errors.invalidThis('a Buffer from alloc() or allocUnsafe()', disposeLoan)
+    if (token === null || lengthOf(this) === 0) return
+    this.#origin.dispose(this, token, disposeLoan)
   }
 
   /** The token of `buf`'s loan (null: it holds no memory), or undefined if it is not a PooledBuffer. */
@@ -76,18 +90,25 @@ class PooledBuffer extends Uint8Array {
 class FastPooledBuffer extends Uint8Array {
   /** Its serial (see ./fast.js). */
   #serial
-  /** Its pool's owner record. */
-  #owner
+  /** Its pool's origin record. */
+  #origin
 
-  constructor(ab, offset, length, serial, owner) {
+  constructor(ab, offset, length, serial, origin) {
     super(ab, offset, length)
     this.#serial = serial
-    this.#owner = owner
+    this.#origin = origin
   }
 
-  /** The owner record of a FastPooledBuffer (the caller knows it is one). */
-  static ownerOf(buf) {
-    return buf.#owner
+  /** The origin record of a FastPooledBuffer (the caller knows it is one). */
+  static originOf(buf) {
+    return buf.#origin
+  }
+
+  /** `using`: releaseFast(). */
+  [Symbol.dispose]() {
+    if (FastPooledBuffer.serialOf(this) === undefined)
+      throw errors.invalidThis('a Buffer from allocFast()', disposeFast)
+    this.#origin.disposeFast(this, this.#origin)
   }
 
   /** The serial of `buf`, or undefined if it is not a FastPooledBuffer (read as in `tokenOf`). */
@@ -122,6 +143,10 @@ class ArenaBuffer extends Uint8Array {
     }
   }
 }
+
+/** The dispose methods, which errors name as their caller (stacks start above them). */
+const disposeLoan = PooledBuffer.prototype[Symbol.dispose]
+const disposeFast = FastPooledBuffer.prototype[Symbol.dispose]
 
 for (const C of [PooledBuffer, FastPooledBuffer, ArenaBuffer]) {
   Object.setPrototypeOf(C.prototype, Buffer.prototype)

@@ -17,7 +17,8 @@
 const client = require('prom-client')
 const errors = require('./errors')
 const { validateOptions } = require('./validate')
-const { PoolReader, REFUSAL_REASONS, LEVELS } = require('./readings')
+const { PoolReader, REFUSAL_REASONS } = require('./readings')
+const { LEVELS } = require('./native')
 const { defaultPool } = require('./index')
 
 const OPTIONS = ['register', 'prefix', 'labels', 'sizeClasses']

@@ -16,9 +16,6 @@ const MS_MAX = 2 ** 31 - 1
 /** Releases whose stacks a Pool object keeps, newest first (a misuse found later has none). */
 const RECORDS_MAX = 1 << 14
 
-/** The byte released memory reads while quarantined (the core's POISON). */
-const POISON = 0xdd
-
 /**
  * `options.quarantine` as `{ releases, ms }`, or null for none: `true`, `false`, or an object
  * with either (each a non-negative integer; the other as in DEFAULTS).
@@ -106,4 +103,4 @@ function warnMisuse(misuse) {
   )
 }
 
-module.exports = { QuarantineRecords, quarantineOption, quarantineFromEnv, warnMisuse, POISON, DEFAULTS }
+module.exports = { QuarantineRecords, quarantineOption, quarantineFromEnv, warnMisuse }

@@ -19,7 +19,7 @@
 // the private pools that left, one entry per shared pool that left. No Pool object is held.
 
 const { pools } = require('./registry')
-const { LEVELS } = require('./pool')
+const { LEVELS } = require('./native')
 
 /** The counts that only grow, as the reading names them (refused by reason apart). */
 const COUNTS = ['allocations', 'releases', 'gcReclaims', 'leaks', 'misuses']
@@ -160,4 +160,4 @@ class PoolReader {
   }
 }
 
-module.exports = { PoolReader, COUNTS, REFUSAL_REASONS, LEVELS }
+module.exports = { PoolReader, REFUSAL_REASONS }

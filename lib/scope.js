@@ -128,15 +128,15 @@ class Scope {
 
   /** A zero-filled Buffer of `size` bytes, owned by this scope. */
   alloc(size, options) {
-    return this.#take(size, true, options, this.alloc)
+    return this.#alloc(size, true, options, this.alloc)
   }
 
   /** A Buffer of `size` bytes with unspecified contents, owned by this scope. */
   allocUnsafe(size, options) {
-    return this.#take(size, false, options, this.allocUnsafe)
+    return this.#alloc(size, false, options, this.allocUnsafe)
   }
 
-  #take(size, zero, options, caller) {
+  #alloc(size, zero, options, caller) {
     if (this.#closed) throw errors.closed(caller)
     if (this.#arena && options === undefined) {
       validateSize(size, caller)

@@ -23,19 +23,18 @@
 //   patched built-in sees one.
 
 const { isMainThread } = require('node:worker_threads')
-const native = require('../binding.js')
+const {
+  nativeCacheOpen: nativeOpen,
+  nativeCacheFill: nativeFill,
+  nativeCacheSync: nativeSync,
+  nativeCacheFlush: nativeFlush,
+  nativeCacheClose: nativeClose,
+  nativeCacheDecay: nativeDecay,
+  CACHE_LAYOUT: LAYOUT,
+  scratch,
+} = require('./native')
 const { F64, I32, SafeWeakRef, deref, transferOf, bufferOf, lengthOf, privateArray } = require('./intrinsics')
 
-const {
-  hot_cacheOpen: nativeOpen,
-  hot_cacheFill: nativeFill,
-  hot_cacheSync: nativeSync,
-  hot_cacheFlush: nativeFlush,
-  hot_cacheClose: nativeClose,
-  hot_cacheDecay: nativeDecay,
-} = native
-
-const LAYOUT = native.constants().cache
 const {
   gate: GATE,
   gateLarge: GATE_LARGE,
@@ -53,7 +52,7 @@ const {
   classes: CLASSES,
   entries: ENTRIES,
 } = LAYOUT
-/** Whether a slot put back needs a witness before it is lent again (pool.js marks the main thread). */
+/** Whether a slot put back needs a witness before it is lent again (native.js marks the main thread). */
 const WITNESS = !isMainThread
 /** Entries kept per cache class to begin with, and at most once demand grew the cache. */
 const CAPACITY = Int32Array.from(LAYOUT.capacity)
@@ -108,7 +107,7 @@ class ThreadCache {
   #abs = privateArray()
   #entries = new F64(SYNC_BATCH)
   #closed = false
-  /** The token and cacheRef of the Buffer `take` just lent. */
+  /** The token and cacheRef of the Buffer `lend` just lent. */
   token = 0
   ref = -1
 
@@ -116,7 +115,7 @@ class ThreadCache {
    * A cache for the pool of `handle`, or null where the runtime has none. `onDecay` runs at each
    * decay tick, before the pool gives back what stayed unused.
    */
-  static open(handle, classSizes, largeFrom, scratch, onDecay) {
+  static open(handle, classSizes, largeFrom, onDecay) {
     const ab = nativeOpen(handle)
     if (typeof ab !== 'object') return null
     return new ThreadCache(handle, scratch[0], new I32(ab), classSizes, largeFrom, onDecay)
@@ -153,7 +152,7 @@ class ThreadCache {
    * `mayFill` is false). `tracked`: leak detection sampled this allocation (the entry word says so,
    * for the core's leak report if the Buffer is collected).
    */
-  take(cls, size, flags, tracked, mayFill = true) {
+  lend(cls, size, flags, tracked, mayFill = true) {
     const w = this.#words
     if (w[GATE] !== 1 || w[FLUSH] !== this.#flushSeen) return this.#shut()
     const cap = this.#classSizes[cls]
@@ -196,7 +195,7 @@ class ThreadCache {
   }
 
   /**
-   * Takes back `buf`, a Buffer of `length` bytes lent by `take` with `ref` and `token`, as its
+   * Takes back `buf`, a Buffer of `length` bytes lent by `lend` with `ref` and `token`, as its
    * last release: detaches it and keeps its slot. NOT_GIVEN (nothing done) when the caller must
    * release it natively: the gate is shut, the cache is full, or `buf` is not what was lent;
    * else GIVEN, or GIVEN_TRACKED if leak detection had sampled it (its trace can go).
@@ -246,7 +245,7 @@ class ThreadCache {
     pending[top + 1] = entry
     pending[top + 2] = token
     this.#pendingTop[cls] = top + 3
-    // Witness a batch once a native call's worth waits (or when the ready ones run out: see take).
+    // Witness a batch once a native call's worth waits (or when the ready ones run out: see lend).
     if (++this.#pendingCount >= SYNC_BATCH) this.#sync()
     return given
   }
@@ -302,7 +301,7 @@ class ThreadCache {
         const halved = this.#limit[c] >> 1
         this.#limit[c] = halved > CAPACITY[c] ? halved : CAPACITY[c]
       }
-      if (unused !== 0) n = this.#takeColdest(c, unused - (unused >> 2), n)
+      if (unused !== 0) n = this.#listColdest(c, unused - (unused >> 2), n)
       this.#low[c] = (this.#readyTop[c] + this.#pendingTop[c]) / 3
     }
     if (n !== 0) {
@@ -314,21 +313,21 @@ class ThreadCache {
   }
 
   /** Moves the `k` oldest triples of class `c` (ready ones first) to `#list` after its first `n`; returns the new count. */
-  #takeColdest(c, k, n) {
-    let taken = this.#takeBottom(this.#ready[c], this.#readyTop, c, k, n)
-    if (taken < k) {
-      const more = this.#takeBottom(this.#pending[c], this.#pendingTop, c, k - taken, n + taken)
+  #listColdest(c, k, n) {
+    let listed = this.#listBottom(this.#ready[c], this.#readyTop, c, k, n)
+    if (listed < k) {
+      const more = this.#listBottom(this.#pending[c], this.#pendingTop, c, k - listed, n + listed)
       this.#pendingCount -= more
-      taken += more
+      listed += more
     }
-    return n + taken
+    return n + listed
   }
 
   /**
    * Moves up to `k` triples from the bottom of `stack` (class `c`, its top in `tops`) to `#list`
    * after its first `n`, and the rest down; returns how many.
    */
-  #takeBottom(stack, tops, c, k, n) {
+  #listBottom(stack, tops, c, k, n) {
     const top = tops[c]
     const m = k < top / 3 ? k : top / 3
     const list = this.#list

@@ -88,6 +88,34 @@ function parseByteCount(text, name, caller) {
   return bytes
 }
 
+const ALLOC_OPTIONS = ['align', 'priority', 'prefault']
+
+/**
+ * The native flags of alloc options `{ align, priority, prefault }`: the index of `align` in
+ * `aligns`, and the bits `essential` and `prefault` of `flags` (the native constants).
+ */
+function allocFlags(options, aligns, flags, caller) {
+  const opts = validateOptions(options, 'options', ALLOC_OPTIONS, caller)
+  let bits = 0
+  if (opts.align !== undefined) {
+    let index = -1
+    for (let i = 0; i < aligns.length; i++) if (aligns[i] === opts.align) index = i
+    if (index < 0)
+      throw errors.invalidArgValue('options.align', opts.align, `must be one of ${aligns.join(', ')}`, caller)
+    bits |= index
+  }
+  if (opts.priority !== undefined) {
+    validateOneOf(opts.priority, 'options.priority', ['normal', 'essential'], caller)
+    if (opts.priority === 'essential') bits |= flags.essential
+  }
+  if (opts.prefault !== undefined) {
+    if (typeof opts.prefault !== 'boolean')
+      throw errors.invalidArgType('options.prefault', 'of type boolean', opts.prefault, caller)
+    if (opts.prefault) bits |= flags.prefault
+  }
+  return bits
+}
+
 module.exports = {
   validateSize,
   validateBuffer,
@@ -95,6 +123,7 @@ module.exports = {
   validateOptions,
   validateOneOf,
   validateWatermarks,
+  allocFlags,
   parseByteCount,
   MAX_LENGTH,
 }

@@ -1,0 +1,144 @@
+'use strict'
+// A scope's close() (./scope.js): drops one reference of each of its Buffers. Those lent by this
+// thread's cache go back to it; a few others are released one by one, as release() takes them
+// (./release.js); more go in one batch, whose two native calls take the pool's lock once each.
+
+const { nativeReleaseMany, nativeFinishMany, OUTCOME, TRANSFER, detach } = require('./native')
+const errors = require('./errors')
+const { PooledBuffer } = require('./pooled-buffer')
+const { GIVEN_TRACKED } = require('./thread-cache')
+const { drop } = require('./release')
+const { keepSlot } = require('./small-buffers')
+const { keepMapping } = require('./large-buffers')
+const { F64, lengthOf, mapSize, mapDelete } = require('./intrinsics')
+
+const { tokenOf, clearCacheRef, wasRetained, originOf } = PooledBuffer
+
+/** Most Buffers a scope's close() releases one by one beside those of the cache (a batch costs more). */
+const SINGLE_RELEASES_MAX = 2
+
+/**
+ * Drops one reference of each Buffer of `list` (a private Array of PooledBuffers of `lender`'s
+ * pool, which this call uses up), reporting errors as `caller`'s. Returns the references dropped.
+ */
+function releaseAll(lender, list, caller) {
+  const n = list.length
+  if (n === 0) return 0
+  const cache = lender.closed ? null : lender.cache
+  let checked = 0
+  let stuck = 0
+  let cached = 0
+  let direct = 0
+  // First those lent by this thread's cache: back into it, as release() does, with no native
+  // call. The others are left in `list` (the rest made undefined).
+  let others = 0
+  for (let i = 0; i < n; i++) {
+    const buf = list[i]
+    const token = tokenOf(buf)
+    // A Buffer released meanwhile (or whose memory someone moved out) reads as empty: skip it,
+    // as anything that is not a Buffer of the safe path.
+    if (typeof token !== 'number' || lengthOf(buf) === 0) {
+      list[i] = undefined
+      continue
+    }
+    const ref = clearCacheRef(buf)
+    if (ref >= 0 && cache != null && originOf(buf).handle === lender.handle) {
+      let given
+      try {
+        given = cache.give(buf, lengthOf(buf), ref, token)
+      } catch {
+        stuck++
+        list[i] = undefined
+        continue
+      }
+      if (given !== 0) {
+        cached++
+        list[i] = undefined
+        if (given === GIVEN_TRACKED) mapDelete(lender.traces, token)
+        continue
+      }
+    }
+    others++
+  }
+  if (others <= SINGLE_RELEASES_MAX || lender.quarantine !== null) {
+    // A few: one by one, as release() takes each (a batch's native calls cost more).
+    let dropped = cached
+    let failure = null
+    for (let i = 0; i < n && others !== 0; i++) {
+      const buf = list[i]
+      if (buf === undefined) continue
+      list[i] = undefined
+      others--
+      try {
+        drop(lender, buf, tokenOf(buf), caller)
+        dropped++
+      } catch (err) {
+        // The rest are released all the same; the first error is told after them.
+        failure ??= err
+      }
+    }
+    if (stuck !== 0) throw errors.notDetachable(caller)
+    if (failure !== null) throw failure
+    return dropped
+  }
+  const io = new F64(4 * n)
+  for (let i = 0; i < n; i++) {
+    const buf = list[i]
+    if (buf === undefined) continue
+    const token = tokenOf(buf)
+    io[4 * i] = token
+    if (TRANSFER && !wasRetained(buf) && originOf(buf).handle === lender.handle) {
+      // As in release(): this pool's, attached and never retained, so this is its last
+      // reference: detach it now; finishMany checks it against its loan and ends it.
+      io[4 * i + 1] = OUTCOME.direct
+      io[4 * i + 2] = lengthOf(buf)
+      direct++
+      try {
+        list[i] = detach(buf)
+      } catch {
+        io[4 * i + 1] = OUTCOME.skipped
+        stuck++
+      }
+    } else {
+      io[4 * i + 1] = OUTCOME.retained
+      checked++
+    }
+  }
+  let tokens = null
+  if (mapSize(lender.traces) !== 0) {
+    tokens = new F64(n)
+    for (let i = 0; i < n; i++) tokens[i] = io[4 * i]
+  }
+  if (checked !== 0) {
+    // The others: drop a reference each first; detach those whose last one it was.
+    const last = nativeReleaseMany(lender.handle, list, io)
+    if (last < 0) throw lender.failure(last, caller)
+    for (let i = 0; last !== 0 && TRANSFER && i < n; i++) {
+      if (io[4 * i + 1] !== OUTCOME.last) continue
+      try {
+        list[i] = detach(list[i])
+      } catch {
+        io[4 * i + 1] = OUTCOME.skipped
+        stuck++
+      }
+    }
+  }
+  if (direct + checked !== 0) {
+    const status = nativeFinishMany(lender.handle, list, io)
+    if (status < 0) throw lender.failure(status, caller)
+  }
+  let dropped = cached
+  for (let i = 0; i < n; i++) {
+    const outcome = io[4 * i + 1]
+    if (outcome === OUTCOME.skipped) continue
+    dropped++
+    if (outcome === OUTCOME.kept) keepSlot(lender, io[4 * i + 2], list[i], io[4 * i + 3], io[4 * i])
+    else if (outcome === OUTCOME.keptMapping) keepMapping(lender, list[i], io[4 * i + 3], io[4 * i + 2], io[4 * i])
+    if (tokens !== null && outcome !== OUTCOME.retained) mapDelete(lender.traces, tokens[i])
+  }
+  for (let i = 0; i < n; i++) list[i] = undefined
+  if (stuck !== 0) throw errors.notDetachable(caller)
+  return dropped
+}
+
+module.exports = { releaseAll }
