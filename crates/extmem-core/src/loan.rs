@@ -116,7 +116,46 @@ pub struct CacheLoan {
     pub entry: u32,
 }
 
+/// What a new loan is for, beyond its memory: see [`Loan::new`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoanTerms {
+    /// Length of the Buffer, as requested (a cache loan: its capacity).
+    pub requested: usize,
+    /// Whether leak detection tracks the Buffer.
+    pub tracked: bool,
+    /// Bytes its own Buffer adds to external memory (see [`Loan::external`]).
+    pub external: usize,
+    /// Whether it uses an ArrayBuffer bound to its memory (see [`Loan::bound`]).
+    pub bound: bool,
+    /// For a cache loan: the cache and its entry (see [`Loan::cache`]).
+    pub cache: Option<CacheLoan>,
+}
+
 impl Loan {
+    /// A loan of the `capacity` bytes of `memory` at `addr`, with generation `gen`, begun now with
+    /// one reference, neither parked nor in transit. The one place a loan is made: every loan
+    /// starts out so, and its terms say the rest.
+    pub fn new(gen: u32, memory: LoanMemory, addr: usize, capacity: usize, owner: Owner, terms: LoanTerms) -> Loan {
+        let LoanTerms { requested, tracked, external, bound, cache } = terms;
+        Loan {
+            addr,
+            requested,
+            capacity,
+            refs: 1,
+            gen,
+            memory,
+            owner,
+            since_ms: crate::clock::now_ms(),
+            tracked,
+            external,
+            bound,
+            parked: false,
+            transit: None,
+            shares: 0,
+            cache,
+        }
+    }
+
     /// The size class of a slot loan (0 for any other).
     pub fn memory_class(&self) -> usize {
         match self.memory {

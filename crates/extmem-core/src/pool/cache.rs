@@ -55,7 +55,7 @@ use std::sync::Arc;
 
 use super::{Finished, MappingRef, Pool, PoolConfig, SlotRef, State};
 use crate::error::PoolError;
-use crate::loan::{self, CacheLoan, Loan, LoanMemory, Owner};
+use crate::loan::{self, CacheLoan, LoanMemory, LoanTerms, Owner};
 use crate::size_class::{CLASS_COUNT, CLASS_SIZES};
 use crate::watermark::Level;
 
@@ -509,27 +509,16 @@ impl State {
         capacity: usize,
         owner: Owner,
     ) -> (usize, u32, u32) {
-        let gen = self.next_gen;
-        self.next_gen = loan::next_gen(gen);
         let rec = self.caches.recs.get_mut(&cache).expect("the caller checked the cache is open");
         let entry = rec.free_entries.pop().expect("the caller checked a free entry");
-        let key = self.loans.insert(Loan {
-            addr: addr as usize,
+        let terms = LoanTerms {
             requested: capacity,
-            capacity,
-            refs: 1,
-            gen,
-            memory,
-            owner,
-            since_ms: crate::clock::now_ms(),
             tracked: false,
             external: 0,
             bound: true,
-            parked: false,
-            transit: None,
-            shares: 0,
             cache: Some(CacheLoan { cache, entry }),
-        });
+        };
+        let (key, gen) = self.insert_loan(memory, addr, capacity, owner, terms);
         self.caches.recs.get_mut(&cache).expect("just found").entries.insert(entry, key);
         (key, gen, entry)
     }
@@ -644,7 +633,6 @@ impl Pool {
             let LoanMemory::Slot { slot, .. } = memory else { unreachable!("a small request takes a slot") };
             let epoch = st.classes[class].new_epoch(slot);
             let (key, gen, entry) = st.insert_cache_loan(cache, memory, addr, size, owner);
-            st.classes[class].set_loan(slot, key);
             st.caches.loans += 1;
             st.caches.bytes += size;
             st.caches.per_class[class] += 1;

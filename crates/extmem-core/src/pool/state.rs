@@ -5,7 +5,7 @@ use crate::clock;
 use crate::error::{PoolError, Syscall};
 use crate::events::{Leak, LevelChange, Listeners, PoolEvent};
 use crate::large::{self, MappingCache};
-use crate::loan::{self, Loan, LoanMemory, Owner, MAX_LIVE_LOANS};
+use crate::loan::{self, Loan, LoanMemory, LoanTerms, Owner, MAX_LIVE_LOANS};
 use crate::quarantine::Quarantine;
 use crate::size_class::{class_for, CLASS_SIZES, SMALL_MAX};
 use crate::slab::{ClassSlab, Slot, SLAB_CHUNK_BYTES};
@@ -227,32 +227,14 @@ impl State {
         req: AllocRequest,
         owner: Owner,
     ) -> u64 {
-        let gen = self.next_gen;
-        self.next_gen = loan::next_gen(gen);
-        let slot = match memory {
-            LoanMemory::Slot { class, slot } => Some((class, slot)),
-            _ => None,
-        };
-        let key = self.loans.insert(Loan {
-            addr: addr as usize,
+        let terms = LoanTerms {
             requested: req.size,
-            capacity,
-            refs: 1,
-            gen,
-            memory,
-            owner,
-            since_ms: clock::now_ms(),
             tracked: req.tracked,
             external,
-            bound: req.bind && slot.is_some(),
-            parked: false,
-            transit: None,
-            shares: 0,
+            bound: req.bind && matches!(memory, LoanMemory::Slot { .. }),
             cache: None,
-        });
-        if let Some((class, slot)) = slot {
-            self.classes[class].set_loan(slot, key);
-        }
+        };
+        let (key, gen) = self.insert_loan(memory, addr, capacity, owner, terms);
         let c = &mut self.counters;
         c.allocations += 1;
         c.in_use_bytes += capacity;
@@ -260,6 +242,30 @@ impl State {
         c.external_bytes += external;
         self.update_level(config);
         loan::token(pool, gen, key)
+    }
+
+    /// Makes a new loan of `memory` (`capacity` bytes at `addr`) on `terms`, with the next
+    /// generation, and records it as its slot's loan: returns its key and generation. The one
+    /// place a loan enters the table.
+    pub(super) fn insert_loan(
+        &mut self,
+        memory: LoanMemory,
+        addr: *mut u8,
+        capacity: usize,
+        owner: Owner,
+        terms: LoanTerms,
+    ) -> (usize, u32) {
+        let gen = self.next_gen;
+        self.next_gen = loan::next_gen(gen);
+        let slot = match memory {
+            LoanMemory::Slot { class, slot } => Some((class, slot)),
+            _ => None,
+        };
+        let key = self.loans.insert(Loan::new(gen, memory, addr as usize, capacity, owner, terms));
+        if let Some((class, slot)) = slot {
+            self.classes[class].set_loan(slot, key);
+        }
+        (key, gen)
     }
 
     /// Ends a loan whose Buffer was collected (a tracked one is a leak), or parks it if
