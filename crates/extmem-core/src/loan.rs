@@ -15,6 +15,7 @@
 use memmap2::MmapMut;
 
 use crate::slab::Slot;
+use crate::stats::LoanBytes;
 
 const KEY_BITS: u32 = 28;
 const GEN_BITS: u32 = 13;
@@ -154,6 +155,11 @@ impl Loan {
             shares: 0,
             cache,
         }
+    }
+
+    /// The bytes it accounts for in the pool's counters, as an ordinary loan.
+    pub fn bytes(&self) -> LoanBytes {
+        LoanBytes { capacity: self.capacity, requested: self.requested, external: self.external }
     }
 
     /// The size class of a slot loan (0 for any other).

@@ -117,7 +117,7 @@ impl Pool {
                     _ => None,
                 };
                 let bound_bytes = if req.bind { capacity } else { 0 };
-                st.counters.external_bytes += bound_bytes;
+                st.counters.count_external(bound_bytes);
                 let external = if bound_bytes != 0 { 0 } else { req.size };
                 let bind = req.bind;
                 let token = st.lend(&self.config, self.id, memory, addr, capacity, external, req, owner);
@@ -199,7 +199,7 @@ impl Pool {
         may_be_reachable: impl FnOnce(&Owner) -> bool,
     ) -> Option<Reclaimed> {
         let mut st = self.state.lock();
-        st.counters.external_bytes -= bytes;
+        st.counters.uncount_external(bytes);
         let class = &st.classes[slot.class];
         if class.epoch(slot.slot) != slot.epoch {
             return None;
@@ -333,12 +333,12 @@ impl Pool {
     /// the loan and the grant's bound external bytes.
     pub fn undo_alloc(&self, grant: &Grant) {
         let mut st = self.state.lock();
-        st.counters.external_bytes -= grant.bound_bytes;
+        st.counters.uncount_external(grant.bound_bytes);
         if let Some(m) = grant.mapping {
             st.unbind_mapping(m.addr);
         }
         if st.end_loan(&self.config, self.id, grant.token).is_some() {
-            st.counters.allocations -= 1;
+            st.counters.uncount_allocation();
         }
     }
 
@@ -467,7 +467,7 @@ impl Pool {
                 freed += c.trim();
             }
         }
-        st.counters.reserved_bytes -= freed;
+        st.counters.unreserve(freed);
         freed
     }
 
@@ -476,13 +476,8 @@ impl Pool {
         let mut st = self.state.lock();
         let lent = st.caches.lent();
         let (large_lent, large_lent_bytes) = st.caches.lent_large();
-        let mut counters = st.counters.clone();
-        counters.in_use_bytes += lent.in_use;
-        counters.requested_bytes += lent.requested;
-        counters.allocations += lent.allocations;
-        counters.releases += lent.releases;
-        counters.peak_in_use_bytes = counters.peak_in_use_bytes.max(counters.in_use_bytes);
-        st.counters.peak_in_use_bytes = counters.peak_in_use_bytes;
+        let counters = st.counters.with_lent(lent.in_use, lent.requested, lent.allocations, lent.releases);
+        st.counters.note_peak(counters.in_use_bytes);
         PoolStats {
             max_bytes: self.config.max_bytes,
             counters,

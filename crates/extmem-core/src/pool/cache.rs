@@ -489,9 +489,10 @@ impl State {
         b.add(WORD_LIVE, -1);
         b.set(WORD_ENTRIES + cl.entry as usize, 0);
         b.add(WORD_CLASSES + class, -1);
-        self.counters.in_use_bytes += capacity;
-        self.counters.requested_bytes += len;
-        self.counters.peak_in_use_bytes = self.counters.peak_in_use_bytes.max(self.in_use_total());
+        let bytes = self.loans[key].bytes();
+        self.counters.materialize(bytes);
+        let in_use = self.in_use_total();
+        self.counters.note_peak(in_use);
         if class >= CLASS_COUNT {
             // An ordinary loan of a mapping counts among the live large ones.
             self.large_live += 1;
@@ -577,8 +578,7 @@ impl State {
     fn fold_counts(&mut self, block: &CacheBlock) {
         let allocations = block.word(WORD_ALLOCATIONS).swap(0, Ordering::AcqRel);
         let releases = block.word(WORD_RELEASES).swap(0, Ordering::AcqRel);
-        self.counters.allocations += allocations.max(0) as u64;
-        self.counters.releases += releases.max(0) as u64;
+        self.counters.fold(allocations.max(0) as u64, releases.max(0) as u64);
     }
 }
 
@@ -636,7 +636,7 @@ impl Pool {
             st.caches.loans += 1;
             st.caches.bytes += size;
             st.caches.per_class[class] += 1;
-            st.counters.external_bytes += size;
+            st.counters.count_external(size);
             out.push(CacheGrant {
                 token: loan::token(self.id, gen, key),
                 entry,
@@ -697,7 +697,7 @@ impl Pool {
             let epoch = st.bind_mapping(addr as usize, capacity, key);
             st.caches.large_loans += 1;
             st.caches.large_bytes += capacity;
-            st.counters.external_bytes += capacity;
+            st.counters.count_external(capacity);
             out.push(CacheGrant {
                 token: loan::token(self.id, gen, key),
                 entry,
@@ -721,7 +721,7 @@ impl Pool {
     pub fn cache_undo(&self, grant: &CacheGrant, node_has_it: bool) {
         let mut st = self.state.lock();
         if !node_has_it {
-            st.counters.external_bytes -= grant.len;
+            st.counters.uncount_external(grant.len);
         }
         if let Some((_, _, key)) = loan::untoken(grant.token) {
             st.end_cached(key);

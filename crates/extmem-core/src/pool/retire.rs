@@ -77,7 +77,7 @@ impl State {
         for (held, changed) in leaving {
             let Retired { memory, token, requested, thread } = held.item;
             if let Some(offset) = changed {
-                self.counters.misuses += 1;
+                self.counters.count_misuse();
                 let misuse = Misuse { size: requested, address: held.addr, offset, token, thread };
                 self.listeners.emit(&PoolEvent::Misuse(misuse));
             }
@@ -87,8 +87,7 @@ impl State {
             self.free_memory(memory);
         }
         if let Some(q) = &self.quarantine {
-            self.counters.quarantined_buffers = q.len();
-            self.counters.quarantined_bytes = q.bytes();
+            self.counters.set_quarantined(q.len(), q.bytes());
         }
     }
 }

@@ -9,7 +9,7 @@ use crate::loan::{self, Loan, LoanMemory, LoanTerms, Owner, MAX_LIVE_LOANS};
 use crate::quarantine::Quarantine;
 use crate::size_class::{class_for, CLASS_SIZES, SMALL_MAX};
 use crate::slab::{ClassSlab, Slot, SLAB_CHUNK_BYTES};
-use crate::stats::Counters;
+use crate::stats::{Counters, LoanBytes, Refused};
 use crate::watermark::Level;
 
 use super::{bound_map, cache, resize, retire, AllocRequest, Finished, MappingRef, PoolConfig, Reclaimed, SlotRef};
@@ -112,7 +112,8 @@ impl State {
         if now >= self.mappings_expire_ms {
             // Not at every allocation: looking costs a pass over the cache's bins.
             self.mappings_expire_ms = now + EXPIRE_EVERY_MS;
-            self.counters.reserved_bytes -= self.cache.expire(now);
+            let expired = self.cache.expire(now);
+            self.counters.unreserve(expired);
         }
         let cached = if req.bind { self.cache.take_exact(len) } else { self.cache.take(len) };
         let (mut map, fresh) = match cached {
@@ -123,7 +124,7 @@ impl State {
                 }
                 match large::map(len, req.prefault) {
                     Ok(map) => {
-                        self.counters.reserved_bytes += len;
+                        self.counters.reserve(len);
                         (map, true)
                     }
                     Err(e) => return Err(PoolError::os(size, Syscall::Mmap, &e)),
@@ -153,7 +154,7 @@ impl State {
         if let Err(e) = self.classes[class].add_chunk() {
             return Err(PoolError::os(req.size, Syscall::Mmap, &e));
         }
-        self.counters.reserved_bytes += SLAB_CHUNK_BYTES;
+        self.counters.reserve(SLAB_CHUNK_BYTES);
         let (slot, addr) = self.classes[class].pop().expect("a new chunk has free slots");
         Ok((LoanMemory::Slot { class, slot }, addr))
     }
@@ -201,16 +202,15 @@ impl State {
 
     pub(super) fn count_refusal(&mut self, config: &PoolConfig, e: &PoolError, priority: Priority) {
         let at_cap = self.is_cap_refusal(config, e, priority);
-        let c = &mut self.counters;
-        c.failed_allocations += 1;
-        match e {
-            PoolError::Throttled { .. } => c.refused_throttled += 1,
-            PoolError::Os { .. } => c.refused_os += 1,
-            _ if !at_cap => c.refused_shedding += 1,
-            _ => {
-                c.refused_cap += 1;
-                self.caches.ask_flush();
-            }
+        let reason = match e {
+            PoolError::Throttled { .. } => Refused::Throttled,
+            PoolError::Os { .. } => Refused::Os,
+            _ if !at_cap => Refused::Shedding,
+            _ => Refused::Cap,
+        };
+        self.counters.count_refusal(reason);
+        if reason == Refused::Cap {
+            self.caches.ask_flush();
         }
     }
 
@@ -235,11 +235,7 @@ impl State {
             cache: None,
         };
         let (key, gen) = self.insert_loan(memory, addr, capacity, owner, terms);
-        let c = &mut self.counters;
-        c.allocations += 1;
-        c.in_use_bytes += capacity;
-        c.requested_bytes += req.size;
-        c.external_bytes += external;
+        self.counters.lend(LoanBytes { capacity, requested: req.size, external });
         self.update_level(config);
         loan::token(pool, gen, key)
     }
@@ -286,14 +282,12 @@ impl State {
                 // Never unmapped: another thread may still read and write it.
                 std::mem::forget(map);
             }
-            self.counters.parked_buffers += 1;
-            self.counters.parked_bytes += capacity;
+            self.counters.park(capacity);
             return Some(Reclaimed::Parked(owner));
         }
         let ended = self.end_loan(config, pool, token)?;
-        self.counters.gc_reclaims += 1;
+        self.counters.count_reclaim(ended.tracked);
         if ended.tracked {
-            self.counters.leaks += 1;
             let leak = Leak {
                 size: ended.requested,
                 age_ms: clock::now_ms().saturating_sub(ended.since_ms),
@@ -335,14 +329,14 @@ impl State {
         for c in &mut self.classes {
             freed += c.trim();
         }
-        self.counters.reserved_bytes -= freed;
+        self.counters.unreserve(freed);
         freed
     }
 
     /// Moves the level after `in_use_bytes` changed, and tells the listeners if it moved.
     pub(super) fn update_level(&mut self, config: &PoolConfig) {
         let in_use = self.in_use_total();
-        self.counters.peak_in_use_bytes = self.counters.peak_in_use_bytes.max(in_use);
+        self.counters.note_peak(in_use);
         let utilization = in_use as f64 / config.max_bytes as f64;
         let level = config.watermarks.next(self.level, utilization);
         if level != self.level {
@@ -392,7 +386,7 @@ impl State {
     /// Ends the loan of `token` by release (see [`Pool::finish_release`]).
     pub(super) fn finish(&mut self, config: &PoolConfig, pool: u64, token: u64) -> Option<Finished> {
         let ended = self.end_loan(config, pool, token)?;
-        self.counters.releases += 1;
+        self.counters.count_release();
         let slot =
             ended.memory_was.map(|(class, slot)| SlotRef { class, slot, epoch: self.classes[class].epoch(slot) });
         Some(Finished { owner: ended.owner, slot, bound: ended.bound, mapping: ended.mapping })
@@ -413,7 +407,8 @@ impl State {
                 let slab = &mut self.classes[class];
                 slab.push(slot);
                 if self.closed && slab.chunk_is_empty(slot) {
-                    self.counters.reserved_bytes -= slab.trim();
+                    let freed = slab.trim();
+                    self.counters.unreserve(freed);
                 }
             }
             LoanMemory::Mapping(map) => {
@@ -423,7 +418,7 @@ impl State {
                     let now = clock::now_ms();
                     self.cache.expire(now) + self.cache.put(map, now)
                 };
-                self.counters.reserved_bytes -= unmapped;
+                self.counters.unreserve(unmapped);
             }
             LoanMemory::Returned | LoanMemory::Parked => unreachable!("a live loan owns its memory"),
         }
@@ -434,10 +429,7 @@ impl State {
         self.live_loan_mut(pool, token)?;
         let (_, _, key) = loan::untoken(token)?;
         let mut l = self.loans.remove(key);
-        let c = &mut self.counters;
-        c.in_use_bytes -= l.capacity;
-        c.requested_bytes -= l.requested;
-        c.external_bytes -= l.external;
+        self.counters.end(l.bytes());
         let memory_was = match l.memory {
             LoanMemory::Slot { class, slot } => Some((class, slot)),
             _ => None,
