@@ -65,8 +65,8 @@ pub struct Counters {
     pub misuses: u64,
 }
 
-/// The bytes one ordinary loan accounts for: what [`Counters::lend`] adds when it begins and
-/// [`Counters::end`] takes away when it ends (see [`Loan::bytes`](crate::loan::Loan::bytes)).
+/// The bytes one ordinary loan accounts for: what `Counters::lend` adds when it begins and
+/// `Counters::end` takes away when it ends (see [`Loan::bytes`](crate::loan::Loan::bytes)).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LoanBytes {
     /// Bytes of its slot or mapping.
@@ -79,7 +79,7 @@ pub struct LoanBytes {
 
 /// Why an allocation was refused, as the counters tell refusals apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refused {
+pub(crate) enum Refused {
     /// At the hard cap (`refused_cap`).
     Cap,
     /// By graded admission at warning or critical (`refused_throttled`).

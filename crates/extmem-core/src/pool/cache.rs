@@ -2,7 +2,7 @@
 //! lends them to Buffers and takes them back with no call into the core and no lock.
 //!
 //! A cached slot (or mapping of a large class, bound to the cache's ArrayBuffer over it, see
-//! `bound_map`) is a *cache loan*: a loan whose [`Loan::cache`] names the cache and an entry of
+//! `bound_map`) is a *cache loan*: a loan whose [`Loan::cache`](crate::loan::Loan::cache) names the cache and an entry of
 //! it. Large classes follow the small ones: cache class `CLASS_COUNT + k` is the large class of
 //! length `large::class_lens()[k]`. While the slot sits in the cache it counts as reserved and cached, not in use. The thread
 //! lends it to a Buffer and takes it back by writing its [`CacheBlock`], a small array of 32-bit
@@ -18,7 +18,7 @@
 //!   `normal` or `warning`, and the bytes in use are far enough from the thresholds on both sides
 //!   for every cache's allowed drift), 0 otherwise; beside it the *drift budgets*, how far each
 //!   cache may move up and down from its synced bytes before it syncs again (the farther the pool
-//!   is from the threshold on that side, the larger: see [`State::drift_budgets`]); and it counts
+//!   is from the threshold on that side, the larger: see `State::drift_budgets`); and it counts
 //!   up the *flush* word to ask every cache to give its slots back (at `critical`, after a refusal
 //!   at the cap, on `trim`).
 //!
@@ -26,11 +26,11 @@
 //! - each word has one writer: the gate, the drift budgets and the flush word the core (under the
 //!   pool's lock), every other word the cache's own thread (its JavaScript, or the core on that
 //!   thread inside one of its calls or finalizers, while no JavaScript of it runs: the synced
-//!   word is written only so, by [`Pool::cache_sync`] and [`State::materialize`]); every other
+//!   word is written only so, by [`Pool::cache_sync`] and `State::materialize`); every other
 //!   thread only loads them;
 //! - a thread keeps its drift, `WORD_IN_USE - WORD_SYNCED`, at most its up budget above and its
 //!   down budget below 0 (it reads them at each lend and release), syncing first or taking the
-//!   core's path where a move would leave that range; [`State::materialize`] lowers both words
+//!   core's path where a move would leave that range; `State::materialize` lowers both words
 //!   by the same bytes (they move to the core's counters, and the total does not change), so no
 //!   path lets a cache go past its budgets. That is what the budgets count on: the core gives
 //!   each of `n` open caches `1/n` of the room between the synced bytes in use and each threshold
@@ -46,7 +46,7 @@
 //!   one): `cache_sync` makes the witnesses of slots put back since the last sync before the
 //!   thread lends them again;
 //! - any core call that checks a cache-served Buffer against its loan first turns the cache loan
-//!   into an ordinary loan ([`State::materialize`]); JavaScript forgets the entry before any such
+//!   into an ordinary loan (`State::materialize`); JavaScript forgets the entry before any such
 //!   call, so the two never disagree about which loans the cache still serves.
 
 use std::collections::HashMap;
