@@ -555,6 +555,60 @@ mod tests {
     }
 
     #[test]
+    fn release_all_checks_each_buffer_as_release_does_and_counts_references_down() {
+        let p = Pool::new(1 << 20);
+        let other = Pool::new(1 << 20);
+        let once = p.alloc(10, false, OWNER).unwrap();
+        let twice = p.alloc(300_000, false, OWNER).unwrap();
+        p.retain(twice.token, twice.addr as usize, 300_000).unwrap();
+        let ended = p.alloc(20, false, OWNER).unwrap();
+        end(&p, ended, 20);
+        let foreign = other.alloc(10, false, OWNER).unwrap();
+        let before = p.stats();
+        let answers = p.release_all(&[
+            (once.token, once.addr as usize, 10),
+            (twice.token, twice.addr as usize, 300_000),
+            (ended.token, ended.addr as usize, 20),
+            (once.token, once.addr as usize + 1, 9),
+            (foreign.token, foreign.addr as usize, 10),
+        ]);
+        assert_eq!(answers, [Some(Release::Last(OWNER)), Some(Release::Retained(1)), None, None, None]);
+        assert_eq!(p.stats(), before, "nothing ends before finish_all");
+        assert_eq!(p.ref_count(twice.token, twice.addr as usize, 300_000), Ok(1));
+    }
+
+    #[test]
+    fn finish_all_ends_released_loans_and_buffers_never_retained_under_one_lock() {
+        let p = Pool::new(1 << 20);
+        let released = p.alloc(100, false, OWNER).unwrap();
+        let straight = p.alloc(20_000, false, OWNER).unwrap();
+        let retained = p.alloc(30, false, OWNER).unwrap();
+        p.retain(retained.token, retained.addr as usize, 30).unwrap();
+        assert_eq!(p.release_all(&[(released.token, released.addr as usize, 100)]), [Some(Release::Last(OWNER))]);
+        let done = p.finish_all(&[
+            (released.token, None),
+            (straight.token, Some((straight.addr as usize, 20_000))),
+            (retained.token, Some((retained.addr as usize, 30))),
+            (released.token, None),
+            (straight.token, Some((straight.addr as usize + 8, 8))),
+            (12345, None),
+        ]);
+        let owners: Vec<Option<Owner>> = done.iter().map(|f| f.map(|f| f.owner)).collect();
+        assert_eq!(owners, [Some(OWNER), Some(OWNER), None, None, None, None], "each loan ends once");
+        let slot = done[0].unwrap().slot.expect("a slot loan names its slot");
+        assert_eq!(slot.class, class_for(100, MIN_ALIGN));
+        assert!(done[1].unwrap().slot.is_none(), "a mapping has no slot");
+        assert_eq!(p.ref_count(retained.token, retained.addr as usize, 30), Ok(1), "one reference dropped");
+        let s = p.stats();
+        assert_eq!((s.live_buffers, s.counters.releases, s.counters.requested_bytes), (1, 2, 30));
+        assert_eq!(s.counters.external_bytes, 30);
+        end(&p, retained, 30);
+        let s = p.stats();
+        assert_eq!((s.live_buffers, s.counters.in_use_bytes, s.counters.external_bytes), (0, 0, 0));
+        assert_eq!(s.counters.allocations - s.counters.releases - s.counters.gc_reclaims, 0);
+    }
+
+    #[test]
     fn alloc_zero_fills_recycled_memory() {
         let p = Pool::new(1 << 20);
         let g = p.alloc(100, false, OWNER).unwrap();
