@@ -81,7 +81,7 @@ pub struct Loan {
     pub memory: LoanMemory,
     /// The binding's data for this loan.
     pub owner: Owner,
-    /// When the loan began, in [`clock::now_ms`](crate::clock::now_ms) milliseconds.
+    /// When the loan began, in [`os::now_ms`](crate::os::now_ms) milliseconds.
     pub since_ms: u64,
     /// Whether leak detection tracks this Buffer: its collection without release is a leak.
     pub tracked: bool,
@@ -146,7 +146,7 @@ impl Loan {
             gen,
             memory,
             owner,
-            since_ms: crate::clock::now_ms(),
+            since_ms: crate::os::now_ms(),
             tracked,
             external,
             bound,
@@ -160,14 +160,6 @@ impl Loan {
     /// The bytes it accounts for in the pool's counters, as an ordinary loan.
     pub fn bytes(&self) -> LoanBytes {
         LoanBytes { capacity: self.capacity, requested: self.requested, external: self.external }
-    }
-
-    /// The size class of a slot loan (0 for any other).
-    pub fn memory_class(&self) -> usize {
-        match self.memory {
-            LoanMemory::Slot { class, .. } => class,
-            _ => 0,
-        }
     }
 }
 

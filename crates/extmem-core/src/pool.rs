@@ -13,10 +13,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::Mutex;
 
 use crate::admission::Priority;
-use crate::clock;
 use crate::error::PoolError;
 use crate::events::Listener;
 use crate::loan::{self, LoanMemory, Owner, POOL_ID_MASK};
+use crate::os;
 use crate::size_class::{class_for, CLASS_SIZES, SMALL_MAX};
 use crate::stats::{ClassStats, PoolStats};
 use crate::watermark::Level;
@@ -406,7 +406,7 @@ impl Pool {
 
     /// The live loans at least `older_than_ms` old, oldest first.
     pub fn live(&self, older_than_ms: u64) -> Vec<LiveLoan> {
-        let now = clock::now_ms();
+        let now = os::now_ms();
         let st = self.state.lock();
         let mut out: Vec<LiveLoan> = st
             .loans
@@ -459,7 +459,7 @@ impl Pool {
     /// given back.
     pub fn decay(&self) -> usize {
         let mut st = self.state.lock();
-        let now = clock::now_ms();
+        let now = os::now_ms();
         let mut freed = st.cache.expire(now);
         if now.saturating_sub(st.chunks_decayed_ms) >= CHUNK_DECAY_MS {
             st.chunks_decayed_ms = now;

@@ -807,11 +807,6 @@ impl Pool {
         }
         st.update_gates(&self.config);
     }
-
-    /// Asks every cache to flush at its thread's next call.
-    pub fn cache_ask_flush(&self) {
-        self.state.lock().caches.ask_flush();
-    }
 }
 
 #[cfg(test)]

@@ -11,9 +11,9 @@
 //! - The thread caches never serve a pool with a quarantine (see `cache_fill`), so every release
 //!   in it reaches the core and every reuse path goes through here.
 
-use crate::clock;
 use crate::events::{Misuse, PoolEvent};
 use crate::loan::LoanMemory;
+use crate::os;
 use crate::quarantine::Leaving;
 
 use super::State;
@@ -48,7 +48,7 @@ impl State {
             // Not live any more, though not cached either.
             _ => self.large_live -= 1,
         }
-        let now = clock::now_ms();
+        let now = os::now_ms();
         // SAFETY: the loan has ended: its memory is mapped and the pool's alone, except for
         // native code that kept its address (which is what the quarantine is for).
         unsafe { q.hold(Retired { memory, token, requested, thread }, addr, len, now) };

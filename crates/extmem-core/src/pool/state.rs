@@ -1,11 +1,11 @@
 //! The pool's state behind its lock, and the private operations that keep its invariants.
 
 use crate::admission::{self, Admission, Priority, Refusal};
-use crate::clock;
 use crate::error::{PoolError, Syscall};
 use crate::events::{Leak, LevelChange, Listeners, PoolEvent};
 use crate::large::{self, MappingCache};
 use crate::loan::{self, Loan, LoanMemory, LoanTerms, Owner, MAX_LIVE_LOANS};
+use crate::os;
 use crate::quarantine::Quarantine;
 use crate::size_class::{class_for, CLASS_SIZES, SMALL_MAX};
 use crate::slab::{ClassSlab, Slot, SLAB_CHUNK_BYTES};
@@ -80,7 +80,7 @@ impl State {
             counters: Counters::default(),
             resizing: Vec::new(),
             caches: cache::Caches::default(),
-            chunks_decayed_ms: clock::now_ms(),
+            chunks_decayed_ms: os::now_ms(),
             mappings_expire_ms: 0,
             bound_maps: std::collections::HashMap::new(),
             next_mapping_epoch: 0,
@@ -108,7 +108,7 @@ impl State {
         }
         self.admit(config, req)?;
         let len = if req.bind { large::class_len(size) } else { large::mapping_len(size) };
-        let now = clock::now_ms();
+        let now = os::now_ms();
         if now >= self.mappings_expire_ms {
             // Not at every allocation: looking costs a pass over the cache's bins.
             self.mappings_expire_ms = now + EXPIRE_EVERY_MS;
@@ -290,7 +290,7 @@ impl State {
         if ended.tracked {
             let leak = Leak {
                 size: ended.requested,
-                age_ms: clock::now_ms().saturating_sub(ended.since_ms),
+                age_ms: os::now_ms().saturating_sub(ended.since_ms),
                 address: ended.addr,
                 token,
                 thread: ended.owner.thread,
@@ -415,7 +415,7 @@ impl State {
                 let unmapped = if self.closed {
                     map.len()
                 } else {
-                    let now = clock::now_ms();
+                    let now = os::now_ms();
                     self.cache.expire(now) + self.cache.put(map, now)
                 };
                 self.counters.unreserve(unmapped);
