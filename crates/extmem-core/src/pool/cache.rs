@@ -2,11 +2,12 @@
 //! lends them to Buffers and takes them back with no call into the core and no lock.
 //!
 //! A cached slot (or mapping of a large class, bound to the cache's ArrayBuffer over it, see
-//! `bound_map`) is a *cache loan*: a loan whose [`Loan::cache`](crate::loan::Loan::cache) names the cache and an entry of
-//! it. Large classes follow the small ones: cache class `CLASS_COUNT + k` is the large class of
-//! length `large::class_lens()[k]`. While the slot sits in the cache it counts as reserved and cached, not in use. The thread
-//! lends it to a Buffer and takes it back by writing its [`CacheBlock`], a small array of 32-bit
-//! words that both sides can see (JavaScript views it as an `Int32Array`):
+//! `bound_map`) is a *cache loan*: a loan whose [`Loan::cache`](crate::loan::Loan::cache) names
+//! the cache and an entry of it. Large classes follow the small ones: cache class
+//! `CLASS_COUNT + k` is the large class of length `large::class_lens()[k]`. While the slot sits
+//! in the cache it counts as reserved and cached, not in use. The thread lends it to a Buffer and
+//! takes it back by writing its [`CacheBlock`], a small array of 32-bit words that both sides can
+//! see (JavaScript views it as an `Int32Array`):
 //!
 //! - the thread adds each lend and release to the block's counters (bytes in use, bytes
 //!   requested, live Buffers, allocations, releases), so [`Pool::stats`] adds them to its own and
