@@ -260,6 +260,10 @@ pub struct CacheGrant {
 }
 
 /// The caches of one pool and their totals.
+///
+/// Invariant: `loans`, `bytes` and `per_class` count the cache loans of slots (cached or lent)
+/// and `large_loans`, `large_bytes` those of large mappings, over every record; they change only
+/// through [`Caches::count_loan`] and [`Caches::uncount_loan`], as a cache loan is made and ends.
 #[derive(Debug)]
 pub(super) struct Caches {
     recs: HashMap<u64, CacheRec>,
@@ -300,6 +304,30 @@ impl Default for Caches {
 }
 
 impl Caches {
+    /// A cache loan of cache class `class`, `bytes` long, was made.
+    fn count_loan(&mut self, class: usize, bytes: usize) {
+        if class < CLASS_COUNT {
+            self.loans += 1;
+            self.bytes += bytes;
+            self.per_class[class] += 1;
+        } else {
+            self.large_loans += 1;
+            self.large_bytes += bytes;
+        }
+    }
+
+    /// A cache loan of cache class `class`, `bytes` long, is one no more.
+    fn uncount_loan(&mut self, class: usize, bytes: usize) {
+        if class < CLASS_COUNT {
+            self.loans -= 1;
+            self.bytes -= bytes;
+            self.per_class[class] -= 1;
+        } else {
+            self.large_loans -= 1;
+            self.large_bytes -= bytes;
+        }
+    }
+
     /// Buffers lent from caches per class, summed over the blocks.
     pub(super) fn lent_per_class(&self) -> [usize; CLASS_COUNT] {
         let mut out = [0; CLASS_COUNT];
@@ -558,14 +586,7 @@ impl State {
     /// cache's record once it is closed and holds no loan (its counts of lends and releases join
     /// the core's then).
     fn forget_entry(&mut self, cl: CacheLoan, capacity: usize, class: usize) {
-        if class < CLASS_COUNT {
-            self.caches.loans -= 1;
-            self.caches.bytes -= capacity;
-            self.caches.per_class[class] -= 1;
-        } else {
-            self.caches.large_loans -= 1;
-            self.caches.large_bytes -= capacity;
-        }
+        self.caches.uncount_loan(class, capacity);
         let Some(rec) = self.caches.recs.get_mut(&cl.cache) else { return };
         rec.entries.remove(&cl.entry);
         rec.free_entries.push(cl.entry);
@@ -634,9 +655,7 @@ impl Pool {
             let LoanMemory::Slot { slot, .. } = memory else { unreachable!("a small request takes a slot") };
             let epoch = st.classes[class].new_epoch(slot);
             let (key, gen, entry) = st.insert_cache_loan(cache, memory, addr, size, owner);
-            st.caches.loans += 1;
-            st.caches.bytes += size;
-            st.caches.per_class[class] += 1;
+            st.caches.count_loan(class, size);
             st.counters.count_external(size);
             out.push(CacheGrant {
                 token: loan::token(self.id, gen, key),
@@ -669,9 +688,7 @@ impl Pool {
         owner: Owner,
     ) -> Result<Vec<CacheGrant>, PoolError> {
         let mut st = self.state.lock();
-        if large_class_of(len).is_none() {
-            return Err(PoolError::Stale);
-        }
+        let Some(class) = large_class_of(len) else { return Err(PoolError::Stale) };
         if st.quarantine.is_some() {
             // Every release must reach the quarantine (see `retire`).
             return Ok(Vec::new());
@@ -696,8 +713,7 @@ impl Pool {
             let rec = st.caches.recs.get_mut(&cache).expect("checked above");
             rec.move_max = rec.move_max.max(capacity);
             let epoch = st.bind_mapping(addr as usize, capacity, key);
-            st.caches.large_loans += 1;
-            st.caches.large_bytes += capacity;
+            st.caches.count_loan(class, capacity);
             st.counters.count_external(capacity);
             out.push(CacheGrant {
                 token: loan::token(self.id, gen, key),
