@@ -1,5 +1,7 @@
 //! Why a pool operation was refused. Every refusal leaves the pool exactly as it was.
 
+use std::fmt;
+
 use crate::watermark::Level;
 
 /// A refused pool operation. The binding maps each variant to a status, and the JavaScript layer
@@ -81,5 +83,66 @@ impl PoolError {
     #[cold]
     pub fn os(requested: usize, syscall: Syscall, error: &std::io::Error) -> PoolError {
         PoolError::Os { requested, syscall, errno: error.raw_os_error().unwrap_or(0) }
+    }
+}
+
+impl fmt::Display for PoolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PoolError::Exhausted { requested, available, level, cached_elsewhere } => write!(
+                f,
+                "cannot lend {requested} bytes within the cap: {available} bytes available at level {level} \
+                 ({cached_elsewhere} bytes cached by other threads)"
+            ),
+            PoolError::Throttled { requested, available, level } => write!(
+                f,
+                "admission refuses {requested} bytes at level {level} ({available} bytes of the cap available)"
+            ),
+            PoolError::NotPooled => f.write_str("the buffer was not handed out by this pool"),
+            PoolError::Closed => f.write_str("the pool is closed"),
+            PoolError::TooManyRefs => f.write_str("the buffer holds as many references as a u32 counts"),
+            PoolError::Shared => f.write_str("the buffer holds more than one reference"),
+            PoolError::HandleUsed => f.write_str("the hand-off handle was already adopted or reclaimed"),
+            PoolError::BadHandle => f.write_str("the hand-off handle was not made by this pool"),
+            PoolError::Stale => f.write_str("the kept ArrayBuffer no longer names a free slot or mapping"),
+            PoolError::Os { requested, syscall, errno } => write!(
+                f,
+                "{} failed for {requested} bytes: {}",
+                syscall.name(),
+                std::io::Error::from_raw_os_error(*errno)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PoolError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_lowercase_without_a_trailing_period() {
+        let all = [
+            PoolError::Exhausted { requested: 10, available: 4, level: Level::Shedding, cached_elsewhere: 0 },
+            PoolError::Throttled { requested: 10, available: 4, level: Level::Warning },
+            PoolError::NotPooled,
+            PoolError::Closed,
+            PoolError::TooManyRefs,
+            PoolError::Shared,
+            PoolError::HandleUsed,
+            PoolError::BadHandle,
+            PoolError::Stale,
+            PoolError::Os { requested: 10, syscall: Syscall::Mmap, errno: 12 },
+        ];
+        for e in all {
+            let m = e.to_string();
+            assert!(m.starts_with(|c: char| c.is_lowercase()) && !m.ends_with('.'), "{m:?}");
+        }
+        let e: Box<dyn std::error::Error> = Box::new(PoolError::Closed);
+        assert_eq!(e.to_string(), "the pool is closed");
+        assert!(PoolError::Os { requested: 10, syscall: Syscall::Mmap, errno: 12 }
+            .to_string()
+            .starts_with("mmap failed"));
     }
 }

@@ -16,11 +16,6 @@ use memmap2::{MmapMut, MmapOptions};
 
 use crate::os;
 
-/// The page size the mappings are rounded to (the OS's).
-pub fn page_size() -> usize {
-    os::page_size()
-}
-
 /// Most mappings the cache holds: enough for thousands of mid-size Buffers in flight (its bytes
 /// are bounded apart, by the pool).
 pub const CACHE_MAX_ENTRIES: usize = 4096;
@@ -34,7 +29,7 @@ pub const CACHE_DECAY_MS: u64 = 10_000;
 /// Rounds `size` up to a whole number of pages.
 #[inline]
 pub fn mapping_len(size: usize) -> usize {
-    let page = page_size();
+    let page = os::page_size();
     size.div_ceil(page) * page
 }
 
@@ -74,7 +69,7 @@ pub fn class_len(size: usize) -> usize {
 /// Maps `len` bytes of fresh, zeroed anonymous memory, faulted in at once if `prefault`.
 #[cold]
 pub fn map(len: usize, prefault: bool) -> io::Result<MmapMut> {
-    debug_assert_eq!(len % page_size(), 0);
+    debug_assert_eq!(len % os::page_size(), 0);
     let mut options = MmapOptions::new();
     options.len(len);
     if prefault {
@@ -89,7 +84,7 @@ pub fn map(len: usize, prefault: bool) -> io::Result<MmapMut> {
 }
 
 /// Released mappings kept for reuse, binned by length, each with the time it was released (in
-/// [`clock::now_ms`](crate::clock::now_ms) milliseconds) and its place in the order of release.
+/// [`os::now_ms`] milliseconds) and its place in the order of release.
 ///
 /// It holds a thread's working set of mid sizes: taking and putting back cost a lookup among the
 /// bins that fit (at most a quarter more than asked, so a few bins), not a scan of every entry.
@@ -252,48 +247,49 @@ mod tests {
 
     #[test]
     fn lengths_round_up_to_pages() {
-        assert_eq!(mapping_len(8193), 8193usize.div_ceil(page_size()) * page_size());
-        assert_eq!(mapping_len(page_size() * 4), page_size() * 4);
+        assert_eq!(mapping_len(8193), 8193usize.div_ceil(os::page_size()) * os::page_size());
+        assert_eq!(mapping_len(os::page_size() * 4), os::page_size() * 4);
     }
 
     #[test]
     fn cache_reuses_most_recent_fitting_mapping() {
         let mut c = MappingCache::new(1 << 20);
-        let a = map(16 * page_size(), false).unwrap();
-        let b = map(16 * page_size(), false).unwrap();
+        let a = map(16 * os::page_size(), false).unwrap();
+        let b = map(16 * os::page_size(), false).unwrap();
         let b_addr = b.as_ptr();
         assert_eq!(c.put(a, 0), 0);
         assert_eq!(c.put(b, 0), 0);
-        assert_eq!(c.bytes(), 32 * page_size());
-        assert!(c.take(32 * page_size()).is_none(), "too small");
-        assert!(c.take(8 * page_size()).is_none(), "too wasteful");
-        assert_eq!(c.take(15 * page_size()).unwrap().as_ptr(), b_addr);
+        assert_eq!(c.bytes(), 32 * os::page_size());
+        assert!(c.take(32 * os::page_size()).is_none(), "too small");
+        assert!(c.take(8 * os::page_size()).is_none(), "too wasteful");
+        assert_eq!(c.take(15 * os::page_size()).unwrap().as_ptr(), b_addr);
         assert_eq!(c.len(), 1);
-        assert_eq!(c.clear(), 16 * page_size());
+        assert_eq!(c.clear(), 16 * os::page_size());
         assert!(c.is_empty());
     }
 
     #[test]
     fn cache_stays_within_its_bound() {
-        let mut c = MappingCache::new(8 * page_size());
+        let mut c = MappingCache::new(8 * os::page_size());
         let mut unmapped = 0;
         for _ in 0..5 {
-            unmapped += c.put(map(3 * page_size(), false).unwrap(), 0);
-            assert!(c.bytes() <= 8 * page_size());
+            unmapped += c.put(map(3 * os::page_size(), false).unwrap(), 0);
+            assert!(c.bytes() <= 8 * os::page_size());
         }
         assert_eq!(c.len(), 2);
-        assert_eq!(unmapped, 3 * 3 * page_size(), "every eviction is reported");
-        assert_eq!(c.put(map(9 * page_size(), false).unwrap(), 0), 9 * page_size(), "too large to keep");
+        assert_eq!(unmapped, 3 * 3 * os::page_size(), "every eviction is reported");
+        assert_eq!(c.put(map(9 * os::page_size(), false).unwrap(), 0), 9 * os::page_size(), "too large to keep");
         let mut many = MappingCache::new(1 << 30);
-        let evicted: usize = (0..CACHE_MAX_ENTRIES + 3).map(|_| many.put(map(page_size(), false).unwrap(), 0)).sum();
-        assert_eq!((many.len(), evicted), (CACHE_MAX_ENTRIES, 3 * page_size()));
+        let evicted: usize =
+            (0..CACHE_MAX_ENTRIES + 3).map(|_| many.put(map(os::page_size(), false).unwrap(), 0)).sum();
+        assert_eq!((many.len(), evicted), (CACHE_MAX_ENTRIES, 3 * os::page_size()));
     }
 
     #[test]
     fn large_classes_are_four_per_doubling_in_whole_pages() {
         let lens = class_lens();
-        assert!(lens.windows(2).all(|w| w[0] < w[1] && w[1] <= w[0] * 3 / 2 + page_size()));
-        assert!(lens.iter().all(|&l| l % page_size() == 0));
+        assert!(lens.windows(2).all(|w| w[0] < w[1] && w[1] <= w[0] * 3 / 2 + os::page_size()));
+        assert!(lens.iter().all(|&l| l % os::page_size() == 0));
         assert_eq!(*lens.last().unwrap(), CLASS_MAX);
         assert_eq!(class_len(8193), lens[0]);
         assert_eq!(class_len(CLASS_MAX), CLASS_MAX);
@@ -307,26 +303,26 @@ mod tests {
     #[test]
     fn a_mapping_is_taken_back_by_its_address() {
         let mut c = MappingCache::new(1 << 20);
-        let a = map(4 * page_size(), false).unwrap();
-        let b = map(4 * page_size(), false).unwrap();
+        let a = map(4 * os::page_size(), false).unwrap();
+        let b = map(4 * os::page_size(), false).unwrap();
         let (a_addr, b_addr) = (a.as_ptr() as usize, b.as_ptr() as usize);
         assert_eq!(c.put(a, 0) + c.put(b, 0), 0);
-        assert!(c.take_at(a_addr, 5 * page_size()).is_none(), "only of exactly its length");
-        assert_eq!(c.take_at(a_addr, 4 * page_size()).unwrap().as_ptr() as usize, a_addr);
-        assert!(c.take_at(a_addr, 4 * page_size()).is_none(), "once");
-        assert_eq!((c.len(), c.bytes()), (1, 4 * page_size()));
-        assert_eq!(c.take(4 * page_size()).unwrap().as_ptr() as usize, b_addr);
+        assert!(c.take_at(a_addr, 5 * os::page_size()).is_none(), "only of exactly its length");
+        assert_eq!(c.take_at(a_addr, 4 * os::page_size()).unwrap().as_ptr() as usize, a_addr);
+        assert!(c.take_at(a_addr, 4 * os::page_size()).is_none(), "once");
+        assert_eq!((c.len(), c.bytes()), (1, 4 * os::page_size()));
+        assert_eq!(c.take(4 * os::page_size()).unwrap().as_ptr() as usize, b_addr);
     }
 
     #[test]
     fn cached_mappings_decay() {
         let mut c = MappingCache::new(1 << 30);
-        assert_eq!(c.put(map(page_size(), false).unwrap(), 1_000), 0);
-        assert_eq!(c.put(map(2 * page_size(), false).unwrap(), 5_000), 0);
+        assert_eq!(c.put(map(os::page_size(), false).unwrap(), 1_000), 0);
+        assert_eq!(c.put(map(2 * os::page_size(), false).unwrap(), 5_000), 0);
         assert_eq!(c.expire(1_000 + CACHE_DECAY_MS), 0, "not yet");
-        assert_eq!(c.expire(1_001 + CACHE_DECAY_MS), page_size(), "the older one goes");
-        assert_eq!((c.len(), c.bytes()), (1, 2 * page_size()));
-        assert_eq!(c.expire(u64::MAX), 2 * page_size());
+        assert_eq!(c.expire(1_001 + CACHE_DECAY_MS), os::page_size(), "the older one goes");
+        assert_eq!((c.len(), c.bytes()), (1, 2 * os::page_size()));
+        assert_eq!(c.expire(u64::MAX), 2 * os::page_size());
         assert!(c.is_empty());
     }
 

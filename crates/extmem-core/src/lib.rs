@@ -11,8 +11,8 @@
 //! - [`pool`]: all of the above behind one lock, with the hard cap and exact counters ([`stats`]),
 //!   watermark levels ([`watermark`]), graded admission ([`admission`]) and listeners ([`events`]);
 //! - [`quarantine`]: released memory held back and poisoned before it is lent again (a debug mode);
-//! - [`limits`]: the default cap; [`clock`]: the coarse clock loans are timed with; [`error`]: why
-//!   an operation was refused; [`os`]: what the core asks of the operating system, per platform.
+//! - [`limits`]: the default cap; [`error`]: why an operation was refused; [`os`]: what the core
+//!   asks of the operating system, per platform (the coarse clock loans are timed with among it).
 //!
 //! ## The one invariant
 //! Every byte lent belongs to exactly one live loan. Memory goes back to its class or cache only
@@ -22,7 +22,6 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 pub mod admission;
-pub mod clock;
 pub mod error;
 pub mod events;
 pub mod large;

@@ -15,6 +15,7 @@
 use memmap2::MmapMut;
 
 use crate::slab::Slot;
+use crate::stats::LoanBytes;
 
 const KEY_BITS: u32 = 28;
 const GEN_BITS: u32 = 13;
@@ -80,7 +81,7 @@ pub struct Loan {
     pub memory: LoanMemory,
     /// The binding's data for this loan.
     pub owner: Owner,
-    /// When the loan began, in [`clock::now_ms`](crate::clock::now_ms) milliseconds.
+    /// When the loan began, in [`os::now_ms`](crate::os::now_ms) milliseconds.
     pub since_ms: u64,
     /// Whether leak detection tracks this Buffer: its collection without release is a leak.
     pub tracked: bool,
@@ -116,13 +117,49 @@ pub struct CacheLoan {
     pub entry: u32,
 }
 
+/// What a new loan is for, beyond its memory: see [`Loan::new`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoanTerms {
+    /// Length of the Buffer, as requested (a cache loan: its capacity).
+    pub requested: usize,
+    /// Whether leak detection tracks the Buffer.
+    pub tracked: bool,
+    /// Bytes its own Buffer adds to external memory (see [`Loan::external`]).
+    pub external: usize,
+    /// Whether it uses an ArrayBuffer bound to its memory (see [`Loan::bound`]).
+    pub bound: bool,
+    /// For a cache loan: the cache and its entry (see [`Loan::cache`]).
+    pub cache: Option<CacheLoan>,
+}
+
 impl Loan {
-    /// The size class of a slot loan (0 for any other).
-    pub fn memory_class(&self) -> usize {
-        match self.memory {
-            LoanMemory::Slot { class, .. } => class,
-            _ => 0,
+    /// A loan of the `capacity` bytes of `memory` at `addr`, with generation `gen`, begun now with
+    /// one reference, neither parked nor in transit. The one place a loan is made: every loan
+    /// starts out so, and its terms say the rest.
+    pub fn new(gen: u32, memory: LoanMemory, addr: usize, capacity: usize, owner: Owner, terms: LoanTerms) -> Loan {
+        let LoanTerms { requested, tracked, external, bound, cache } = terms;
+        Loan {
+            addr,
+            requested,
+            capacity,
+            refs: 1,
+            gen,
+            memory,
+            owner,
+            since_ms: crate::os::now_ms(),
+            tracked,
+            external,
+            bound,
+            parked: false,
+            transit: None,
+            shares: 0,
+            cache,
         }
+    }
+
+    /// The bytes it accounts for in the pool's counters, as an ordinary loan.
+    pub fn bytes(&self) -> LoanBytes {
+        LoanBytes { capacity: self.capacity, requested: self.requested, external: self.external }
     }
 }
 

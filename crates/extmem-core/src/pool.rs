@@ -1,195 +1,44 @@
 //! The pool: size classes, large mappings, loans and counters behind one lock; the hard cap,
 //! watermark levels and graded admission.
+//!
+//! - [`api`]: what a pool is asked and answers (its set-up, requests, grants, results);
+//! - this file: [`Pool`], its public operations;
+//! - `state`: what the lock guards, and the private operations that keep its invariants;
+//! - [`cache`], `bound_map`, `handoff`, `resize`, `retire`: one concept each, their operations on
+//!   [`Pool`] and their private ones on the state.
 
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
-use crate::admission::{self, Admission, Priority, Refusal};
-use crate::clock;
-use crate::error::{PoolError, Syscall};
-use crate::events::{Leak, LevelChange, Listener, Listeners, PoolEvent};
-use crate::large::{self, MappingCache};
-use crate::loan::{self, Loan, LoanMemory, Owner, MAX_LIVE_LOANS, POOL_ID_MASK};
-use crate::quarantine::{Quarantine, QuarantineConfig};
-use crate::size_class::{class_for, CLASS_SIZES, MIN_ALIGN, SMALL_MAX};
-use crate::slab::{ClassSlab, Slot, SLAB_CHUNK_BYTES};
-use crate::stats::{ClassStats, Counters, PoolStats};
-use crate::watermark::{Level, Watermarks};
+use crate::admission::Priority;
+use crate::error::PoolError;
+use crate::events::Listener;
+use crate::loan::{self, LoanMemory, Owner, POOL_ID_MASK};
+use crate::os;
+use crate::size_class::{class_for, CLASS_SIZES, SMALL_MAX};
+use crate::stats::{ClassStats, PoolStats};
+use crate::watermark::Level;
 
+pub mod api;
 mod bound_map;
 pub mod cache;
 mod handoff;
 mod resize;
 mod retire;
+mod state;
+pub use api::{AllocRequest, Finished, Grant, LiveLoan, LoanFigures, PoolConfig, Reclaimed, Release, SlotRef};
 pub use bound_map::MappingRef;
 pub use cache::{CacheBlock, CacheGrant};
 pub use handoff::Shared;
 pub use resize::Resized;
+use state::State;
 
-/// Largest share of `max_bytes` the large-mapping cache may hold.
-const CACHE_SHARE_DIVISOR: usize = 4;
-/// Largest size of the large-mapping cache, whatever the cap.
-const CACHE_MAX_BYTES: usize = 256 * 1024 * 1024;
 /// How often [`Pool::decay`] gives empty slab chunks back.
 pub const CHUNK_DECAY_MS: u64 = 5_000;
-/// How often a large allocation looks for cached mappings that decayed.
-const EXPIRE_EVERY_MS: u64 = 100;
 
 static NEXT_POOL_ID: AtomicU64 = AtomicU64::new(0);
-
-/// How a pool is set up.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PoolConfig {
-    /// The hard cap on memory held from the OS.
-    pub max_bytes: usize,
-    /// Level thresholds.
-    pub watermarks: Watermarks,
-    /// Admission policy.
-    pub admission: Admission,
-    /// Whether released memory is held back, poisoned, before it is lent again, and how long (a
-    /// debug mode; see [`crate::quarantine`]).
-    pub quarantine: Option<QuarantineConfig>,
-}
-
-impl PoolConfig {
-    /// A cap with default watermarks, graded admission and no quarantine.
-    pub fn with_max_bytes(max_bytes: usize) -> Self {
-        PoolConfig { max_bytes, watermarks: Watermarks::default(), admission: Admission::Graded, quarantine: None }
-    }
-}
-
-/// One allocation request.
-#[derive(Debug, Clone)]
-pub struct AllocRequest {
-    /// Bytes (at least 1).
-    pub size: usize,
-    /// Whether to zero-fill.
-    pub zero: bool,
-    /// Alignment of the first byte: 8, 64 or 4096.
-    pub align: usize,
-    /// Admission priority.
-    pub priority: Priority,
-    /// Whether leak detection tracks the Buffer: its collection without release is a leak.
-    pub tracked: bool,
-    /// The caller makes one ArrayBuffer over the whole slot or mapping that outlives this loan
-    /// (to be reused by [`Pool::reuse`] or [`Pool::reuse_mapping`]). Its `capacity` bytes count as
-    /// external from now until [`Pool::slot_buffer_finalized`] or
-    /// [`Pool::mapping_buffer_finalized`], instead of `size` bytes for this loan only. A large
-    /// one maps its class's length (see [`large::class_len`]).
-    pub bind: bool,
-    /// For a new large mapping: fault all its pages in now (`MAP_POPULATE`).
-    pub prefault: bool,
-    /// The memory will be carved into small Buffers (a fast-path arena): graded admission judges
-    /// it as one small allocation, whatever its size.
-    pub serves_small: bool,
-    /// On a refusal at the cap the caller gives back what its thread's cache holds and asks
-    /// again: this refusal is not counted (the second one is).
-    pub will_retry: bool,
-}
-
-impl AllocRequest {
-    /// `size` bytes, 8-aligned, normal priority, untracked.
-    pub fn new(size: usize, zero: bool) -> Self {
-        AllocRequest {
-            size,
-            zero,
-            align: MIN_ALIGN,
-            priority: Priority::Normal,
-            tracked: false,
-            bind: false,
-            prefault: false,
-            serves_small: false,
-            will_retry: false,
-        }
-    }
-}
-
-/// Memory handed out by [`Pool::alloc`].
-#[derive(Debug, Clone, Copy)]
-pub struct Grant {
-    /// Names the loan in later calls.
-    pub token: u64,
-    /// First byte of the memory, valid for the requested length until the loan ends.
-    pub addr: *mut u8,
-    /// Bytes of the slot or mapping.
-    pub capacity: usize,
-    /// The slab slot and the epoch of the ArrayBuffer to make over it; `None` for a mapping.
-    pub slot: Option<SlotRef>,
-    /// For a bound mapping (see [`AllocRequest::bind`]): it, and the epoch of the ArrayBuffer to
-    /// make over all of it (or, after [`Pool::reuse_mapping`], of the one kept).
-    pub mapping: Option<MappingRef>,
-    /// External bytes counted from now on for a new ArrayBuffer bound to the slot (see
-    /// [`AllocRequest::bind`]); [`Pool::undo_alloc`] takes them back if it is never made.
-    pub bound_bytes: usize,
-}
-
-/// A slab slot and the epoch of the newest ArrayBuffer over it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SlotRef {
-    /// Size class index.
-    pub class: usize,
-    /// The slot.
-    pub slot: Slot,
-    /// Epoch of the newest ArrayBuffer over the slot.
-    pub epoch: u64,
-}
-
-/// What [`Pool::finish_release`] ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Finished {
-    /// The loan's owner.
-    pub owner: Owner,
-    /// The slot it held, with the epoch of the newest ArrayBuffer over it.
-    pub slot: Option<SlotRef>,
-    /// Whether the loan used an ArrayBuffer bound to its slot (see [`AllocRequest::bind`]), which
-    /// the caller may keep to lend the slot again through [`Pool::reuse`].
-    pub bound: bool,
-    /// The mapping it held through an ArrayBuffer bound to it, which the caller may keep to lend
-    /// the mapping again through [`Pool::reuse_mapping`].
-    pub mapping: Option<MappingRef>,
-}
-
-/// What became of a loan whose last ArrayBuffer was finalized.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reclaimed {
-    /// It ended: its memory is the pool's again.
-    Ended(Owner),
-    /// It may still be reachable from another thread: parked for good.
-    Parked(Owner),
-}
-
-/// What [`Pool::release`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Release {
-    /// References remain; the count is given.
-    Retained(u32),
-    /// This was the last reference. Nothing has changed yet: the caller makes the Buffer
-    /// unreachable (detaches it), then calls [`Pool::finish_release`].
-    Last(Owner),
-}
-
-/// A live loan, as [`Pool::live`] lists it.
-#[derive(Debug, Clone)]
-pub struct LiveLoan {
-    /// Length.
-    pub size: usize,
-    /// Milliseconds since allocation.
-    pub age_ms: u64,
-    /// References held.
-    pub refs: u32,
-    /// Address of the first byte.
-    pub address: usize,
-    /// Whether leak detection tracks it.
-    pub tracked: bool,
-    /// The token of its loan.
-    pub token: u64,
-    /// Whether it is parked (see [`Loan::parked`]).
-    pub parked: bool,
-    /// Whether it is in transit between threads (see [`Pool::share`]).
-    pub in_transit: bool,
-}
 
 /// A pool of external memory: slab classes for sizes up to [`SMALL_MAX`], a mapping each above.
 ///
@@ -202,38 +51,6 @@ pub struct Pool {
     state: Mutex<State>,
 }
 
-#[derive(Debug)]
-struct State {
-    closed: bool,
-    classes: Vec<ClassSlab>,
-    cache: MappingCache,
-    /// Live loans. Every slot or mapping handed out belongs to exactly one entry.
-    loans: slab::Slab<Loan>,
-    /// Generation to stamp on the next loan.
-    next_gen: u32,
-    large_live: usize,
-    /// The watermark level of `counters.in_use_bytes`; changes only in `update_level`.
-    level: Level,
-    listeners: Listeners,
-    counters: Counters,
-    /// Resizes begun and not yet ended or aborted (see [`resize`]).
-    resizing: Vec<resize::PendingResize>,
-    /// The threads' slot caches (see [`cache`]).
-    caches: cache::Caches,
-    /// When [`Pool::decay`] last gave empty slab chunks back.
-    chunks_decayed_ms: u64,
-    /// When a large allocation next unmaps the cached mappings that decayed.
-    mappings_expire_ms: u64,
-    /// Mappings bound to an ArrayBuffer, by address (see [`bound_map`]).
-    bound_maps: std::collections::HashMap<usize, bound_map::BoundMap>,
-    /// The epoch of the last ArrayBuffer bound to a mapping.
-    next_mapping_epoch: u64,
-    /// Released memory held back before it is lent again (a debug mode; see [`retire`]).
-    quarantine: Option<Quarantine<retire::Retired>>,
-    /// Slots of each class the quarantine holds (the slab counts them in use).
-    quarantined_slots: Vec<usize>,
-}
-
 impl Pool {
     /// A pool that holds at most `max_bytes` from the OS, with default watermarks.
     pub fn new(max_bytes: usize) -> Pool {
@@ -242,29 +59,10 @@ impl Pool {
 
     /// A pool set up by `config`.
     pub fn with_config(config: PoolConfig) -> Pool {
-        let cache_max = (config.max_bytes / CACHE_SHARE_DIVISOR).min(CACHE_MAX_BYTES);
         Pool {
             id: NEXT_POOL_ID.fetch_add(1, Ordering::Relaxed) & POOL_ID_MASK,
             config,
-            state: Mutex::new(State {
-                closed: false,
-                classes: CLASS_SIZES.iter().map(|&s| ClassSlab::new(s)).collect(),
-                cache: MappingCache::new(cache_max),
-                loans: slab::Slab::new(),
-                next_gen: 0,
-                large_live: 0,
-                level: Level::Normal,
-                listeners: Listeners::default(),
-                counters: Counters::default(),
-                resizing: Vec::new(),
-                caches: cache::Caches::default(),
-                chunks_decayed_ms: clock::now_ms(),
-                mappings_expire_ms: 0,
-                bound_maps: std::collections::HashMap::new(),
-                next_mapping_epoch: 0,
-                quarantine: config.quarantine.map(Quarantine::new),
-                quarantined_slots: vec![0; CLASS_SIZES.len()],
-            }),
+            state: Mutex::new(State::new(&config)),
         }
     }
 
@@ -319,7 +117,7 @@ impl Pool {
                     _ => None,
                 };
                 let bound_bytes = if req.bind { capacity } else { 0 };
-                st.counters.external_bytes += bound_bytes;
+                st.counters.count_external(bound_bytes);
                 let external = if bound_bytes != 0 { 0 } else { req.size };
                 let bind = req.bind;
                 let token = st.lend(&self.config, self.id, memory, addr, capacity, external, req, owner);
@@ -401,7 +199,7 @@ impl Pool {
         may_be_reachable: impl FnOnce(&Owner) -> bool,
     ) -> Option<Reclaimed> {
         let mut st = self.state.lock();
-        st.counters.external_bytes -= bytes;
+        st.counters.uncount_external(bytes);
         let class = &st.classes[slot.class];
         if class.epoch(slot.slot) != slot.epoch {
             return None;
@@ -535,12 +333,12 @@ impl Pool {
     /// the loan and the grant's bound external bytes.
     pub fn undo_alloc(&self, grant: &Grant) {
         let mut st = self.state.lock();
-        st.counters.external_bytes -= grant.bound_bytes;
+        st.counters.uncount_external(grant.bound_bytes);
         if let Some(m) = grant.mapping {
             st.unbind_mapping(m.addr);
         }
         if st.end_loan(&self.config, self.id, grant.token).is_some() {
-            st.counters.allocations -= 1;
+            st.counters.uncount_allocation();
         }
     }
 
@@ -553,7 +351,7 @@ impl Pool {
     /// Ends the loan of `token` because the last ArrayBuffer over its memory was finalized, unless
     /// `may_be_reachable(owner)` says another ArrayBuffer over it may still be alive (its thread
     /// ended and the memory had been moved out of it): then the loan is parked for good instead
-    /// (see [`Loan::parked`]). `None` (and nothing done) if there is no such live loan.
+    /// (see [`Loan::parked`](crate::loan::Loan::parked)). `None` (and nothing done) if there is no such live loan.
     pub fn reclaim_unless(&self, token: u64, may_be_reachable: impl FnOnce(&Owner) -> bool) -> Option<Reclaimed> {
         self.state.lock().reclaim_unless(&self.config, self.id, token, may_be_reachable)
     }
@@ -608,7 +406,7 @@ impl Pool {
 
     /// The live loans at least `older_than_ms` old, oldest first.
     pub fn live(&self, older_than_ms: u64) -> Vec<LiveLoan> {
-        let now = clock::now_ms();
+        let now = os::now_ms();
         let st = self.state.lock();
         let mut out: Vec<LiveLoan> = st
             .loans
@@ -656,12 +454,12 @@ impl Pool {
     }
 
     /// Gives back memory that stayed unused, with no call of the user's (the threads' caches call
-    /// this on a timer): cached mappings unused for [`CACHE_DECAY_MS`](large::CACHE_DECAY_MS), and,
+    /// this on a timer): cached mappings unused for [`CACHE_DECAY_MS`](crate::large::CACHE_DECAY_MS), and,
     /// at most once per [`CHUNK_DECAY_MS`], the slab chunks that are empty. Returns the bytes
     /// given back.
     pub fn decay(&self) -> usize {
         let mut st = self.state.lock();
-        let now = clock::now_ms();
+        let now = os::now_ms();
         let mut freed = st.cache.expire(now);
         if now.saturating_sub(st.chunks_decayed_ms) >= CHUNK_DECAY_MS {
             st.chunks_decayed_ms = now;
@@ -669,7 +467,7 @@ impl Pool {
                 freed += c.trim();
             }
         }
-        st.counters.reserved_bytes -= freed;
+        st.counters.unreserve(freed);
         freed
     }
 
@@ -678,13 +476,8 @@ impl Pool {
         let mut st = self.state.lock();
         let lent = st.caches.lent();
         let (large_lent, large_lent_bytes) = st.caches.lent_large();
-        let mut counters = st.counters.clone();
-        counters.in_use_bytes += lent.in_use;
-        counters.requested_bytes += lent.requested;
-        counters.allocations += lent.allocations;
-        counters.releases += lent.releases;
-        counters.peak_in_use_bytes = counters.peak_in_use_bytes.max(counters.in_use_bytes);
-        st.counters.peak_in_use_bytes = counters.peak_in_use_bytes;
+        let counters = st.counters.with_lent(lent.in_use, lent.requested, lent.allocations, lent.releases);
+        st.counters.note_peak(counters.in_use_bytes);
         PoolStats {
             max_bytes: self.config.max_bytes,
             counters,
@@ -712,400 +505,16 @@ impl Pool {
     }
 }
 
-impl State {
-    /// Takes memory for `req`: `(memory, addr, capacity, fresh)`, where `fresh` memory was just
-    /// mapped and is already zero. Admission is decided first, at the current level.
-    fn take(
-        &mut self,
-        config: &PoolConfig,
-        req: &AllocRequest,
-    ) -> Result<(LoanMemory, *mut u8, usize, bool), PoolError> {
-        if self.closed {
-            return Err(PoolError::Closed);
-        }
-        let size = req.size;
-        if size <= SMALL_MAX {
-            let class = class_for(size, req.align);
-            let fresh = self.classes[class].free_slots() == 0;
-            let (memory, addr) = self.take_slot(config, req, class)?;
-            return Ok((memory, addr, CLASS_SIZES[class], fresh));
-        }
-        self.admit(config, req)?;
-        let len = if req.bind { large::class_len(size) } else { large::mapping_len(size) };
-        let now = clock::now_ms();
-        if now >= self.mappings_expire_ms {
-            // Not at every allocation: looking costs a pass over the cache's bins.
-            self.mappings_expire_ms = now + EXPIRE_EVERY_MS;
-            self.counters.reserved_bytes -= self.cache.expire(now);
-        }
-        let cached = if req.bind { self.cache.take_exact(len) } else { self.cache.take(len) };
-        let (mut map, fresh) = match cached {
-            Some(map) => (map, false),
-            None => {
-                if !self.make_room(config.max_bytes, len) {
-                    return Err(self.exhausted(config, size));
-                }
-                match large::map(len, req.prefault) {
-                    Ok(map) => {
-                        self.counters.reserved_bytes += len;
-                        (map, true)
-                    }
-                    Err(e) => return Err(PoolError::os(size, Syscall::Mmap, &e)),
-                }
-            }
-        };
-        self.large_live += 1;
-        let addr = map.as_mut_ptr();
-        let capacity = map.len();
-        Ok((LoanMemory::Mapping(map), addr, capacity, fresh))
-    }
-
-    /// Takes a slot of `class` for `req` (admitted first), mapping a new chunk if none is free.
-    fn take_slot(
-        &mut self,
-        config: &PoolConfig,
-        req: &AllocRequest,
-        class: usize,
-    ) -> Result<(LoanMemory, *mut u8), PoolError> {
-        self.admit(config, req)?;
-        if let Some((slot, addr)) = self.classes[class].pop() {
-            return Ok((LoanMemory::Slot { class, slot }, addr));
-        }
-        if !self.make_room(config.max_bytes, SLAB_CHUNK_BYTES) {
-            return Err(self.exhausted(config, req.size));
-        }
-        if let Err(e) = self.classes[class].add_chunk() {
-            return Err(PoolError::os(req.size, Syscall::Mmap, &e));
-        }
-        self.counters.reserved_bytes += SLAB_CHUNK_BYTES;
-        let (slot, addr) = self.classes[class].pop().expect("a new chunk has free slots");
-        Ok((LoanMemory::Slot { class, slot }, addr))
-    }
-
-    /// Bytes in use: the core's loans and the Buffers lent from caches.
-    fn in_use_total(&self) -> usize {
-        self.counters.in_use_bytes + self.caches.lent().in_use
-    }
-
-    /// Live Buffers: the core's loans (not counting the caches' slots) and those lent from caches.
-    fn live_buffers(&self) -> usize {
-        self.loans.len() - self.caches.loans - self.caches.large_loans + self.caches.lent().live
-    }
-
-    /// Refuses a request the pool is closed for, or that graded admission or the loan table refuses.
-    fn admit(&self, config: &PoolConfig, req: &AllocRequest) -> Result<(), PoolError> {
-        if self.closed {
-            return Err(PoolError::Closed);
-        }
-        let judged = if req.serves_small { req.size.min(SMALL_MAX) } else { req.size };
-        match admission::admit(config.admission, self.level, req.priority, judged) {
-            Ok(()) => {}
-            Err(Refusal::Throttled) => {
-                let available = self.available(config);
-                return Err(PoolError::Throttled { requested: req.size, available, level: self.level });
-            }
-            Err(Refusal::Shed) => return Err(self.exhausted(config, req.size)),
-        }
-        if self.loans.len() >= MAX_LIVE_LOANS {
-            return Err(self.exhausted(config, req.size));
-        }
-        Ok(())
-    }
-
-    /// Whether `e` is a refusal at the hard cap (not by admission).
-    pub(crate) fn is_cap_refusal(&self, config: &PoolConfig, e: &PoolError, priority: Priority) -> bool {
-        match e {
-            PoolError::Exhausted { level: Level::Shedding, .. } => {
-                !(config.admission == Admission::Graded && priority == Priority::Normal)
-            }
-            PoolError::Exhausted { .. } => true,
-            _ => false,
-        }
-    }
-
-    fn count_refusal(&mut self, config: &PoolConfig, e: &PoolError, priority: Priority) {
-        let at_cap = self.is_cap_refusal(config, e, priority);
-        let c = &mut self.counters;
-        c.failed_allocations += 1;
-        match e {
-            PoolError::Throttled { .. } => c.refused_throttled += 1,
-            PoolError::Os { .. } => c.refused_os += 1,
-            _ if !at_cap => c.refused_shedding += 1,
-            _ => {
-                c.refused_cap += 1;
-                self.caches.ask_flush();
-            }
-        }
-    }
-
-    /// Records a new loan of memory just taken; returns its token.
-    #[allow(clippy::too_many_arguments)]
-    fn lend(
-        &mut self,
-        config: &PoolConfig,
-        pool: u64,
-        memory: LoanMemory,
-        addr: *mut u8,
-        capacity: usize,
-        external: usize,
-        req: AllocRequest,
-        owner: Owner,
-    ) -> u64 {
-        let gen = self.next_gen;
-        self.next_gen = loan::next_gen(gen);
-        let slot = match memory {
-            LoanMemory::Slot { class, slot } => Some((class, slot)),
-            _ => None,
-        };
-        let key = self.loans.insert(Loan {
-            addr: addr as usize,
-            requested: req.size,
-            capacity,
-            refs: 1,
-            gen,
-            memory,
-            owner,
-            since_ms: clock::now_ms(),
-            tracked: req.tracked,
-            external,
-            bound: req.bind && slot.is_some(),
-            parked: false,
-            transit: None,
-            shares: 0,
-            cache: None,
-        });
-        if let Some((class, slot)) = slot {
-            self.classes[class].set_loan(slot, key);
-        }
-        let c = &mut self.counters;
-        c.allocations += 1;
-        c.in_use_bytes += capacity;
-        c.requested_bytes += req.size;
-        c.external_bytes += external;
-        self.update_level(config);
-        loan::token(pool, gen, key)
-    }
-
-    /// Ends a loan whose Buffer was collected (a tracked one is a leak), or parks it if
-    /// `may_be_reachable` says its memory may still be in use elsewhere.
-    fn reclaim_unless(
-        &mut self,
-        config: &PoolConfig,
-        pool: u64,
-        token: u64,
-        may_be_reachable: impl FnOnce(&Owner) -> bool,
-    ) -> Option<Reclaimed> {
-        let l = self.live_loan_mut(pool, token)?;
-        if may_be_reachable(&l.owner) {
-            l.parked = true;
-            let owner = l.owner;
-            let capacity = l.capacity;
-            if let LoanMemory::Mapping(map) = std::mem::replace(&mut l.memory, LoanMemory::Parked) {
-                // Never unmapped: another thread may still read and write it.
-                std::mem::forget(map);
-            }
-            self.counters.parked_buffers += 1;
-            self.counters.parked_bytes += capacity;
-            return Some(Reclaimed::Parked(owner));
-        }
-        let ended = self.end_loan(config, pool, token)?;
-        self.counters.gc_reclaims += 1;
-        if ended.tracked {
-            self.counters.leaks += 1;
-            let leak = Leak {
-                size: ended.requested,
-                age_ms: clock::now_ms().saturating_sub(ended.since_ms),
-                address: ended.addr,
-                token,
-                thread: ended.owner.thread,
-            };
-            self.listeners.emit(&PoolEvent::Leak(leak));
-        }
-        Some(Reclaimed::Ended(ended.owner))
-    }
-
-    fn available(&self, config: &PoolConfig) -> usize {
-        config.max_bytes.saturating_sub(self.counters.reserved_bytes)
-    }
-
-    #[cold]
-    fn exhausted(&self, config: &PoolConfig, requested: usize) -> PoolError {
-        let cached_elsewhere = self.caches.bytes - self.caches.lent().in_use;
-        PoolError::Exhausted { requested, available: self.available(config), level: self.level, cached_elsewhere }
-    }
-
-    /// Whether `bytes` more can be reserved within `max_bytes`, giving back unused memory if needed.
-    fn make_room(&mut self, max_bytes: usize, bytes: usize) -> bool {
-        if self.counters.reserved_bytes + bytes <= max_bytes {
-            return true;
-        }
-        self.trim();
-        if self.counters.reserved_bytes + bytes > max_bytes && self.quarantine.as_ref().is_some_and(|q| !q.is_empty()) {
-            // The quarantine gives way before an allocation is refused at the cap.
-            self.quarantine_make_room(self.counters.reserved_bytes + bytes - max_bytes);
-            self.trim();
-        }
-        self.counters.reserved_bytes + bytes <= max_bytes
-    }
-
-    fn trim(&mut self) -> usize {
-        let mut freed = self.cache.clear();
-        for c in &mut self.classes {
-            freed += c.trim();
-        }
-        self.counters.reserved_bytes -= freed;
-        freed
-    }
-
-    /// Moves the level after `in_use_bytes` changed, and tells the listeners if it moved.
-    fn update_level(&mut self, config: &PoolConfig) {
-        let in_use = self.in_use_total();
-        self.counters.peak_in_use_bytes = self.counters.peak_in_use_bytes.max(in_use);
-        let utilization = in_use as f64 / config.max_bytes as f64;
-        let level = config.watermarks.next(self.level, utilization);
-        if level != self.level {
-            let change = LevelChange {
-                level,
-                previous: self.level,
-                utilization,
-                in_use_bytes: in_use,
-                max_bytes: config.max_bytes,
-            };
-            self.level = level;
-            self.listeners.emit(&PoolEvent::Level(change));
-        }
-        self.update_gates(config);
-    }
-
-    /// The live loan named by `token`, if it is the Buffer at `addr` of `len` bytes.
-    ///
-    /// A cache loan lent to exactly that Buffer becomes an ordinary loan first (see
-    /// [`cache`]): this is called on the Buffer's thread, which lent it.
-    fn loan_mut(&mut self, pool: u64, token: u64, addr: usize, len: usize) -> Result<&mut Loan, PoolError> {
-        if let Some((p, gen, key)) = loan::untoken(token) {
-            if p == pool && self.is_lent_from_cache(key, gen, addr, len) {
-                self.materialize(key, len);
-            }
-        }
-        match self.live_loan_mut(pool, token) {
-            Some(l) if l.addr == addr && l.requested == len => Ok(l),
-            _ => Err(PoolError::NotPooled),
-        }
-    }
-
-    /// The loan named by `token`, unless it ended, is parked, is in transit or is a cache loan.
-    fn live_loan_mut(&mut self, pool: u64, token: u64) -> Option<&mut Loan> {
-        self.any_loan_mut(pool, token).filter(|l| !l.parked && l.transit.is_none() && l.cache.is_none())
-    }
-
-    /// The loan named by `token`, unless it ended.
-    fn any_loan_mut(&mut self, pool: u64, token: u64) -> Option<&mut Loan> {
-        let (p, gen, key) = loan::untoken(token)?;
-        if p != pool {
-            return None;
-        }
-        self.loans.get_mut(key).filter(|l| l.gen == gen)
-    }
-
-    /// Ends the loan of `token` by release (see [`Pool::finish_release`]).
-    fn finish(&mut self, config: &PoolConfig, pool: u64, token: u64) -> Option<Finished> {
-        let ended = self.end_loan(config, pool, token)?;
-        self.counters.releases += 1;
-        let slot =
-            ended.memory_was.map(|(class, slot)| SlotRef { class, slot, epoch: self.classes[class].epoch(slot) });
-        Some(Finished { owner: ended.owner, slot, bound: ended.bound, mapping: ended.mapping })
-    }
-
-    /// Returns a loan's memory to its class (or the mapping cache); it is reusable from now on.
-    fn give_back(&mut self, memory: LoanMemory) {
-        if let LoanMemory::Mapping(_) = memory {
-            self.large_live -= 1;
-        }
-        self.free_memory(memory);
-    }
-
-    /// Returns memory no loan holds any more to its class (or the mapping cache).
-    fn free_memory(&mut self, memory: LoanMemory) {
-        match memory {
-            LoanMemory::Slot { class, slot } => {
-                let slab = &mut self.classes[class];
-                slab.push(slot);
-                if self.closed && slab.chunk_is_empty(slot) {
-                    self.counters.reserved_bytes -= slab.trim();
-                }
-            }
-            LoanMemory::Mapping(map) => {
-                let unmapped = if self.closed {
-                    map.len()
-                } else {
-                    let now = clock::now_ms();
-                    self.cache.expire(now) + self.cache.put(map, now)
-                };
-                self.counters.reserved_bytes -= unmapped;
-            }
-            LoanMemory::Returned | LoanMemory::Parked => unreachable!("a live loan owns its memory"),
-        }
-    }
-
-    /// Removes the loan of `token` and returns its memory; `None` if there is no such live loan.
-    fn end_loan(&mut self, config: &PoolConfig, pool: u64, token: u64) -> Option<Ended> {
-        self.live_loan_mut(pool, token)?;
-        let (_, _, key) = loan::untoken(token)?;
-        let mut l = self.loans.remove(key);
-        let c = &mut self.counters;
-        c.in_use_bytes -= l.capacity;
-        c.requested_bytes -= l.requested;
-        c.external_bytes -= l.external;
-        let memory_was = match l.memory {
-            LoanMemory::Slot { class, slot } => Some((class, slot)),
-            _ => None,
-        };
-        let memory = std::mem::replace(&mut l.memory, LoanMemory::Returned);
-        self.retire(memory, l.addr, l.capacity, token, l.requested, l.owner.thread);
-        let mapping = if l.bound && memory_was.is_none() { self.unlend_mapping(l.addr) } else { None };
-        self.update_level(config);
-        Some(Ended {
-            mapping,
-            bound: l.bound,
-            requested: l.requested,
-            addr: l.addr,
-            since_ms: l.since_ms,
-            tracked: l.tracked,
-            owner: l.owner,
-            memory_was,
-        })
-    }
-}
-
-/// Figures of a set of loans: see [`Pool::figures_of`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LoanFigures {
-    /// Live loans among the tokens.
-    pub loans: usize,
-    /// Their bytes in use: slot sizes, or mapping lengths.
-    pub in_use_bytes: usize,
-    /// Their bytes requested.
-    pub requested_bytes: usize,
-}
-
-/// What remains of a loan that ended.
-#[derive(Debug)]
-struct Ended {
-    mapping: Option<MappingRef>,
-    bound: bool,
-    requested: usize,
-    addr: usize,
-    since_ms: u64,
-    tracked: bool,
-    owner: Owner,
-    /// The slot the loan held, if it was a slab slot.
-    memory_was: Option<(usize, Slot)>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    use crate::admission::Admission;
+    use crate::events::PoolEvent;
+    use crate::large;
+    use crate::size_class::MIN_ALIGN;
+    use crate::slab::SLAB_CHUNK_BYTES;
 
     const OWNER: Owner = Owner { thread: 1, handle: 2, witness: 0 };
 
@@ -1143,6 +552,60 @@ mod tests {
                 requested_bytes: 20_100
             }
         );
+    }
+
+    #[test]
+    fn release_all_checks_each_buffer_as_release_does_and_counts_references_down() {
+        let p = Pool::new(1 << 20);
+        let other = Pool::new(1 << 20);
+        let once = p.alloc(10, false, OWNER).unwrap();
+        let twice = p.alloc(300_000, false, OWNER).unwrap();
+        p.retain(twice.token, twice.addr as usize, 300_000).unwrap();
+        let ended = p.alloc(20, false, OWNER).unwrap();
+        end(&p, ended, 20);
+        let foreign = other.alloc(10, false, OWNER).unwrap();
+        let before = p.stats();
+        let answers = p.release_all(&[
+            (once.token, once.addr as usize, 10),
+            (twice.token, twice.addr as usize, 300_000),
+            (ended.token, ended.addr as usize, 20),
+            (once.token, once.addr as usize + 1, 9),
+            (foreign.token, foreign.addr as usize, 10),
+        ]);
+        assert_eq!(answers, [Some(Release::Last(OWNER)), Some(Release::Retained(1)), None, None, None]);
+        assert_eq!(p.stats(), before, "nothing ends before finish_all");
+        assert_eq!(p.ref_count(twice.token, twice.addr as usize, 300_000), Ok(1));
+    }
+
+    #[test]
+    fn finish_all_ends_released_loans_and_buffers_never_retained_under_one_lock() {
+        let p = Pool::new(1 << 20);
+        let released = p.alloc(100, false, OWNER).unwrap();
+        let straight = p.alloc(20_000, false, OWNER).unwrap();
+        let retained = p.alloc(30, false, OWNER).unwrap();
+        p.retain(retained.token, retained.addr as usize, 30).unwrap();
+        assert_eq!(p.release_all(&[(released.token, released.addr as usize, 100)]), [Some(Release::Last(OWNER))]);
+        let done = p.finish_all(&[
+            (released.token, None),
+            (straight.token, Some((straight.addr as usize, 20_000))),
+            (retained.token, Some((retained.addr as usize, 30))),
+            (released.token, None),
+            (straight.token, Some((straight.addr as usize + 8, 8))),
+            (12345, None),
+        ]);
+        let owners: Vec<Option<Owner>> = done.iter().map(|f| f.map(|f| f.owner)).collect();
+        assert_eq!(owners, [Some(OWNER), Some(OWNER), None, None, None, None], "each loan ends once");
+        let slot = done[0].unwrap().slot.expect("a slot loan names its slot");
+        assert_eq!(slot.class, class_for(100, MIN_ALIGN));
+        assert!(done[1].unwrap().slot.is_none(), "a mapping has no slot");
+        assert_eq!(p.ref_count(retained.token, retained.addr as usize, 30), Ok(1), "one reference dropped");
+        let s = p.stats();
+        assert_eq!((s.live_buffers, s.counters.releases, s.counters.requested_bytes), (1, 2, 30));
+        assert_eq!(s.counters.external_bytes, 30);
+        end(&p, retained, 30);
+        let s = p.stats();
+        assert_eq!((s.live_buffers, s.counters.in_use_bytes, s.counters.external_bytes), (0, 0, 0));
+        assert_eq!(s.counters.allocations - s.counters.releases - s.counters.gc_reclaims, 0);
     }
 
     #[test]

@@ -65,6 +65,7 @@ use proptest::prelude::*;
 use extmem_core::error::PoolError;
 use extmem_core::large::{self, MappingCache, CACHE_DECAY_MS, CACHE_MAX_ENTRIES};
 use extmem_core::loan::Owner;
+use extmem_core::os;
 use extmem_core::pool::{AllocRequest, Grant, Pool, Release, SlotRef};
 use extmem_core::size_class::{class_of, CLASS_COUNT, CLASS_SIZES, MIN_ALIGN, SMALL_MAX};
 use extmem_core::slab::{ClassSlab, Slot, SLAB_CHUNK_BYTES};
@@ -351,7 +352,7 @@ proptest! {
                     prop_assert!(m.chunks.insert(key), "chunk key {} is new", key);
                     prop_assert_eq!(slot.index() as usize % per, 0, "a new chunk hands out its lowest slot first");
                     prop_assert_eq!(s.epoch(slot), 0, "a new chunk's slots start at epoch 0");
-                    prop_assert_eq!(p as usize % large::page_size(), 0, "a chunk is page-aligned");
+                    prop_assert_eq!(p as usize % os::page_size(), 0, "a chunk is page-aligned");
                     s.push(slot);
                     for k in 0..per {
                         m.epochs.remove(&Slot::from_index((key * per + k) as u32));
@@ -409,7 +410,7 @@ proptest! {
         max_pages in 1usize..=128,
         ops in prop::collection::vec(cache_op(), 1..120),
     ) {
-        let max_bytes = max_pages * large::page_size();
+        let max_bytes = max_pages * os::page_size();
         let mut cache = MappingCache::new(max_bytes);
         // The reference model: (address, length, time put) of each entry, oldest first.
         let mut model: Vec<(usize, usize, u64)> = Vec::new();
@@ -417,7 +418,7 @@ proptest! {
         for op in ops {
             match op {
                 CacheOp::Put(pages) => {
-                    let len = pages * large::page_size();
+                    let len = pages * os::page_size();
                     let map = large::map(len, false).expect("anonymous memory");
                     let addr = map.as_ptr() as usize;
                     let unmapped = cache.put(map, now);
@@ -433,7 +434,7 @@ proptest! {
                     }
                 }
                 CacheOp::Take(pages) => {
-                    let len = pages * large::page_size();
+                    let len = pages * os::page_size();
                     let want = model.iter().rposition(|e| e.1 >= len && e.1 <= len + len / 4);
                     match (cache.take(len), want) {
                         (Some(mut map), Some(i)) => {
@@ -666,11 +667,9 @@ fn granted(
         prop_assert_eq!(slot.class, class_of(size));
     } else {
         let len = large::mapping_len(size);
-        prop_assert_eq!(addr % large::page_size(), 0, "a mapping is page-aligned");
+        prop_assert_eq!(addr % os::page_size(), 0, "a mapping is page-aligned");
         prop_assert!(
-            grant.capacity.is_multiple_of(large::page_size())
-                && grant.capacity >= len
-                && grant.capacity <= len + len / 4,
+            grant.capacity.is_multiple_of(os::page_size()) && grant.capacity >= len && grant.capacity <= len + len / 4,
             "alloc({}) lent a mapping of {} bytes",
             size,
             grant.capacity

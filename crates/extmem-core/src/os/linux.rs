@@ -1,8 +1,11 @@
-//! Linux: `CLOCK_MONOTONIC_COARSE`, `sysconf`, the cgroup memory limit, `MADV_HUGEPAGE`, `mremap`.
+//! Linux: `CLOCK_MONOTONIC_COARSE`, `sysconf` (shared with the other Unixes), the cgroup memory
+//! limit, `MADV_HUGEPAGE`, `mremap`.
 
 use std::fs;
 
 use memmap2::{Advice, MmapMut};
+
+pub(super) use super::sysconf::{page_size, physical_memory};
 
 /// `CLOCK_MONOTONIC_COARSE` costs a few nanoseconds (no syscall) and is precise to a few
 /// milliseconds, which is all an age in milliseconds needs.
@@ -12,17 +15,6 @@ pub(super) fn now_ms() -> u64 {
     // SAFETY: `ts` is a valid out-pointer; CLOCK_MONOTONIC_COARSE exists on every Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
     ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
-}
-
-pub(super) fn page_size() -> Option<usize> {
-    // SAFETY: sysconf only reads system configuration.
-    usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()
-}
-
-pub(super) fn physical_memory() -> Option<usize> {
-    // SAFETY: sysconf only reads system configuration.
-    let pages = usize::try_from(unsafe { libc::sysconf(libc::_SC_PHYS_PAGES) }).ok()?;
-    Some(pages.saturating_mul(page_size()?))
 }
 
 /// The cgroup (v2 or v1) memory limit. v2 writes "max" for none; v1 a huge number.

@@ -5,7 +5,13 @@
 //!
 //! Linux has all of them; elsewhere the clock is [`std::time::Instant`], there is no container
 //! limit, no huge-page advice (the mapping works the same without it), and no resizing in place
-//! (the caller copies instead).
+//! (the caller copies instead): those fallbacks are one file, `fallback.rs`, that the other
+//! platforms share, as the Unixes share `sysconf.rs`.
+
+#[cfg(not(target_os = "linux"))]
+mod fallback;
+#[cfg(unix)]
+mod sysconf;
 
 #[cfg(target_os = "linux")]
 mod linux;

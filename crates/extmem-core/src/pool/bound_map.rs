@@ -113,7 +113,7 @@ impl Pool {
         may_be_reachable: impl FnOnce(&Owner) -> bool,
     ) -> Option<Reclaimed> {
         let mut st = self.state.lock();
-        st.counters.external_bytes -= at.len;
+        st.counters.uncount_external(at.len);
         let b = *st.bound_maps.get(&at.addr)?;
         if b.epoch != at.epoch {
             return None;
@@ -187,7 +187,7 @@ mod tests {
         assert_eq!(p.mapping_buffer_finalized(old, |_| false), None, "not its ArrayBuffer");
         assert_eq!(p.stats().live_buffers, 1);
         // (the test gave back bytes it never counted: put them back)
-        p.state.lock().counters.external_bytes += at.len;
+        p.state.lock().counters.count_external(at.len);
         assert!(matches!(p.mapping_buffer_finalized(at, |_| false), Some(Reclaimed::Ended(_))));
         let s = p.stats();
         assert_eq!((s.live_buffers, s.counters.gc_reclaims, s.counters.external_bytes), (0, 1, 0));

@@ -2,11 +2,12 @@
 //! lends them to Buffers and takes them back with no call into the core and no lock.
 //!
 //! A cached slot (or mapping of a large class, bound to the cache's ArrayBuffer over it, see
-//! `bound_map`) is a *cache loan*: a loan whose [`Loan::cache`] names the cache and an entry of
-//! it. Large classes follow the small ones: cache class `CLASS_COUNT + k` is the large class of
-//! length `large::class_lens()[k]`. While the slot sits in the cache it counts as reserved and cached, not in use. The thread
-//! lends it to a Buffer and takes it back by writing its [`CacheBlock`], a small array of 32-bit
-//! words that both sides can see (JavaScript views it as an `Int32Array`):
+//! `bound_map`) is a *cache loan*: a loan whose [`Loan::cache`](crate::loan::Loan::cache) names
+//! the cache and an entry of it. Large classes follow the small ones: cache class
+//! `CLASS_COUNT + k` is the large class of length `large::class_lens()[k]`. While the slot sits
+//! in the cache it counts as reserved and cached, not in use. The thread lends it to a Buffer and
+//! takes it back by writing its [`CacheBlock`], a small array of 32-bit words that both sides can
+//! see (JavaScript views it as an `Int32Array`):
 //!
 //! - the thread adds each lend and release to the block's counters (bytes in use, bytes
 //!   requested, live Buffers, allocations, releases), so [`Pool::stats`] adds them to its own and
@@ -18,7 +19,7 @@
 //!   `normal` or `warning`, and the bytes in use are far enough from the thresholds on both sides
 //!   for every cache's allowed drift), 0 otherwise; beside it the *drift budgets*, how far each
 //!   cache may move up and down from its synced bytes before it syncs again (the farther the pool
-//!   is from the threshold on that side, the larger: see [`State::drift_budgets`]); and it counts
+//!   is from the threshold on that side, the larger: see `State::drift_budgets`); and it counts
 //!   up the *flush* word to ask every cache to give its slots back (at `critical`, after a refusal
 //!   at the cap, on `trim`).
 //!
@@ -26,11 +27,11 @@
 //! - each word has one writer: the gate, the drift budgets and the flush word the core (under the
 //!   pool's lock), every other word the cache's own thread (its JavaScript, or the core on that
 //!   thread inside one of its calls or finalizers, while no JavaScript of it runs: the synced
-//!   word is written only so, by [`Pool::cache_sync`] and [`State::materialize`]); every other
+//!   word is written only so, by [`Pool::cache_sync`] and `State::materialize`); every other
 //!   thread only loads them;
 //! - a thread keeps its drift, `WORD_IN_USE - WORD_SYNCED`, at most its up budget above and its
 //!   down budget below 0 (it reads them at each lend and release), syncing first or taking the
-//!   core's path where a move would leave that range; [`State::materialize`] lowers both words
+//!   core's path where a move would leave that range; `State::materialize` lowers both words
 //!   by the same bytes (they move to the core's counters, and the total does not change), so no
 //!   path lets a cache go past its budgets. That is what the budgets count on: the core gives
 //!   each of `n` open caches `1/n` of the room between the synced bytes in use and each threshold
@@ -46,7 +47,7 @@
 //!   one): `cache_sync` makes the witnesses of slots put back since the last sync before the
 //!   thread lends them again;
 //! - any core call that checks a cache-served Buffer against its loan first turns the cache loan
-//!   into an ordinary loan ([`State::materialize`]); JavaScript forgets the entry before any such
+//!   into an ordinary loan (`State::materialize`); JavaScript forgets the entry before any such
 //!   call, so the two never disagree about which loans the cache still serves.
 
 use std::collections::HashMap;
@@ -55,7 +56,7 @@ use std::sync::Arc;
 
 use super::{Finished, MappingRef, Pool, PoolConfig, SlotRef, State};
 use crate::error::PoolError;
-use crate::loan::{self, CacheLoan, Loan, LoanMemory, Owner};
+use crate::loan::{self, CacheLoan, LoanMemory, LoanTerms, Owner};
 use crate::size_class::{CLASS_COUNT, CLASS_SIZES};
 use crate::watermark::Level;
 
@@ -259,6 +260,10 @@ pub struct CacheGrant {
 }
 
 /// The caches of one pool and their totals.
+///
+/// Invariant: `loans`, `bytes` and `per_class` count the cache loans of slots (cached or lent)
+/// and `large_loans`, `large_bytes` those of large mappings, over every record; they change only
+/// through [`Caches::count_loan`] and [`Caches::uncount_loan`], as a cache loan is made and ends.
 #[derive(Debug)]
 pub(super) struct Caches {
     recs: HashMap<u64, CacheRec>,
@@ -299,6 +304,30 @@ impl Default for Caches {
 }
 
 impl Caches {
+    /// A cache loan of cache class `class`, `bytes` long, was made.
+    fn count_loan(&mut self, class: usize, bytes: usize) {
+        if class < CLASS_COUNT {
+            self.loans += 1;
+            self.bytes += bytes;
+            self.per_class[class] += 1;
+        } else {
+            self.large_loans += 1;
+            self.large_bytes += bytes;
+        }
+    }
+
+    /// A cache loan of cache class `class`, `bytes` long, is one no more.
+    fn uncount_loan(&mut self, class: usize, bytes: usize) {
+        if class < CLASS_COUNT {
+            self.loans -= 1;
+            self.bytes -= bytes;
+            self.per_class[class] -= 1;
+        } else {
+            self.large_loans -= 1;
+            self.large_bytes -= bytes;
+        }
+    }
+
     /// Buffers lent from caches per class, summed over the blocks.
     pub(super) fn lent_per_class(&self) -> [usize; CLASS_COUNT] {
         let mut out = [0; CLASS_COUNT];
@@ -489,9 +518,10 @@ impl State {
         b.add(WORD_LIVE, -1);
         b.set(WORD_ENTRIES + cl.entry as usize, 0);
         b.add(WORD_CLASSES + class, -1);
-        self.counters.in_use_bytes += capacity;
-        self.counters.requested_bytes += len;
-        self.counters.peak_in_use_bytes = self.counters.peak_in_use_bytes.max(self.in_use_total());
+        let bytes = self.loans[key].bytes();
+        self.counters.materialize(bytes);
+        let in_use = self.in_use_total();
+        self.counters.note_peak(in_use);
         if class >= CLASS_COUNT {
             // An ordinary loan of a mapping counts among the live large ones.
             self.large_live += 1;
@@ -509,27 +539,16 @@ impl State {
         capacity: usize,
         owner: Owner,
     ) -> (usize, u32, u32) {
-        let gen = self.next_gen;
-        self.next_gen = loan::next_gen(gen);
         let rec = self.caches.recs.get_mut(&cache).expect("the caller checked the cache is open");
         let entry = rec.free_entries.pop().expect("the caller checked a free entry");
-        let key = self.loans.insert(Loan {
-            addr: addr as usize,
+        let terms = LoanTerms {
             requested: capacity,
-            capacity,
-            refs: 1,
-            gen,
-            memory,
-            owner,
-            since_ms: crate::clock::now_ms(),
             tracked: false,
             external: 0,
             bound: true,
-            parked: false,
-            transit: None,
-            shares: 0,
             cache: Some(CacheLoan { cache, entry }),
-        });
+        };
+        let (key, gen) = self.insert_loan(memory, addr, capacity, owner, terms);
         self.caches.recs.get_mut(&cache).expect("just found").entries.insert(entry, key);
         (key, gen, entry)
     }
@@ -567,14 +586,7 @@ impl State {
     /// cache's record once it is closed and holds no loan (its counts of lends and releases join
     /// the core's then).
     fn forget_entry(&mut self, cl: CacheLoan, capacity: usize, class: usize) {
-        if class < CLASS_COUNT {
-            self.caches.loans -= 1;
-            self.caches.bytes -= capacity;
-            self.caches.per_class[class] -= 1;
-        } else {
-            self.caches.large_loans -= 1;
-            self.caches.large_bytes -= capacity;
-        }
+        self.caches.uncount_loan(class, capacity);
         let Some(rec) = self.caches.recs.get_mut(&cl.cache) else { return };
         rec.entries.remove(&cl.entry);
         rec.free_entries.push(cl.entry);
@@ -588,8 +600,7 @@ impl State {
     fn fold_counts(&mut self, block: &CacheBlock) {
         let allocations = block.word(WORD_ALLOCATIONS).swap(0, Ordering::AcqRel);
         let releases = block.word(WORD_RELEASES).swap(0, Ordering::AcqRel);
-        self.counters.allocations += allocations.max(0) as u64;
-        self.counters.releases += releases.max(0) as u64;
+        self.counters.fold(allocations.max(0) as u64, releases.max(0) as u64);
     }
 }
 
@@ -644,11 +655,8 @@ impl Pool {
             let LoanMemory::Slot { slot, .. } = memory else { unreachable!("a small request takes a slot") };
             let epoch = st.classes[class].new_epoch(slot);
             let (key, gen, entry) = st.insert_cache_loan(cache, memory, addr, size, owner);
-            st.classes[class].set_loan(slot, key);
-            st.caches.loans += 1;
-            st.caches.bytes += size;
-            st.caches.per_class[class] += 1;
-            st.counters.external_bytes += size;
+            st.caches.count_loan(class, size);
+            st.counters.count_external(size);
             out.push(CacheGrant {
                 token: loan::token(self.id, gen, key),
                 entry,
@@ -680,9 +688,7 @@ impl Pool {
         owner: Owner,
     ) -> Result<Vec<CacheGrant>, PoolError> {
         let mut st = self.state.lock();
-        if large_class_of(len).is_none() {
-            return Err(PoolError::Stale);
-        }
+        let Some(class) = large_class_of(len) else { return Err(PoolError::Stale) };
         if st.quarantine.is_some() {
             // Every release must reach the quarantine (see `retire`).
             return Ok(Vec::new());
@@ -707,9 +713,8 @@ impl Pool {
             let rec = st.caches.recs.get_mut(&cache).expect("checked above");
             rec.move_max = rec.move_max.max(capacity);
             let epoch = st.bind_mapping(addr as usize, capacity, key);
-            st.caches.large_loans += 1;
-            st.caches.large_bytes += capacity;
-            st.counters.external_bytes += capacity;
+            st.caches.count_loan(class, capacity);
+            st.counters.count_external(capacity);
             out.push(CacheGrant {
                 token: loan::token(self.id, gen, key),
                 entry,
@@ -733,7 +738,7 @@ impl Pool {
     pub fn cache_undo(&self, grant: &CacheGrant, node_has_it: bool) {
         let mut st = self.state.lock();
         if !node_has_it {
-            st.counters.external_bytes -= grant.len;
+            st.counters.uncount_external(grant.len);
         }
         if let Some((_, _, key)) = loan::untoken(grant.token) {
             st.end_cached(key);
@@ -818,11 +823,6 @@ impl Pool {
             st.fold_counts(&rec.block);
         }
         st.update_gates(&self.config);
-    }
-
-    /// Asks every cache to flush at its thread's next call.
-    pub fn cache_ask_flush(&self) {
-        self.state.lock().caches.ask_flush();
     }
 }
 

@@ -88,10 +88,7 @@ impl Pool {
             (true, None) => st.unbind_mapping(addr),
             _ => {}
         }
-        let c = &mut st.counters;
-        c.external_bytes -= external;
-        c.in_transit_buffers += 1;
-        c.in_transit_bytes += size;
+        st.counters.send(size, external);
         Ok(Shared { secret, size, owner })
     }
 
@@ -110,10 +107,7 @@ impl Pool {
         l.owner = owner;
         l.external = l.requested;
         let addr = l.addr as *mut u8;
-        let c = &mut st.counters;
-        c.external_bytes += size;
-        c.in_transit_buffers -= 1;
-        c.in_transit_bytes -= size;
+        st.counters.adopt(size);
         Ok(addr)
     }
 
@@ -124,9 +118,7 @@ impl Pool {
         let l = st.in_transit(self.id, token, secret)?;
         l.transit = None;
         let size = l.requested;
-        let c = &mut st.counters;
-        c.in_transit_buffers -= 1;
-        c.in_transit_bytes -= size;
+        st.counters.unsend(size);
         st.finish(&self.config, self.id, token);
         Ok(())
     }

@@ -28,6 +28,7 @@ use crate::loan::{self, LoanMemory, Owner};
 use crate::os;
 use crate::pool::AllocRequest;
 use crate::size_class::SMALL_MAX;
+use crate::stats::LoanBytes;
 
 /// What [`Pool::resize_begin`] prepared for a loan.
 #[derive(Debug)]
@@ -114,15 +115,17 @@ impl Pool {
                 if undone.1 != 0 {
                     // Kept longer: the loan holds it all (and counts it in use) until it ends.
                     if let Some(l) = st.live_loan_mut(self.id, token) {
+                        let from = l.bytes();
                         l.capacity += undone.1;
+                        let to = l.bytes();
+                        st.counters.resize(from, to);
                     }
                 }
-                st.counters.reserved_bytes -= undone.0;
-                st.counters.in_use_bytes += undone.1;
+                st.counters.unreserve(undone.0);
             }
             Pending::Grow { into } => {
                 let old = st.live_loan_mut(self.id, token).map_or(into.len(), |l| l.capacity);
-                st.counters.reserved_bytes -= into.len() - old;
+                st.counters.unreserve(into.len() - old);
             }
             Pending::Moved { memory, .. } => st.give_back(memory),
         }
@@ -155,7 +158,7 @@ impl Pool {
                 if let (Some(new_len), LoanMemory::Mapping(map)) = (mapping_len, &mut l.memory) {
                     // SAFETY: the old Buffer is detached; the new one views `new_size <= new_len`.
                     if new_len < map.len() && unsafe { os::shrink(map, new_len) } {
-                        st.counters.reserved_bytes -= capacity - new_len;
+                        st.counters.unreserve(capacity - new_len);
                         capacity = new_len;
                     }
                 }
@@ -222,11 +225,9 @@ impl Pool {
                 st.classes[class].new_epoch(slot);
             }
         }
-        let c = &mut st.counters;
-        c.in_use_bytes = c.in_use_bytes + capacity - old_capacity;
-        c.requested_bytes = c.requested_bytes + new_size - old_size;
-        c.external_bytes = c.external_bytes + external - old_external;
-        c.peak_in_use_bytes = c.peak_in_use_bytes.max(c.in_use_bytes);
+        let from = LoanBytes { capacity: old_capacity, requested: old_size, external: old_external };
+        st.counters.resize(from, l.bytes());
+        // The peak follows in `update_level`, below: the total in use is at least the core's.
         if let Some(memory) = freed {
             // The old Buffer's memory: native code that kept its address may still use it.
             st.retire(memory, old_addr, old_capacity, token, old_size, old_owner.thread);
@@ -266,14 +267,14 @@ impl State {
             }
             if let Some(LoanMemory::Mapping(map)) = self.live_loan_mut(pool, token).map(|l| &mut l.memory) {
                 if os::grow(map, new_len) {
-                    self.counters.reserved_bytes += growth.size;
+                    self.counters.reserve(growth.size);
                     return Ok(Pending::GrownInPlace { old_len: capacity });
                 }
             }
             let into = large::map(new_len, false).map_err(|e| PoolError::os(size, Syscall::Mmap, &e))?;
             // Only the growth is counted: the first `capacity` bytes of `into` are the old
             // mapping's pages once they move (and the old mapping is gone).
-            self.counters.reserved_bytes += growth.size;
+            self.counters.reserve(growth.size);
             return Ok(Pending::Grow { into });
         }
         let (memory, addr, capacity, fresh) = self.take(config, &AllocRequest { bind: false, ..*req })?;

@@ -11,9 +11,9 @@
 //! - The thread caches never serve a pool with a quarantine (see `cache_fill`), so every release
 //!   in it reaches the core and every reuse path goes through here.
 
-use crate::clock;
 use crate::events::{Misuse, PoolEvent};
 use crate::loan::LoanMemory;
+use crate::os;
 use crate::quarantine::Leaving;
 
 use super::State;
@@ -48,7 +48,7 @@ impl State {
             // Not live any more, though not cached either.
             _ => self.large_live -= 1,
         }
-        let now = clock::now_ms();
+        let now = os::now_ms();
         // SAFETY: the loan has ended: its memory is mapped and the pool's alone, except for
         // native code that kept its address (which is what the quarantine is for).
         unsafe { q.hold(Retired { memory, token, requested, thread }, addr, len, now) };
@@ -77,7 +77,7 @@ impl State {
         for (held, changed) in leaving {
             let Retired { memory, token, requested, thread } = held.item;
             if let Some(offset) = changed {
-                self.counters.misuses += 1;
+                self.counters.count_misuse();
                 let misuse = Misuse { size: requested, address: held.addr, offset, token, thread };
                 self.listeners.emit(&PoolEvent::Misuse(misuse));
             }
@@ -87,8 +87,7 @@ impl State {
             self.free_memory(memory);
         }
         if let Some(q) = &self.quarantine {
-            self.counters.quarantined_buffers = q.len();
-            self.counters.quarantined_bytes = q.bytes();
+            self.counters.set_quarantined(q.len(), q.bytes());
         }
     }
 }
