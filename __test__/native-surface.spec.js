@@ -266,3 +266,10 @@ test('a misspelled, missing or miscounted native name in lib/ is found', (t) => 
     'b.js:3: hot_alloc called with 2 arguments, declared with 5',
   ])
 })
+
+test('the binding refuses an admission it does not know rather than taking it for graded', (t) => {
+  const config = { maxBytes: 1 << 20, warning: 0.7, critical: 0.85, shedding: 0.95, hysteresis: 0.02 }
+  t.notThrows(() => new native.NativePool({ ...config, admission: 'cap' }))
+  t.notThrows(() => new native.NativePool({ ...config, admission: 'graded' }))
+  t.throws(() => new native.NativePool({ ...config, admission: 'Cap' }), { message: /admission/ })
+})

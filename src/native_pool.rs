@@ -39,7 +39,16 @@ impl JsPoolConfig {
     fn to_core(&self) -> napi::Result<PoolConfig> {
         let watermarks = Watermarks::new(self.warning, self.critical, self.shedding, self.hysteresis)
             .map_err(|e| napi::Error::new(napi::Status::InvalidArg, format!("watermarks: {e:?}")))?;
-        let admission = if self.admission == "cap" { Admission::Cap } else { Admission::Graded };
+        let admission = match self.admission.as_str() {
+            "cap" => Admission::Cap,
+            "graded" => Admission::Graded,
+            other => {
+                return Err(napi::Error::new(
+                    napi::Status::InvalidArg,
+                    format!("admission: {other:?} is not 'graded' or 'cap'"),
+                ))
+            }
+        };
         let quarantine = match (self.quarantine_releases, self.quarantine_ms) {
             (Some(releases), Some(ms)) => Some(QuarantineConfig { releases: releases as u32, min_ms: ms as u64 }),
             _ => None,
