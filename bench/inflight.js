@@ -520,4 +520,4 @@ function summary(rows) {
 
 runInflight.summary = summary
 
-module.exports = { runInflight, CELLS, heldConfig }
+module.exports = { runInflight, CELLS, heldConfig, timeInFlight, PER_TURN }

@@ -12,11 +12,11 @@ const { Worker, isMainThread, parentPort, workerData } = require('node:worker_th
 const { once } = require('node:events')
 const { PerformanceObserver } = require('node:perf_hooks')
 const { KiB, alternate, row, failed, turn, formatSize } = require('./common')
+const { timeInFlight, PER_TURN } = require('./inflight')
 
 const N = 64
 const SIZES = [4 * KiB, 64 * KiB]
 const PAGE = 4 * KiB
-const PER_TURN = 2048
 
 /**
  * Runs `buffers` Buffers of `size` bytes through the in-flight cycle on a pool of this thread;
@@ -47,18 +47,12 @@ async function cycleHere(size, buffers) {
     for (const e of list.getEntries()) gcMs += e.duration
   })
   observer.observe({ entryTypes: ['gc'] })
-  const cycles = Math.max(1, Math.round(buffers / N))
-  const perTurn = Math.max(1, Math.floor(PER_TURN / N))
-  const t0 = process.hrtime.bigint()
-  for (let done = 0; done < cycles; done += perTurn) {
-    cycle(Math.min(perTurn, cycles - done))
-    await turn()
-  }
-  const ns = Number(process.hrtime.bigint() - t0) / (cycles * N)
+  const ns = await timeInFlight(cycle, N, buffers)
   for (const e of observer.takeRecords()) gcMs += e.duration
   observer.disconnect()
   pool.close()
-  return { ns, gcNs: (gcMs * 1e6) / (cycles * N) }
+  const timed = Math.max(1, Math.round(buffers / N)) * N // the Buffers timeInFlight ran
+  return { ns, gcNs: (gcMs * 1e6) / timed }
 }
 
 /** Worker thread: runs the cycle each message asks for and answers with its figures. */
@@ -97,6 +91,8 @@ async function measureSize(size, cfg) {
     // alternate() runs each side once to warm up before its rounds: drop that first figure.
     const samples = (side, key) => figures[side].slice(1).map((f) => f[key])
     const common = { workload: 'witness', size, unit: 'ns/op', kind: 'witness', rounds: cfg.rounds }
+    // A run too short for any GC on the main thread (--quick) has no GC ratio to give.
+    const gcSeen = samples('main', 'gcNs').some((x) => x > 0)
     return [
       row({
         ...common,
@@ -105,14 +101,15 @@ async function measureSize(size, cfg) {
         peer: { label: 'main thread (no witness)', samples: samples('main', 'ns') },
         detail: { buffers },
       }),
-      row({
-        ...common,
-        name: `${N} in flight, GC pause per Buffer`,
-        extmem: { label: 'worker thread (witnessed)', samples: samples('worker', 'gcNs') },
-        peer: { label: 'main thread (no witness)', samples: samples('main', 'gcNs') },
-        detail: { buffers },
-      }),
-    ]
+      gcSeen &&
+        row({
+          ...common,
+          name: `${N} in flight, GC pause per Buffer`,
+          extmem: { label: 'worker thread (witnessed)', samples: samples('worker', 'gcNs') },
+          peer: { label: 'main thread (no witness)', samples: samples('main', 'gcNs') },
+          detail: { buffers },
+        }),
+    ].filter(Boolean)
   } finally {
     await worker.terminate()
   }
