@@ -302,8 +302,12 @@ test.serial(
   `,
       { eval: true },
     )
+    // Listening for 'exit' before the message arrives: a worker that ends first has its last
+    // message and its 'exit' emitted in the same turn, and a listener added after the message
+    // would never see the exit.
+    const exited = once(w, 'exit')
     const [handle] = await once(w, 'message')
-    await once(w, 'exit')
+    await exited
     // The worker's Pool object, its handle and its env are gone; only the memory in transit is left.
     await collectUntil(() => false, 5)
     const pool = new Pool({ name })
