@@ -180,8 +180,20 @@ test.serial(
     const name = `joined-${process.pid}`
     const pool = new Pool({ name, maxBytes: 1 << 20, admission: 'cap' })
     t.is(pool.name, name)
-    t.throws(() => new Pool({ name, maxBytes: 2 << 20 }), { code: codes.ERR_EXTMEM_OPTIONS_MISMATCH })
-    t.throws(() => new Pool({ name, admission: 'graded' }), { code: codes.ERR_EXTMEM_OPTIONS_MISMATCH })
+    // Each option that differs is named (the native side reports which by its index).
+    for (const [option, value] of [
+      ['maxBytes', 2 << 20],
+      ['admission', 'graded'],
+      ['watermarks', { warning: 0.5 }],
+      ['quarantine', true],
+    ]) {
+      t.throws(() => new Pool({ name, [option]: value }), {
+        code: codes.ERR_EXTMEM_OPTIONS_MISMATCH,
+        message: new RegExp(`another ${option};`),
+      })
+    }
+    // Options that agree, or that are not given, join.
+    t.is(new Pool({ name, admission: 'cap', quarantine: false }).maxBytes, 1 << 20)
     t.throws(() => new Pool({ name: '' }), { code: codes.ERR_INVALID_ARG_VALUE })
     t.throws(() => new Pool({ name: 7 }), { code: codes.ERR_INVALID_ARG_TYPE })
     t.throws(() => pool.close(), { code: codes.ERR_INVALID_STATE })

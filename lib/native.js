@@ -81,6 +81,8 @@ const OUTCOME = CONSTANTS.releaseOutcomes
 const LEVELS = Object.freeze(CONSTANTS.levels)
 /** Default watermarks. */
 const WATERMARKS = CONSTANTS.watermarks
+/** The options a named pool compares: option `i` is bit `1 << i` of `given`, and index `i` of a mismatch. */
+const NAMED_OPTIONS = Object.freeze(CONSTANTS.namedOptions)
 /** System calls by native index, as ERR_EXTMEM_OS names them. */
 const SYSCALLS = CONSTANTS.syscalls
 /** Mapping lengths of the large classes, ascending: Buffers up to the last keep their ArrayBuffer. */
@@ -212,6 +214,7 @@ module.exports = {
   OUTCOME,
   LEVELS,
   WATERMARKS,
+  NAMED_OPTIONS,
   LARGE_LENS,
   CACHE_LAYOUT,
   scratch,

@@ -12,7 +12,7 @@
 // memory it does not own.
 
 const { EventEmitter } = require('node:events')
-const { NativePool, checkWatermarks, SMALL_MAX, ALIGNS, FLAGS, LEVELS, WATERMARKS } = require('./native')
+const { NativePool, checkWatermarks, SMALL_MAX, ALIGNS, FLAGS, LEVELS, WATERMARKS, NAMED_OPTIONS } = require('./native')
 const errors = require('./errors')
 const { subscribe, deliver, kDeliver } = require('./events')
 const { INTERVALS, formatTrace } = require('./leaks')
@@ -57,8 +57,6 @@ const POOL_OPTIONS = [
 ]
 /** The label of a private Pool made without one (see `label`). */
 const ANONYMOUS = 'anonymous'
-/** Bits of the options a named Pool was given (see NativePool.named). */
-const GIVEN = { maxBytes: 1, watermarks: 2, admission: 4, quarantine: 8 }
 const RESIZE_OPTIONS = ['zero']
 
 /** Marks the construction of the default pool's Pool object (not an option users can pass). */
@@ -111,15 +109,13 @@ class Pool extends EventEmitter {
     if (isDefault) {
       this.#native = NativePool.shared(config)
     } else if (name !== undefined) {
+      // The options this object was given, as bits in the order the native side compares them.
       let given = 0
-      for (const option of Object.keys(GIVEN)) if (opts[option] !== undefined) given |= GIVEN[option]
-      try {
-        this.#native = NativePool.named(name, config, given)
-      } catch (err) {
-        const option = /^mismatch:(\w+)/.exec(err?.message ?? '')?.[1]
-        if (option === undefined) throw err
-        throw errors.optionsMismatch(name, option, Pool)
-      }
+      for (let i = 0; i < NAMED_OPTIONS.length; i++) if (opts[NAMED_OPTIONS[i]] !== undefined) given |= 1 << i
+      const joined = NativePool.named(name, config, given)
+      // A number: the index of the first option given that differs from the pool's.
+      if (typeof joined === 'number') throw errors.optionsMismatch(name, NAMED_OPTIONS[joined], Pool)
+      this.#native = joined
       this.#name = name
     } else {
       this.#native = new NativePool(config)

@@ -112,6 +112,8 @@ pub struct JsConstants {
     pub watermarks: JsWatermarks,
     /// The most references one Buffer can hold.
     pub max_refs: f64,
+    /// The options a named pool compares, in the order of `NativePool.named`'s bits and index.
+    pub named_options: Vec<String>,
     /// System call names by index, as `ERR_EXTMEM_OS` reports them.
     pub syscalls: Vec<String>,
     pub release_outcomes: JsReleaseOutcomes,
@@ -146,6 +148,7 @@ pub fn constants() -> JsConstants {
         levels: Level::ALL.iter().map(|l| l.name().to_owned()).collect(),
         watermarks: JsWatermarks { warning, critical, shedding, hysteresis },
         max_refs: f64::from(MAX_REFS),
+        named_options: crate::native_pool::NAMED_OPTIONS.iter().map(|&o| o.to_owned()).collect(),
         syscalls: Syscall::ALL.iter().map(|s| s.name().to_owned()).collect(),
         release_outcomes: JsReleaseOutcomes {
             skipped: release_all::SKIPPED,

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
-use napi::bindgen_prelude::{Env, Float64Array};
+use napi::bindgen_prelude::{Either, Env, Float64Array};
 use napi_derive::napi;
 
 use crate::events;
@@ -82,11 +82,10 @@ static DEFAULT_POOL: OnceLock<Arc<Pool>> = OnceLock::new();
 /// or a Buffer of it), and is made afresh by the next `named` call after that.
 static NAMED_POOLS: Mutex<Option<HashMap<String, Weak<Pool>>>> = Mutex::new(None);
 
-/// Which options a `named` call was given, to compare with the pool's (bits of `given`).
-const GIVEN_MAX_BYTES: u32 = 1;
-const GIVEN_WATERMARKS: u32 = 2;
-const GIVEN_ADMISSION: u32 = 4;
-const GIVEN_QUARANTINE: u32 = 8;
+/// The options a `named` call compares with the pool's, in the order of their bits in `given`
+/// (option `i` is bit `1 << i`) and of the index it returns for a mismatch; exported as
+/// `constants().namedOptions`.
+pub const NAMED_OPTIONS: [&str; 4] = ["maxBytes", "watermarks", "admission", "quarantine"];
 
 /// One pool, as seen from one thread's JavaScript.
 #[napi]
@@ -111,10 +110,11 @@ impl NativePool {
     }
 
     /// The named pool `name`, shared by every thread that makes one of that name: made with
-    /// `config` if no thread uses it, else joined. The options `given` (bits) must equal the
-    /// pool's; if not, an error whose reason starts with "mismatch:".
-    #[napi(factory)]
-    pub fn named(name: String, config: JsPoolConfig, given: u32) -> napi::Result<Self> {
+    /// `config` if no thread uses it, else joined. The options `given` (bits, see
+    /// [`NAMED_OPTIONS`]) must equal the pool's; if one does not, no pool: the index in
+    /// [`NAMED_OPTIONS`] of the first that differs.
+    #[napi(ts_return_type = "NativePool | number")]
+    pub fn named(name: String, config: JsPoolConfig, given: u32) -> napi::Result<Either<NativePool, u32>> {
         let wanted = config.to_core()?;
         // A panic cannot leave the map half-changed: each change is one call.
         let mut registry = NAMED_POOLS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -122,22 +122,21 @@ impl NativePool {
         pools.retain(|_, pool| pool.strong_count() > 0);
         if let Some(core) = pools.get(&name).and_then(Weak::upgrade) {
             let have = core.config();
+            // In the order of NAMED_OPTIONS.
             let differs = [
-                (GIVEN_MAX_BYTES, have.max_bytes != wanted.max_bytes, "maxBytes"),
-                (GIVEN_WATERMARKS, have.watermarks != wanted.watermarks, "watermarks"),
-                (GIVEN_ADMISSION, have.admission != wanted.admission, "admission"),
-                (GIVEN_QUARANTINE, have.quarantine != wanted.quarantine, "quarantine"),
-            ]
-            .into_iter()
-            .find(|&(bit, differ, _)| given & bit != 0 && differ);
-            if let Some((_, _, option)) = differs {
-                return Err(napi::Error::from_reason(format!("mismatch:{option}")));
+                have.max_bytes != wanted.max_bytes,
+                have.watermarks != wanted.watermarks,
+                have.admission != wanted.admission,
+                have.quarantine != wanted.quarantine,
+            ];
+            if let Some(i) = (0..NAMED_OPTIONS.len()).find(|&i| given & (1 << i) != 0 && differs[i]) {
+                return Ok(Either::B(i as u32));
             }
-            return Ok(NativePool { core });
+            return Ok(Either::A(NativePool { core }));
         }
         let core = Arc::new(Pool::with_config(wanted));
         pools.insert(name, Arc::downgrade(&core));
-        Ok(NativePool { core })
+        Ok(Either::A(NativePool { core }))
     }
 
     /// The default cap: half of the smaller of physical memory and the cgroup limit.
