@@ -81,4 +81,26 @@ function runNode(nodeArgs, env = {}, timeoutMs = 60_000) {
   })
 }
 
-module.exports = { prng, stamp, holds, collectUntil, turn, runNode, mappingLen }
+/**
+ * Counts the stats() calls of each of `pools` (an own method that calls the prototype's), for the
+ * metric exporters' one-read-per-collection tests: `counts()` gives them in the order of `pools`,
+ * `restore()` removes the own methods.
+ */
+function countStatsCalls(pools) {
+  const calls = new Map(pools.map((pool) => [pool, 0]))
+  for (const pool of pools) {
+    const proto = Object.getPrototypeOf(pool)
+    pool.stats = function stats() {
+      calls.set(pool, calls.get(pool) + 1)
+      return proto.stats.call(this)
+    }
+  }
+  return {
+    counts: () => pools.map((pool) => calls.get(pool)),
+    restore() {
+      for (const pool of pools) delete pool.stats
+    },
+  }
+}
+
+module.exports = { prng, stamp, holds, collectUntil, turn, runNode, mappingLen, countStatsCalls }

@@ -9,6 +9,7 @@ const path = require('node:path')
 const { MeterProvider, MetricReader, DataPointType } = require('@opentelemetry/sdk-metrics')
 const { Pool, defaultPool, pools, levels } = require('..')
 const { observe } = require('../opentelemetry')
+const { countStatsCalls } = require('./helpers')
 
 const MiB = 1024 * 1024
 
@@ -172,21 +173,14 @@ test.serial(
     const meterProvider = new MeterProvider({ readers: [first, second] })
     const { a, b, release } = figures(t, '-once')
     const { stop } = observe(meterProvider.getMeter('extmem-test'), { sizeClasses: true })
-    const calls = new Map()
-    for (const pool of [a, b, defaultPool]) {
-      calls.set(pool, 0)
-      pool.stats = function stats() {
-        calls.set(pool, calls.get(pool) + 1)
-        return Pool.prototype.stats.call(this)
-      }
-    }
+    const calls = countStatsCalls([a, b, defaultPool])
     try {
       await first.collect()
-      t.deepEqual([...calls.values()], [1, 1, 1])
+      t.deepEqual(calls.counts(), [1, 1, 1])
       await second.collect()
-      t.deepEqual([...calls.values()], [2, 2, 2], 'one more per collection of another reader')
+      t.deepEqual(calls.counts(), [2, 2, 2], 'one more per collection of another reader')
     } finally {
-      for (const pool of [a, b, defaultPool]) delete pool.stats
+      calls.restore()
       stop()
       release()
       await meterProvider.shutdown()

@@ -9,7 +9,7 @@ const path = require('node:path')
 const client = require('prom-client')
 const { Pool, defaultPool, pools, levels } = require('..')
 const { collectMetrics } = require('../prometheus')
-const { collectUntil } = require('./helpers')
+const { collectUntil, countStatsCalls } = require('./helpers')
 
 const MiB = 1024 * 1024
 
@@ -129,22 +129,15 @@ test.serial('a scrape reads each pool’s stats() once, whatever the number of m
   // Pools of their own: the named pool of the test before is read through that test's (older) Pool object.
   const { a, b, release } = figures(t, '-once')
   const { unregister } = collectMetrics({ register, sizeClasses: true })
-  const calls = new Map()
-  for (const pool of [a, b, defaultPool]) {
-    calls.set(pool, 0)
-    pool.stats = function stats() {
-      calls.set(pool, calls.get(pool) + 1)
-      return Pool.prototype.stats.call(this)
-    }
-  }
+  const calls = countStatsCalls([a, b, defaultPool])
   try {
     await register.metrics()
-    t.deepEqual([...calls.values()], [1, 1, 1], 'one stats() each for the first scrape')
+    t.deepEqual(calls.counts(), [1, 1, 1], 'one stats() each for the first scrape')
     await register.getMetricsAsJSON()
     await register.metrics()
-    t.deepEqual([...calls.values()], [3, 3, 3], 'and one for each scrape after')
+    t.deepEqual(calls.counts(), [3, 3, 3], 'and one for each scrape after')
   } finally {
-    for (const pool of [a, b, defaultPool]) delete pool.stats
+    calls.restore()
     unregister()
     release()
   }
