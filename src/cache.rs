@@ -59,7 +59,7 @@ pub fn fill(call: &Call<6>) -> Outcome {
     }
     let n = (call.u32(3)? as usize).clamp(1, FILL_BATCH);
     let priority = if call.u32(4)? & FLAG_ESSENTIAL != 0 { Priority::Essential } else { Priority::Normal };
-    let owner = Owner { thread: call.env() as usize, handle: 0, witness: 0 };
+    let owner = Owner { thread: call.env() as usize, hint: 0, witness: 0 };
     let grants = if class < CLASS_COUNT {
         pool.cache_fill(id, class, n, priority, owner)
     } else {

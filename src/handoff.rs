@@ -69,7 +69,7 @@ pub fn share(call: &Call<4>) -> Outcome {
     // SAFETY: the old Buffer's witness, made by this env.
     unsafe { escape::forget(env, shared.owner.witness) };
     // SAFETY: the old Buffer's hint: alive, as its memory was attached until now.
-    unsafe { Hint::forget_loan(shared.owner.handle) };
+    unsafe { Hint::forget_loan(shared.owner.hint) };
     Ok(call.number(shared.secret as f64))
 }
 
@@ -81,7 +81,7 @@ pub fn adopt(call: &Call<4>) -> Outcome {
     let secret = call.f64(2)? as u64;
     let size = call.f64(3)? as usize;
     let hint = Hint::Loan { pool: pool.clone(), token: Some(token) }.into_raw();
-    let owner = Owner { thread: env as usize, handle: hint as usize, witness: 0 };
+    let owner = Owner { thread: env as usize, hint: hint as usize, witness: 0 };
     let addr = match pool.adopt(token, secret, size, owner) {
         Ok(got) => {
             unpin(token);

@@ -75,7 +75,7 @@ impl Hint {
     /// Makes the finalizer of a loan's Buffer find nothing to reclaim, once the loan ended (or
     /// left its thread) by other means than that finalizer: it runs later, maybe once the token's
     /// key and generation name a new loan. `raw` is the address of the loan's hint, which the core
-    /// keeps as [`Owner::handle`]: 0 for a loan lent through no [`Hint::Loan`].
+    /// keeps as [`Owner::hint`]: 0 for a loan lent through no [`Hint::Loan`].
     ///
     /// # Safety
     /// As for [`set_token`](Self::set_token), unless `raw` is 0: Node has not finalized the hint

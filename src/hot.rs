@@ -77,7 +77,7 @@ pub fn alloc(call: &Call<5>) -> Outcome {
     let req = call.request(1, false)?;
     let size = req.size;
     let hint = Hint::Loan { pool: pool.clone(), token: None }.into_raw();
-    let owner = Owner { thread: call.env() as usize, handle: hint as usize, witness: 0 };
+    let owner = Owner { thread: call.env() as usize, hint: hint as usize, witness: 0 };
     let (will_retry, priority) = (req.will_retry, req.priority);
     let grant = match pool.alloc_with(req, owner) {
         Ok(g) => g,
@@ -119,7 +119,7 @@ pub fn alloc_bound(call: &Call<5>) -> Outcome {
     let req = call.request(1, true)?;
     let (will_retry, priority) = (req.will_retry, req.priority);
     let grant = pool
-        .alloc_with(req, Owner { thread: call.env() as usize, handle: 0, witness: 0 })
+        .alloc_with(req, Owner { thread: call.env() as usize, hint: 0, witness: 0 })
         .map_err(|e| refusal_of(pool, &e, will_retry, priority))?;
     if let Some(at) = grant.mapping {
         let hint = Hint::Mapping { pool: pool.clone(), at }.into_raw();
@@ -158,7 +158,7 @@ pub fn reuse_mapping(call: &Call<9>) -> Outcome {
     }
     // SAFETY: argument 8 is a live value of the current env.
     let witness = unsafe { escape::witness(call.env(), call.arg(8)) }.ok_or(status::STATUS_EXTERNAL_REFUSED)?;
-    match pool.reuse_mapping(at, req, Owner { thread: call.env() as usize, handle: 0, witness }) {
+    match pool.reuse_mapping(at, req, Owner { thread: call.env() as usize, hint: 0, witness }) {
         Ok(g) => Ok(call.number(g.token as f64)),
         Err(e) => {
             // SAFETY: made just above by this env, and used by nothing.
@@ -182,7 +182,7 @@ pub fn reuse(call: &Call<9>) -> Outcome {
     let (at, _) = unsafe { raw::arraybuffer_info(call.env(), call.arg(8)) }.ok_or(status::STATUS_BAD_ARGUMENT)?;
     // SAFETY: argument 8 is a live value of the current env.
     let witness = unsafe { escape::witness(call.env(), call.arg(8)) }.ok_or(status::STATUS_EXTERNAL_REFUSED)?;
-    match pool.reuse_at(slot, req, Owner { thread: call.env() as usize, handle: 0, witness }, Some(at)) {
+    match pool.reuse_at(slot, req, Owner { thread: call.env() as usize, hint: 0, witness }, Some(at)) {
         Ok(g) => Ok(call.number(g.token as f64)),
         Err(e) => {
             // SAFETY: made just above by this env, and used by nothing.
@@ -325,7 +325,7 @@ unsafe fn end_loan(
         _ => {}
     }
     // SAFETY: the memory was attached until now, so Node has not finalized the hint.
-    unsafe { Hint::forget_loan(done.owner.handle) };
+    unsafe { Hint::forget_loan(done.owner.hint) };
     if let Some(ab) = moved_to {
         // V8 stops counting the memory as external now, not when the GC gets round to it. (It
         // was never exposed, so nothing marked it.)

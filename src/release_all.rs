@@ -161,7 +161,7 @@ pub fn finish_many(call: &Call<3>) -> Outcome {
                 io[4 * i + 1] = ENDED;
                 // SAFETY: the hint is alive (its memory was attached until now) and only this
                 // thread touches it.
-                unsafe { Hint::forget_loan(done.owner.handle) };
+                unsafe { Hint::forget_loan(done.owner.hint) };
                 if escapes {
                     // SAFETY: `list` is the caller's private Array; `list[i]` the ArrayBuffer the
                     // memory moved to, which only the caller holds.

@@ -55,8 +55,9 @@ pub enum LoanMemory {
 pub struct Owner {
     /// Which thread's JavaScript holds the Buffer (the binding's choice of identifier).
     pub thread: usize,
-    /// The binding's handle for the Buffer (a pointer it owns), or 0 for none.
-    pub handle: usize,
+    /// The binding's finalize hint of the Buffer (the address of what it frees when the Buffer
+    /// is collected, see the binding's `hint`), or 0 for none.
+    pub hint: usize,
     /// The binding's witness of where the Buffer's memory can be reached (a weak reference to the
     /// ArrayBuffer it lent), or 0 for none.
     pub witness: usize,

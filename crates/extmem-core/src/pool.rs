@@ -74,7 +74,7 @@ impl Pool {
     /// Most bytes of released mappings the pool caches (and so, most bytes of ArrayBuffers bound
     /// to cached mappings worth keeping).
     pub fn mapping_cache_max_bytes(&self) -> usize {
-        self.state.lock().cache.max_bytes()
+        self.state.lock().mappings.max_bytes()
     }
 
     /// The current watermark level.
@@ -133,7 +133,7 @@ impl Pool {
             }
             Err(e) => {
                 if req.will_retry && st.is_cap_refusal(&self.config, &e, req.priority) {
-                    st.caches.ask_flush();
+                    st.thread_caches.ask_flush();
                 } else {
                     st.count_refusal(&self.config, &e, req.priority);
                 }
@@ -449,7 +449,7 @@ impl Pool {
     /// Every thread's cache is asked to give its slots back at its next call.
     pub fn trim(&self) -> usize {
         let mut st = self.state.lock();
-        st.caches.ask_flush();
+        st.thread_caches.ask_flush();
         st.trim()
     }
 
@@ -460,7 +460,7 @@ impl Pool {
     pub fn decay(&self) -> usize {
         let mut st = self.state.lock();
         let now = os::now_ms();
-        let mut freed = st.cache.expire(now);
+        let mut freed = st.mappings.expire(now);
         if now.saturating_sub(st.chunks_decayed_ms) >= CHUNK_DECAY_MS {
             st.chunks_decayed_ms = now;
             for c in &mut st.classes {
@@ -474,20 +474,20 @@ impl Pool {
     /// A consistent snapshot of the pool.
     pub fn stats(&self) -> PoolStats {
         let mut st = self.state.lock();
-        let lent = st.caches.lent();
-        let (large_lent, large_lent_bytes) = st.caches.lent_large();
+        let lent = st.thread_caches.lent();
+        let (large_lent, large_lent_bytes) = st.thread_caches.lent_large();
         let counters = st.counters.with_lent(lent.in_use, lent.requested, lent.allocations, lent.releases);
         st.counters.note_peak(counters.in_use_bytes);
         PoolStats {
             max_bytes: self.config.max_bytes,
             counters,
             live_buffers: st.live_buffers(),
-            cached_slots: st.caches.loans - (lent.live - large_lent),
-            cached_bytes: st.caches.bytes - (lent.in_use - large_lent_bytes),
+            cached_slots: st.thread_caches.loans - (lent.live - large_lent),
+            cached_bytes: st.thread_caches.bytes - (lent.in_use - large_lent_bytes),
             classes: st
                 .classes
                 .iter()
-                .zip(st.caches.per_class.iter().zip(st.caches.lent_per_class()))
+                .zip(st.thread_caches.per_class.iter().zip(st.thread_caches.lent_per_class()))
                 .zip(&st.quarantined_slots)
                 .map(|((c, (&held, lent)), &quarantined)| ClassStats {
                     size: c.slot_size(),
@@ -497,8 +497,8 @@ impl Pool {
                 })
                 .collect(),
             large_live: st.large_live + large_lent,
-            large_cached: st.cache.len() + st.caches.large_loans - large_lent,
-            large_cached_bytes: st.cache.bytes() + st.caches.large_bytes - large_lent_bytes,
+            large_cached: st.mappings.len() + st.thread_caches.large_loans - large_lent,
+            large_cached_bytes: st.mappings.bytes() + st.thread_caches.large_bytes - large_lent_bytes,
             level: st.level,
             closed: st.closed,
         }
@@ -516,7 +516,7 @@ mod tests {
     use crate::size_class::MIN_ALIGN;
     use crate::slab::SLAB_CHUNK_BYTES;
 
-    const OWNER: Owner = Owner { thread: 1, handle: 2, witness: 0 };
+    const OWNER: Owner = Owner { thread: 1, hint: 2, witness: 0 };
 
     fn fill(g: Grant, len: usize, byte: u8) {
         // SAFETY: the grant's memory is `len` bytes long and owned by the test.

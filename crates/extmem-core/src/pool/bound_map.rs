@@ -86,7 +86,7 @@ impl Pool {
             st.count_refusal(&self.config, &e, req.priority);
             return Err(e);
         }
-        let Some(mut map) = st.cache.take_at(at.addr, at.len) else { return Err(PoolError::Stale) };
+        let Some(mut map) = st.mappings.take_at(at.addr, at.len) else { return Err(PoolError::Stale) };
         if req.zero {
             // The kept ArrayBuffer shows all of the mapping, so all of it is cleared.
             map.fill(0);
@@ -141,7 +141,7 @@ mod tests {
     use crate::large::class_len;
     use crate::pool::{AllocRequest, Release};
 
-    const OWNER: Owner = Owner { thread: 1, handle: 2, witness: 0 };
+    const OWNER: Owner = Owner { thread: 1, hint: 2, witness: 0 };
 
     fn bound(size: usize) -> AllocRequest {
         AllocRequest { bind: true, ..AllocRequest::new(size, false) }

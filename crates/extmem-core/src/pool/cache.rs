@@ -414,13 +414,13 @@ impl State {
     /// lent more must not come back to its synced bytes unjudged. It then serves that way only
     /// while it stays that far on the near side of its synced bytes.
     pub(super) fn drift_budgets(&self, config: &PoolConfig) -> Option<(i32, i32)> {
-        let open = self.caches.open_count();
+        let open = self.thread_caches.open_count();
         if self.closed || self.level > Level::Warning || open == 0 {
             return None;
         }
         let (mut synced, mut up_drift, mut down_drift) = (self.counters.in_use_bytes as f64, 0.0, 0.0);
         let mut slack = 0.0;
-        for r in self.caches.recs.values() {
+        for r in self.thread_caches.recs.values() {
             let in_use = f64::from(r.block.get(WORD_IN_USE).max(0));
             if !r.open {
                 synced += in_use;
@@ -459,21 +459,21 @@ impl State {
     /// Recomputes every cache's gate and drift budgets (after the level, the bytes in use or the
     /// caches changed).
     pub(super) fn update_gates(&mut self, config: &PoolConfig) {
-        if self.caches.recs.is_empty() {
+        if self.thread_caches.recs.is_empty() {
             return;
         }
         let budgets = self.drift_budgets(config);
         let large = config.admission == crate::admission::Admission::Cap || self.level == Level::Normal;
-        self.caches.set_gates(budgets, large);
+        self.thread_caches.set_gates(budgets, large);
         if self.level >= Level::Critical {
-            self.caches.ask_flush();
+            self.thread_caches.ask_flush();
         }
     }
 
     /// The cache loan behind the live loan at `key`, if it is one.
     pub(super) fn cache_loan(&self, key: usize) -> Option<(CacheLoan, &CacheRec)> {
         let cl = self.loans.get(key)?.cache?;
-        Some((cl, self.caches.recs.get(&cl.cache)?))
+        Some((cl, self.thread_caches.recs.get(&cl.cache)?))
     }
 
     /// Whether the live loan at `key` is a cache loan lent to the Buffer at `addr` of `len` bytes.
@@ -510,7 +510,7 @@ impl State {
             l.tracked = tracked;
         }
         let class = self.cache_class(key);
-        let rec = self.caches.recs.get_mut(&cl.cache).expect("a cache loan's cache lives");
+        let rec = self.thread_caches.recs.get_mut(&cl.cache).expect("a cache loan's cache lives");
         let b = &rec.block;
         b.add(WORD_IN_USE, -(capacity as i32));
         b.add(WORD_SYNCED, -(capacity as i32));
@@ -539,7 +539,7 @@ impl State {
         capacity: usize,
         owner: Owner,
     ) -> (usize, u32, u32) {
-        let rec = self.caches.recs.get_mut(&cache).expect("the caller checked the cache is open");
+        let rec = self.thread_caches.recs.get_mut(&cache).expect("the caller checked the cache is open");
         let entry = rec.free_entries.pop().expect("the caller checked a free entry");
         let terms = LoanTerms {
             requested: capacity,
@@ -549,7 +549,7 @@ impl State {
             cache: Some(CacheLoan { cache, entry }),
         };
         let (key, gen) = self.insert_loan(memory, addr, capacity, owner, terms);
-        self.caches.recs.get_mut(&cache).expect("just found").entries.insert(entry, key);
+        self.thread_caches.recs.get_mut(&cache).expect("just found").entries.insert(entry, key);
         (key, gen, entry)
     }
 
@@ -586,12 +586,12 @@ impl State {
     /// cache's record once it is closed and holds no loan (its counts of lends and releases join
     /// the core's then).
     fn forget_entry(&mut self, cl: CacheLoan, capacity: usize, class: usize) {
-        self.caches.uncount_loan(class, capacity);
-        let Some(rec) = self.caches.recs.get_mut(&cl.cache) else { return };
+        self.thread_caches.uncount_loan(class, capacity);
+        let Some(rec) = self.thread_caches.recs.get_mut(&cl.cache) else { return };
         rec.entries.remove(&cl.entry);
         rec.free_entries.push(cl.entry);
         if !rec.open && rec.entries.is_empty() {
-            let rec = self.caches.recs.remove(&cl.cache).expect("just found");
+            let rec = self.thread_caches.recs.remove(&cl.cache).expect("just found");
             self.fold_counts(&rec.block);
         }
     }
@@ -608,11 +608,11 @@ impl Pool {
     /// Opens a cache for one thread: its id and its block. Its gate is set at once.
     pub fn cache_open(&self) -> (u64, Arc<CacheBlock>) {
         let mut st = self.state.lock();
-        let id = st.caches.next_id;
-        st.caches.next_id += 1;
+        let id = st.thread_caches.next_id;
+        st.thread_caches.next_id += 1;
         let block = Arc::new(CacheBlock::new());
         let free_entries = (0..MAX_ENTRIES as u32).rev().collect();
-        st.caches.recs.insert(
+        st.thread_caches.recs.insert(
             id,
             CacheRec { block: block.clone(), entries: HashMap::new(), free_entries, open: true, move_max: MOVE_MAX },
         );
@@ -642,7 +642,7 @@ impl Pool {
         let req = super::AllocRequest { priority, bind: true, ..super::AllocRequest::new(size, false) };
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
-            let open = st.caches.recs.get(&cache).is_some_and(|r| r.open && !r.free_entries.is_empty());
+            let open = st.thread_caches.recs.get(&cache).is_some_and(|r| r.open && !r.free_entries.is_empty());
             if !open {
                 break;
             }
@@ -655,7 +655,7 @@ impl Pool {
             let LoanMemory::Slot { slot, .. } = memory else { unreachable!("a small request takes a slot") };
             let epoch = st.classes[class].new_epoch(slot);
             let (key, gen, entry) = st.insert_cache_loan(cache, memory, addr, size, owner);
-            st.caches.count_loan(class, size);
+            st.thread_caches.count_loan(class, size);
             st.counters.count_external(size);
             out.push(CacheGrant {
                 token: loan::token(self.id, gen, key),
@@ -696,7 +696,7 @@ impl Pool {
         let req = super::AllocRequest { priority, bind: true, ..super::AllocRequest::new(len, false) };
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
-            let open = st.caches.recs.get(&cache).is_some_and(|r| r.open && !r.free_entries.is_empty());
+            let open = st.thread_caches.recs.get(&cache).is_some_and(|r| r.open && !r.free_entries.is_empty());
             if !open {
                 break;
             }
@@ -710,10 +710,10 @@ impl Pool {
             // Taking it counted a live large loan; a cached one is not (see `materialize`).
             st.large_live -= 1;
             let (key, gen, entry) = st.insert_cache_loan(cache, memory, addr, capacity, owner);
-            let rec = st.caches.recs.get_mut(&cache).expect("checked above");
+            let rec = st.thread_caches.recs.get_mut(&cache).expect("checked above");
             rec.move_max = rec.move_max.max(capacity);
             let epoch = st.bind_mapping(addr as usize, capacity, key);
-            st.caches.count_loan(class, capacity);
+            st.thread_caches.count_loan(class, capacity);
             st.counters.count_external(capacity);
             out.push(CacheGrant {
                 token: loan::token(self.id, gen, key),
@@ -764,14 +764,14 @@ impl Pool {
         let mut st = self.state.lock();
         let mut stale = Vec::with_capacity(witnessed.len());
         for &(entry, witness) in witnessed {
-            let key = st.caches.recs.get(&cache).and_then(|r| r.entries.get(&entry).copied());
+            let key = st.thread_caches.recs.get(&cache).and_then(|r| r.entries.get(&entry).copied());
             match key.and_then(|k| st.loans.get_mut(k)) {
                 Some(l) => stale.push(std::mem::replace(&mut l.owner.witness, witness)),
                 None => stale.push(witness),
             }
         }
         let mut moved = false;
-        if let Some(rec) = st.caches.recs.get(&cache) {
+        if let Some(rec) = st.thread_caches.recs.get(&cache) {
             let block = rec.block.clone();
             // This runs on the cache's thread: its bytes in use are what the level is judged at.
             let in_use = block.get(WORD_IN_USE);
@@ -798,7 +798,7 @@ impl Pool {
         let out = entries
             .iter()
             .map(|&(entry, addr)| {
-                let key = *st.caches.recs.get(&cache)?.entries.get(&entry)?;
+                let key = *st.thread_caches.recs.get(&cache)?.entries.get(&entry)?;
                 if st.cache_lent_len(key)? != 0 || st.loans[key].addr != addr {
                     return None;
                 }
@@ -815,11 +815,11 @@ impl Pool {
     /// of them ends.
     pub fn cache_close(&self, cache: u64) {
         let mut st = self.state.lock();
-        let Some(rec) = st.caches.recs.get_mut(&cache) else { return };
+        let Some(rec) = st.thread_caches.recs.get_mut(&cache) else { return };
         rec.open = false;
         Caches::shut(rec);
         if rec.entries.is_empty() {
-            let rec = st.caches.recs.remove(&cache).expect("just found");
+            let rec = st.thread_caches.recs.remove(&cache).expect("just found");
             st.fold_counts(&rec.block);
         }
         st.update_gates(&self.config);
@@ -832,7 +832,7 @@ mod tests {
     use crate::pool::{AllocRequest, Pool, Release};
     use crate::size_class::MIN_ALIGN;
 
-    const OWNER: Owner = Owner { thread: 1, handle: 0, witness: 7 };
+    const OWNER: Owner = Owner { thread: 1, hint: 0, witness: 7 };
     const SMALL_MAX_I32: i32 = crate::size_class::SMALL_MAX as i32;
 
     fn class_of(g: &CacheGrant) -> usize {

@@ -78,7 +78,7 @@ impl Pool {
             },
         );
         l.transit = Some(secret);
-        l.owner = Owner { thread: 0, handle: 0, witness: 0 };
+        l.owner = Owner { thread: 0, hint: 0, witness: 0 };
         l.external = 0;
         l.bound = false;
         match (bound, memory_slot) {
@@ -146,8 +146,8 @@ mod tests {
     use super::*;
     use crate::pool::{AllocRequest, Release};
 
-    const OWNER: Owner = Owner { thread: 1, handle: 2, witness: 0 };
-    const THERE: Owner = Owner { thread: 3, handle: 4, witness: 0 };
+    const OWNER: Owner = Owner { thread: 1, hint: 2, witness: 0 };
+    const THERE: Owner = Owner { thread: 3, hint: 4, witness: 0 };
 
     #[test]
     fn a_shared_loan_is_adopted_once_with_its_bytes_and_balances() {

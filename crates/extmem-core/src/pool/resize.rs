@@ -293,7 +293,7 @@ mod tests {
     use crate::pool::Release;
     use crate::slab::SLAB_CHUNK_BYTES;
 
-    const OWNER: Owner = Owner { thread: 1, handle: 2, witness: 0 };
+    const OWNER: Owner = Owner { thread: 1, hint: 2, witness: 0 };
 
     fn fill(addr: *mut u8, len: usize, byte: u8) {
         // SAFETY: the tests pass memory of at least `len` bytes that they own.

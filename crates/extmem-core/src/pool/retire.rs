@@ -101,7 +101,7 @@ mod tests {
     use crate::pool::{Pool, PoolConfig};
     use crate::quarantine::{QuarantineConfig, POISON};
 
-    const OWNER: Owner = Owner { thread: 1, handle: 2, witness: 0 };
+    const OWNER: Owner = Owner { thread: 1, hint: 2, witness: 0 };
 
     fn pool(releases: u32) -> Pool {
         Pool::with_config(PoolConfig {

@@ -32,8 +32,8 @@ pub(super) struct State {
     pub(super) closed: bool,
     /// The slab of each size class, by class index.
     pub(super) classes: Vec<ClassSlab>,
-    /// Released mappings kept for reuse (reserved, not in use).
-    pub(super) cache: MappingCache,
+    /// Released mappings kept for reuse (reserved, not in use), shared by every thread.
+    pub(super) mappings: MappingCache,
     /// Live loans. Every slot or mapping handed out belongs to exactly one entry.
     pub(super) loans: slab::Slab<Loan>,
     /// Generation to stamp on the next loan.
@@ -48,8 +48,8 @@ pub(super) struct State {
     pub(super) counters: Counters,
     /// Resizes begun and not yet ended or aborted (see [`resize`]).
     pub(super) resizing: Vec<resize::PendingResize>,
-    /// The threads' slot caches (see [`cache`]).
-    pub(super) caches: cache::Caches,
+    /// The per-thread caches of slots and mappings (see [`cache`]), each one thread's.
+    pub(super) thread_caches: cache::Caches,
     /// When [`Pool::decay`](super::Pool::decay) last gave empty slab chunks back.
     pub(super) chunks_decayed_ms: u64,
     /// When a large allocation next unmaps the cached mappings that decayed.
@@ -71,7 +71,7 @@ impl State {
         State {
             closed: false,
             classes: CLASS_SIZES.iter().map(|&s| ClassSlab::new(s)).collect(),
-            cache: MappingCache::new(cache_max),
+            mappings: MappingCache::new(cache_max),
             loans: slab::Slab::new(),
             next_gen: 0,
             large_live: 0,
@@ -79,7 +79,7 @@ impl State {
             listeners: Listeners::default(),
             counters: Counters::default(),
             resizing: Vec::new(),
-            caches: cache::Caches::default(),
+            thread_caches: cache::Caches::default(),
             chunks_decayed_ms: os::now_ms(),
             mappings_expire_ms: 0,
             bound_maps: std::collections::HashMap::new(),
@@ -112,10 +112,10 @@ impl State {
         if now >= self.mappings_expire_ms {
             // Not at every allocation: looking costs a pass over the cache's bins.
             self.mappings_expire_ms = now + EXPIRE_EVERY_MS;
-            let expired = self.cache.expire(now);
+            let expired = self.mappings.expire(now);
             self.counters.unreserve(expired);
         }
-        let cached = if req.bind { self.cache.take_exact(len) } else { self.cache.take(len) };
+        let cached = if req.bind { self.mappings.take_exact(len) } else { self.mappings.take(len) };
         let (mut map, fresh) = match cached {
             Some(map) => (map, false),
             None => {
@@ -161,12 +161,12 @@ impl State {
 
     /// Bytes in use: the core's loans and the Buffers lent from caches.
     pub(super) fn in_use_total(&self) -> usize {
-        self.counters.in_use_bytes + self.caches.lent().in_use
+        self.counters.in_use_bytes + self.thread_caches.lent().in_use
     }
 
     /// Live Buffers: the core's loans (not counting the caches' slots) and those lent from caches.
     pub(super) fn live_buffers(&self) -> usize {
-        self.loans.len() - self.caches.loans - self.caches.large_loans + self.caches.lent().live
+        self.loans.len() - self.thread_caches.loans - self.thread_caches.large_loans + self.thread_caches.lent().live
     }
 
     /// Refuses a request the pool is closed for, or that graded admission or the loan table refuses.
@@ -210,7 +210,7 @@ impl State {
         };
         self.counters.count_refusal(reason);
         if reason == Refused::Cap {
-            self.caches.ask_flush();
+            self.thread_caches.ask_flush();
         }
     }
 
@@ -306,7 +306,7 @@ impl State {
 
     #[cold]
     pub(super) fn exhausted(&self, config: &PoolConfig, requested: usize) -> PoolError {
-        let cached_elsewhere = self.caches.bytes - self.caches.lent().in_use;
+        let cached_elsewhere = self.thread_caches.bytes - self.thread_caches.lent().in_use;
         PoolError::Exhausted { requested, available: self.available(config), level: self.level, cached_elsewhere }
     }
 
@@ -325,7 +325,7 @@ impl State {
     }
 
     pub(super) fn trim(&mut self) -> usize {
-        let mut freed = self.cache.clear();
+        let mut freed = self.mappings.clear();
         for c in &mut self.classes {
             freed += c.trim();
         }
@@ -416,7 +416,7 @@ impl State {
                     map.len()
                 } else {
                     let now = os::now_ms();
-                    self.cache.expire(now) + self.cache.put(map, now)
+                    self.mappings.expire(now) + self.mappings.put(map, now)
                 };
                 self.counters.unreserve(unmapped);
             }
