@@ -49,7 +49,7 @@ use extmem_core::pool::cache::{
 use extmem_core::pool::{AllocRequest, CacheBlock, CacheGrant, Pool, PoolConfig, Reclaimed, Release, SlotRef};
 use extmem_core::size_class::{class_for, CLASS_COUNT, CLASS_SIZES, MIN_ALIGN, SMALL_MAX};
 
-const OWNER: Owner = Owner { thread: 1, handle: 2, witness: 3 };
+const OWNER: Owner = Owner { thread: 1, hint: 2, witness: 3 };
 const MAX: usize = 64 << 20;
 
 fn pool() -> Pool {
@@ -388,7 +388,7 @@ fn check_handoff(p: &Pool, live: &[Held], transit: &[(Held, u64)]) -> Result<(),
 }
 
 fn run_handoff(ops: Vec<HandoffOp>) -> Result<(), TestCaseError> {
-    const THERE: Owner = Owner { thread: 9, handle: 8, witness: 7 };
+    const THERE: Owner = Owner { thread: 9, hint: 8, witness: 7 };
     let p = pool();
     let mut live: Vec<Held> = Vec::new();
     let mut transit: Vec<(Held, u64)> = Vec::new();

@@ -770,7 +770,7 @@ fn run_pool(max_bytes: usize, ops: Vec<PoolOp>) -> Result<(), TestCaseError> {
     for op in ops {
         match op {
             PoolOp::Alloc { size, zero, bind } => {
-                let owner = Owner { thread: 7, handle: next_id as usize, witness: 0 };
+                let owner = Owner { thread: 7, hint: next_id as usize, witness: 0 };
                 let bind = bind && size <= SMALL_MAX;
                 let req = AllocRequest { bind, ..AllocRequest::new(size, zero) };
                 let before = p.stats();
@@ -805,7 +805,7 @@ fn run_pool(max_bytes: usize, ops: Vec<PoolOp>) -> Result<(), TestCaseError> {
                 let class_size = CLASS_SIZES[slot.class];
                 let lower = if slot.class == 0 { 1 } else { CLASS_SIZES[slot.class - 1] + 1 };
                 let size = lower + size % (class_size - lower + 1);
-                let owner = Owner { thread: 7, handle: next_id as usize, witness: 0 };
+                let owner = Owner { thread: 7, hint: next_id as usize, witness: 0 };
                 let newest = m.epochs.get(&(slot.class, slot.slot.index())).copied() == Some(slot.epoch);
                 let out =
                     m.live.iter().any(|l| l.grant.slot.is_some_and(|g| g.class == slot.class && g.slot == slot.slot));
@@ -982,7 +982,7 @@ proptest! {
 #[test]
 fn a_mapping_the_cache_evicts_leaves_reserved_bytes() {
     let p = Pool::new(MIB);
-    let owner = Owner { thread: 1, handle: 1, witness: 0 };
+    let owner = Owner { thread: 1, hint: 1, witness: 0 };
     for _ in 0..40 {
         let a = p.alloc(40_961, false, owner).unwrap();
         let b = p.alloc(217_089, false, owner).unwrap();
