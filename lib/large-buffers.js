@@ -15,6 +15,7 @@ const {
   CLASS_SIZES,
   LARGE_LENS,
   scratch,
+  SCRATCH,
   freeArrayBuffer,
 } = require('./native')
 const { PooledBuffer } = require('./pooled-buffer')
@@ -77,7 +78,7 @@ function allocLarge(lender, size, zero, flags, tracked, caller) {
   if (lender.cache === undefined) lender.openCache()
   const ab = lender.allocNative(nativeAllocBound, size, zero, flags, tracked)
   if (typeof ab !== 'object') throw lender.failure(ab, caller)
-  return new PooledBuffer(ab, 0, size, scratch[0], lender.origin)
+  return new PooledBuffer(ab, 0, size, scratch[SCRATCH.token], lender.origin)
 }
 
 /** Keeps `ab`, bound to the mapping at `addr` of `len` bytes at `epoch`, for its next loan. */

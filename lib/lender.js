@@ -18,6 +18,7 @@ const {
   FLAGS,
   STATUS_RETRY,
   scratch,
+  SCRATCH,
   TRANSFER,
   wrap,
   isRefusal,
@@ -153,7 +154,7 @@ class Lender {
   allocOwn(size, zero, flags, tracked, caller) {
     const memory = this.allocNative(nativeAlloc, size, zero, flags, tracked)
     if (typeof memory !== 'object') throw this.failure(memory, caller)
-    return wrap(memory, size, scratch[0], this.origin)
+    return wrap(memory, size, scratch[SCRATCH.token], this.origin)
   }
 
   /**

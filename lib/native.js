@@ -91,9 +91,13 @@ const LARGE_LENS = CONSTANTS.largeClassLens
 const MAX_REFS = CONSTANTS.maxRefs
 /** Layout of a thread cache's block shared with the core (see ./thread-cache.js). */
 const CACHE_LAYOUT = CONSTANTS.cache
+/** Where each figure sits in the scratch array, by name, and what a last release kept (src/scratch.rs). */
+const SCRATCH = Object.freeze(CONSTANTS.scratch)
+/** Where each figure of Buffer `i` sits in the io of a batch release: at `stride * i + figure`. */
+const RELEASE_IO = Object.freeze(CONSTANTS.releaseIo)
 
 // Per thread (this module is loaded once per thread): extra results of native calls.
-const scratch = new Float64Array(4)
+const scratch = new Float64Array(SCRATCH.length)
 if (!binding.bindScratch(scratch)) throw new Error('extmem: the native scratch array could not be bound')
 // No other thread outlives the main thread's env (Node stops its workers first), so its loans
 // need no witness (see src/escape.rs).
@@ -151,13 +155,20 @@ function isRefusal(status) {
 function statusError(status, nativePool, caller) {
   switch (status) {
     case STATUS_EXHAUSTED:
-      return errors.exhausted(scratch[1], scratch[2], LEVELS[scratch[3]], nativePool.maxBytes, scratch[0], caller)
+      return errors.exhausted(
+        scratch[SCRATCH.requested],
+        scratch[SCRATCH.available],
+        LEVELS[scratch[SCRATCH.level]],
+        nativePool.maxBytes,
+        scratch[SCRATCH.cachedElsewhere],
+        caller,
+      )
     case STATUS_THROTTLED:
       return errors.throttled(
-        scratch[1],
-        scratch[2],
-        LEVELS[scratch[3]],
-        nativePool.watermarks()[scratch[3] - 1],
+        scratch[SCRATCH.requested],
+        scratch[SCRATCH.available],
+        LEVELS[scratch[SCRATCH.level]],
+        nativePool.watermarks()[LEVELS[scratch[SCRATCH.level]]],
         caller,
       )
     case STATUS_CLOSED:
@@ -173,7 +184,7 @@ function statusError(status, nativePool, caller) {
     case STATUS_EXTERNAL_REFUSED:
       return errors.externalRefused(caller)
     case STATUS_OS:
-      return errors.os(SYSCALLS[scratch[3]], scratch[2], scratch[1], caller)
+      return errors.os(SYSCALLS[scratch[SCRATCH.syscall]], scratch[SCRATCH.errno], scratch[SCRATCH.requested], caller)
     default:
       return errors.notPooled(caller)
   }
@@ -217,6 +228,8 @@ module.exports = {
   NAMED_OPTIONS,
   LARGE_LENS,
   CACHE_LAYOUT,
+  SCRATCH,
+  RELEASE_IO,
   scratch,
   TRANSFER,
   detach,

@@ -161,7 +161,7 @@ class Pool extends EventEmitter {
    */
   get quarantine() {
     const q = this.#native.quarantine()
-    return q === null ? null : { releases: q[0], ms: q[1] }
+    return q === null ? null : { releases: q.releases, ms: q.ms }
   }
 
   /** Whether close() was called. */

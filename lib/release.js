@@ -6,7 +6,15 @@
 // ArrayBuffer it was detached to may be kept to serve the next loan of its slot or mapping
 // (./small-buffers.js, ./large-buffers.js).
 
-const { nativeRelease, nativeFinishRelease, nativeReleaseLast, scratch, TRANSFER, detach } = require('./native')
+const {
+  nativeRelease,
+  nativeFinishRelease,
+  nativeReleaseLast,
+  scratch,
+  SCRATCH,
+  TRANSFER,
+  detach,
+} = require('./native')
 const errors = require('./errors')
 const { PooledBuffer } = require('./pooled-buffer')
 const { GIVEN_TRACKED } = require('./thread-cache')
@@ -46,8 +54,12 @@ function drop(lender, buf, token, caller) {
   // refused call changes nothing).
   lender.cache?.poll()
   // A slot-bound or mapping-bound Buffer: keep its new ArrayBuffer for the next loan.
-  if (scratch[0] === 1) keepSlot(lender, scratch[1], dropped, scratch[2], scratch[3])
-  else if (scratch[0] === 2) keepMapping(lender, dropped, scratch[2], scratch[1], scratch[3])
+  const kept = scratch[SCRATCH.kept]
+  if (kept === SCRATCH.keptSlot) {
+    keepSlot(lender, scratch[SCRATCH.class], dropped, scratch[SCRATCH.slot], scratch[SCRATCH.epoch])
+  } else if (kept === SCRATCH.keptMapping) {
+    keepMapping(lender, dropped, scratch[SCRATCH.mappingAddr], scratch[SCRATCH.mappingLen], scratch[SCRATCH.epoch])
+  }
   // The memory is the pool's again: nothing below can reach it, patched or not.
   if (mapSize(lender.traces) !== 0) mapDelete(lender.traces, token)
   return 0
@@ -57,8 +69,8 @@ function drop(lender, buf, token, caller) {
  * Drops one reference of the loan `token` of `buf` in the pool of `handle`. Returns the
  * references left (> 0) or a negative status; or, once the last reference is gone and the loan
  * ended, the ArrayBuffer the memory was detached to (Node 22+; null on Node 20), with scratch
- * telling whether it stays bound to its slot (`[1, class, slot, epoch]`) or mapping (`[2, len,
- * addr, epoch]`) for the caller to keep (see nativeFinishRelease). With `keep` false nothing is
+ * telling whether it stays bound to its slot (`SCRATCH.keptSlot`) or mapping
+ * (`SCRATCH.keptMapping`) for the caller to keep (see nativeFinishRelease). With `keep` false nothing is
  * kept: the ArrayBuffer is detached too.
  *
  * The Buffer (and every view of it) is detached *before* the loan ends, so its memory is

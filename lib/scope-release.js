@@ -3,7 +3,7 @@
 // thread's cache go back to it; a few others are released one by one, as release() takes them
 // (./release.js); more go in one batch, whose two native calls take the pool's lock once each.
 
-const { nativeReleaseMany, nativeFinishMany, OUTCOME, TRANSFER, detach } = require('./native')
+const { nativeReleaseMany, nativeFinishMany, OUTCOME, RELEASE_IO: IO, TRANSFER, detach } = require('./native')
 const errors = require('./errors')
 const { PooledBuffer } = require('./pooled-buffer')
 const { GIVEN_TRACKED } = require('./thread-cache')
@@ -81,44 +81,44 @@ function releaseAll(lender, list, caller) {
     if (failure !== null) throw failure
     return dropped
   }
-  const io = new F64(4 * n)
+  const io = new F64(IO.stride * n)
   for (let i = 0; i < n; i++) {
     const buf = list[i]
     if (buf === undefined) continue
     const token = tokenOf(buf)
-    io[4 * i] = token
+    io[IO.stride * i + IO.token] = token
     if (TRANSFER && !wasRetained(buf) && originOf(buf).handle === lender.handle) {
       // As in release(): this pool's, attached and never retained, so this is its last
       // reference: detach it now; finishMany checks it against its loan and ends it.
-      io[4 * i + 1] = OUTCOME.direct
-      io[4 * i + 2] = lengthOf(buf)
+      io[IO.stride * i + IO.outcome] = OUTCOME.direct
+      io[IO.stride * i + IO.length] = lengthOf(buf)
       direct++
       try {
         list[i] = detach(buf)
       } catch {
-        io[4 * i + 1] = OUTCOME.skipped
+        io[IO.stride * i + IO.outcome] = OUTCOME.skipped
         stuck++
       }
     } else {
-      io[4 * i + 1] = OUTCOME.retained
+      io[IO.stride * i + IO.outcome] = OUTCOME.retained
       checked++
     }
   }
   let tokens = null
   if (mapSize(lender.traces) !== 0) {
     tokens = new F64(n)
-    for (let i = 0; i < n; i++) tokens[i] = io[4 * i]
+    for (let i = 0; i < n; i++) tokens[i] = io[IO.stride * i + IO.token]
   }
   if (checked !== 0) {
     // The others: drop a reference each first; detach those whose last one it was.
     const last = nativeReleaseMany(lender.handle, list, io)
     if (last < 0) throw lender.failure(last, caller)
     for (let i = 0; last !== 0 && TRANSFER && i < n; i++) {
-      if (io[4 * i + 1] !== OUTCOME.last) continue
+      if (io[IO.stride * i + IO.outcome] !== OUTCOME.last) continue
       try {
         list[i] = detach(list[i])
       } catch {
-        io[4 * i + 1] = OUTCOME.skipped
+        io[IO.stride * i + IO.outcome] = OUTCOME.skipped
         stuck++
       }
     }
@@ -129,11 +129,14 @@ function releaseAll(lender, list, caller) {
   }
   let dropped = cached
   for (let i = 0; i < n; i++) {
-    const outcome = io[4 * i + 1]
+    const outcome = io[IO.stride * i + IO.outcome]
     if (outcome === OUTCOME.skipped) continue
     dropped++
-    if (outcome === OUTCOME.kept) keepSlot(lender, io[4 * i + 2], list[i], io[4 * i + 3], io[4 * i])
-    else if (outcome === OUTCOME.keptMapping) keepMapping(lender, list[i], io[4 * i + 3], io[4 * i + 2], io[4 * i])
+    const at = IO.stride * i
+    if (outcome === OUTCOME.kept) keepSlot(lender, io[at + IO.class], list[i], io[at + IO.slot], io[at + IO.epoch])
+    else if (outcome === OUTCOME.keptMapping) {
+      keepMapping(lender, list[i], io[at + IO.mappingAddr], io[at + IO.mappingLen], io[at + IO.epoch])
+    }
     if (tokens !== null && outcome !== OUTCOME.retained) mapDelete(lender.traces, tokens[i])
   }
   for (let i = 0; i < n; i++) list[i] = undefined

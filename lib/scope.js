@@ -39,18 +39,22 @@ const {
   zeroView,
 } = require('./intrinsics')
 const { PooledBuffer, ArenaBuffer } = require('./pooled-buffer')
+const { SMALL_MAX } = require('./native')
 
 /**
  * Bytes of an arena scope's chunks: each one Buffer of the pool, carved into the scope's small
- * Buffers. The first ARENA_SMALL_CHUNKS are small slots (lent by the thread's cache with no
- * native call), so that a scope of a few Buffers costs what they would alone; the next ones are
- * 64 KiB.
+ * Buffers. The first ARENA_SMALL_CHUNKS are the largest small slots (lent by the thread's cache
+ * with no native call), so that a scope of a few Buffers costs what they would alone; the next
+ * ones are 64 KiB.
  */
-const ARENA_SMALL_CHUNK = 8 * 1024
+const ARENA_SMALL_CHUNK = SMALL_MAX
 const ARENA_SMALL_CHUNKS = 2
 const ARENA_CHUNK = 64 * 1024
-/** Largest Buffer carved from a chunk; larger ones take a loan of their own, as in any scope. */
-const ARENA_MAX = 8 * 1024
+/**
+ * Largest Buffer carved from a chunk (the small ones, 8 KiB today); larger ones take a loan of
+ * their own, as in any scope. Every chunk holds one.
+ */
+const ARENA_MAX = SMALL_MAX
 
 const { tokenOf } = PooledBuffer
 

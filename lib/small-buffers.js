@@ -9,7 +9,16 @@
 // it; the native side lends its slot again only while it is the newest ArrayBuffer over a free
 // slot, so a kept one can never alias another owner's memory.
 
-const { nativeAllocBound, nativeReuse, STATUS_STALE, CLASS_OF, SMALL_MAX, FLAGS, scratch } = require('./native')
+const {
+  nativeAllocBound,
+  nativeReuse,
+  STATUS_STALE,
+  CLASS_OF,
+  SMALL_MAX,
+  FLAGS,
+  scratch,
+  SCRATCH,
+} = require('./native')
 const { PooledBuffer } = require('./pooled-buffer')
 const { zeroFill } = require('./intrinsics')
 
@@ -44,7 +53,7 @@ function allocSmall(lender, size, zero, flags, tracked, caller) {
   }
   const ab = lender.allocNative(nativeAllocBound, size, zero, flags, tracked)
   if (typeof ab !== 'object') throw lender.failure(ab, caller)
-  return new PooledBuffer(ab, 0, size, scratch[0], lender.origin)
+  return new PooledBuffer(ab, 0, size, scratch[SCRATCH.token], lender.origin)
 }
 
 /** Keeps `ab`, the ArrayBuffer over slot `slot` of class `cls` at `epoch`, for the slot's next loan. */

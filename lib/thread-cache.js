@@ -32,6 +32,7 @@ const {
   nativeCacheDecay: nativeDecay,
   CACHE_LAYOUT: LAYOUT,
   scratch,
+  SCRATCH,
 } = require('./native')
 const { F64, I32, SafeWeakRef, deref, transferOf, bufferOf, lengthOf, privateArray } = require('./intrinsics')
 
@@ -118,7 +119,7 @@ class ThreadCache {
   static open(handle, classSizes, largeFrom, onDecay) {
     const ab = nativeOpen(handle)
     if (typeof ab !== 'object') return null
-    return new ThreadCache(handle, scratch[0], new I32(ab), classSizes, largeFrom, onDecay)
+    return new ThreadCache(handle, scratch[SCRATCH.cacheId], new I32(ab), classSizes, largeFrom, onDecay)
   }
 
   constructor(handle, id, words, classSizes, largeFrom, onDecay) {

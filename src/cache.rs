@@ -21,9 +21,9 @@ use extmem_core::pool::cache::{self, FILL_BATCH};
 use extmem_core::size_class::CLASS_COUNT;
 
 /// `cacheOpen(handle)`: a new cache of this thread; returns an external ArrayBuffer over its
-/// block (viewed as an Int32Array), with the cache's id in scratch[0]. When that ArrayBuffer is
-/// collected (the thread's Pool object went, or the thread ended) the cache closes. A negative
-/// status on Node 20, which has no caches.
+/// block (viewed as an Int32Array), with the cache's id in scratch (`scratch::cache_id`). When
+/// that ArrayBuffer is collected (the thread's Pool object went, or the thread ended) the cache
+/// closes. A negative status on Node 20, which has no caches.
 pub fn open(call: &Call<1>) -> Outcome {
     let pool = call.pool(0)?;
     if !escape::can_escape() {
@@ -35,7 +35,7 @@ pub fn open(call: &Call<1>) -> Outcome {
     // SAFETY: the block lives as long as the hint, which Node frees in the finalizer only.
     match unsafe { raw::create_external_arraybuffer(call.env(), addr, len, hint::finalize, hint) } {
         Some(ab) => {
-            scratch::write(&[id as f64]);
+            scratch::cache_id(id);
             Ok(ab)
         }
         None => {

@@ -1,13 +1,16 @@
 //! The facts JavaScript needs about the core, exported once so that `lib/` builds its tables from
 //! them instead of writing them again: size classes, alignments, the flag bits of the hot-path
-//! calls, level names, default watermarks and their check, limits, system call names, and the
-//! hot-path functions with their arities.
+//! calls, level names, default watermarks and their check, limits, system call names, where each
+//! figure sits in the scratch array and in a batch release's `io`, the thread cache's block, and
+//! the hot-path functions with their arities.
 
 use std::collections::BTreeMap;
 
 use crate::exports;
 use crate::flags::{FLAG_ALIGN_MASK, FLAG_ESSENTIAL, FLAG_PREFAULT, FLAG_SERVES_SMALL, FLAG_WILL_RETRY};
+use crate::native_pool::JsWatermarks;
 use crate::release_all;
+use crate::scratch;
 use extmem_core::error::Syscall;
 use extmem_core::loan::MAX_REFS;
 use extmem_core::pool::cache;
@@ -42,14 +45,49 @@ pub struct JsReleaseOutcomes {
     pub direct: f64,
 }
 
-/// Default watermark thresholds.
+/// Where each figure sits in the scratch array (see `scratch`), by name, and what a last release
+/// kept.
 #[napi(object)]
 #[derive(Debug)]
-pub struct JsWatermarks {
-    pub warning: f64,
-    pub critical: f64,
-    pub shedding: f64,
-    pub hysteresis: f64,
+pub struct JsScratchLayout {
+    /// Numbers the scratch array holds.
+    pub length: u32,
+    pub token: u32,
+    #[napi(js_name = "class")]
+    pub class_index: u32,
+    pub slot: u32,
+    pub mapping_len: u32,
+    pub mapping_addr: u32,
+    pub epoch: u32,
+    pub kept: u32,
+    pub cached_elsewhere: u32,
+    pub requested: u32,
+    pub available: u32,
+    pub errno: u32,
+    pub level: u32,
+    pub syscall: u32,
+    pub cache_id: u32,
+    /// The values at `kept`.
+    pub kept_nothing: f64,
+    pub kept_slot: f64,
+    pub kept_mapping: f64,
+}
+
+/// Where each figure of one Buffer sits in the `io` of `releaseMany` and `finishMany` (see
+/// `release_all`), by name: Buffer `i`'s figure `f` is at `stride * i + f`.
+#[napi(object)]
+#[derive(Debug)]
+pub struct JsReleaseIo {
+    pub stride: u32,
+    pub token: u32,
+    pub outcome: u32,
+    pub length: u32,
+    pub epoch: u32,
+    #[napi(js_name = "class")]
+    pub class_index: u32,
+    pub slot: u32,
+    pub mapping_len: u32,
+    pub mapping_addr: u32,
 }
 
 /// The layout of a thread cache's block and its bounds (see `extmem_core::pool::cache`).
@@ -109,6 +147,7 @@ pub struct JsConstants {
     pub flags: JsFlags,
     /// Level names by index, lowest first.
     pub levels: Vec<String>,
+    /// The default watermark thresholds.
     pub watermarks: JsWatermarks,
     /// The most references one Buffer can hold.
     pub max_refs: f64,
@@ -117,6 +156,8 @@ pub struct JsConstants {
     /// System call names by index, as `ERR_EXTMEM_OS` reports them.
     pub syscalls: Vec<String>,
     pub release_outcomes: JsReleaseOutcomes,
+    pub release_io: JsReleaseIo,
+    pub scratch: JsScratchLayout,
     pub cache: JsCacheLayout,
     /// The hot-path functions the binding exports, by JavaScript name (`hot_alloc`, …), with the
     /// number of arguments each reads (see `exports`).
@@ -158,6 +199,37 @@ pub fn constants() -> JsConstants {
             kept: release_all::KEPT,
             kept_mapping: release_all::KEPT_MAPPING,
             direct: release_all::DIRECT,
+        },
+        release_io: JsReleaseIo {
+            stride: release_all::IO_STRIDE as u32,
+            token: release_all::IO_TOKEN as u32,
+            outcome: release_all::IO_OUTCOME as u32,
+            length: release_all::IO_LENGTH as u32,
+            epoch: release_all::IO_EPOCH as u32,
+            class_index: release_all::IO_CLASS as u32,
+            slot: release_all::IO_SLOT as u32,
+            mapping_len: release_all::IO_MAPPING_LEN as u32,
+            mapping_addr: release_all::IO_MAPPING_ADDR as u32,
+        },
+        scratch: JsScratchLayout {
+            length: scratch::SCRATCH_LEN as u32,
+            token: scratch::TOKEN as u32,
+            class_index: scratch::CLASS as u32,
+            slot: scratch::SLOT as u32,
+            mapping_len: scratch::MAPPING_LEN as u32,
+            mapping_addr: scratch::MAPPING_ADDR as u32,
+            epoch: scratch::EPOCH as u32,
+            kept: scratch::KEPT as u32,
+            cached_elsewhere: scratch::CACHED_ELSEWHERE as u32,
+            requested: scratch::REQUESTED as u32,
+            available: scratch::AVAILABLE as u32,
+            errno: scratch::ERRNO as u32,
+            level: scratch::LEVEL as u32,
+            syscall: scratch::SYSCALL as u32,
+            cache_id: scratch::CACHE_ID as u32,
+            kept_nothing: scratch::KEPT_NOTHING,
+            kept_slot: scratch::KEPT_SLOT,
+            kept_mapping: scratch::KEPT_MAPPING,
         },
         cache: JsCacheLayout {
             gate: cache::WORD_GATE as u32,

@@ -18,7 +18,7 @@ use crate::escape;
 use crate::hint::Hint;
 use crate::lend;
 use crate::raw;
-use crate::scratch;
+use crate::scratch::{self, Keep};
 use crate::status;
 use extmem_core::admission::Priority;
 use extmem_core::error::PoolError;
@@ -70,8 +70,8 @@ fn lend_arraybuffer<const N: usize>(
 }
 
 /// `alloc(handle, size, zero, flags, tracked)`: the memory of one new loan of `size >= 1` bytes,
-/// or a negative status; scratch[0] holds the loan's token. On Node 22+ it is an ArrayBuffer of
-/// `size` bytes that the caller views; on Node 20 a Buffer.
+/// or a negative status; scratch holds the loan's token (`scratch::loan`). On Node 22+ it is an
+/// ArrayBuffer of `size` bytes that the caller views; on Node 20 a Buffer.
 pub fn alloc(call: &Call<5>) -> Outcome {
     let pool = call.pool(0)?;
     let req = call.request(1, false)?;
@@ -103,14 +103,15 @@ pub fn alloc(call: &Call<5>) -> Outcome {
         };
         buffer
     };
-    scratch::write(&[grant.token as f64]);
+    scratch::loan(grant.token);
     Ok(memory)
 }
 
 /// `allocBound(handle, size, zero, flags, tracked)` (Node 22+): a new slab loan of `size <= 8192`
 /// bytes whose memory is a new ArrayBuffer over the whole slot, kept by JavaScript across later
 /// loans of the slot (see `reuse`); or a negative status. On success scratch holds
-/// `[token, class, slot, epoch]`; the caller views the first `size` bytes.
+/// the loan and its slot or mapping (`scratch::bound_slot`, `scratch::bound_mapping`); the caller
+/// views the first `size` bytes.
 pub fn alloc_bound(call: &Call<5>) -> Outcome {
     let pool = call.pool(0)?;
     if !escape::can_escape() {
@@ -126,7 +127,7 @@ pub fn alloc_bound(call: &Call<5>) -> Outcome {
         // The mapping is this loan's alone; later loans reach it only through this ArrayBuffer
         // (or one it was transferred to) while its epoch is the mapping's.
         let ab = lend_arraybuffer(call, pool, &grant, grant.capacity, hint)?;
-        scratch::write(&[grant.token as f64, at.len as f64, at.addr as f64, at.epoch as f64]);
+        scratch::bound_mapping(grant.token, at.len, at.addr, at.epoch);
         return Ok(ab);
     }
     let Some(slot) = grant.slot else {
@@ -137,7 +138,7 @@ pub fn alloc_bound(call: &Call<5>) -> Outcome {
     // The slot is this loan's alone; later loans reach it only through this ArrayBuffer (or one
     // it was transferred to) while its epoch is the slot's newest.
     let ab = lend_arraybuffer(call, pool, &grant, grant.capacity, hint)?;
-    scratch::write(&[grant.token as f64, slot.class as f64, slot.slot.index() as f64, slot.epoch as f64]);
+    scratch::bound_slot(grant.token, slot.class, slot.slot.index(), slot.epoch);
     Ok(ab)
 }
 
@@ -238,8 +239,8 @@ pub fn release_last(call: &Call<5>) -> Outcome {
 /// `memory` is the Buffer itself on Node 20, which this call detaches first; on Node 22+ it is the
 /// ArrayBuffer that the caller transferred the Buffer's memory to (so the Buffer is detached
 /// already), which this call detaches too unless the loan was slot-bound (then the caller keeps
-/// it for the slot's next loan). On success returns 0 and scratch holds `[1, class, slot, epoch]`
-/// for a slot-bound loan, else `[0]`.
+/// it for the slot's or mapping's next loan). On success returns 0 and scratch holds what the
+/// caller keeps (`scratch::kept`).
 pub fn finish_release(call: &Call<4>) -> Outcome {
     let pool = call.pool(0)?;
     let token = call.f64(2)? as u64;
@@ -259,8 +260,7 @@ pub fn finish_release(call: &Call<4>) -> Outcome {
 /// The end of `releaseLast` and `finishRelease`, whose last reference is gone: detaches
 /// `buffer` (Node 20: the ArrayBuffer of the Buffer passed as argument 1), or else takes argument
 /// 1 as the ArrayBuffer the memory was transferred to; then ends the loan of `token`, if its
-/// memory starts at `at`, and writes scratch (`[1, class, slot, epoch]` for a slot-bound loan,
-/// else `[0]`). Returns 0.
+/// memory starts at `at`, and writes what the caller keeps to scratch (`scratch::kept`). Returns 0.
 fn end_released<const N: usize>(
     call: &Call<N>,
     pool: &Pool,
@@ -281,9 +281,9 @@ fn end_released<const N: usize>(
     // SAFETY: the Buffer is detached: nothing in JavaScript reaches the memory but `moved_to`,
     // which only the caller holds, and no JavaScript runs before this returns.
     match unsafe { end_loan(env, pool, token, at, moved_to, keep) }.ok_or(status::STATUS_NOT_POOLED)? {
-        Kept::Slot(s) => scratch::write(&[1.0, s.class as f64, s.slot.index() as f64, s.epoch as f64]),
-        Kept::Mapping(m) => scratch::write(&[2.0, m.len as f64, m.addr as f64, m.epoch as f64]),
-        Kept::Nothing => scratch::write(&[0.0]),
+        Kept::Slot(s) => scratch::kept(Keep::Slot { class: s.class, slot: s.slot.index(), epoch: s.epoch }),
+        Kept::Mapping(m) => scratch::kept(Keep::Mapping { len: m.len, addr: m.addr, epoch: m.epoch }),
+        Kept::Nothing => scratch::kept(Keep::Nothing),
     }
     Ok(call.number(0.0))
 }

@@ -57,6 +57,24 @@ impl JsPoolConfig {
     }
 }
 
+/// Watermark thresholds, by name (each level's threshold under the level's name).
+#[napi(object)]
+#[derive(Debug)]
+pub struct JsWatermarks {
+    pub warning: f64,
+    pub critical: f64,
+    pub shedding: f64,
+    pub hysteresis: f64,
+}
+
+/// A pool's quarantine: memory leaves after `releases` later releases of its size and `ms`.
+#[napi(object)]
+#[derive(Debug)]
+pub struct JsQuarantine {
+    pub releases: u32,
+    pub ms: f64,
+}
+
 /// A live Buffer, as `live()` lists it.
 #[napi(object)]
 #[derive(Debug)]
@@ -159,15 +177,16 @@ impl NativePool {
     /// The pool's thresholds, `[warning, critical, shedding, hysteresis]`: a named pool's own,
     /// whatever a Pool that joined it was given. For the message of a refusal (cold path).
     #[napi]
-    pub fn watermarks(&self) -> Vec<f64> {
-        self.core.config().watermarks.values().to_vec()
+    pub fn watermarks(&self) -> JsWatermarks {
+        let [warning, critical, shedding, hysteresis] = self.core.config().watermarks.values();
+        JsWatermarks { warning, critical, shedding, hysteresis }
     }
 
-    /// The pool's quarantine, `[releases, ms]`, or null if it has none: a named pool's own,
-    /// whatever a Pool that joined it was given.
+    /// The pool's quarantine, or null if it has none: a named pool's own, whatever a Pool that
+    /// joined it was given.
     #[napi]
-    pub fn quarantine(&self) -> Option<Vec<f64>> {
-        self.core.config().quarantine.map(|q| vec![f64::from(q.releases), q.min_ms as f64])
+    pub fn quarantine(&self) -> Option<JsQuarantine> {
+        self.core.config().quarantine.map(|q| JsQuarantine { releases: q.releases, ms: q.min_ms as f64 })
     }
 
     /// The watermark level, as an index: 0 normal, 1 warning, 2 critical, 3 shedding.

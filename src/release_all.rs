@@ -9,9 +9,10 @@
 //! batch gives the same guarantee as single releases: no memory is reusable while a Buffer or
 //! view over it is attached. Each call takes the pool's lock once for the whole batch.
 //!
-//! `io` is a Float64Array of 4 numbers per Buffer, `[token, outcome, class, slot]` (for a
-//! [`DIRECT`] one the length replaces the class; for a [`KEPT`] slot the epoch replaces the
-//! token; a [`KEPT_MAPPING`] one is `[epoch, KEPT_MAPPING, len, addr]`). Both calls check each Buffer against its token as `release` does (the live loan of that
+//! `io` is a Float64Array of [`IO_STRIDE`] numbers per Buffer, each at its named index (exported
+//! to JavaScript as `constants().releaseIo`): `[token, outcome, length]` going in and after
+//! [`LAST`]; `[epoch, KEPT, class, slot]` for a [`KEPT`] slot and `[epoch, KEPT_MAPPING, len,
+//! addr]` for a [`KEPT_MAPPING`] one. Both calls check each Buffer against its token as `release` does (the live loan of that
 //! token must be that Buffer's address and length), so a wrong token, or a Buffer that is not the
 //! loan's, is skipped: the batch can end no loan but those of the Buffers it was given.
 
@@ -21,6 +22,71 @@ use crate::hint::Hint;
 use crate::raw;
 use crate::status;
 use extmem_core::pool::Release;
+
+/// Numbers per Buffer in `io`.
+pub const IO_STRIDE: usize = 4;
+/// Index of the Buffer's loan token (going in).
+pub const IO_TOKEN: usize = 0;
+/// Index of the outcome (both ways).
+pub const IO_OUTCOME: usize = 1;
+/// Index of the Buffer's length: set by JavaScript for a [`DIRECT`] one, by `releaseMany` for a
+/// [`LAST`] one.
+pub const IO_LENGTH: usize = 2;
+/// Index of a kept slot's or mapping's epoch (replacing the token).
+pub const IO_EPOCH: usize = 0;
+/// Index of a kept slot's class.
+pub const IO_CLASS: usize = 2;
+/// Index of a kept slot's index in its class.
+pub const IO_SLOT: usize = 3;
+/// Index of a kept mapping's length.
+pub const IO_MAPPING_LEN: usize = 2;
+/// Index of a kept mapping's address.
+pub const IO_MAPPING_ADDR: usize = 3;
+
+const _: () = assert!(
+    IO_TOKEN < IO_STRIDE && IO_OUTCOME < IO_STRIDE && IO_LENGTH < IO_STRIDE && IO_EPOCH < IO_STRIDE,
+    "an io index past a Buffer's numbers"
+);
+const _: () =
+    assert!(IO_CLASS < IO_STRIDE && IO_SLOT < IO_STRIDE && IO_MAPPING_LEN < IO_STRIDE && IO_MAPPING_ADDR < IO_STRIDE);
+const _: () = assert!(
+    IO_TOKEN != IO_OUTCOME && IO_TOKEN != IO_LENGTH && IO_OUTCOME != IO_LENGTH,
+    "a Buffer's token, outcome and length overlap"
+);
+const _: () = assert!(
+    IO_EPOCH != IO_OUTCOME && IO_CLASS != IO_OUTCOME && IO_SLOT != IO_OUTCOME && IO_EPOCH != IO_CLASS,
+    "a kept slot's figures overlap"
+);
+const _: () = assert!(IO_CLASS != IO_SLOT && IO_EPOCH != IO_SLOT, "a kept slot's figures overlap");
+const _: () = assert!(
+    IO_MAPPING_LEN != IO_MAPPING_ADDR
+        && IO_MAPPING_LEN != IO_OUTCOME
+        && IO_MAPPING_ADDR != IO_OUTCOME
+        && IO_EPOCH != IO_MAPPING_LEN
+        && IO_EPOCH != IO_MAPPING_ADDR,
+    "a kept mapping's figures overlap"
+);
+
+/// Where figure `field` of Buffer `i` sits in `io`.
+#[inline]
+const fn io_index(i: usize, field: usize) -> usize {
+    IO_STRIDE * i + field
+}
+
+/// The numbers of `io`, if it holds a whole number of Buffers.
+///
+/// # Safety
+/// As `raw::float64_elements`: `io` is a live value of the current env, and no JavaScript runs
+/// while the slice is used.
+unsafe fn io_of<'a>(env: napi::sys::napi_env, io: napi::sys::napi_value) -> Result<&'a mut [f64], i32> {
+    // SAFETY: the caller's promise.
+    let io = unsafe { raw::float64_elements(env, io) }.ok_or(status::STATUS_BAD_ARGUMENT)?;
+    if io.len() % IO_STRIDE == 0 {
+        Ok(io)
+    } else {
+        Err(status::STATUS_BAD_ARGUMENT)
+    }
+}
 
 /// Nothing to do for this Buffer: JavaScript found it detached already, or it is no live loan of
 /// this pool, or (set by JavaScript) it could not be detached.
@@ -32,54 +98,69 @@ pub const LAST: f64 = 2.0;
 /// The loan ended.
 pub const ENDED: f64 = 3.0;
 /// The loan ended, and its slot's ArrayBuffer (`list[i]`) is to be kept for the slot's next
-/// loan: `io[4 * i + 1 ..]` is `[KEPT, class, slot]`, and the slot's epoch is returned in place of
-/// the token at `io[4 * i]`.
+/// loan: Buffer `i`'s numbers are `[epoch, KEPT, class, slot]` (at [`IO_EPOCH`], [`IO_OUTCOME`],
+/// [`IO_CLASS`], [`IO_SLOT`]).
 pub const KEPT: f64 = 4.0;
 /// The loan ended, and its mapping's ArrayBuffer (`list[i]`) is to be kept for the mapping's next
-/// loan: `io[4 * i ..]` is `[epoch, KEPT_MAPPING, len, addr]`.
+/// loan: Buffer `i`'s numbers are `[epoch, KEPT_MAPPING, len, addr]` (at [`IO_EPOCH`],
+/// [`IO_OUTCOME`], [`IO_MAPPING_LEN`], [`IO_MAPPING_ADDR`]).
 pub const KEPT_MAPPING: f64 = 6.0;
 /// Set by JavaScript: a Buffer of this pool that was never retained, so that this is its last
 /// reference, already detached (Node 22+); `buffers[i]` is the ArrayBuffer its memory was
-/// transferred to and `io[4 * i + 2]` its length. `releaseMany` leaves it alone; `finishMany`
+/// transferred to and its number at [`IO_LENGTH`] its length. `releaseMany` leaves it alone; `finishMany`
 /// checks it against its loan as `release` does, then ends the loan.
 pub const DIRECT: f64 = 5.0;
 
+// The outcomes are told apart by value.
+const _: () = {
+    let all = [SKIPPED, RETAINED, LAST, ENDED, KEPT, KEPT_MAPPING, DIRECT];
+    let mut i = 0;
+    while i < all.len() {
+        let mut j = i + 1;
+        while j < all.len() {
+            assert!(all[i] != all[j], "two batch outcomes share a value");
+            j += 1;
+        }
+        i += 1;
+    }
+};
+
 /// `releaseMany(handle, list, io)`: drops one reference of the loan of each Buffer `list[i]`
-/// whose outcome `io[4 * i + 1]` is [`RETAINED`] on entry (JavaScript asks so for each Buffer it
-/// does not handle as [`DIRECT`]), if it is the live Buffer of the token `io[4 * i]`; writes
+/// whose outcome is [`RETAINED`] on entry (JavaScript asks so for each Buffer it
+/// does not handle as [`DIRECT`]), if it is the live Buffer of its token; writes
 /// each outcome. `list` is an Array without prototype that JavaScript made and holds alone. Returns
 /// the number of Buffers whose last reference this was, or a negative status.
 pub fn release_many(call: &Call<3>) -> Outcome {
     let pool = call.pool(0)?;
     let (env, list) = (call.env(), call.arg(1));
     // SAFETY: a live value of the current env; no JavaScript runs while the slice is used.
-    let io = unsafe { raw::float64_elements(env, call.arg(2)) }.ok_or(status::STATUS_BAD_ARGUMENT)?;
-    let n = io.len() / 4;
+    let io = unsafe { io_of(env, call.arg(2)) }?;
+    let n = io.len() / IO_STRIDE;
     let mut wanted = Vec::new();
     let mut buffers = Vec::new();
-    let asked: Vec<usize> = (0..n).filter(|&i| io[4 * i + 1] == RETAINED).collect();
+    let asked: Vec<usize> = (0..n).filter(|&i| io[io_index(i, IO_OUTCOME)] == RETAINED).collect();
     for i in asked {
         // SAFETY: `list` is the caller's private Array (see above); its elements are data.
         let view = unsafe { raw::element(env, list, i as u32) }
             // SAFETY: a live value of the current env.
             .and_then(|buf| unsafe { raw::view_info(env, buf) });
-        let token = io[4 * i];
+        let token = io[io_index(i, IO_TOKEN)];
         match view {
             Some(v) if token.is_finite() && token >= 0.0 => {
                 wanted.push(i);
                 buffers.push((token as u64, v.data, v.len));
             }
-            _ => io[4 * i + 1] = SKIPPED,
+            _ => io[io_index(i, IO_OUTCOME)] = SKIPPED,
         }
     }
     let mut last = 0u32;
     for ((&i, outcome), &(_, _, len)) in wanted.iter().zip(pool.release_all(&buffers)).zip(&buffers) {
-        io[4 * i + 1] = match outcome {
+        io[io_index(i, IO_OUTCOME)] = match outcome {
             Some(Release::Retained(_)) => RETAINED,
             Some(Release::Last(_)) => {
                 last += 1;
                 // The length checked, for finishMany to check the detached memory against.
-                io[4 * i + 2] = len as f64;
+                io[io_index(i, IO_LENGTH)] = len as f64;
                 LAST
             }
             None => SKIPPED,
@@ -89,7 +170,7 @@ pub fn release_many(call: &Call<3>) -> Outcome {
 }
 
 /// `finishMany(handle, list, io)`: ends the loan of each `i` whose outcome is [`LAST`] (with the
-/// Buffer's length at `io[4 * i + 2]`, which `releaseMany` wrote) or [`DIRECT`], once JavaScript
+/// Buffer's length at [`IO_LENGTH`], which `releaseMany` wrote) or [`DIRECT`], once JavaScript
 /// detached its Buffer, if the memory given is the loan's (never by the token alone): `list[i]` is then the ArrayBuffer the memory
 /// was transferred to (Node 22+), or the Buffer itself, which this detaches first (Node 20).
 /// Writes [`ENDED`], [`KEPT`] or [`KEPT_MAPPING`] ([`SKIPPED`] for a [`DIRECT`] one that is not its loan's). `list` is an Array without prototype that JavaScript made and holds alone. Returns
@@ -98,25 +179,26 @@ pub fn finish_many(call: &Call<3>) -> Outcome {
     let pool = call.pool(0)?;
     let (env, list) = (call.env(), call.arg(1));
     // SAFETY: a live value of the current env; no JavaScript runs while the slice is used.
-    let io = unsafe { raw::float64_elements(env, call.arg(2)) }.ok_or(status::STATUS_BAD_ARGUMENT)?;
-    let n = io.len() / 4;
+    let io = unsafe { io_of(env, call.arg(2)) }?;
+    let n = io.len() / IO_STRIDE;
     let escapes = escape::can_escape();
     let mut ending = Vec::new();
     let mut endings = Vec::new();
-    let last: Vec<usize> = (0..n).filter(|&i| io[4 * i + 1] == LAST || io[4 * i + 1] == DIRECT).collect();
+    let last: Vec<usize> =
+        (0..n).filter(|&i| io[io_index(i, IO_OUTCOME)] == LAST || io[io_index(i, IO_OUTCOME)] == DIRECT).collect();
     for i in last {
-        if io[4 * i + 1] == DIRECT {
+        if io[io_index(i, IO_OUTCOME)] == DIRECT {
             // SAFETY: `list` is the caller's private Array; `list[i]` the ArrayBuffer the memory
             // was transferred to, which only the caller holds.
             let moved = unsafe { raw::element(env, list, i as u32) }
                 // SAFETY: a live value of the current env.
                 .and_then(|ab| unsafe { raw::arraybuffer_info(env, ab) });
             let (Some((data, _)), true) = (moved, escapes) else {
-                io[4 * i + 1] = SKIPPED;
+                io[io_index(i, IO_OUTCOME)] = SKIPPED;
                 continue;
             };
             ending.push(i);
-            endings.push((io[4 * i] as u64, Some((data, io[4 * i + 2] as usize))));
+            endings.push((io[io_index(i, IO_TOKEN)] as u64, Some((data, io[io_index(i, IO_LENGTH)] as usize))));
             continue;
         }
         // The loan ends only if the memory is its own: the ArrayBuffer the Buffer was transferred
@@ -134,16 +216,16 @@ pub fn finish_many(call: &Call<3>) -> Outcome {
             })
         };
         let Some(at) = at else {
-            io[4 * i + 1] = SKIPPED;
+            io[io_index(i, IO_OUTCOME)] = SKIPPED;
             continue;
         };
         ending.push(i);
-        endings.push((io[4 * i] as u64, Some((at, io[4 * i + 2] as usize))));
+        endings.push((io[io_index(i, IO_TOKEN)] as u64, Some((at, io[io_index(i, IO_LENGTH)] as usize))));
     }
     let mut ended = 0u32;
     for (&i, done) in ending.iter().zip(pool.finish_all(&endings)) {
         let Some(done) = done else {
-            io[4 * i + 1] = SKIPPED;
+            io[io_index(i, IO_OUTCOME)] = SKIPPED;
             continue;
         };
         ended += 1;
@@ -152,13 +234,19 @@ pub fn finish_many(call: &Call<3>) -> Outcome {
         unsafe { escape::forget(env, done.owner.witness) };
         match (done.slot, done.mapping) {
             (Some(s), _) if done.bound => {
-                io[4 * i..4 * i + 4].copy_from_slice(&[s.epoch as f64, KEPT, s.class as f64, s.slot.index() as f64]);
+                io[io_index(i, IO_EPOCH)] = s.epoch as f64;
+                io[io_index(i, IO_OUTCOME)] = KEPT;
+                io[io_index(i, IO_CLASS)] = s.class as f64;
+                io[io_index(i, IO_SLOT)] = f64::from(s.slot.index());
             }
             (None, Some(m)) if done.bound => {
-                io[4 * i..4 * i + 4].copy_from_slice(&[m.epoch as f64, KEPT_MAPPING, m.len as f64, m.addr as f64]);
+                io[io_index(i, IO_EPOCH)] = m.epoch as f64;
+                io[io_index(i, IO_OUTCOME)] = KEPT_MAPPING;
+                io[io_index(i, IO_MAPPING_LEN)] = m.len as f64;
+                io[io_index(i, IO_MAPPING_ADDR)] = m.addr as f64;
             }
             _ => {
-                io[4 * i + 1] = ENDED;
+                io[io_index(i, IO_OUTCOME)] = ENDED;
                 // SAFETY: the hint is alive (its memory was attached until now) and only this
                 // thread touches it.
                 unsafe { Hint::forget_loan(done.owner.hint) };

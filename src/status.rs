@@ -15,14 +15,14 @@ pub const STATUS_CLOSED: i32 = -2;
 /// The reference count would overflow.
 #[napi]
 pub const STATUS_TOO_MANY_REFS: i32 = -3;
-/// The cap refuses the allocation, or graded admission sheds it; scratch holds `[_, requested, available, level]`.
+/// The cap refuses the allocation, or graded admission sheds it; scratch holds its figures (`scratch::refusal`).
 #[napi]
 pub const STATUS_EXHAUSTED: i32 = -4;
 /// Node-API refused to create an external Buffer (a V8 sandbox) or to detach it.
 #[napi]
 pub const STATUS_EXTERNAL_REFUSED: i32 = -5;
 
-/// Graded admission refuses the allocation; scratch holds `[_, requested, available, level]`.
+/// Graded admission refuses the allocation; scratch holds its figures (`scratch::refusal`).
 #[napi]
 pub const STATUS_THROTTLED: i32 = -6;
 
@@ -34,7 +34,7 @@ pub const STATUS_STALE: i32 = -7;
 #[napi]
 pub const STATUS_BAD_ARGUMENT: i32 = -8;
 
-/// The OS refused the memory; scratch holds `[_, requested, errno, syscall index]`.
+/// The OS refused the memory; scratch holds its figures (`scratch::os_refusal`).
 #[napi]
 pub const STATUS_OS: i32 = -9;
 
@@ -71,18 +71,14 @@ pub fn of(e: &PoolError) -> i32 {
     }
 }
 
-/// The status of a refusal, with its figures written to scratch[0..4] (see the statuses above).
+/// The status of a refusal, with its figures written to scratch (`scratch::refusal`, `scratch::os_refusal`) (see the statuses above).
 pub fn refusal(e: &PoolError) -> i32 {
     match *e {
         PoolError::Exhausted { requested, available, level, cached_elsewhere } => {
-            scratch::write(&[cached_elsewhere as f64, requested as f64, available as f64, level as u32 as f64])
+            scratch::refusal(cached_elsewhere, requested, available, level as u32)
         }
-        PoolError::Throttled { requested, available, level } => {
-            scratch::write(&[0.0, requested as f64, available as f64, level as u32 as f64])
-        }
-        PoolError::Os { requested, syscall, errno } => {
-            scratch::write(&[0.0, requested as f64, f64::from(errno), syscall as u32 as f64])
-        }
+        PoolError::Throttled { requested, available, level } => scratch::refusal(0, requested, available, level as u32),
+        PoolError::Os { requested, syscall, errno } => scratch::os_refusal(requested, errno, syscall as u32),
         _ => {}
     }
     of(e)
