@@ -74,6 +74,10 @@ test('every status the binding exports is negative, its own, and stands for an e
     t.is(typeof err.code, 'string', name)
     codes.set(name, err.code)
   }
+  // The limit a refused retain names is the core's.
+  const tooMany = native.statusError(binding.STATUS_TOO_MANY_REFS, pool, 'test')
+  t.true(tooMany instanceof RangeError)
+  t.true(tooMany.message.includes(`<= ${C.maxRefs}`), tooMany.message)
   // Only the statuses that mean "not this pool's Buffer" share ERR_EXTMEM_NOT_POOLED: any other
   // status lib/ does not know falls there too, and fails here.
   const notPooled = codes.get('STATUS_NOT_POOLED')
@@ -112,3 +116,12 @@ test('every status the binding exports is negative, its own, and stands for an e
     core.close()
   },
 )
+
+test("the default watermarks are the core's, and docs/api.md states them", (t) => {
+  const docs = fs.readFileSync(path.join(__dirname, '..', 'docs', 'api.md'), 'utf8')
+  const stated = docs.match(/\(default `([\d.]+)`, `([\d.]+)`, `([\d.]+)`, `([\d.]+)`\)/)
+  t.truthy(stated, 'docs/api.md states the defaults of options.watermarks')
+  const [warning, critical, shedding, hysteresis] = stated.slice(1).map(Number)
+  t.deepEqual({ warning, critical, shedding, hysteresis }, { ...C.watermarks })
+  t.deepEqual({ ...native.WATERMARKS }, { ...C.watermarks })
+})
