@@ -7,7 +7,7 @@ const { Pool, defaultPool } = require('..')
 const { collectUntil } = require('./helpers')
 
 const CHUNK = 64 * 1024
-/** Bytes of a thread cache's block (see crates/extmem-core/src/pool/cache.rs). */
+/** Bytes of a thread cache's block (see crates/extmem-core/src/pool/cache/block.rs). */
 const BLOCK_BYTES = require('../binding.js').constants().cache.blockBytes
 
 test.serial('process.memoryUsage().external moves with the sum of the pools externalBytes', async (t) => {

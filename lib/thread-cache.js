@@ -2,8 +2,8 @@
 // A thread's cache (Node 22+): per cache class, slots (and, for the large classes after the small
 // ones, mappings) the core handed to this Pool object, each with the ArrayBuffer it already has.
 // A hit lends one with no native call and no lock; a release puts one back the same way (detach
-// with transfer(), push). The invariants, and what the shared words mean, are in
-// crates/extmem-core/src/pool/cache.rs; this side keeps its part:
+// with transfer(), push). The invariants are in crates/extmem-core/src/pool/cache.rs, what the
+// shared words mean in pool/cache/block.rs beside it; this side keeps its part:
 //
 // - it serves and takes back only while the core's gate word is 1, and keeps its drift (the
 //   block's bytes in use less its synced word, which the core sets at each sync and lowers when
