@@ -383,7 +383,7 @@ impl State {
         self.loans.get_mut(key).filter(|l| l.gen == gen)
     }
 
-    /// Ends the loan of `token` by release (see [`Pool::finish_release`]).
+    /// Ends the loan of `token` by release (see [`Pool::finish_release`](super::Pool::finish_release)).
     pub(super) fn finish(&mut self, config: &PoolConfig, pool: u64, token: u64) -> Option<Finished> {
         let ended = self.end_loan(config, pool, token)?;
         self.counters.count_release();
