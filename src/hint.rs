@@ -99,7 +99,7 @@ impl Hint {
 
 /// Accounts for a collected ArrayBuffer: a loan whose Buffer was dropped without release ends
 /// (a GC reclaim), or is parked if its thread is ending while its memory may be alive in another
-/// thread (see [`escape`](crate::escape)); a released loan's Buffer finds nothing to do.
+/// thread (see [`crate::escape`]); a released loan's Buffer finds nothing to do.
 ///
 /// # Safety
 /// Called by Node once per external ArrayBuffer, on the thread of the env that made it, with the

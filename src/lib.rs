@@ -34,6 +34,10 @@
 //! thread's ArrayBuffer when its own thread ends is parked for good instead.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, missing_debug_implementations)]
+#![allow(
+    rustdoc::private_intra_doc_links,
+    reason = "every module is private: this doc is their map, read with --document-private-items"
+)]
 // napi-derive registers `#[napi]` exports with Node only outside `cfg(test)`, so in the test build
 // of this cdylib (which `cargo clippy --all-targets` checks; it has no tests, `test = false`) every
 // export and all that only they use look dead. Outside tests, dead code is still an error.
