@@ -16,7 +16,7 @@ use crate::raw;
 use crate::scratch;
 use crate::status;
 use extmem_core::admission::Priority;
-use extmem_core::loan::Owner;
+use extmem_core::loan::Holder;
 use extmem_core::pool::cache::{self, FILL_BATCH};
 use extmem_core::size_class::CLASS_COUNT;
 
@@ -59,11 +59,11 @@ pub fn fill(call: &Call<6>) -> Outcome {
     }
     let n = (call.u32(3)? as usize).clamp(1, FILL_BATCH);
     let priority = if call.u32(4)? & FLAG_ESSENTIAL != 0 { Priority::Essential } else { Priority::Normal };
-    let owner = Owner { thread: call.env() as usize, hint: 0, witness: 0 };
+    let holder = Holder { thread: call.env() as usize, hint: 0, witness: 0 };
     let grants = if class < CLASS_COUNT {
-        pool.cache_fill(id, class, n, priority, owner)
+        pool.cache_fill(id, class, n, priority, holder)
     } else {
-        pool.cache_fill_large(id, cache::class_bytes(class), n, priority, owner)
+        pool.cache_fill_large(id, cache::class_bytes(class), n, priority, holder)
     }
     .map_err(|e| status::refusal(&e))?;
     let (env, out) = (call.env(), call.arg(5));
@@ -174,7 +174,7 @@ pub fn flush(call: &Call<4>) -> Outcome {
     for (done, ab) in ended.into_iter().zip(abs) {
         let Some(done) = done else { continue };
         // SAFETY: the loan's witness, made by this env; the loan has ended.
-        unsafe { escape::forget(env, done.owner.witness) };
+        unsafe { escape::forget(env, done.holder.witness) };
         // The slot is free now: nothing may reach it through the cache's ArrayBuffer.
         // SAFETY: a live ArrayBuffer of the current env, which only the caller holds.
         unsafe { raw::detach(env, ab) };

@@ -102,7 +102,7 @@ pub unsafe fn transfer(env: sys::napi_env, ab: sys::napi_value, data: usize, len
 }
 
 /// A witness of `ab`: a weak reference to it, as a number for
-/// [`Owner::witness`](extmem_core::loan::Owner::witness), or 0 on the main thread, which needs none. `None` if it cannot
+/// [`Holder::witness`](extmem_core::loan::Holder::witness), or 0 on the main thread, which needs none. `None` if it cannot
 /// be made.
 ///
 /// # Safety

@@ -42,7 +42,7 @@ use crate::hint::{self, Hint};
 use crate::lend;
 use crate::raw;
 use crate::status;
-use extmem_core::loan::Owner;
+use extmem_core::loan::Holder;
 
 /// `share(handle, memory, token, length)`: puts the loan in transit (see the module doc).
 pub fn share(call: &Call<4>) -> Outcome {
@@ -67,9 +67,9 @@ pub fn share(call: &Call<4>) -> Outcome {
     // whatever marks it carries).
     unsafe { raw::detach(env, buffer) };
     // SAFETY: the old Buffer's witness, made by this env.
-    unsafe { escape::forget(env, shared.owner.witness) };
+    unsafe { escape::forget(env, shared.holder.witness) };
     // SAFETY: the old Buffer's hint: alive, as its memory was attached until now.
-    unsafe { Hint::forget_loan(shared.owner.hint) };
+    unsafe { Hint::forget_loan(shared.holder.hint) };
     Ok(call.number(shared.secret as f64))
 }
 
@@ -81,8 +81,8 @@ pub fn adopt(call: &Call<4>) -> Outcome {
     let secret = call.f64(2)? as u64;
     let size = call.f64(3)? as usize;
     let hint = Hint::Loan { pool: pool.clone(), token: Some(token) }.into_raw();
-    let owner = Owner { thread: env as usize, hint: hint as usize, witness: 0 };
-    let addr = match pool.adopt(token, secret, size, owner) {
+    let holder = Holder { thread: env as usize, hint: hint as usize, witness: 0 };
+    let addr = match pool.adopt(token, secret, size, holder) {
         Ok(got) => {
             unpin(token);
             got

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use napi::sys;
 
 use crate::escape;
-use extmem_core::loan::Owner;
+use extmem_core::loan::Holder;
 use extmem_core::pool::{CacheBlock, MappingRef, Pool, Reclaimed, SlotRef};
 
 /// The finalizer hint of one external ArrayBuffer. Created with it; freed by its finalizer, which
@@ -75,7 +75,7 @@ impl Hint {
     /// Makes the finalizer of a loan's Buffer find nothing to reclaim, once the loan ended (or
     /// left its thread) by other means than that finalizer: it runs later, maybe once the token's
     /// key and generation name a new loan. `raw` is the address of the loan's hint, which the core
-    /// keeps as [`Owner::hint`]: 0 for a loan lent through no [`Hint::Loan`].
+    /// keeps as [`Holder::hint`]: 0 for a loan lent through no [`Hint::Loan`].
     ///
     /// # Safety
     /// As for [`set_token`](Self::set_token), unless `raw` is 0: Node has not finalized the hint
@@ -108,7 +108,7 @@ pub unsafe extern "C" fn finalize(env: sys::napi_env, _data: *mut c_void, hint: 
     // SAFETY: `hint` came from `Hint::into_raw` and Node finalizes each ArrayBuffer once.
     let hint = unsafe { Box::from_raw(hint.cast::<Hint>()) };
     // SAFETY: the env that made the loans' witnesses, on its thread, inside a finalizer.
-    let may_be_reachable = |owner: &Owner| unsafe { escape::may_be_reachable(env, owner.witness) };
+    let may_be_reachable = |holder: &Holder| unsafe { escape::may_be_reachable(env, holder.witness) };
     let outcome = match *hint {
         Hint::Loan { pool, token: Some(token) } => pool.reclaim_unless(token, may_be_reachable),
         Hint::Loan { token: None, .. } => None,
@@ -119,8 +119,8 @@ pub unsafe extern "C" fn finalize(env: sys::napi_env, _data: *mut c_void, hint: 
             None
         }
     };
-    if let Some(Reclaimed::Ended(owner) | Reclaimed::Parked(owner)) = outcome {
+    if let Some(Reclaimed::Ended(holder) | Reclaimed::Parked(holder)) = outcome {
         // SAFETY: as above; the loan no longer needs its witness.
-        unsafe { escape::forget(env, owner.witness) };
+        unsafe { escape::forget(env, holder.witness) };
     }
 }

@@ -22,7 +22,7 @@ use crate::scratch::{self, Keep};
 use crate::status;
 use extmem_core::admission::Priority;
 use extmem_core::error::PoolError;
-use extmem_core::loan::Owner;
+use extmem_core::loan::Holder;
 use extmem_core::pool::{Grant, MappingRef, Pool, Release, SlotRef};
 use extmem_core::slab::Slot;
 
@@ -77,9 +77,9 @@ pub fn alloc(call: &Call<5>) -> Outcome {
     let req = call.request(1, false)?;
     let size = req.size;
     let hint = Hint::Loan { pool: pool.clone(), token: None }.into_raw();
-    let owner = Owner { thread: call.env() as usize, hint: hint as usize, witness: 0 };
+    let holder = Holder { thread: call.env() as usize, hint: hint as usize, witness: 0 };
     let (will_retry, priority) = (req.will_retry, req.priority);
-    let grant = match pool.alloc_with(req, owner) {
+    let grant = match pool.alloc_with(req, holder) {
         Ok(g) => g,
         Err(e) => {
             // SAFETY: `hint` came from `Hint::into_raw`, and Node never saw it.
@@ -120,7 +120,7 @@ pub fn alloc_bound(call: &Call<5>) -> Outcome {
     let req = call.request(1, true)?;
     let (will_retry, priority) = (req.will_retry, req.priority);
     let grant = pool
-        .alloc_with(req, Owner { thread: call.env() as usize, hint: 0, witness: 0 })
+        .alloc_with(req, Holder { thread: call.env() as usize, hint: 0, witness: 0 })
         .map_err(|e| refusal_of(pool, &e, will_retry, priority))?;
     if let Some(at) = grant.mapping {
         let hint = Hint::Mapping { pool: pool.clone(), at }.into_raw();
@@ -159,7 +159,7 @@ pub fn reuse_mapping(call: &Call<9>) -> Outcome {
     }
     // SAFETY: argument 8 is a live value of the current env.
     let witness = unsafe { escape::witness(call.env(), call.arg(8)) }.ok_or(status::STATUS_EXTERNAL_REFUSED)?;
-    match pool.reuse_mapping(at, req, Owner { thread: call.env() as usize, hint: 0, witness }) {
+    match pool.reuse_mapping(at, req, Holder { thread: call.env() as usize, hint: 0, witness }) {
         Ok(g) => Ok(call.number(g.token as f64)),
         Err(e) => {
             // SAFETY: made just above by this env, and used by nothing.
@@ -183,7 +183,7 @@ pub fn reuse(call: &Call<9>) -> Outcome {
     let (at, _) = unsafe { raw::arraybuffer_info(call.env(), call.arg(8)) }.ok_or(status::STATUS_BAD_ARGUMENT)?;
     // SAFETY: argument 8 is a live value of the current env.
     let witness = unsafe { escape::witness(call.env(), call.arg(8)) }.ok_or(status::STATUS_EXTERNAL_REFUSED)?;
-    match pool.reuse_at(slot, req, Owner { thread: call.env() as usize, hint: 0, witness }, Some(at)) {
+    match pool.reuse_at(slot, req, Holder { thread: call.env() as usize, hint: 0, witness }, Some(at)) {
         Ok(g) => Ok(call.number(g.token as f64)),
         Err(e) => {
             // SAFETY: made just above by this env, and used by nothing.
@@ -318,14 +318,14 @@ unsafe fn end_loan(
     let done = pool.finish_release_at(token, at)?;
     // SAFETY: the loan's witness was made by this env (loans end on their own thread), and the
     // loan that used it has ended.
-    unsafe { escape::forget(env, done.owner.witness) };
+    unsafe { escape::forget(env, done.holder.witness) };
     match (keep && done.bound, done.slot, done.mapping) {
         (true, Some(slot), _) => return Some(Kept::Slot(slot)),
         (true, None, Some(mapping)) => return Some(Kept::Mapping(mapping)),
         _ => {}
     }
     // SAFETY: the memory was attached until now, so Node has not finalized the hint.
-    unsafe { Hint::forget_loan(done.owner.hint) };
+    unsafe { Hint::forget_loan(done.holder.hint) };
     if let Some(ab) = moved_to {
         // V8 stops counting the memory as external now, not when the GC gets round to it. (It
         // was never exposed, so nothing marked it.)

@@ -231,7 +231,7 @@ pub fn finish_many(call: &Call<3>) -> Outcome {
         ended += 1;
         // SAFETY: the loan's witness was made by this env (loans end on their own thread), and
         // the loan that used it has ended.
-        unsafe { escape::forget(env, done.owner.witness) };
+        unsafe { escape::forget(env, done.holder.witness) };
         match (done.slot, done.mapping) {
             (Some(s), _) if done.bound => {
                 io[io_index(i, IO_EPOCH)] = s.epoch as f64;
@@ -249,7 +249,7 @@ pub fn finish_many(call: &Call<3>) -> Outcome {
                 io[io_index(i, IO_OUTCOME)] = ENDED;
                 // SAFETY: the hint is alive (its memory was attached until now) and only this
                 // thread touches it.
-                unsafe { Hint::forget_loan(done.owner.hint) };
+                unsafe { Hint::forget_loan(done.holder.hint) };
                 if escapes {
                     // SAFETY: `list` is the caller's private Array; `list[i]` the ArrayBuffer the
                     // memory moved to, which only the caller holds.

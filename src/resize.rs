@@ -16,7 +16,7 @@ use crate::hint::{self, Hint};
 use crate::lend;
 use crate::raw;
 use crate::status;
-use extmem_core::loan::Owner;
+use extmem_core::loan::Holder;
 use extmem_core::pool::Pool;
 
 /// `resizeBegin(handle, buffer, token, size, zero, flags, tracked)` (see the module doc).
@@ -67,9 +67,9 @@ pub fn end(call: &Call<4>) -> Outcome {
     // Nothing in JavaScript reaches the old memory any more but `memory`, which is ours alone.
     let r = pool.resize_end(token).ok_or(status::STATUS_NOT_POOLED)?;
     // SAFETY: the old Buffer's witness, made by this env; the new Buffer gets its own.
-    unsafe { escape::forget(env, r.owner.witness) };
+    unsafe { escape::forget(env, r.holder.witness) };
     // SAFETY: the old Buffer's hint: alive, as its memory was attached until now.
-    unsafe { Hint::forget_loan(r.owner.hint) };
+    unsafe { Hint::forget_loan(r.holder.hint) };
     let thread = env as usize;
     if r.bound {
         // Node 22+, a slot-bound Buffer in place: the new Buffer views `memory` again.
@@ -80,7 +80,7 @@ pub fn end(call: &Call<4>) -> Outcome {
             unsafe { raw::detach(env, ab) };
             return Err(lost(pool, token));
         };
-        pool.set_owner(token, Owner { thread, hint: 0, witness });
+        pool.set_holder(token, Holder { thread, hint: 0, witness });
         return Ok(ab);
     }
     if escapes {
@@ -92,7 +92,7 @@ pub fn end(call: &Call<4>) -> Outcome {
         // SAFETY: the loan's `size` bytes at `r.addr` are its alone until it ends; `hint` is fresh.
         match unsafe { lend::external_arraybuffer(env, r.addr, size, hint) } {
             Ok((ab, witness)) => {
-                pool.set_owner(token, Owner { thread, hint: hint as usize, witness });
+                pool.set_holder(token, Holder { thread, hint: hint as usize, witness });
                 Ok(ab)
             }
             Err(_) => Err(lost(pool, token)),
@@ -101,7 +101,7 @@ pub fn end(call: &Call<4>) -> Outcome {
         // SAFETY: as above; the finalizer frees `hint`.
         match unsafe { raw::create_external_buffer(env, r.addr, size, hint::finalize, hint) } {
             Some(buffer) => {
-                pool.set_owner(token, Owner { thread, hint: hint as usize, witness: 0 });
+                pool.set_holder(token, Holder { thread, hint: hint as usize, witness: 0 });
                 Ok(buffer)
             }
             None => {

@@ -50,9 +50,10 @@ pub enum LoanMemory {
     Parked,
 }
 
-/// Opaque data the binding attaches to a loan; the core stores it and hands it back.
+/// Who holds a loan's Buffer, as the binding records it: the thread, the finalize hint, the
+/// witness. Opaque to the core, which stores it with the loan and hands it back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Owner {
+pub struct Holder {
     /// Which thread's JavaScript holds the Buffer (the binding's choice of identifier).
     pub thread: usize,
     /// The binding's finalize hint of the Buffer (the address of what it frees when the Buffer
@@ -80,8 +81,8 @@ pub struct Loan {
     pub gen: u32,
     /// The memory, returned to its class or cache when the loan ends.
     pub memory: LoanMemory,
-    /// The binding's data for this loan.
-    pub owner: Owner,
+    /// Who holds the loan's Buffer (the binding's record).
+    pub holder: Holder,
     /// When the loan began, in [`os::now_ms`](crate::os::now_ms) milliseconds.
     pub since_ms: u64,
     /// Whether leak detection tracks this Buffer: its collection without release is a leak.
@@ -137,7 +138,7 @@ impl Loan {
     /// A loan of the `capacity` bytes of `memory` at `addr`, with generation `gen`, begun now with
     /// one reference, neither parked nor in transit. The one place a loan is made: every loan
     /// starts out so, and its terms say the rest.
-    pub fn new(gen: u32, memory: LoanMemory, addr: usize, capacity: usize, owner: Owner, terms: LoanTerms) -> Loan {
+    pub fn new(gen: u32, memory: LoanMemory, addr: usize, capacity: usize, holder: Holder, terms: LoanTerms) -> Loan {
         let LoanTerms { requested, tracked, external, bound, cache } = terms;
         Loan {
             addr,
@@ -146,7 +147,7 @@ impl Loan {
             refs: 1,
             gen,
             memory,
-            owner,
+            holder,
             since_ms: crate::os::now_ms(),
             tracked,
             external,

@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use crate::admission::Priority;
 use crate::error::PoolError;
 use crate::events::Listener;
-use crate::loan::{self, LoanMemory, Owner, POOL_ID_MASK};
+use crate::loan::{self, Holder, LoanMemory, POOL_ID_MASK};
 use crate::os;
 use crate::size_class::{class_for, CLASS_SIZES, SMALL_MAX};
 use crate::stats::{ClassStats, PoolStats};
@@ -93,12 +93,12 @@ impl Pool {
     }
 
     /// Lends `size` bytes (`>= 1`), 8-aligned, at normal priority, untracked.
-    pub fn alloc(&self, size: usize, zero: bool, owner: Owner) -> Result<Grant, PoolError> {
-        self.alloc_with(AllocRequest::new(size, zero), owner)
+    pub fn alloc(&self, size: usize, zero: bool, holder: Holder) -> Result<Grant, PoolError> {
+        self.alloc_with(AllocRequest::new(size, zero), holder)
     }
 
-    /// Lends `req.size` bytes (`>= 1`). `owner` is kept with the loan.
-    pub fn alloc_with(&self, req: AllocRequest, owner: Owner) -> Result<Grant, PoolError> {
+    /// Lends `req.size` bytes (`>= 1`). `holder` is kept with the loan.
+    pub fn alloc_with(&self, req: AllocRequest, holder: Holder) -> Result<Grant, PoolError> {
         debug_assert!(req.size > 0);
         let mut st = self.state.lock();
         match st.take(&self.config, &req) {
@@ -120,7 +120,7 @@ impl Pool {
                 st.counters.count_external(bound_bytes);
                 let external = if bound_bytes != 0 { 0 } else { req.size };
                 let bind = req.bind;
-                let token = st.lend(&self.config, self.id, memory, addr, capacity, external, req, owner);
+                let token = st.lend(&self.config, self.id, memory, addr, capacity, external, req, holder);
                 let mapping = if bind && slot.is_none() {
                     let (_, _, key) = loan::untoken(token).expect("a token just made");
                     st.loans[key].bound = true;
@@ -151,8 +151,8 @@ impl Pool {
     /// from an earlier bound loan of it. Refused with [`PoolError::Stale`] (and nothing changed,
     /// not even a count) if the slot is taken or a newer ArrayBuffer was made over it; the caller
     /// then drops that ArrayBuffer. `req.size` must belong to the slot's class.
-    pub fn reuse(&self, slot: SlotRef, req: AllocRequest, owner: Owner) -> Result<Grant, PoolError> {
-        self.reuse_at(slot, req, owner, None)
+    pub fn reuse(&self, slot: SlotRef, req: AllocRequest, holder: Holder) -> Result<Grant, PoolError> {
+        self.reuse_at(slot, req, holder, None)
     }
 
     /// [`Pool::reuse`], through the kept ArrayBuffer whose memory starts at `at` (when given): it
@@ -161,7 +161,7 @@ impl Pool {
         &self,
         slot: SlotRef,
         req: AllocRequest,
-        owner: Owner,
+        holder: Holder,
         at: Option<usize>,
     ) -> Result<Grant, PoolError> {
         let mut st = self.state.lock();
@@ -185,7 +185,7 @@ impl Pool {
             unsafe { ptr::write_bytes(addr, 0, capacity) };
         }
         let memory = LoanMemory::Slot { class: slot.class, slot: slot.slot };
-        let token = st.lend(&self.config, self.id, memory, addr, capacity, 0, req, owner);
+        let token = st.lend(&self.config, self.id, memory, addr, capacity, 0, req, holder);
         Ok(Grant { token, addr, capacity, slot: Some(slot), mapping: None, bound_bytes: 0 })
     }
 
@@ -196,7 +196,7 @@ impl Pool {
         &self,
         slot: SlotRef,
         bytes: usize,
-        may_be_reachable: impl FnOnce(&Owner) -> bool,
+        may_be_reachable: impl FnOnce(&Holder) -> bool,
     ) -> Option<Reclaimed> {
         let mut st = self.state.lock();
         st.counters.uncount_external(bytes);
@@ -212,7 +212,7 @@ impl Pool {
             if st.cache_lent_len(key)? == 0 {
                 let ended = st.end_cached(key)?;
                 st.update_gates(&self.config);
-                return Some(Reclaimed::Ended(ended.owner));
+                return Some(Reclaimed::Ended(ended.holder));
             }
             // A Buffer lent from the cache was collected without release.
             let len = st.cache_lent_len(key)?;
@@ -228,17 +228,17 @@ impl Pool {
 
     /// Records the binding's data for the live loan of `token` (after [`Pool::resize_end`], which
     /// gives its Buffer a new ArrayBuffer).
-    pub fn set_owner(&self, token: u64, owner: Owner) {
+    pub fn set_holder(&self, token: u64, holder: Holder) {
         if let Some(l) = self.state.lock().live_loan_mut(self.id, token) {
-            l.owner = owner;
+            l.holder = holder;
         }
     }
 
-    /// Records the binding's witness (see [`Owner::witness`]) of the live loan of `token`, made
+    /// Records the binding's witness (see [`Holder::witness`]) of the live loan of `token`, made
     /// once its ArrayBuffer exists.
     pub fn set_witness(&self, token: u64, witness: usize) {
         if let Some(l) = self.state.lock().live_loan_mut(self.id, token) {
-            l.owner.witness = witness;
+            l.holder.witness = witness;
         }
     }
 
@@ -264,7 +264,7 @@ impl Pool {
             l.refs -= 1;
             return Ok(Release::Retained(l.refs));
         }
-        Ok(Release::Last(l.owner))
+        Ok(Release::Last(l.holder))
     }
 
     /// [`Pool::release`] for many Buffers under one lock (a scope's): each `(token, addr, len)`
@@ -279,7 +279,7 @@ impl Pool {
                     l.refs -= 1;
                     return Some(Release::Retained(l.refs));
                 }
-                Some(Release::Last(l.owner))
+                Some(Release::Last(l.holder))
             })
             .collect()
     }
@@ -349,10 +349,10 @@ impl Pool {
     }
 
     /// Ends the loan of `token` because the last ArrayBuffer over its memory was finalized, unless
-    /// `may_be_reachable(owner)` says another ArrayBuffer over it may still be alive (its thread
+    /// `may_be_reachable(holder)` says another ArrayBuffer over it may still be alive (its thread
     /// ended and the memory had been moved out of it): then the loan is parked for good instead
     /// (see [`Loan::parked`](crate::loan::Loan::parked)). `None` (and nothing done) if there is no such live loan.
-    pub fn reclaim_unless(&self, token: u64, may_be_reachable: impl FnOnce(&Owner) -> bool) -> Option<Reclaimed> {
+    pub fn reclaim_unless(&self, token: u64, may_be_reachable: impl FnOnce(&Holder) -> bool) -> Option<Reclaimed> {
         self.state.lock().reclaim_unless(&self.config, self.id, token, may_be_reachable)
     }
 
@@ -516,7 +516,7 @@ mod tests {
     use crate::size_class::MIN_ALIGN;
     use crate::slab::SLAB_CHUNK_BYTES;
 
-    const OWNER: Owner = Owner { thread: 1, hint: 2, witness: 0 };
+    const HOLDER: Holder = Holder { thread: 1, hint: 2, witness: 0 };
 
     fn fill(g: Grant, len: usize, byte: u8) {
         // SAFETY: the grant's memory is `len` bytes long and owned by the test.
@@ -529,7 +529,7 @@ mod tests {
     }
 
     fn end(p: &Pool, g: Grant, len: usize) {
-        assert_eq!(p.release(g.token, g.addr as usize, len), Ok(Release::Last(OWNER)));
+        assert_eq!(p.release(g.token, g.addr as usize, len), Ok(Release::Last(HOLDER)));
         p.finish_release(g.token);
     }
 
@@ -537,11 +537,11 @@ mod tests {
     fn figures_of_counts_only_live_loans_of_this_pool() {
         let p = Pool::new(1 << 20);
         let other = Pool::new(1 << 20);
-        let small = p.alloc(100, false, OWNER).unwrap();
-        let large = p.alloc(20_000, false, OWNER).unwrap();
-        let ended = p.alloc(10, false, OWNER).unwrap();
+        let small = p.alloc(100, false, HOLDER).unwrap();
+        let large = p.alloc(20_000, false, HOLDER).unwrap();
+        let ended = p.alloc(10, false, HOLDER).unwrap();
         end(&p, ended, 10);
-        let foreign = other.alloc(100, false, OWNER).unwrap();
+        let foreign = other.alloc(100, false, HOLDER).unwrap();
         let f = p.figures_of([small.token, large.token, ended.token, foreign.token, 12345]);
         assert_eq!(
             f,
@@ -558,12 +558,12 @@ mod tests {
     fn release_all_checks_each_buffer_as_release_does_and_counts_references_down() {
         let p = Pool::new(1 << 20);
         let other = Pool::new(1 << 20);
-        let once = p.alloc(10, false, OWNER).unwrap();
-        let twice = p.alloc(300_000, false, OWNER).unwrap();
+        let once = p.alloc(10, false, HOLDER).unwrap();
+        let twice = p.alloc(300_000, false, HOLDER).unwrap();
         p.retain(twice.token, twice.addr as usize, 300_000).unwrap();
-        let ended = p.alloc(20, false, OWNER).unwrap();
+        let ended = p.alloc(20, false, HOLDER).unwrap();
         end(&p, ended, 20);
-        let foreign = other.alloc(10, false, OWNER).unwrap();
+        let foreign = other.alloc(10, false, HOLDER).unwrap();
         let before = p.stats();
         let answers = p.release_all(&[
             (once.token, once.addr as usize, 10),
@@ -572,7 +572,7 @@ mod tests {
             (once.token, once.addr as usize + 1, 9),
             (foreign.token, foreign.addr as usize, 10),
         ]);
-        assert_eq!(answers, [Some(Release::Last(OWNER)), Some(Release::Retained(1)), None, None, None]);
+        assert_eq!(answers, [Some(Release::Last(HOLDER)), Some(Release::Retained(1)), None, None, None]);
         assert_eq!(p.stats(), before, "nothing ends before finish_all");
         assert_eq!(p.ref_count(twice.token, twice.addr as usize, 300_000), Ok(1));
     }
@@ -580,11 +580,11 @@ mod tests {
     #[test]
     fn finish_all_ends_released_loans_and_buffers_never_retained_under_one_lock() {
         let p = Pool::new(1 << 20);
-        let released = p.alloc(100, false, OWNER).unwrap();
-        let straight = p.alloc(20_000, false, OWNER).unwrap();
-        let retained = p.alloc(30, false, OWNER).unwrap();
+        let released = p.alloc(100, false, HOLDER).unwrap();
+        let straight = p.alloc(20_000, false, HOLDER).unwrap();
+        let retained = p.alloc(30, false, HOLDER).unwrap();
         p.retain(retained.token, retained.addr as usize, 30).unwrap();
-        assert_eq!(p.release_all(&[(released.token, released.addr as usize, 100)]), [Some(Release::Last(OWNER))]);
+        assert_eq!(p.release_all(&[(released.token, released.addr as usize, 100)]), [Some(Release::Last(HOLDER))]);
         let done = p.finish_all(&[
             (released.token, None),
             (straight.token, Some((straight.addr as usize, 20_000))),
@@ -593,8 +593,8 @@ mod tests {
             (straight.token, Some((straight.addr as usize + 8, 8))),
             (12345, None),
         ]);
-        let owners: Vec<Option<Owner>> = done.iter().map(|f| f.map(|f| f.owner)).collect();
-        assert_eq!(owners, [Some(OWNER), Some(OWNER), None, None, None, None], "each loan ends once");
+        let holders: Vec<Option<Holder>> = done.iter().map(|f| f.map(|f| f.holder)).collect();
+        assert_eq!(holders, [Some(HOLDER), Some(HOLDER), None, None, None, None], "each loan ends once");
         let slot = done[0].unwrap().slot.expect("a slot loan names its slot");
         assert_eq!(slot.class, class_for(100, MIN_ALIGN));
         assert!(done[1].unwrap().slot.is_none(), "a mapping has no slot");
@@ -611,16 +611,16 @@ mod tests {
     #[test]
     fn alloc_zero_fills_recycled_memory() {
         let p = Pool::new(1 << 20);
-        let g = p.alloc(100, false, OWNER).unwrap();
+        let g = p.alloc(100, false, HOLDER).unwrap();
         fill(g, 100, 0xEE);
         end(&p, g, 100);
-        let g2 = p.alloc(100, true, OWNER).unwrap();
+        let g2 = p.alloc(100, true, HOLDER).unwrap();
         assert_eq!(g2.addr, g.addr, "the most recently freed slot is reused");
         assert!(all(g2, 100, 0));
-        let g3 = p.alloc(100_000, true, OWNER).unwrap();
+        let g3 = p.alloc(100_000, true, HOLDER).unwrap();
         fill(g3, 100_000, 7);
         end(&p, g3, 100_000);
-        let g4 = p.alloc(100_000, true, OWNER).unwrap();
+        let g4 = p.alloc(100_000, true, HOLDER).unwrap();
         assert_eq!(g4.addr, g3.addr, "the cached mapping is reused");
         assert!(all(g4, 100_000, 0));
     }
@@ -629,7 +629,7 @@ mod tests {
     fn counters_balance_to_zero() {
         let p = Pool::new(64 << 20);
         let sizes = [1, 8, 9, 64, 65, 4096, 8192, 8193, 300_000, 5 << 20];
-        let gs: Vec<_> = sizes.iter().map(|&s| (p.alloc(s, true, OWNER).unwrap(), s)).collect();
+        let gs: Vec<_> = sizes.iter().map(|&s| (p.alloc(s, true, HOLDER).unwrap(), s)).collect();
         let s = p.stats();
         assert_eq!(s.live_buffers, sizes.len());
         assert_eq!(s.counters.requested_bytes, sizes.iter().sum::<usize>());
@@ -650,12 +650,12 @@ mod tests {
     #[test]
     fn the_cap_is_hard_and_cached_memory_is_given_back_first() {
         let p = Pool::with_config(PoolConfig { admission: Admission::Cap, ..PoolConfig::with_max_bytes(4 << 20) });
-        let big = p.alloc(900_000, false, OWNER).unwrap();
+        let big = p.alloc(900_000, false, HOLDER).unwrap();
         end(&p, big, 900_000);
         assert_eq!(p.stats().large_cached, 1, "the mapping is cached");
-        let other = p.alloc(3_500_000, false, OWNER).unwrap();
+        let other = p.alloc(3_500_000, false, HOLDER).unwrap();
         assert_eq!(p.stats().large_cached, 0, "the cache was given back to make room");
-        let err = p.alloc(700_000, false, OWNER).unwrap_err();
+        let err = p.alloc(700_000, false, HOLDER).unwrap_err();
         let available = (4 << 20) - large::mapping_len(3_500_000);
         assert_eq!(
             err,
@@ -671,7 +671,7 @@ mod tests {
     #[test]
     fn retain_release_counting_and_stale_tokens() {
         let p = Pool::new(1 << 20);
-        let g = p.alloc(10, false, OWNER).unwrap();
+        let g = p.alloc(10, false, HOLDER).unwrap();
         let a = g.addr as usize;
         assert_eq!(p.retain(g.token, a, 10), Ok(2));
         assert_eq!(p.ref_count(g.token, a, 10), Ok(2));
@@ -679,7 +679,7 @@ mod tests {
         assert_eq!(p.retain(g.token, a + 1, 9), Err(PoolError::NotPooled), "a view never matches");
         end(&p, g, 10);
         assert_eq!(p.release(g.token, a, 10), Err(PoolError::NotPooled));
-        let g2 = p.alloc(10, false, OWNER).unwrap();
+        let g2 = p.alloc(10, false, HOLDER).unwrap();
         assert_eq!(g2.addr, g.addr);
         assert_ne!(g2.token, g.token, "a new loan at the same key has a new generation");
         assert_eq!(p.ref_count(g.token, a, 10), Err(PoolError::NotPooled));
@@ -693,10 +693,10 @@ mod tests {
     #[test]
     fn close_refuses_new_loans_and_keeps_outstanding_memory_until_released() {
         let p = Pool::new(1 << 20);
-        let g = p.alloc(64, false, OWNER).unwrap();
+        let g = p.alloc(64, false, HOLDER).unwrap();
         fill(g, 64, 3);
         assert_eq!(p.close(), 1, "one loan is still out");
-        assert_eq!(p.alloc(8, false, OWNER).unwrap_err(), PoolError::Closed);
+        assert_eq!(p.alloc(8, false, HOLDER).unwrap_err(), PoolError::Closed);
         assert_eq!(p.retain(g.token, g.addr as usize, 64), Err(PoolError::Closed));
         assert!(all(g, 64, 3), "outstanding memory stays mapped");
         assert_eq!(p.stats().counters.reserved_bytes, SLAB_CHUNK_BYTES);
@@ -729,7 +729,7 @@ mod tests {
         let seen = recorder(&p);
         let essential = |p: &Pool| {
             let req = AllocRequest { priority: Priority::Essential, ..AllocRequest::new(8192, false) };
-            p.alloc_with(req, OWNER).unwrap()
+            p.alloc_with(req, HOLDER).unwrap()
         };
         let mut held: Vec<Grant> = (0..96).map(|_| essential(&p)).collect();
         // 96 slots need 12 chunks = 96 * 8 KiB: exactly the reserved memory.
@@ -770,15 +770,15 @@ mod tests {
     fn graded_admission_refuses_by_level_and_counts_each_reason() {
         let p = Pool::new(100 * 8192);
         let essential = AllocRequest { priority: Priority::Essential, ..AllocRequest::new(8192, false) };
-        let _held: Vec<Grant> = (0..72).map(|_| p.alloc_with(essential.clone(), OWNER).unwrap()).collect();
+        let _held: Vec<Grant> = (0..72).map(|_| p.alloc_with(essential.clone(), HOLDER).unwrap()).collect();
         assert_eq!(p.level(), Level::Warning);
-        assert!(p.alloc(8192, false, OWNER).is_ok(), "small is allowed at warning");
+        assert!(p.alloc(8192, false, HOLDER).is_ok(), "small is allowed at warning");
         assert!(matches!(
-            p.alloc(8193, false, OWNER),
+            p.alloc(8193, false, HOLDER),
             Err(PoolError::Throttled { requested: 8193, level: Level::Warning, .. })
         ));
         let before = p.stats();
-        assert!(p.alloc(100, false, OWNER).is_ok());
+        assert!(p.alloc(100, false, HOLDER).is_ok());
         let s = p.stats();
         assert_eq!((s.counters.refused_throttled, s.counters.failed_allocations), (1, 1));
         assert_eq!(s.live_buffers, before.live_buffers + 1);
@@ -789,8 +789,8 @@ mod tests {
         let p = Pool::new(1 << 20);
         let seen = recorder(&p);
         let req = AllocRequest { tracked: true, ..AllocRequest::new(40, false) };
-        let tracked = p.alloc_with(req, OWNER).unwrap();
-        let plain = p.alloc(40, false, OWNER).unwrap();
+        let tracked = p.alloc_with(req, HOLDER).unwrap();
+        let plain = p.alloc(40, false, HOLDER).unwrap();
         let live = p.live(0);
         assert_eq!(live.len(), 2);
         assert_eq!(live.iter().filter(|l| l.tracked).count(), 1);
@@ -810,7 +810,7 @@ mod tests {
         let p = Pool::new(16 << 20);
         for align in [8, 64, 4096] {
             for size in [1, 63, 64, 65, 100, 4095, 4096, 4097, 8192, 8193, 100_000] {
-                let g = p.alloc_with(AllocRequest { align, ..AllocRequest::new(size, true) }, OWNER).unwrap();
+                let g = p.alloc_with(AllocRequest { align, ..AllocRequest::new(size, true) }, HOLDER).unwrap();
                 assert_eq!(g.addr as usize % align, 0, "size {size} align {align}");
             }
         }
@@ -819,14 +819,14 @@ mod tests {
     #[test]
     fn a_parked_loan_keeps_its_memory_for_good_even_after_the_pool_is_dropped() {
         let p = Pool::new(8 << 20);
-        let small = p.alloc(100, false, OWNER).unwrap();
-        let large = p.alloc(300_000, false, OWNER).unwrap();
-        let other = p.alloc(100, false, OWNER).unwrap();
+        let small = p.alloc(100, false, HOLDER).unwrap();
+        let large = p.alloc(300_000, false, HOLDER).unwrap();
+        let other = p.alloc(100, false, HOLDER).unwrap();
         fill(small, 100, 0x5a);
         fill(large, 300_000, 0x6b);
-        assert_eq!(p.reclaim_unless(small.token, |_| true), Some(Reclaimed::Parked(OWNER)));
-        assert_eq!(p.reclaim_unless(large.token, |o| *o == OWNER), Some(Reclaimed::Parked(OWNER)));
-        assert_eq!(p.reclaim_unless(other.token, |_| false), Some(Reclaimed::Ended(OWNER)));
+        assert_eq!(p.reclaim_unless(small.token, |_| true), Some(Reclaimed::Parked(HOLDER)));
+        assert_eq!(p.reclaim_unless(large.token, |o| *o == HOLDER), Some(Reclaimed::Parked(HOLDER)));
+        assert_eq!(p.reclaim_unless(other.token, |_| false), Some(Reclaimed::Ended(HOLDER)));
         assert_eq!(p.reclaim_unless(small.token, |_| false), None, "a parked loan never ends");
         assert_eq!(p.release(large.token, large.addr as usize, 300_000), Err(PoolError::NotPooled));
         let s = p.stats();
@@ -837,7 +837,7 @@ mod tests {
         assert!(p.live(0).iter().all(|l| l.parked));
         p.trim();
         for _ in 0..64 {
-            let g = p.alloc(100, true, OWNER).unwrap();
+            let g = p.alloc(100, true, HOLDER).unwrap();
             assert_ne!(g.addr, small.addr, "a parked slot is never lent again");
         }
         drop(p);
@@ -849,7 +849,7 @@ mod tests {
         let p = Pool::with_config(PoolConfig { admission: Admission::Cap, ..PoolConfig::with_max_bytes(64 << 20) });
         for i in 0..5000usize {
             let size = 9000 + (i * 7919) % (12 << 20);
-            let g = p.alloc(size, false, OWNER).unwrap();
+            let g = p.alloc(size, false, HOLDER).unwrap();
             end(&p, g, size);
             let s = p.stats();
             assert_eq!(s.counters.reserved_bytes, s.large_cached_bytes, "step {i}: only the cache is reserved");
@@ -862,21 +862,21 @@ mod tests {
     fn a_loan_ends_or_a_slot_is_lent_again_only_through_its_own_memory() {
         let p = Pool::new(8 << 20);
         let req = || AllocRequest { bind: true, ..AllocRequest::new(100, false) };
-        let a = p.alloc_with(req(), OWNER).unwrap();
-        let b = p.alloc_with(req(), OWNER).unwrap();
+        let a = p.alloc_with(req(), HOLDER).unwrap();
+        let b = p.alloc_with(req(), HOLDER).unwrap();
         assert!(matches!(p.release(a.token, a.addr as usize, 100), Ok(Release::Last(_))));
         assert!(p.finish_release_at(a.token, b.addr as usize).is_none(), "b's memory does not end a's loan");
         assert_eq!(p.loan_addr(a.token), Some(a.addr as usize));
         let done = p.finish_release_at(a.token, a.addr as usize).unwrap();
         let slot = done.slot.unwrap();
         let before = p.stats();
-        assert_eq!(p.reuse_at(slot, req(), OWNER, Some(b.addr as usize)).err(), Some(PoolError::Stale), "b's memory");
+        assert_eq!(p.reuse_at(slot, req(), HOLDER, Some(b.addr as usize)).err(), Some(PoolError::Stale), "b's memory");
         let after = p.stats();
         assert_eq!(
             (after.counters.allocations, after.live_buffers),
             (before.counters.allocations, before.live_buffers)
         );
-        let again = p.reuse_at(slot, req(), OWNER, Some(a.addr as usize)).unwrap();
+        let again = p.reuse_at(slot, req(), HOLDER, Some(a.addr as usize)).unwrap();
         assert_eq!(again.addr, a.addr, "the slot was still free, and is lent through its own memory");
         for g in [again, b] {
             assert!(matches!(p.release(g.token, g.addr as usize, 100), Ok(Release::Last(_))));

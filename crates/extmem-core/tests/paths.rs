@@ -42,14 +42,14 @@ use proptest::prelude::*;
 
 use extmem_core::admission::{Admission, Priority};
 use extmem_core::error::PoolError;
-use extmem_core::loan::Owner;
+use extmem_core::loan::Holder;
 use extmem_core::pool::cache::{
     WORD_ALLOCATIONS, WORD_CLASSES, WORD_ENTRIES, WORD_IN_USE, WORD_LIVE, WORD_RELEASES, WORD_REQUESTED,
 };
 use extmem_core::pool::{AllocRequest, CacheBlock, CacheGrant, Pool, PoolConfig, Reclaimed, Release, SlotRef};
 use extmem_core::size_class::{class_for, CLASS_COUNT, CLASS_SIZES, MIN_ALIGN, SMALL_MAX};
 
-const OWNER: Owner = Owner { thread: 1, hint: 2, witness: 3 };
+const HOLDER: Holder = Holder { thread: 1, hint: 2, witness: 3 };
 const MAX: usize = 64 << 20;
 
 fn pool() -> Pool {
@@ -209,7 +209,7 @@ fn run_cache(ops: Vec<CacheOp>) -> Result<(), TestCaseError> {
     for op in ops {
         match op {
             CacheOp::Fill { class, n } => {
-                let grants = p.cache_fill(id, class, n, Priority::Normal, OWNER).unwrap();
+                let grants = p.cache_fill(id, class, n, Priority::Normal, HOLDER).unwrap();
                 prop_assert_eq!(grants.len(), n);
                 for g in grants {
                     prop_assert_eq!(g.len, CLASS_SIZES[class]);
@@ -247,7 +247,7 @@ fn run_cache(ops: Vec<CacheOp>) -> Result<(), TestCaseError> {
                 let Some(i) = pick(&m.lent, i) else { continue };
                 let (g, len) = m.lent.swap_remove(i);
                 prop_assert_eq!(p.ref_count(g.token, g.addr as usize, len), Ok(1));
-                prop_assert_eq!(p.release(g.token, g.addr as usize, len), Ok(Release::Last(OWNER)));
+                prop_assert_eq!(p.release(g.token, g.addr as usize, len), Ok(Release::Last(HOLDER)));
                 let f = p.finish_release(g.token).expect("its loan was made ordinary and ends now");
                 prop_assert!(f.bound);
                 prop_assert!(p.finish_release(g.token).is_none(), "a loan ends once");
@@ -258,7 +258,7 @@ fn run_cache(ops: Vec<CacheOp>) -> Result<(), TestCaseError> {
                 let Some(i) = pick(&m.lent, i) else { continue };
                 let (g, _) = m.lent.swap_remove(i);
                 let r = p.slot_buffer_finalized(g.slot.unwrap(), g.len, |_| false);
-                prop_assert_eq!(r, Some(Reclaimed::Ended(OWNER)));
+                prop_assert_eq!(r, Some(Reclaimed::Ended(HOLDER)));
                 m.gc_reclaims += 1;
                 m.external -= g.len;
             }
@@ -266,7 +266,7 @@ fn run_cache(ops: Vec<CacheOp>) -> Result<(), TestCaseError> {
                 let Some(i) = pick(&m.cached, i) else { continue };
                 let g = m.cached.swap_remove(i);
                 let r = p.slot_buffer_finalized(g.slot.unwrap(), g.len, |_| false);
-                prop_assert_eq!(r, Some(Reclaimed::Ended(OWNER)), "the slot simply comes back");
+                prop_assert_eq!(r, Some(Reclaimed::Ended(HOLDER)), "the slot simply comes back");
                 m.external -= g.len;
             }
             CacheOp::FinalizeKept { pick: i } => {
@@ -276,7 +276,7 @@ fn run_cache(ops: Vec<CacheOp>) -> Result<(), TestCaseError> {
                 m.external -= bytes;
             }
             CacheOp::Alloc { size } => {
-                let g = p.alloc(size, false, OWNER).unwrap();
+                let g = p.alloc(size, false, HOLDER).unwrap();
                 let class = class_for(size, MIN_ALIGN);
                 m.allocations += 1;
                 m.external += size;
@@ -285,7 +285,7 @@ fn run_cache(ops: Vec<CacheOp>) -> Result<(), TestCaseError> {
             CacheOp::End { pick: i } => {
                 let Some(i) = pick(&m.ordinary, i) else { continue };
                 let (token, addr, len, _, _, external) = m.ordinary.swap_remove(i);
-                prop_assert_eq!(p.release(token, addr, len), Ok(Release::Last(OWNER)));
+                prop_assert_eq!(p.release(token, addr, len), Ok(Release::Last(HOLDER)));
                 prop_assert!(p.finish_release(token).is_some());
                 m.releases += 1;
                 m.external -= external;
@@ -304,7 +304,7 @@ fn run_cache(ops: Vec<CacheOp>) -> Result<(), TestCaseError> {
         m.kept.push((f.expect("flushed").slot.unwrap(), g.len));
     }
     for (token, addr, len, _, _, external) in std::mem::take(&mut m.ordinary) {
-        prop_assert_eq!(p.release(token, addr, len), Ok(Release::Last(OWNER)));
+        prop_assert_eq!(p.release(token, addr, len), Ok(Release::Last(HOLDER)));
         prop_assert!(p.finish_release(token).is_some());
         m.releases += 1;
         m.external -= external;
@@ -388,7 +388,7 @@ fn check_handoff(p: &Pool, live: &[Held], transit: &[(Held, u64)]) -> Result<(),
 }
 
 fn run_handoff(ops: Vec<HandoffOp>) -> Result<(), TestCaseError> {
-    const THERE: Owner = Owner { thread: 9, hint: 8, witness: 7 };
+    const THERE: Holder = Holder { thread: 9, hint: 8, witness: 7 };
     let p = pool();
     let mut live: Vec<Held> = Vec::new();
     let mut transit: Vec<(Held, u64)> = Vec::new();
@@ -398,7 +398,7 @@ fn run_handoff(ops: Vec<HandoffOp>) -> Result<(), TestCaseError> {
         let before = p.stats();
         match op {
             HandoffOp::Alloc { size } => {
-                let g = p.alloc(size, false, OWNER).unwrap();
+                let g = p.alloc(size, false, HOLDER).unwrap();
                 write_pattern(g.token, g.addr, size);
                 live.push(Held { token: g.token, addr: g.addr as usize, len: size });
             }
@@ -524,7 +524,7 @@ fn run_resize(ops: Vec<ResizeOp>) -> Result<(), TestCaseError> {
     for op in ops {
         match op {
             ResizeOp::Alloc { size } => {
-                let g = p.alloc(size, false, OWNER).unwrap();
+                let g = p.alloc(size, false, HOLDER).unwrap();
                 write_pattern(g.token, g.addr, size);
                 live.push((g.token, g.addr as usize, size, g.token, size));
             }
@@ -543,7 +543,7 @@ fn run_resize(ops: Vec<ResizeOp>) -> Result<(), TestCaseError> {
                     prop_assert_eq!(after.counters.external_bytes, before.counters.external_bytes);
                 } else {
                     let r = p.resize_end(token).expect("a pending resize");
-                    prop_assert_eq!(r.owner, OWNER);
+                    prop_assert_eq!(r.holder, HOLDER);
                     let kept = n.min(size);
                     prop_assert!(has_pattern(pat, r.addr, kept), "the first bytes are kept");
                     if zero {
@@ -552,21 +552,21 @@ fn run_resize(ops: Vec<ResizeOp>) -> Result<(), TestCaseError> {
                             "the rest is cleared"
                         );
                     }
-                    p.set_owner(token, OWNER);
+                    p.set_holder(token, HOLDER);
                     live[i] = (token, r.addr as usize, size, pat, kept);
                 }
             }
             ResizeOp::End { pick: i } => {
                 let Some(i) = pick(&live, i) else { continue };
                 let (token, addr, len, ..) = live.swap_remove(i);
-                prop_assert_eq!(p.release(token, addr, len), Ok(Release::Last(OWNER)));
+                prop_assert_eq!(p.release(token, addr, len), Ok(Release::Last(HOLDER)));
                 prop_assert!(p.finish_release(token).is_some());
             }
         }
         check(&p, &live)?;
     }
     for (token, addr, len, ..) in live.drain(..) {
-        prop_assert_eq!(p.release(token, addr, len), Ok(Release::Last(OWNER)));
+        prop_assert_eq!(p.release(token, addr, len), Ok(Release::Last(HOLDER)));
         prop_assert!(p.finish_release(token).is_some());
     }
     check(&p, &live)?;

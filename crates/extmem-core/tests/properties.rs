@@ -42,7 +42,7 @@
 //! - `reuse` of a kept slot succeeds only if the slot is free and no newer ArrayBuffer was made
 //!   over it, and is refused with `ERR_EXTMEM_STALE` (changing nothing) whenever the slot is out
 //!   or a newer ArrayBuffer exists;
-//! - `release` counts references down and answers `Release::Last(owner)` with the alloc's owner on
+//! - `release` counts references down and answers `Release::Last(holder)` with the alloc's holder on
 //!   the last one; a loan ends once, at `finish_release` / `release_bound` / `reclaim`, or when
 //!   the newest ArrayBuffer over its slot is finalized while it is lent;
 //! - stale tokens, views (a sub-range of a live grant), forged and other pools' tokens are refused
@@ -64,7 +64,7 @@ use proptest::prelude::*;
 
 use extmem_core::error::PoolError;
 use extmem_core::large::{self, MappingCache, CACHE_DECAY_MS, CACHE_MAX_ENTRIES};
-use extmem_core::loan::Owner;
+use extmem_core::loan::Holder;
 use extmem_core::os;
 use extmem_core::pool::{AllocRequest, Grant, Pool, Release, SlotRef};
 use extmem_core::size_class::{class_of, CLASS_COUNT, CLASS_SIZES, MIN_ALIGN, SMALL_MAX};
@@ -533,7 +533,7 @@ struct Live {
     size: usize,
     refs: u32,
     id: u64,
-    owner: Owner,
+    holder: Holder,
     /// The slot-bound ArrayBuffer the Buffer is a view of (an index into `PoolModel::abs`).
     ab: Option<usize>,
 }
@@ -644,7 +644,7 @@ fn granted(
     grant: Grant,
     size: usize,
     zero: bool,
-    owner: Owner,
+    holder: Holder,
     id: u64,
 ) -> Result<(), TestCaseError> {
     let addr = grant.addr as usize;
@@ -683,7 +683,7 @@ fn granted(
     }
     // SAFETY: as above.
     unsafe { stamp(grant.addr, size, id) };
-    m.live.push(Live { grant, size, refs: 1, id, owner, ab: None });
+    m.live.push(Live { grant, size, refs: 1, id, holder, ab: None });
     m.allocations += 1;
     Ok(())
 }
@@ -740,9 +740,9 @@ fn end_by_release(p: &Pool, m: &mut PoolModel, i: usize) -> Result<(), TestCaseE
     let l = m.live.swap_remove(i);
     // SAFETY: the loan is live until it ends here.
     prop_assert_eq!(unsafe { first_mismatch(l.grant.addr, l.size, l.id) }, None, "grant {} kept its bytes", l.id);
-    prop_assert_eq!(p.release(l.grant.token, l.addr(), l.size), Ok(Release::Last(l.owner)));
+    prop_assert_eq!(p.release(l.grant.token, l.addr(), l.size), Ok(Release::Last(l.holder)));
     let finished = p.finish_release(l.grant.token);
-    prop_assert_eq!(finished.map(|f| f.owner), Some(l.owner), "the release ends the loan of its owner");
+    prop_assert_eq!(finished.map(|f| f.holder), Some(l.holder), "the release ends the loan of its holder");
     let slot = finished.and_then(|f| f.slot);
     if let Some(g) = l.grant.slot {
         // A closed pool unmaps a chunk as soon as its last slot comes back; a slot of an unmapped
@@ -770,11 +770,11 @@ fn run_pool(max_bytes: usize, ops: Vec<PoolOp>) -> Result<(), TestCaseError> {
     for op in ops {
         match op {
             PoolOp::Alloc { size, zero, bind } => {
-                let owner = Owner { thread: 7, hint: next_id as usize, witness: 0 };
+                let holder = Holder { thread: 7, hint: next_id as usize, witness: 0 };
                 let bind = bind && size <= SMALL_MAX;
                 let req = AllocRequest { bind, ..AllocRequest::new(size, zero) };
                 let before = p.stats();
-                match p.alloc_with(req, owner) {
+                match p.alloc_with(req, holder) {
                     Ok(grant) => {
                         prop_assert!(!m.closed, "a closed pool allocates nothing");
                         if let Some(g) = grant.slot {
@@ -782,7 +782,7 @@ fn run_pool(max_bytes: usize, ops: Vec<PoolOp>) -> Result<(), TestCaseError> {
                             prop_assert!(g.epoch > newest, "a new ArrayBuffer over a slot has a newer epoch");
                             m.epochs.insert((g.class, g.slot.index()), g.epoch);
                         }
-                        granted(&mut m, grant, size, zero, owner, next_id)?;
+                        granted(&mut m, grant, size, zero, holder, next_id)?;
                         if bind {
                             m.abs.push(Ab {
                                 slot: grant.slot.unwrap(),
@@ -805,12 +805,12 @@ fn run_pool(max_bytes: usize, ops: Vec<PoolOp>) -> Result<(), TestCaseError> {
                 let class_size = CLASS_SIZES[slot.class];
                 let lower = if slot.class == 0 { 1 } else { CLASS_SIZES[slot.class - 1] + 1 };
                 let size = lower + size % (class_size - lower + 1);
-                let owner = Owner { thread: 7, hint: next_id as usize, witness: 0 };
+                let holder = Holder { thread: 7, hint: next_id as usize, witness: 0 };
                 let newest = m.epochs.get(&(slot.class, slot.slot.index())).copied() == Some(slot.epoch);
                 let out =
                     m.live.iter().any(|l| l.grant.slot.is_some_and(|g| g.class == slot.class && g.slot == slot.slot));
                 let before = p.stats();
-                match p.reuse(slot, AllocRequest::new(size, zero), owner) {
+                match p.reuse(slot, AllocRequest::new(size, zero), holder) {
                     Ok(grant) => {
                         prop_assert!(!m.closed, "a closed pool lends nothing");
                         prop_assert!(
@@ -821,7 +821,7 @@ fn run_pool(max_bytes: usize, ops: Vec<PoolOp>) -> Result<(), TestCaseError> {
                             out
                         );
                         prop_assert_eq!(grant.slot, Some(slot));
-                        granted(&mut m, grant, size, zero, owner, next_id)?;
+                        granted(&mut m, grant, size, zero, holder, next_id)?;
                         m.abs[a].user = Some(next_id);
                         m.live.last_mut().unwrap().ab = Some(a);
                     }
@@ -922,7 +922,7 @@ fn run_pool(max_bytes: usize, ops: Vec<PoolOp>) -> Result<(), TestCaseError> {
                 prop_assert!(!other.reclaim(t), "another pool ends none of this pool's loans");
                 if let Some(g) = l.grant.slot {
                     prop_assert_eq!(
-                        other.reuse(g, AllocRequest::new(l.size, false), l.owner).err(),
+                        other.reuse(g, AllocRequest::new(l.size, false), l.holder).err(),
                         Some(PoolError::Stale)
                     );
                 }
@@ -982,12 +982,12 @@ proptest! {
 #[test]
 fn a_mapping_the_cache_evicts_leaves_reserved_bytes() {
     let p = Pool::new(MIB);
-    let owner = Owner { thread: 1, hint: 1, witness: 0 };
+    let holder = Holder { thread: 1, hint: 1, witness: 0 };
     for _ in 0..40 {
-        let a = p.alloc(40_961, false, owner).unwrap();
-        let b = p.alloc(217_089, false, owner).unwrap();
+        let a = p.alloc(40_961, false, holder).unwrap();
+        let b = p.alloc(217_089, false, holder).unwrap();
         for (g, size) in [(a, 40_961), (b, 217_089)] {
-            assert_eq!(p.release(g.token, g.addr as usize, size), Ok(Release::Last(owner)));
+            assert_eq!(p.release(g.token, g.addr as usize, size), Ok(Release::Last(holder)));
             p.finish_release(g.token);
         }
         let s = p.stats();

@@ -2,7 +2,7 @@
 //! operation did. Plain data: the rules live with [`Pool`] and its state.
 
 use crate::admission::{Admission, Priority};
-use crate::loan::Owner;
+use crate::loan::Holder;
 use crate::quarantine::QuarantineConfig;
 use crate::size_class::MIN_ALIGN;
 use crate::slab::Slot;
@@ -115,8 +115,8 @@ pub struct SlotRef {
 /// What [`Pool::finish_release`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Finished {
-    /// The loan's owner.
-    pub owner: Owner,
+    /// The loan's holder.
+    pub holder: Holder,
     /// The slot it held, with the epoch of the newest ArrayBuffer over it.
     pub slot: Option<SlotRef>,
     /// Whether the loan used an ArrayBuffer bound to its slot (see [`AllocRequest::bind`]), which
@@ -131,9 +131,9 @@ pub struct Finished {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reclaimed {
     /// It ended: its memory is the pool's again.
-    Ended(Owner),
+    Ended(Holder),
     /// It may still be reachable from another thread: parked for good.
-    Parked(Owner),
+    Parked(Holder),
 }
 
 /// What [`Pool::release`] did.
@@ -143,7 +143,7 @@ pub enum Release {
     Retained(u32),
     /// This was the last reference. Nothing has changed yet: the caller makes the Buffer
     /// unreachable (detaches it), then calls [`Pool::finish_release`].
-    Last(Owner),
+    Last(Holder),
 }
 
 /// A live loan, as [`Pool::live`] lists it.

@@ -21,7 +21,7 @@
 //!   address, so the ArrayBuffer views the loan's memory and nothing else.
 
 use super::{Grant, Pool, PoolError, Reclaimed, State};
-use crate::loan::{self, LoanMemory, Owner};
+use crate::loan::{self, Holder, LoanMemory};
 use crate::size_class::SMALL_MAX;
 
 /// The ArrayBuffer bound to a mapping now, and the loan that uses it.
@@ -74,7 +74,7 @@ impl Pool {
     /// with [`PoolError::Stale`] (and nothing changed, not even a count) if that ArrayBuffer is
     /// not the mapping's any more or the mapping is not cached (lent, or unmapped); the caller
     /// then drops it. Refused by admission as an allocation is.
-    pub fn reuse_mapping(&self, at: MappingRef, req: super::AllocRequest, owner: Owner) -> Result<Grant, PoolError> {
+    pub fn reuse_mapping(&self, at: MappingRef, req: super::AllocRequest, holder: Holder) -> Result<Grant, PoolError> {
         let mut st = self.state.lock();
         if req.size <= SMALL_MAX || crate::large::class_len(req.size) != at.len {
             return Err(PoolError::Stale);
@@ -93,7 +93,7 @@ impl Pool {
         }
         st.large_live += 1;
         let addr = map.as_mut_ptr();
-        let token = st.lend(&self.config, self.id, LoanMemory::Mapping(map), addr, at.len, 0, req, owner);
+        let token = st.lend(&self.config, self.id, LoanMemory::Mapping(map), addr, at.len, 0, req, holder);
         let (_, _, key) = loan::untoken(token).expect("a token just made");
         st.loans[key].bound = true;
         if let Some(b) = st.bound_maps.get_mut(&at.addr) {
@@ -110,7 +110,7 @@ impl Pool {
     pub fn mapping_buffer_finalized(
         &self,
         at: MappingRef,
-        may_be_reachable: impl FnOnce(&Owner) -> bool,
+        may_be_reachable: impl FnOnce(&Holder) -> bool,
     ) -> Option<Reclaimed> {
         let mut st = self.state.lock();
         st.counters.uncount_external(at.len);
@@ -126,7 +126,7 @@ impl Pool {
             if len == 0 {
                 let ended = st.end_cached(key)?;
                 st.update_gates(&self.config);
-                return Some(Reclaimed::Ended(ended.owner));
+                return Some(Reclaimed::Ended(ended.holder));
             }
             // A Buffer lent from the cache was collected without release.
             st.materialize(key, len);
@@ -141,7 +141,7 @@ mod tests {
     use crate::large::class_len;
     use crate::pool::{AllocRequest, Release};
 
-    const OWNER: Owner = Owner { thread: 1, hint: 2, witness: 0 };
+    const HOLDER: Holder = Holder { thread: 1, hint: 2, witness: 0 };
 
     fn bound(size: usize) -> AllocRequest {
         AllocRequest { bind: true, ..AllocRequest::new(size, false) }
@@ -155,7 +155,7 @@ mod tests {
     #[test]
     fn a_bound_mapping_is_lent_again_through_its_kept_arraybuffer_and_only_through_it() {
         let p = Pool::new(64 << 20);
-        let g = p.alloc_with(bound(20_000), OWNER).unwrap();
+        let g = p.alloc_with(bound(20_000), HOLDER).unwrap();
         assert_eq!(g.capacity, class_len(20_000));
         let at = g.mapping.unwrap();
         let s = p.stats();
@@ -164,24 +164,24 @@ mod tests {
         assert_eq!(kept, at);
         assert_eq!(p.stats().large_cached, 1);
         let stale = MappingRef { epoch: at.epoch + 1, ..at };
-        assert_eq!(p.reuse_mapping(stale, bound(20_000), OWNER).err(), Some(PoolError::Stale));
-        assert_eq!(p.reuse_mapping(at, bound(100_000), OWNER).err(), Some(PoolError::Stale), "another class");
-        let again = p.reuse_mapping(at, bound(at.len), OWNER).unwrap();
+        assert_eq!(p.reuse_mapping(stale, bound(20_000), HOLDER).err(), Some(PoolError::Stale));
+        assert_eq!(p.reuse_mapping(at, bound(100_000), HOLDER).err(), Some(PoolError::Stale), "another class");
+        let again = p.reuse_mapping(at, bound(at.len), HOLDER).unwrap();
         assert_eq!((again.addr, again.bound_bytes), (g.addr, 0));
-        assert_eq!(p.reuse_mapping(at, bound(at.len), OWNER).err(), Some(PoolError::Stale), "lent already");
+        assert_eq!(p.reuse_mapping(at, bound(at.len), HOLDER).err(), Some(PoolError::Stale), "lent already");
         let s = p.stats();
         assert_eq!((s.counters.external_bytes, s.large_live, s.counters.allocations), (at.len, 1, 2));
         assert_eq!(end(&p, &again, at.len), Some(at));
         // The kept ArrayBuffer is dropped: its bytes leave, and the mapping is never lent through it.
         assert_eq!(p.mapping_buffer_finalized(at, |_| false), None);
         assert_eq!(p.stats().counters.external_bytes, 0);
-        assert_eq!(p.reuse_mapping(at, bound(at.len), OWNER).err(), Some(PoolError::Stale));
+        assert_eq!(p.reuse_mapping(at, bound(at.len), HOLDER).err(), Some(PoolError::Stale));
     }
 
     #[test]
     fn a_collected_buffer_of_a_bound_mapping_is_a_gc_reclaim_and_an_old_arraybuffer_ends_nothing() {
         let p = Pool::new(64 << 20);
-        let g = p.alloc_with(bound(50_000), OWNER).unwrap();
+        let g = p.alloc_with(bound(50_000), HOLDER).unwrap();
         let at = g.mapping.unwrap();
         let old = MappingRef { epoch: at.epoch - 1, ..at };
         assert_eq!(p.mapping_buffer_finalized(old, |_| false), None, "not its ArrayBuffer");
@@ -191,14 +191,14 @@ mod tests {
         assert!(matches!(p.mapping_buffer_finalized(at, |_| false), Some(Reclaimed::Ended(_))));
         let s = p.stats();
         assert_eq!((s.live_buffers, s.counters.gc_reclaims, s.counters.external_bytes), (0, 1, 0));
-        assert_eq!(p.reuse_mapping(at, bound(50_000), OWNER).err(), Some(PoolError::Stale));
+        assert_eq!(p.reuse_mapping(at, bound(50_000), HOLDER).err(), Some(PoolError::Stale));
     }
 
     #[test]
     fn a_resized_or_shared_loan_is_never_ended_by_the_arraybuffer_of_its_old_mapping() {
         let p = Pool::new(64 << 20);
         for new_size in [1, 5000, 9000, 40_000, 300_000] {
-            let g = p.alloc_with(bound(8193), OWNER).unwrap();
+            let g = p.alloc_with(bound(8193), HOLDER).unwrap();
             let at = g.mapping.unwrap();
             p.resize_begin(g.token, g.addr as usize, 8193, AllocRequest::new(new_size, false)).unwrap();
             let r = p.resize_end(g.token).unwrap();
@@ -208,7 +208,7 @@ mod tests {
             assert!(matches!(p.release(g.token, r.addr as usize, new_size), Ok(Release::Last(_))));
             p.finish_release(g.token).unwrap();
         }
-        let g = p.alloc_with(bound(20_000), OWNER).unwrap();
+        let g = p.alloc_with(bound(20_000), HOLDER).unwrap();
         let at = g.mapping.unwrap();
         p.share(g.token, g.addr as usize, 20_000).unwrap();
         assert_eq!(p.mapping_buffer_finalized(at, |_| false), None, "shared");

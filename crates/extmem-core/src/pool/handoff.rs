@@ -11,7 +11,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 
 use super::{Pool, PoolError};
-use crate::loan::{LoanMemory, Owner};
+use crate::loan::{Holder, LoanMemory};
 
 /// A secret is 53 bits (exact as a JavaScript number) and never 0: the low [`MAC_BITS`] are an
 /// unpredictable per-process keyed hash of the loan's token and its share number `n`, the high
@@ -51,8 +51,8 @@ pub struct Shared {
     pub secret: u64,
     /// Bytes of the Buffer.
     pub size: usize,
-    /// The loan's owner data for the Buffer it had (the caller forgets what it no longer needs).
-    pub owner: Owner,
+    /// The loan's holder for the Buffer it had (the caller forgets what it no longer needs).
+    pub holder: Holder,
 }
 
 impl Pool {
@@ -67,8 +67,8 @@ impl Pool {
         }
         l.shares = l.shares.wrapping_add(1).max(1);
         let secret = secret_of(token, l.shares);
-        let (owner, size, external, bound, memory_slot) = (
-            l.owner,
+        let (holder, size, external, bound, memory_slot) = (
+            l.holder,
             l.requested,
             l.external,
             l.bound,
@@ -78,7 +78,7 @@ impl Pool {
             },
         );
         l.transit = Some(secret);
-        l.owner = Owner { thread: 0, hint: 0, witness: 0 };
+        l.holder = Holder { thread: 0, hint: 0, witness: 0 };
         l.external = 0;
         l.bound = false;
         match (bound, memory_slot) {
@@ -89,22 +89,22 @@ impl Pool {
             _ => {}
         }
         st.counters.send(size, external);
-        Ok(Shared { secret, size, owner })
+        Ok(Shared { secret, size, holder })
     }
 
-    /// Takes the loan of `token` out of transit for a new Buffer of `size` bytes, whose owner data
-    /// is `owner`; returns its address. [`PoolError::HandleUsed`] if it is not in transit (adopted
+    /// Takes the loan of `token` out of transit for a new Buffer of `size` bytes, whose holder
+    /// is `holder`; returns its address. [`PoolError::HandleUsed`] if it is not in transit (adopted
     /// or reclaimed already, or ended), [`PoolError::BadHandle`] if `secret` is not its secret,
     /// `size` not its size, or `token` names no loan of this pool. A handle of an earlier share of
     /// the same loan, replayed while the loan is in transit again, is [`PoolError::HandleUsed`].
-    pub fn adopt(&self, token: u64, secret: u64, size: usize, owner: Owner) -> Result<*mut u8, PoolError> {
+    pub fn adopt(&self, token: u64, secret: u64, size: usize, holder: Holder) -> Result<*mut u8, PoolError> {
         let mut st = self.state.lock();
         let l = st.in_transit(self.id, token, secret)?;
         if l.requested != size {
             return Err(PoolError::BadHandle);
         }
         l.transit = None;
-        l.owner = owner;
+        l.holder = holder;
         l.external = l.requested;
         let addr = l.addr as *mut u8;
         st.counters.adopt(size);
@@ -146,19 +146,19 @@ mod tests {
     use super::*;
     use crate::pool::{AllocRequest, Release};
 
-    const OWNER: Owner = Owner { thread: 1, hint: 2, witness: 0 };
-    const THERE: Owner = Owner { thread: 3, hint: 4, witness: 0 };
+    const HOLDER: Holder = Holder { thread: 1, hint: 2, witness: 0 };
+    const THERE: Holder = Holder { thread: 3, hint: 4, witness: 0 };
 
     #[test]
     fn a_shared_loan_is_adopted_once_with_its_bytes_and_balances() {
         let p = Pool::new(8 << 20);
         for size in [100, 300_000] {
-            let g = p.alloc(size, false, OWNER).unwrap();
+            let g = p.alloc(size, false, HOLDER).unwrap();
             // SAFETY: the grant's memory is `size` bytes, the test's alone.
             unsafe { std::ptr::write_bytes(g.addr, 0x42, size) };
             let before = p.stats();
             let s = p.share(g.token, g.addr as usize, size).unwrap();
-            assert_eq!((s.size, s.owner), (size, OWNER));
+            assert_eq!((s.size, s.holder), (size, HOLDER));
             let during = p.stats();
             assert_eq!((during.counters.in_transit_buffers, during.counters.in_transit_bytes), (1, size));
             assert_eq!(during.counters.in_use_bytes, before.counters.in_use_bytes, "still in use");
@@ -185,7 +185,7 @@ mod tests {
     fn a_loan_in_transit_is_reclaimed_from_its_handle_and_refusals_change_nothing() {
         let p = Pool::new(8 << 20);
         let other = Pool::new(8 << 20);
-        let g = p.alloc(5000, false, OWNER).unwrap();
+        let g = p.alloc(5000, false, HOLDER).unwrap();
         p.retain(g.token, g.addr as usize, 5000).unwrap();
         assert_eq!(p.share(g.token, g.addr as usize, 5000), Err(PoolError::Shared));
         p.release(g.token, g.addr as usize, 5000).unwrap();
@@ -197,14 +197,14 @@ mod tests {
         let st = p.stats();
         assert_eq!((st.live_buffers, st.counters.in_use_bytes, st.counters.in_transit_buffers), (0, 0, 0));
         assert_eq!(st.counters.releases, 1);
-        let g2 = p.alloc_with(AllocRequest::new(5000, false), OWNER).unwrap();
+        let g2 = p.alloc_with(AllocRequest::new(5000, false), HOLDER).unwrap();
         assert_eq!(g2.addr, g.addr, "the memory is lent again");
     }
 
     #[test]
     fn a_replayed_handle_is_told_used_however_often_the_loan_was_shared_on_and_a_forged_one_is_not() {
         let p = Pool::new(8 << 20);
-        let g = p.alloc(100, false, OWNER).unwrap();
+        let g = p.alloc(100, false, HOLDER).unwrap();
         let mut handles = Vec::new();
         let mut addr = g.addr as usize;
         for _ in 0..5 {

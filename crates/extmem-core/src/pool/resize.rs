@@ -24,7 +24,7 @@ use memmap2::MmapMut;
 use super::{Pool, PoolError, State};
 use crate::error::Syscall;
 use crate::large;
-use crate::loan::{self, LoanMemory, Owner};
+use crate::loan::{self, Holder, LoanMemory};
 use crate::os;
 use crate::pool::AllocRequest;
 use crate::size_class::SMALL_MAX;
@@ -64,9 +64,9 @@ pub struct Resized {
     /// Whether the loan still uses the ArrayBuffer bound to its slot (it stayed in place), which
     /// the caller views again; otherwise it needs a new Buffer over `addr`.
     pub bound: bool,
-    /// The loan's owner data, as it was for the old Buffer (the caller forgets what it no longer
+    /// The loan's holder, as it was for the old Buffer (the caller forgets what it no longer
     /// needs).
-    pub owner: Owner,
+    pub holder: Holder,
 }
 
 impl Pool {
@@ -133,8 +133,8 @@ impl Pool {
     }
 
     /// Completes the resize of the loan of `token`, whose old Buffer the caller detached: the
-    /// contents move (see the module docs). The caller then records the new Buffer's owner data
-    /// ([`Pool::set_owner`]). `None` if no resize of it is pending.
+    /// contents move (see the module docs). The caller then records the new Buffer's holder
+    /// ([`Pool::set_holder`]). `None` if no resize of it is pending.
     pub fn resize_end(&self, token: u64) -> Option<Resized> {
         let mut st = self.state.lock();
         let pending = st.take_pending(token)?;
@@ -147,7 +147,7 @@ impl Pool {
         let was_bound_mapping = l.bound && matches!(l.memory, LoanMemory::Mapping(_));
         let new_size = pending.size;
         let kept = old_size.min(new_size);
-        let old_owner = l.owner;
+        let old_holder = l.holder;
         let mut freed = None;
         // Bytes past the old size that may hold earlier contents (of this loan's memory), up to
         // which `{ zero }` must clear them; past it, the memory is fresh and reads as zero.
@@ -230,10 +230,10 @@ impl Pool {
         // The peak follows in `update_level`, below: the total in use is at least the core's.
         if let Some(memory) = freed {
             // The old Buffer's memory: native code that kept its address may still use it.
-            st.retire(memory, old_addr, old_capacity, token, old_size, old_owner.thread);
+            st.retire(memory, old_addr, old_capacity, token, old_size, old_holder.thread);
         }
         st.update_level(&self.config);
-        Some(Resized { addr: addr as *mut u8, in_place, bound, owner: old_owner })
+        Some(Resized { addr: addr as *mut u8, in_place, bound, holder: old_holder })
     }
 }
 
@@ -293,7 +293,7 @@ mod tests {
     use crate::pool::Release;
     use crate::slab::SLAB_CHUNK_BYTES;
 
-    const OWNER: Owner = Owner { thread: 1, hint: 2, witness: 0 };
+    const HOLDER: Holder = Holder { thread: 1, hint: 2, witness: 0 };
 
     fn fill(addr: *mut u8, len: usize, byte: u8) {
         // SAFETY: the tests pass memory of at least `len` bytes that they own.
@@ -312,14 +312,14 @@ mod tests {
     }
 
     fn end(p: &Pool, token: u64, addr: *mut u8, len: usize) {
-        assert_eq!(p.release(token, addr as usize, len), Ok(Release::Last(OWNER)));
+        assert_eq!(p.release(token, addr as usize, len), Ok(Release::Last(HOLDER)));
         p.finish_release(token).unwrap();
     }
 
     #[test]
     fn a_slot_with_room_keeps_its_memory_and_zeroes_growth_on_request() {
         let p = Pool::new(1 << 20);
-        let g = p.alloc(100, false, OWNER).unwrap();
+        let g = p.alloc(100, false, HOLDER).unwrap();
         fill(g.addr, 100, 7);
         let r = resize(&p, g.token, g.addr, 100, 110, true);
         assert!(r.in_place);
@@ -338,7 +338,7 @@ mod tests {
     fn growing_a_mapping_keeps_its_bytes_and_counts_the_growth() {
         let p = Pool::new(64 << 20);
         let old = 16 << 20;
-        let g = p.alloc(old, false, OWNER).unwrap();
+        let g = p.alloc(old, false, HOLDER).unwrap();
         fill(g.addr, old, 0x5a);
         // In place if the addresses after the mapping are free, else its pages move: either way
         // nothing is copied and one mapping is held.
@@ -362,7 +362,7 @@ mod tests {
     #[test]
     fn zero_clears_the_tail_a_shrunk_mapping_kept_when_it_grows_again() {
         let p = Pool::new(8 << 20);
-        let g = p.alloc(600 << 10, false, OWNER).unwrap();
+        let g = p.alloc(600 << 10, false, HOLDER).unwrap();
         fill(g.addr, 600 << 10, 9);
         let small = resize(&p, g.token, g.addr, 600 << 10, 8193, false);
         let grown = resize(&p, g.token, small.addr, 8193, 12_289, true);
@@ -373,7 +373,7 @@ mod tests {
     #[test]
     fn crossing_the_small_large_boundary_copies_and_frees_the_old_memory() {
         let p = Pool::new(8 << 20);
-        let g = p.alloc(5000, false, OWNER).unwrap();
+        let g = p.alloc(5000, false, HOLDER).unwrap();
         fill(g.addr, 5000, 3);
         let up = resize(&p, g.token, g.addr, 5000, 100_000, true);
         assert!(!up.in_place);
@@ -392,7 +392,7 @@ mod tests {
     #[test]
     fn refusals_and_aborts_leave_the_loan_and_the_figures_as_they_were() {
         let p = Pool::new(1 << 20);
-        let g = p.alloc(300_000, false, OWNER).unwrap();
+        let g = p.alloc(300_000, false, HOLDER).unwrap();
         p.retain(g.token, g.addr as usize, 300_000).unwrap();
         let before = p.stats();
         let grow = |size| p.resize_begin(g.token, g.addr as usize, 300_000, AllocRequest::new(size, false));

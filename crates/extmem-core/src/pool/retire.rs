@@ -97,11 +97,11 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use crate::events::PoolEvent;
-    use crate::loan::Owner;
+    use crate::loan::Holder;
     use crate::pool::{Pool, PoolConfig};
     use crate::quarantine::{QuarantineConfig, POISON};
 
-    const OWNER: Owner = Owner { thread: 1, hint: 2, witness: 0 };
+    const HOLDER: Holder = Holder { thread: 1, hint: 2, witness: 0 };
 
     fn pool(releases: u32) -> Pool {
         Pool::with_config(PoolConfig {
@@ -119,7 +119,7 @@ mod tests {
     fn released_memory_is_poisoned_and_lent_again_only_after_enough_releases_of_its_size() {
         for size in [100, 100_000] {
             let p = pool(3);
-            let first = p.alloc(size, false, OWNER).unwrap();
+            let first = p.alloc(size, false, HOLDER).unwrap();
             end(&p, first.token, first.addr, size);
             // SAFETY: quarantined memory stays mapped; nothing else uses it in this test.
             let bytes = unsafe { std::slice::from_raw_parts(first.addr, size) };
@@ -129,12 +129,12 @@ mod tests {
             assert!(s.counters.quarantined_bytes >= size);
             assert_eq!(s.classes.iter().map(|c| c.in_use).sum::<usize>(), 0, "quarantined slots are not in use");
             for round in 0..3 {
-                let g = p.alloc(size, false, OWNER).unwrap();
+                let g = p.alloc(size, false, HOLDER).unwrap();
                 assert_ne!(g.addr, first.addr, "lent again after {round} later releases");
                 end(&p, g.token, g.addr, size);
             }
             // Three later releases: it left, and can be lent again.
-            let lent: Vec<_> = (0..8).map(|_| p.alloc(size, false, OWNER).unwrap()).collect();
+            let lent: Vec<_> = (0..8).map(|_| p.alloc(size, false, HOLDER).unwrap()).collect();
             assert!(lent.iter().any(|g| g.addr == first.addr));
             for g in lent {
                 end(&p, g.token, g.addr, size);
@@ -149,12 +149,12 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = seen.clone();
         p.listen(Box::new(move |e| sink.lock().unwrap().push(e.clone())));
-        let g = p.alloc(4096, false, OWNER).unwrap();
+        let g = p.alloc(4096, false, HOLDER).unwrap();
         end(&p, g.token, g.addr, 4096);
         // A late native writer.
         // SAFETY: quarantined memory stays mapped.
         unsafe { *g.addr.add(1000) = 0 };
-        let next = p.alloc(4096, false, OWNER).unwrap();
+        let next = p.alloc(4096, false, HOLDER).unwrap();
         end(&p, next.token, next.addr, 4096);
         let misuses: Vec<_> = seen
             .lock()
@@ -172,8 +172,8 @@ mod tests {
     fn thread_caches_get_nothing_and_close_empties_the_quarantine() {
         let p = pool(1000);
         let (id, _block) = p.cache_open();
-        assert!(p.cache_fill(id, 0, 8, crate::admission::Priority::Normal, OWNER).unwrap().is_empty());
-        let g = p.alloc(64, false, OWNER).unwrap();
+        assert!(p.cache_fill(id, 0, 8, crate::admission::Priority::Normal, HOLDER).unwrap().is_empty());
+        let g = p.alloc(64, false, HOLDER).unwrap();
         end(&p, g.token, g.addr, 64);
         assert_eq!(p.stats().counters.quarantined_buffers, 1);
         p.close();

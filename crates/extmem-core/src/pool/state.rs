@@ -4,7 +4,7 @@ use crate::admission::{self, Admission, Priority, Refusal};
 use crate::error::{PoolError, Syscall};
 use crate::events::{Leak, LevelChange, Listeners, PoolEvent};
 use crate::large::{self, MappingCache};
-use crate::loan::{self, Loan, LoanMemory, LoanTerms, Owner, MAX_LIVE_LOANS};
+use crate::loan::{self, Holder, Loan, LoanMemory, LoanTerms, MAX_LIVE_LOANS};
 use crate::os;
 use crate::quarantine::Quarantine;
 use crate::size_class::{class_for, CLASS_SIZES, SMALL_MAX};
@@ -225,7 +225,7 @@ impl State {
         capacity: usize,
         external: usize,
         req: AllocRequest,
-        owner: Owner,
+        holder: Holder,
     ) -> u64 {
         let terms = LoanTerms {
             requested: req.size,
@@ -234,7 +234,7 @@ impl State {
             bound: req.bind && matches!(memory, LoanMemory::Slot { .. }),
             cache: None,
         };
-        let (key, gen) = self.insert_loan(memory, addr, capacity, owner, terms);
+        let (key, gen) = self.insert_loan(memory, addr, capacity, holder, terms);
         self.counters.lend(LoanBytes { capacity, requested: req.size, external });
         self.update_level(config);
         loan::token(pool, gen, key)
@@ -248,7 +248,7 @@ impl State {
         memory: LoanMemory,
         addr: *mut u8,
         capacity: usize,
-        owner: Owner,
+        holder: Holder,
         terms: LoanTerms,
     ) -> (usize, u32) {
         let gen = self.next_gen;
@@ -257,7 +257,7 @@ impl State {
             LoanMemory::Slot { class, slot } => Some((class, slot)),
             _ => None,
         };
-        let key = self.loans.insert(Loan::new(gen, memory, addr as usize, capacity, owner, terms));
+        let key = self.loans.insert(Loan::new(gen, memory, addr as usize, capacity, holder, terms));
         if let Some((class, slot)) = slot {
             self.classes[class].set_loan(slot, key);
         }
@@ -271,19 +271,19 @@ impl State {
         config: &PoolConfig,
         pool: u64,
         token: u64,
-        may_be_reachable: impl FnOnce(&Owner) -> bool,
+        may_be_reachable: impl FnOnce(&Holder) -> bool,
     ) -> Option<Reclaimed> {
         let l = self.live_loan_mut(pool, token)?;
-        if may_be_reachable(&l.owner) {
+        if may_be_reachable(&l.holder) {
             l.parked = true;
-            let owner = l.owner;
+            let holder = l.holder;
             let capacity = l.capacity;
             if let LoanMemory::Mapping(map) = std::mem::replace(&mut l.memory, LoanMemory::Parked) {
                 // Never unmapped: another thread may still read and write it.
                 std::mem::forget(map);
             }
             self.counters.park(capacity);
-            return Some(Reclaimed::Parked(owner));
+            return Some(Reclaimed::Parked(holder));
         }
         let ended = self.end_loan(config, pool, token)?;
         self.counters.count_reclaim(ended.tracked);
@@ -293,11 +293,11 @@ impl State {
                 age_ms: os::now_ms().saturating_sub(ended.since_ms),
                 address: ended.addr,
                 token,
-                thread: ended.owner.thread,
+                thread: ended.holder.thread,
             };
             self.listeners.emit(&PoolEvent::Leak(leak));
         }
-        Some(Reclaimed::Ended(ended.owner))
+        Some(Reclaimed::Ended(ended.holder))
     }
 
     pub(super) fn available(&self, config: &PoolConfig) -> usize {
@@ -389,7 +389,7 @@ impl State {
         self.counters.count_release();
         let slot =
             ended.memory_was.map(|(class, slot)| SlotRef { class, slot, epoch: self.classes[class].epoch(slot) });
-        Some(Finished { owner: ended.owner, slot, bound: ended.bound, mapping: ended.mapping })
+        Some(Finished { holder: ended.holder, slot, bound: ended.bound, mapping: ended.mapping })
     }
 
     /// Returns a loan's memory to its class (or the mapping cache); it is reusable from now on.
@@ -435,7 +435,7 @@ impl State {
             _ => None,
         };
         let memory = std::mem::replace(&mut l.memory, LoanMemory::Returned);
-        self.retire(memory, l.addr, l.capacity, token, l.requested, l.owner.thread);
+        self.retire(memory, l.addr, l.capacity, token, l.requested, l.holder.thread);
         let mapping = if l.bound && memory_was.is_none() { self.unlend_mapping(l.addr) } else { None };
         self.update_level(config);
         Some(Ended {
@@ -445,7 +445,7 @@ impl State {
             addr: l.addr,
             since_ms: l.since_ms,
             tracked: l.tracked,
-            owner: l.owner,
+            holder: l.holder,
             memory_was,
         })
     }
@@ -460,7 +460,7 @@ pub(super) struct Ended {
     pub(super) addr: usize,
     pub(super) since_ms: u64,
     pub(super) tracked: bool,
-    pub(super) owner: Owner,
+    pub(super) holder: Holder,
     /// The slot the loan held, if it was a slab slot.
     pub(super) memory_was: Option<(usize, Slot)>,
 }

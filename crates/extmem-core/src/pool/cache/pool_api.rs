@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::block::{large_class_of, CacheBlock, MAX_ENTRIES, MOVE_MAX, WORD_IN_USE, WORD_SYNCED};
 use super::registry::{CacheRec, Caches};
 use crate::error::PoolError;
-use crate::loan::{self, LoanMemory, Owner};
+use crate::loan::{self, Holder, LoanMemory};
 use crate::pool::{AllocRequest, Finished, MappingRef, Pool, SlotRef};
 use crate::size_class::CLASS_SIZES;
 
@@ -54,7 +54,7 @@ impl Pool {
         class: usize,
         n: usize,
         priority: crate::admission::Priority,
-        owner: Owner,
+        holder: Holder,
     ) -> Result<Vec<CacheGrant>, PoolError> {
         let mut st = self.state.lock();
         if st.quarantine.is_some() {
@@ -77,7 +77,7 @@ impl Pool {
             };
             let LoanMemory::Slot { slot, .. } = memory else { unreachable!("a small request takes a slot") };
             let epoch = st.classes[class].new_epoch(slot);
-            let (key, gen, entry) = st.insert_cache_loan(cache, memory, addr, size, owner);
+            let (key, gen, entry) = st.insert_cache_loan(cache, memory, addr, size, holder);
             st.thread_caches.count_loan(class, size);
             st.counters.count_external(size);
             out.push(CacheGrant {
@@ -108,7 +108,7 @@ impl Pool {
         len: usize,
         n: usize,
         priority: crate::admission::Priority,
-        owner: Owner,
+        holder: Holder,
     ) -> Result<Vec<CacheGrant>, PoolError> {
         let mut st = self.state.lock();
         let Some(class) = large_class_of(len) else { return Err(PoolError::Stale) };
@@ -132,7 +132,7 @@ impl Pool {
             debug_assert_eq!(capacity, len);
             // Taking it counted a live large loan; a cached one is not (see `materialize`).
             st.large_live -= 1;
-            let (key, gen, entry) = st.insert_cache_loan(cache, memory, addr, capacity, owner);
+            let (key, gen, entry) = st.insert_cache_loan(cache, memory, addr, capacity, holder);
             let rec = st.thread_caches.recs.get_mut(&cache).expect("checked above");
             rec.move_max = rec.move_max.max(capacity);
             let epoch = st.bind_mapping(addr as usize, capacity, key);
@@ -173,7 +173,7 @@ impl Pool {
         let mut st = self.state.lock();
         let Some((p, gen, key)) = loan::untoken(token) else { return };
         if let Some(l) = st.loans.get_mut(key).filter(|l| p == self.id && l.gen == gen && l.cache.is_some()) {
-            l.owner.witness = witness;
+            l.holder.witness = witness;
         }
     }
 
@@ -189,7 +189,7 @@ impl Pool {
         for &(entry, witness) in witnessed {
             let key = st.thread_caches.recs.get(&cache).and_then(|r| r.entries.get(&entry).copied());
             match key.and_then(|k| st.loans.get_mut(k)) {
-                Some(l) => stale.push(std::mem::replace(&mut l.owner.witness, witness)),
+                Some(l) => stale.push(std::mem::replace(&mut l.holder.witness, witness)),
                 None => stale.push(witness),
             }
         }

@@ -8,7 +8,7 @@ use super::block::{
     WORD_IN_USE, WORD_LIVE, WORD_RELEASES, WORD_REQUESTED, WORD_SYNCED,
 };
 use super::registry::CacheRec;
-use crate::loan::{CacheLoan, LoanMemory, LoanTerms, Owner};
+use crate::loan::{CacheLoan, Holder, LoanMemory, LoanTerms};
 use crate::pool::{Finished, PoolConfig, SlotRef, State};
 use crate::size_class::CLASS_COUNT;
 use crate::watermark::Level;
@@ -150,7 +150,7 @@ impl State {
         memory: LoanMemory,
         addr: *mut u8,
         capacity: usize,
-        owner: Owner,
+        holder: Holder,
     ) -> (usize, u32, u32) {
         let rec = self.thread_caches.recs.get_mut(&cache).expect("the caller checked the cache is open");
         let entry = rec.free_entries.pop().expect("the caller checked a free entry");
@@ -161,7 +161,7 @@ impl State {
             bound: true,
             cache: Some(CacheLoan { cache, entry }),
         };
-        let (key, gen) = self.insert_loan(memory, addr, capacity, owner, terms);
+        let (key, gen) = self.insert_loan(memory, addr, capacity, holder, terms);
         self.thread_caches.recs.get_mut(&cache).expect("just found").entries.insert(entry, key);
         (key, gen, entry)
     }
@@ -192,7 +192,7 @@ impl State {
             }
         };
         self.give_back(std::mem::replace(&mut l.memory, LoanMemory::Returned));
-        Some(Finished { owner: l.owner, slot, bound: slot.is_some(), mapping: None })
+        Some(Finished { holder: l.holder, slot, bound: slot.is_some(), mapping: None })
     }
 
     /// Frees the entry of a cache loan of cache class `class` that is no longer one, and the

@@ -5,12 +5,12 @@ use super::block::{
 };
 use super::CacheGrant;
 use crate::error::PoolError;
-use crate::loan::Owner;
+use crate::loan::Holder;
 use crate::pool::{AllocRequest, Pool, PoolConfig, Release};
 use crate::size_class::{CLASS_SIZES, MIN_ALIGN};
 use crate::watermark::Level;
 
-const OWNER: Owner = Owner { thread: 1, hint: 0, witness: 7 };
+const HOLDER: Holder = Holder { thread: 1, hint: 0, witness: 7 };
 const SMALL_MAX_I32: i32 = crate::size_class::SMALL_MAX as i32;
 
 fn class_of(g: &CacheGrant) -> usize {
@@ -43,7 +43,7 @@ fn cached_slots_count_as_reserved_and_lends_from_the_block_count_as_in_use() {
     let (id, block) = p.cache_open();
     assert_eq!(block.get(WORD_GATE), 1, "far from every threshold");
     let class = crate::size_class::class_for(4096, MIN_ALIGN);
-    let grants = p.cache_fill(id, class, 4, crate::admission::Priority::Normal, OWNER).unwrap();
+    let grants = p.cache_fill(id, class, 4, crate::admission::Priority::Normal, HOLDER).unwrap();
     assert_eq!(grants.len(), 4);
     let s = p.stats();
     assert_eq!((s.counters.in_use_bytes, s.live_buffers, s.cached_slots), (0, 0, 4));
@@ -67,7 +67,7 @@ fn cached_slots_count_as_reserved_and_lends_from_the_block_count_as_in_use() {
 fn a_check_against_the_loan_turns_a_lent_cache_slot_into_an_ordinary_loan() {
     let p = Pool::new(64 << 20);
     let (id, block) = p.cache_open();
-    let g = p.cache_fill(id, 3, 1, crate::admission::Priority::Normal, OWNER).unwrap()[0];
+    let g = p.cache_fill(id, 3, 1, crate::admission::Priority::Normal, HOLDER).unwrap()[0];
     let len = CLASS_SIZES[3] - 1;
     assert!(p.retain(g.token, g.addr as usize, len).is_err(), "not lent: no Buffer to check");
     lend(&block, &g, len);
@@ -87,7 +87,7 @@ fn a_check_against_the_loan_turns_a_lent_cache_slot_into_an_ordinary_loan() {
 fn a_collected_slot_is_a_gc_reclaim_if_lent_and_simply_comes_back_if_cached() {
     let p = Pool::new(64 << 20);
     let (id, block) = p.cache_open();
-    let gs = p.cache_fill(id, 5, 2, crate::admission::Priority::Normal, OWNER).unwrap();
+    let gs = p.cache_fill(id, 5, 2, crate::admission::Priority::Normal, HOLDER).unwrap();
     lend(&block, &gs[0], 10);
     let bytes = CLASS_SIZES[5];
     assert!(p.slot_buffer_finalized(gs[0].slot.unwrap(), bytes, |_| false).is_some());
@@ -121,17 +121,17 @@ fn the_budget_toward_a_threshold_shrinks_as_the_pool_nears_it_and_critical_asks_
     let slack = SMALL_MAX_I32;
     assert_eq!(block.get(WORD_GATE), 1);
     assert_eq!(budgets(&block), (pow2(warning - slack), DRIFT_CAP as i32), "at normal nothing is below");
-    let big = p.alloc(600 * 1024, false, OWNER).unwrap();
+    let big = p.alloc(600 * 1024, false, HOLDER).unwrap();
     assert_eq!(budgets(&block), (pow2(warning - 600 * 1024 - slack), DRIFT_CAP as i32));
-    let near = p.alloc(112 * 1024, false, OWNER).unwrap();
+    let near = p.alloc(112 * 1024, false, HOLDER).unwrap();
     assert_eq!(block.get(WORD_GATE), 1, "the gate stays open: moves down need no judging");
     assert!(budgets(&block).0 <= 0, "every move up does");
-    let _over = p.alloc(8 * 1024, false, OWNER).unwrap();
+    let _over = p.alloc(8 * 1024, false, HOLDER).unwrap();
     assert_eq!(p.level(), Level::Warning);
     let hysteresis_floor = (0.68 * f64::from(1 << 20)).ceil() as i32;
     assert_eq!(budgets(&block).1, pow2(720 * 1024 - hysteresis_floor - slack), "at warning, down to its hysteresis");
     let flushes = block.get(WORD_FLUSH);
-    let more = p.alloc(200 * 1024, false, OWNER).unwrap();
+    let more = p.alloc(200 * 1024, false, HOLDER).unwrap();
     assert_eq!(p.level(), Level::Critical);
     assert_eq!((block.get(WORD_GATE), budgets(&block)), (0, (0, 0)), "shut past warning");
     assert!(block.get(WORD_FLUSH) > flushes, "critical asks every cache to flush");
@@ -149,12 +149,12 @@ fn budgets_are_judged_from_the_synced_bytes_less_the_drift_and_shared_by_the_ope
     let slack = 2 * SMALL_MAX_I32;
     assert_eq!(budgets(&block_a).0, pow2((warning - slack) / 2), "two caches share the room");
     assert_eq!(budgets(&block_a), budgets(&block_b));
-    let gs = p.cache_fill(a, 20, 4, crate::admission::Priority::Normal, OWNER).unwrap();
+    let gs = p.cache_fill(a, 20, 4, crate::admission::Priority::Normal, HOLDER).unwrap();
     for g in &gs {
         lend(&block_a, g, 100);
     }
     let lent = 4 * CLASS_SIZES[20] as i32;
-    let _other = p.alloc(4096, false, OWNER).unwrap();
+    let _other = p.alloc(4096, false, HOLDER).unwrap();
     assert_eq!(block_a.get(WORD_SYNCED), 0, "another thread's call leaves a cache's synced bytes");
     assert_eq!(
         budgets(&block_a).0,
@@ -182,7 +182,7 @@ fn a_cache_that_drifted_away_from_a_threshold_cannot_come_back_once_the_core_len
         ..PoolConfig::with_max_bytes(2 << 20)
     });
     let (id, block) = p.cache_open();
-    let gs = p.cache_fill(id, CLASS_SIZES.len() - 1, 48, crate::admission::Priority::Normal, OWNER).unwrap();
+    let gs = p.cache_fill(id, CLASS_SIZES.len() - 1, 48, crate::admission::Priority::Normal, HOLDER).unwrap();
     let slot = CLASS_SIZES[CLASS_SIZES.len() - 1] as i32;
     for g in &gs {
         lend(&block, g, slot as usize);
@@ -193,7 +193,7 @@ fn a_cache_that_drifted_away_from_a_threshold_cannot_come_back_once_the_core_len
     }
     let drift = block.get(WORD_IN_USE) - block.get(WORD_SYNCED);
     assert_eq!(drift, -48 * slot);
-    let near = p.alloc(1400 * 1024, false, OWNER).unwrap();
+    let near = p.alloc(1400 * 1024, false, HOLDER).unwrap();
     assert_eq!(p.level(), Level::Normal);
     let (up, _) = budgets(&block);
     assert!(up < 0, "the up budget is negative: {up}");
@@ -211,7 +211,7 @@ fn a_cache_that_drifted_away_from_a_threshold_cannot_come_back_once_the_core_len
 fn making_a_loan_ordinary_keeps_the_drift_and_ref_count_only_reads() {
     let p = Pool::new(64 << 20);
     let (id, block) = p.cache_open();
-    let gs = p.cache_fill(id, 20, 4, crate::admission::Priority::Normal, OWNER).unwrap();
+    let gs = p.cache_fill(id, 20, 4, crate::admission::Priority::Normal, HOLDER).unwrap();
     let cap = CLASS_SIZES[20] as i32;
     block.set(WORD_SYNCED, 0);
     lend(&block, &gs[0], 100);
@@ -245,7 +245,7 @@ fn large_mappings_are_cache_loans_too_counted_as_cached_or_live_and_flushed_back
     let p = Pool::new(64 << 20);
     let (id, block) = p.cache_open();
     let len = crate::large::class_len(20_000);
-    let gs = p.cache_fill_large(id, len, 3, crate::admission::Priority::Normal, OWNER).unwrap();
+    let gs = p.cache_fill_large(id, len, 3, crate::admission::Priority::Normal, HOLDER).unwrap();
     assert_eq!(gs.len(), 3);
     assert!(gs.iter().all(|g| g.len == len && g.slot.is_none() && g.mapping.is_some_and(|m| m.len == len)));
     let s = p.stats();
@@ -273,7 +273,7 @@ fn large_mappings_are_cache_loans_too_counted_as_cached_or_live_and_flushed_back
     );
     let stale = gs[1].mapping.unwrap();
     assert_eq!(
-        p.reuse_mapping(stale, AllocRequest { bind: true, ..AllocRequest::new(len, false) }, OWNER).err(),
+        p.reuse_mapping(stale, AllocRequest { bind: true, ..AllocRequest::new(len, false) }, HOLDER).err(),
         Some(PoolError::Stale),
         "a flushed entry's ArrayBuffer lends nothing again"
     );
@@ -285,7 +285,7 @@ fn a_collected_large_cache_arraybuffer_comes_back_if_cached_and_is_a_gc_reclaim_
     let p = Pool::new(64 << 20);
     let (id, block) = p.cache_open();
     let len = crate::large::class_len(100_000);
-    let gs = p.cache_fill_large(id, len, 2, crate::admission::Priority::Normal, OWNER).unwrap();
+    let gs = p.cache_fill_large(id, len, 2, crate::admission::Priority::Normal, HOLDER).unwrap();
     lend(&block, &gs[0], 99_000);
     assert!(p.mapping_buffer_finalized(gs[0].mapping.unwrap(), |_| false).is_some());
     assert!(p.mapping_buffer_finalized(gs[1].mapping.unwrap(), |_| false).is_some());
@@ -301,7 +301,7 @@ fn a_cache_given_large_mappings_leaves_the_largest_as_its_slack() {
     let (id, block) = p.cache_open();
     let before = budgets(&block).0;
     let len = crate::large::class_len(1 << 20);
-    p.cache_fill_large(id, len, 1, crate::admission::Priority::Normal, OWNER).unwrap();
+    p.cache_fill_large(id, len, 1, crate::admission::Priority::Normal, HOLDER).unwrap();
     let warning = (0.7 * f64::from(64 << 20)).ceil() as i32 - 1;
     assert_eq!(before, pow2(warning - SMALL_MAX_I32));
     assert_eq!(budgets(&block).0, pow2(warning - len as i32));
@@ -311,7 +311,7 @@ fn a_cache_given_large_mappings_leaves_the_largest_as_its_slack() {
 fn a_tracked_buffer_lent_from_a_cache_is_reported_as_a_leak_when_collected_and_listed_as_tracked() {
     let p = Pool::new(64 << 20);
     let (id, block) = p.cache_open();
-    let gs = p.cache_fill(id, 5, 2, crate::admission::Priority::Normal, OWNER).unwrap();
+    let gs = p.cache_fill(id, 5, 2, crate::admission::Priority::Normal, HOLDER).unwrap();
     lend(&block, &gs[0], 10);
     lend(&block, &gs[1], 10);
     // The JavaScript side marks a sampled allocation in its entry word.
@@ -330,7 +330,7 @@ fn a_tracked_buffer_lent_from_a_cache_is_reported_as_a_leak_when_collected_and_l
 fn a_flush_ends_only_slots_whose_arraybuffer_shows_them() {
     let p = Pool::new(64 << 20);
     let (id, _block) = p.cache_open();
-    let gs = p.cache_fill(id, 7, 2, crate::admission::Priority::Normal, OWNER).unwrap();
+    let gs = p.cache_fill(id, 7, 2, crate::admission::Priority::Normal, HOLDER).unwrap();
     let swapped = [(gs[0].entry, gs[1].addr as usize), (gs[1].entry, gs[0].addr as usize)];
     assert!(
         p.cache_flush(id, &swapped).0.iter().all(Option::is_none),
