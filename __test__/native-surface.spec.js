@@ -216,7 +216,7 @@ test('a misspelled, missing or miscounted native name in lib/ is found', (t) => 
   const binding = {
     constants() {},
     NativePool: class {
-      handle() {}
+      poolRef() {}
     },
     hot_alloc() {},
     hot_release() {},
@@ -230,14 +230,14 @@ test('a misspelled, missing or miscounted native name in lib/ is found', (t) => 
         '// native.hot_comment(1) and native.nope are comments, /* and so is',
         '/* native.hot_block(1)',
         ' */ "native.hot_string(1)"',
-        'nativeAlloc(handle, size, zero, flags, tracked)',
-        'nativeAlloc(handle, size, zero)',
+        'nativeAlloc(poolRef, size, zero, flags, tracked)',
+        'nativeAlloc(poolRef, size, zero)',
         'nativeAlloc(...args)',
-        "native.hot_release(handle, f(a, b), [c, d], { e, g }, 'h,i')",
+        "native.hot_release(poolRef, f(a, b), [c, d], { e, g }, 'h,i')",
         'native.constants()',
         'native.missing()',
         'NativePool.named()',
-        'this.#native.handle() + this.#native.stats()',
+        'this.#native.poolRef() + this.#native.stats()',
       ].join('\n'),
     },
     {

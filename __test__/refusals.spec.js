@@ -67,13 +67,13 @@ test('the native hot path answers malformed calls with a status, never a crash',
     hysteresis: 0.02,
     admission: 'graded',
   })
-  const handle = nativePool.handle()
-  t.is(native.hot_alloc({}, 100, false, 0, false), native.STATUS_NOT_POOLED, 'not a pool handle')
-  t.is(native.hot_alloc(handle, 'x', false, 0, false), native.STATUS_BAD_ARGUMENT, 'a size that is not a number')
-  t.is(native.hot_alloc(handle, 0, false, 0, false), native.STATUS_BAD_ARGUMENT, 'a size below 1')
-  t.is(native.hot_alloc(handle, 100), native.STATUS_BAD_ARGUMENT, 'missing arguments')
-  t.is(native.hot_release(handle, {}, 1), native.STATUS_NOT_POOLED, 'not a Buffer')
-  t.is(native.hot_finishRelease(handle, new ArrayBuffer(8), 12345, true), native.STATUS_NOT_POOLED, 'no such loan')
+  const poolRef = nativePool.poolRef()
+  t.is(native.hot_alloc({}, 100, false, 0, false), native.STATUS_NOT_POOLED, 'not a pool reference')
+  t.is(native.hot_alloc(poolRef, 'x', false, 0, false), native.STATUS_BAD_ARGUMENT, 'a size that is not a number')
+  t.is(native.hot_alloc(poolRef, 0, false, 0, false), native.STATUS_BAD_ARGUMENT, 'a size below 1')
+  t.is(native.hot_alloc(poolRef, 100), native.STATUS_BAD_ARGUMENT, 'missing arguments')
+  t.is(native.hot_release(poolRef, {}, 1), native.STATUS_NOT_POOLED, 'not a Buffer')
+  t.is(native.hot_finishRelease(poolRef, new ArrayBuffer(8), 12345, true), native.STATUS_NOT_POOLED, 'no such loan')
   t.like(
     nativePool.stats(),
     { liveBuffers: 0, allocations: 0, failedAllocations: 0, reservedBytes: 0 },

@@ -29,7 +29,7 @@ function shareLoan(lender, buf, token, name, caller) {
   } catch {
     throw errors.notDetachable(caller)
   }
-  const secret = nativeShare(lender.handle, memory, token, size)
+  const secret = nativeShare(lender.poolRef, memory, token, size)
   if (secret < 0) throw lender.failure(secret, caller)
   if (mapSize(lender.traces) !== 0) mapDelete(lender.traces, token)
   return { pool: name, token, secret, size }
@@ -37,14 +37,14 @@ function shareLoan(lender, buf, token, name, caller) {
 
 /** A Buffer over the memory of `handle` (checked by handleOf) in `lender`'s pool. */
 function adoptLoan(lender, { token, secret, size }, caller) {
-  const memory = nativeAdopt(lender.handle, token, secret, size)
+  const memory = nativeAdopt(lender.poolRef, token, secret, size)
   if (typeof memory !== 'object') throw lender.failure(memory, caller)
   return wrap(memory, size, token, lender.origin)
 }
 
 /** Gives the memory of `handle` (checked by handleOf) back to `lender`'s pool. */
 function reclaimLoan(lender, { token, secret }, caller) {
-  const status = nativeReclaimShared(lender.handle, token, secret)
+  const status = nativeReclaimShared(lender.poolRef, token, secret)
   if (status !== 0) throw lender.failure(status, caller)
 }
 

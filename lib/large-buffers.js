@@ -54,7 +54,7 @@ function allocLarge(lender, size, zero, flags, tracked, caller) {
   while (top !== 0) {
     const ab = kept[top - 4]
     const token = nativeReuseMapping(
-      lender.handle,
+      lender.poolRef,
       kept[top - 3],
       kept[top - 2],
       kept[top - 1],

@@ -1,5 +1,5 @@
 'use strict'
-// What one Pool object lends on this thread: its native handle, the origin record its Buffers
+// What one Pool object lends on this thread: its pool reference (poolRef), the origin record its Buffers
 // name, this thread's slot cache, the ArrayBuffers it keeps for reuse, the traces of the Buffers
 // leak detection sampled; and the allocation that picks a path for each size. The Pool (./pool.js)
 // validates and calls in here; the paths live in files of their own: ./small-buffers.js,
@@ -56,17 +56,17 @@ class Lender {
     this.pool = pool
     this.label = label
     this.native = nativePool
-    /** The pool's handle for the hot-path native functions. */
-    this.handle = nativePool.handle()
+    /** The pool reference: the native pool's External, which every hot-path native function takes first. */
+    this.poolRef = nativePool.poolRef()
     /**
      * What this pool's Buffers name as their origin (see ./pooled-buffer.js): the Pool object and
-     * this Lender, held weakly (a Buffer never keeps either alive); the native handle (which keeps
+     * this Lender, held weakly (a Buffer never keeps either alive); the pool reference (which keeps
      * the native pool alive as long as a Buffer needs it); and what `[Symbol.dispose]()` does.
      */
     this.origin = freeze({
       pool: new SafeWeakRef(pool),
       lender: new SafeWeakRef(this),
-      handle: this.handle,
+      poolRef: this.poolRef,
       dispose: disposeLoan,
       disposeFast,
     })
@@ -158,22 +158,22 @@ class Lender {
   }
 
   /**
-   * `allocate(handle, size, zero, flags, tracked)` (nativeAlloc or nativeAllocBound); refused at
+   * `allocate(poolRef, size, zero, flags, tracked)` (nativeAlloc or nativeAllocBound); refused at
    * the cap while this thread's cache holds slots, the slots go back and it asks once more (the
    * core counts the refusal once).
    */
   allocNative(allocate, size, zero, flags, tracked) {
     const retry = this.cache?.holds() === true
-    const memory = allocate(this.handle, size, zero, retry ? flags | FLAG_WILL_RETRY : flags, tracked)
+    const memory = allocate(this.poolRef, size, zero, retry ? flags | FLAG_WILL_RETRY : flags, tracked)
     if (memory !== STATUS_RETRY) return memory
     this.cache.flush()
-    return allocate(this.handle, size, zero, flags, tracked)
+    return allocate(this.poolRef, size, zero, flags, tracked)
   }
 
   /** Opens this thread's slot cache (Node 22+; null elsewhere). */
   openCache() {
     this.cache = TRANSFER
-      ? ThreadCache.open(this.handle, CACHE_CLASS_BYTES, CLASS_SIZES.length, () => decayKeptMappings(this))
+      ? ThreadCache.open(this.poolRef, CACHE_CLASS_BYTES, CLASS_SIZES.length, () => decayKeptMappings(this))
       : null
     return this.cache
   }

@@ -22,8 +22,9 @@ try {
   throw errors.noBinary(platformArchABI(), cause)
 }
 
-// The native functions, each named once. The hot ones take the pool's handle first and report
-// through a status (a negative number) and the scratch array below rather than by throwing.
+// The native functions, each named once. The hot ones take the pool reference first (poolRef,
+// the native pool's External) and report through a status (a negative number) and the scratch
+// array below rather than by throwing.
 const {
   NativePool,
   constants,

@@ -31,7 +31,7 @@ const { clearCacheRef, wasRetained, originOf } = PooledBuffer
  */
 function drop(lender, buf, token, caller) {
   const ref = clearCacheRef(buf)
-  if (ref >= 0 && !lender.closed && lender.cache != null && originOf(buf).handle === lender.handle) {
+  if (ref >= 0 && !lender.closed && lender.cache != null && originOf(buf).poolRef === lender.poolRef) {
     let given
     try {
       given = lender.cache.give(buf, lengthOf(buf), ref, token)
@@ -43,7 +43,7 @@ function drop(lender, buf, token, caller) {
       return 0
     }
   }
-  const dropped = dropReference(lender.handle, buf, token, caller)
+  const dropped = dropReference(lender.poolRef, buf, token, caller)
   if (typeof dropped === 'number') {
     if (!(dropped > 0)) throw lender.failure(dropped, caller)
     lender.cache?.poll()
@@ -66,7 +66,7 @@ function drop(lender, buf, token, caller) {
 }
 
 /**
- * Drops one reference of the loan `token` of `buf` in the pool of `handle`. Returns the
+ * Drops one reference of the loan `token` of `buf` in the pool of `poolRef`. Returns the
  * references left (> 0) or a negative status; or, once the last reference is gone and the loan
  * ended, the ArrayBuffer the memory was detached to (Node 22+; null on Node 20), with scratch
  * telling whether it stays bound to its slot (`SCRATCH.keptSlot`) or mapping
@@ -76,9 +76,9 @@ function drop(lender, buf, token, caller) {
  * The Buffer (and every view of it) is detached *before* the loan ends, so its memory is
  * reachable by nothing but the pool from then on.
  */
-function dropReference(handle, buf, token, caller, keep = true) {
-  if (!wasRetained(buf) && originOf(buf).handle === handle) {
-    // A Buffer of this pool (its origin record names this handle) that is attached and was never
+function dropReference(poolRef, buf, token, caller, keep = true) {
+  if (!wasRetained(buf) && originOf(buf).poolRef === poolRef) {
+    // A Buffer of this pool (its origin record names this pool) that is attached and was never
     // retained: this is its last reference, and its loan is live. Detach first, then one native
     // call ends the loan (checking the Buffer against it all the same). Anything else (another
     // pool's Buffer, one retained) goes the way that checks before it detaches.
@@ -89,10 +89,10 @@ function dropReference(handle, buf, token, caller, keep = true) {
     } catch {
       throw errors.notDetachable(caller)
     }
-    const status = nativeReleaseLast(handle, memory, token, length, keep)
+    const status = nativeReleaseLast(poolRef, memory, token, length, keep)
     return status === 0 ? (TRANSFER ? memory : null) : status
   }
-  const refs = nativeRelease(handle, buf, token)
+  const refs = nativeRelease(poolRef, buf, token)
   if (refs !== 0) return refs
   let memory
   try {
@@ -100,7 +100,7 @@ function dropReference(handle, buf, token, caller, keep = true) {
   } catch {
     throw errors.notDetachable(caller)
   }
-  const status = nativeFinishRelease(handle, memory, token, keep)
+  const status = nativeFinishRelease(poolRef, memory, token, keep)
   return status === 0 ? (TRANSFER ? memory : null) : status
 }
 
@@ -120,7 +120,7 @@ function disposeLoan(buf, token, caller) {
   // Its Pool object was collected: the native pool still has the loan.
   clearCacheRef(buf)
   // Nothing will keep its ArrayBuffer: it is detached, and its memory leaves at once.
-  const dropped = dropReference(origin.handle, buf, token, caller, false)
+  const dropped = dropReference(origin.poolRef, buf, token, caller, false)
   if (typeof dropped === 'number' && !(dropped > 0)) throw errors.notPooled(caller)
 }
 

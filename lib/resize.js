@@ -16,17 +16,17 @@ const { clearCacheRef } = PooledBuffer
 function resizeLoan(lender, buf, token, size, zero, caller) {
   // The native call names the token: the loan becomes ordinary (see ./thread-cache.js).
   clearCacheRef(buf)
-  const status = nativeResizeBegin(lender.handle, buf, token, size, zero, 0, false)
+  const status = nativeResizeBegin(lender.poolRef, buf, token, size, zero, 0, false)
   if (status !== 0) throw lender.failure(status, caller)
   // Detach the old Buffer before its memory moves or changes hands.
   let memory
   try {
     memory = detach(buf)
   } catch {
-    nativeResizeAbort(lender.handle, token)
+    nativeResizeAbort(lender.poolRef, token)
     throw errors.notDetachable(caller)
   }
-  const out = nativeResizeEnd(lender.handle, memory, token, size)
+  const out = nativeResizeEnd(lender.poolRef, memory, token, size)
   if (typeof out !== 'object') throw lender.failure(out, caller)
   return wrap(out, size, token, lender.origin)
 }

@@ -42,7 +42,7 @@ function releaseAll(lender, list, caller) {
       continue
     }
     const ref = clearCacheRef(buf)
-    if (ref >= 0 && cache != null && originOf(buf).handle === lender.handle) {
+    if (ref >= 0 && cache != null && originOf(buf).poolRef === lender.poolRef) {
       let given
       try {
         given = cache.give(buf, lengthOf(buf), ref, token)
@@ -87,7 +87,7 @@ function releaseAll(lender, list, caller) {
     if (buf === undefined) continue
     const token = tokenOf(buf)
     io[IO.stride * i + IO.token] = token
-    if (TRANSFER && !wasRetained(buf) && originOf(buf).handle === lender.handle) {
+    if (TRANSFER && !wasRetained(buf) && originOf(buf).poolRef === lender.poolRef) {
       // As in release(): this pool's, attached and never retained, so this is its last
       // reference: detach it now; finishMany checks it against its loan and ends it.
       io[IO.stride * i + IO.outcome] = OUTCOME.direct
@@ -111,7 +111,7 @@ function releaseAll(lender, list, caller) {
   }
   if (checked !== 0) {
     // The others: drop a reference each first; detach those whose last one it was.
-    const last = nativeReleaseMany(lender.handle, list, io)
+    const last = nativeReleaseMany(lender.poolRef, list, io)
     if (last < 0) throw lender.failure(last, caller)
     for (let i = 0; last !== 0 && TRANSFER && i < n; i++) {
       if (io[IO.stride * i + IO.outcome] !== OUTCOME.last) continue
@@ -124,7 +124,7 @@ function releaseAll(lender, list, caller) {
     }
   }
   if (direct + checked !== 0) {
-    const status = nativeFinishMany(lender.handle, list, io)
+    const status = nativeFinishMany(lender.poolRef, list, io)
     if (status < 0) throw lender.failure(status, caller)
   }
   let dropped = cached

@@ -40,7 +40,7 @@ function allocSmall(lender, size, zero, flags, tracked, caller) {
   let top = lender.keptTop[cls]
   while (top !== 0) {
     const ab = kept[top - 3]
-    const token = nativeReuse(lender.handle, cls, kept[top - 2], kept[top - 1], size, zero, flags, tracked, ab)
+    const token = nativeReuse(lender.poolRef, cls, kept[top - 2], kept[top - 1], size, zero, flags, tracked, ab)
     if (token < 0 && token !== STATUS_STALE) throw lender.failure(token, caller)
     // Lent, or stale (another loan took the slot, or its chunk went back to the OS): either way
     // this entry is done with.

@@ -78,7 +78,7 @@ const GIVEN_TRACKED = 2
 const CLASS_SPAN = LAYOUT.classSpan
 
 class ThreadCache {
-  #handle
+  #poolRef
   #id
   /** The block, shared with the core. */
   #words
@@ -113,19 +113,19 @@ class ThreadCache {
   ref = -1
 
   /**
-   * A cache for the pool of `handle`, or null where the runtime has none. `onDecay` runs at each
+   * A cache for the pool of `poolRef`, or null where the runtime has none. `onDecay` runs at each
    * decay tick, before the pool gives back what stayed unused.
    */
-  static open(handle, classSizes, largeFrom, onDecay) {
-    const ab = nativeOpen(handle)
+  static open(poolRef, classSizes, largeFrom, onDecay) {
+    const ab = nativeOpen(poolRef)
     if (typeof ab !== 'object') return null
-    return new ThreadCache(handle, scratch[SCRATCH.cacheId], new I32(ab), classSizes, largeFrom, onDecay)
+    return new ThreadCache(poolRef, scratch[SCRATCH.cacheId], new I32(ab), classSizes, largeFrom, onDecay)
   }
 
-  constructor(handle, id, words, classSizes, largeFrom, onDecay) {
+  constructor(poolRef, id, words, classSizes, largeFrom, onDecay) {
     this.#onDecay = onDecay
     this.#largeFrom = largeFrom
-    this.#handle = handle
+    this.#poolRef = poolRef
     this.#id = id
     this.#words = words
     this.#classSizes = classSizes
@@ -257,7 +257,7 @@ class ThreadCache {
     this.#pendingCount = 0
     this.#flushSeen = this.#words[FLUSH]
     if (n === 0) return 0
-    const flushed = nativeFlush(this.#handle, this.#id, this.#list, n)
+    const flushed = nativeFlush(this.#poolRef, this.#id, this.#list, n)
     this.#clearList(3 * n)
     return flushed
   }
@@ -282,7 +282,7 @@ class ThreadCache {
     if (this.#closed) return
     this.flush()
     this.#closed = true
-    nativeClose(this.#handle, this.#id)
+    nativeClose(this.#poolRef, this.#id)
   }
 
   /**
@@ -306,11 +306,11 @@ class ThreadCache {
       this.#low[c] = (this.#readyTop[c] + this.#pendingTop[c]) / 3
     }
     if (n !== 0) {
-      nativeFlush(this.#handle, this.#id, this.#list, n)
+      nativeFlush(this.#poolRef, this.#id, this.#list, n)
       this.#clearList(3 * n)
     }
     this.#onDecay?.()
-    nativeDecay(this.#handle)
+    nativeDecay(this.#poolRef)
   }
 
   /** Moves the `k` oldest triples of class `c` (ready ones first) to `#list` after its first `n`; returns the new count. */
@@ -365,7 +365,7 @@ class ThreadCache {
     const want = room < most ? room : most
     if (want <= 0) return 0
     const list = this.#list
-    const got = nativeFill(this.#handle, this.#id, cls, want, flags, list)
+    const got = nativeFill(this.#poolRef, this.#id, cls, want, flags, list)
     if (!(got > 0)) return 0
     const ready = this.#ready[cls]
     let top = this.#readyTop[cls]
@@ -424,7 +424,7 @@ class ThreadCache {
   #witness(n) {
     const a = this.#abs
     const status = nativeSync(
-      this.#handle,
+      this.#poolRef,
       this.#id,
       this.#entries,
       n,

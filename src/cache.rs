@@ -20,7 +20,7 @@ use extmem_core::loan::Holder;
 use extmem_core::pool::cache::{self, FILL_BATCH};
 use extmem_core::size_class::CLASS_COUNT;
 
-/// `cacheOpen(handle)`: a new cache of this thread; returns an external ArrayBuffer over its
+/// `cacheOpen(poolRef)`: a new cache of this thread; returns an external ArrayBuffer over its
 /// block (viewed as an Int32Array), with the cache's id in scratch (`scratch::cache_id`). When
 /// that ArrayBuffer is collected (the thread's Pool object went, or the thread ended) the cache
 /// closes. A negative status on Node 20, which has no caches.
@@ -47,7 +47,7 @@ pub fn open(call: &Call<1>) -> Outcome {
     }
 }
 
-/// `cacheFill(handle, id, class, n, flags, out)`: hands up to `n` free slots of cache class
+/// `cacheFill(poolRef, id, class, n, flags, out)`: hands up to `n` free slots of cache class
 /// `class` (or mappings, for a large class) to the cache, each with a new ArrayBuffer over all of
 /// it, written as triples to `out` from index 0. Returns how many, or a negative status (a
 /// refusal, with its figures in scratch).
@@ -114,7 +114,7 @@ pub fn fill(call: &Call<6>) -> Outcome {
 /// Most slots one `cacheSync` call witnesses.
 pub const SYNC_BATCH: usize = 32;
 
-/// `cacheSync(handle, id, entries, n, ab0, …, ab31)`: records the witnesses of `n` slots put back
+/// `cacheSync(poolRef, id, entries, n, ab0, …, ab31)`: records the witnesses of `n` slots put back
 /// since the last sync: `ab_i`, the ArrayBuffer of entry `entries[i]` (a Float64Array). Folds the
 /// cache's counts into the pool's and moves the level and the gates. Returns 0, or a negative
 /// status. (The ArrayBuffers come as arguments: reading them from an Array costs ~100 ns each.)
@@ -147,7 +147,7 @@ pub fn sync(call: &Call<{ 4 + SYNC_BATCH }>) -> Outcome {
     Ok(call.number(0.0))
 }
 
-/// `cacheFlush(handle, id, list, n)`: gives the slots (and mappings) of the `n` triples of `list`
+/// `cacheFlush(poolRef, id, list, n)`: gives the slots (and mappings) of the `n` triples of `list`
 /// back to the pool and detaches their ArrayBuffers. Returns the bytes the pool gave back to the
 /// OS meanwhile (mappings its mapping cache had no room for).
 pub fn flush(call: &Call<4>) -> Outcome {
@@ -182,14 +182,14 @@ pub fn flush(call: &Call<4>) -> Outcome {
     Ok(call.number(freed as f64))
 }
 
-/// `cacheClose(handle, id)`: closes the cache (its thread flushed it first). Returns 0.
+/// `cacheClose(poolRef, id)`: closes the cache (its thread flushed it first). Returns 0.
 pub fn close(call: &Call<2>) -> Outcome {
     let pool = call.pool(0)?;
     pool.cache_close(call.f64(1)? as u64);
     Ok(call.number(0.0))
 }
 
-/// `cacheDecay(handle)`: gives back the pool's memory that stayed unused (see `Pool::decay`);
+/// `cacheDecay(poolRef)`: gives back the pool's memory that stayed unused (see `Pool::decay`);
 /// each thread's cache calls it on its timer, so memory comes back with no call of the user's.
 /// Returns the bytes given back.
 pub fn decay(call: &Call<1>) -> Outcome {

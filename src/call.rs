@@ -58,7 +58,7 @@ impl<const N: usize> Call<N> {
         self.args[i]
     }
 
-    /// The pool whose External (made by `NativePool.handle()`, see [`pool_external`]) is argument
+    /// The pool whose External (made by `NativePool.poolRef()`, see [`pool_external`]) is argument
     /// `i`.
     pub fn pool(&self, i: usize) -> Result<&Arc<Pool>, i32> {
         // SAFETY: the current env and one of its live values, alive for as long as this call.

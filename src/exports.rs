@@ -8,7 +8,7 @@
 //! line here and a body in the module of its concept. A line whose argument count is not the
 //! body's `N` does not compile.
 //!
-//! Every function takes the pool's External (`handle`, see [`crate::pool_external`]) first.
+//! Every function takes the pool's External (`poolRef`, see [`crate::pool_external`]) first.
 
 use std::collections::BTreeMap;
 use std::ffi::{c_char, CString};

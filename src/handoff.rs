@@ -1,12 +1,12 @@
 //! Zero-copy hand-off of a Buffer between threads of one pool (`pool.share` / `pool.adopt` /
 //! `pool.reclaim`), over `extmem_core::pool::handoff`:
-//! - `share(handle, memory, token, length)`: `memory` is the ArrayBuffer JavaScript transferred
+//! - `share(poolRef, memory, token, length)`: `memory` is the ArrayBuffer JavaScript transferred
 //!   the Buffer's to (Node 22+; this detaches it) or the Buffer itself (Node 20; this detaches
 //!   it). The JavaScript layer checked that the Buffer is live with one reference, and no
 //!   JavaScript ran since. Returns the handle's secret, or a negative status;
-//! - `adopt(handle, token, secret, size)`: a new ArrayBuffer (Node 22+) or Buffer (Node 20) over
+//! - `adopt(poolRef, token, secret, size)`: a new ArrayBuffer (Node 22+) or Buffer (Node 20) over
 //!   the loan's `size` bytes (which must be its size), owned by this thread; or a negative status;
-//! - `reclaimShared(handle, token, secret)`: ends a loan in transit; 0 or a negative status.
+//! - `reclaimShared(poolRef, token, secret)`: ends a loan in transit; 0 or a negative status.
 //!
 //! Memory in transit keeps its pool alive: a named pool whose last `Pool` object went (its
 //! thread ended after posting the handle) is still the pool a thread joining that name later
@@ -44,7 +44,7 @@ use crate::raw;
 use crate::status;
 use extmem_core::loan::Holder;
 
-/// `share(handle, memory, token, length)`: puts the loan in transit (see the module doc).
+/// `share(poolRef, memory, token, length)`: puts the loan in transit (see the module doc).
 pub fn share(call: &Call<4>) -> Outcome {
     let pool = call.pool(0)?;
     let env = call.env();
@@ -73,7 +73,7 @@ pub fn share(call: &Call<4>) -> Outcome {
     Ok(call.number(shared.secret as f64))
 }
 
-/// `adopt(handle, token, secret, size)`: takes a loan in transit for this thread (see the module doc).
+/// `adopt(poolRef, token, secret, size)`: takes a loan in transit for this thread (see the module doc).
 pub fn adopt(call: &Call<4>) -> Outcome {
     let pool = call.pool(0)?;
     let env = call.env();
@@ -116,7 +116,7 @@ pub fn adopt(call: &Call<4>) -> Outcome {
     })
 }
 
-/// `reclaimShared(handle, token, secret)`: ends a loan in transit (see the module doc).
+/// `reclaimShared(poolRef, token, secret)`: ends a loan in transit (see the module doc).
 pub fn reclaim_shared(call: &Call<3>) -> Outcome {
     let pool = call.pool(0)?;
     let token = call.f64(1)? as u64;

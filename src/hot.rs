@@ -4,7 +4,7 @@
 //! napi-rs's generated glue measured ~120 ns per numeric argument and ~280 ns per class method
 //! call on this project's machines, against ~11 ns for an empty Node-API function; these calls
 //! are made once per allocation or release, so they read their arguments through [`Call`]
-//! instead. Each takes the pool's External (see [`crate::pool_external`]) first, named `handle`
+//! instead. Each takes the pool's External (see [`crate::pool_external`]) first, named `poolRef`
 //! in the signatures below as in JavaScript. Arguments come from the JavaScript layer, which
 //! checked them; results follow the binding's convention (a value, or a negative status with
 //! details in the thread's scratch array).
@@ -69,7 +69,7 @@ fn lend_arraybuffer<const N: usize>(
     }
 }
 
-/// `alloc(handle, size, zero, flags, tracked)`: the memory of one new loan of `size >= 1` bytes,
+/// `alloc(poolRef, size, zero, flags, tracked)`: the memory of one new loan of `size >= 1` bytes,
 /// or a negative status; scratch holds the loan's token (`scratch::loan`). On Node 22+ it is an
 /// ArrayBuffer of `size` bytes that the caller views; on Node 20 a Buffer.
 pub fn alloc(call: &Call<5>) -> Outcome {
@@ -107,7 +107,7 @@ pub fn alloc(call: &Call<5>) -> Outcome {
     Ok(memory)
 }
 
-/// `allocBound(handle, size, zero, flags, tracked)` (Node 22+): a new slab loan of `size <= 8192`
+/// `allocBound(poolRef, size, zero, flags, tracked)` (Node 22+): a new slab loan of `size <= 8192`
 /// bytes whose memory is a new ArrayBuffer over the whole slot, kept by JavaScript across later
 /// loans of the slot (see `reuse`); or a negative status. On success scratch holds
 /// the loan and its slot or mapping (`scratch::bound_slot`, `scratch::bound_mapping`); the caller
@@ -142,7 +142,7 @@ pub fn alloc_bound(call: &Call<5>) -> Outcome {
     Ok(ab)
 }
 
-/// `reuseMapping(handle, addr, len, epoch, size, zero, flags, tracked, ab)`: lends the cached
+/// `reuseMapping(poolRef, addr, len, epoch, size, zero, flags, tracked, ab)`: lends the cached
 /// mapping at `addr` again through the ArrayBuffer `ab` of `epoch` that the caller kept (over all
 /// `len` bytes of it). Returns the new loan's token, or a negative status: `STATUS_STALE` if that
 /// ArrayBuffer no longer owns the mapping or the mapping is not cached (drop it), a refusal
@@ -169,7 +169,7 @@ pub fn reuse_mapping(call: &Call<9>) -> Outcome {
     }
 }
 
-/// `reuse(handle, class, slot, epoch, size, zero, flags, tracked, ab)`: lends the slot again
+/// `reuse(poolRef, class, slot, epoch, size, zero, flags, tracked, ab)`: lends the slot again
 /// through the ArrayBuffer `ab` of `epoch` that the caller kept. Returns the new loan's token, or
 /// a negative status: `STATUS_STALE` if that ArrayBuffer no longer owns the slot (drop it), a
 /// refusal otherwise (keep it).
@@ -193,7 +193,7 @@ pub fn reuse(call: &Call<9>) -> Outcome {
     }
 }
 
-/// `release(handle, buffer, token)`: drops a reference; returns the references left, or a
+/// `release(poolRef, buffer, token)`: drops a reference; returns the references left, or a
 /// negative status. On the last one it returns 0 and changes nothing: the caller detaches the
 /// Buffer (on Node 22+, by transferring its ArrayBuffer), then calls `finishRelease`.
 pub fn release(call: &Call<3>) -> Outcome {
@@ -207,7 +207,7 @@ pub fn release(call: &Call<3>) -> Outcome {
     }
 }
 
-/// `releaseLast(handle, memory, token, length, keep)`: `release` and `finishRelease` in one call, for a
+/// `releaseLast(poolRef, memory, token, length, keep)`: `release` and `finishRelease` in one call, for a
 /// Buffer that was never retained, so that this is its last reference. `memory` is the ArrayBuffer
 /// the caller transferred the Buffer's memory to (Node 22+: the Buffer is detached already), or
 /// the Buffer itself (Node 20), which this detaches first; `length` is the Buffer's length. Checks
@@ -234,7 +234,7 @@ pub fn release_last(call: &Call<5>) -> Outcome {
     end_released(call, pool, token, data, buffer, call.bool(4)?)
 }
 
-/// `finishRelease(handle, memory, token, keep)`: ends the loan of `token` after `release` returned 0
+/// `finishRelease(poolRef, memory, token, keep)`: ends the loan of `token` after `release` returned 0
 /// (`keep` false: nothing will keep the ArrayBuffer, so it is detached even if bound).
 /// `memory` is the Buffer itself on Node 20, which this call detaches first; on Node 22+ it is the
 /// ArrayBuffer that the caller transferred the Buffer's memory to (so the Buffer is detached

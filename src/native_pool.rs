@@ -195,14 +195,14 @@ impl NativePool {
         self.core.level() as u32
     }
 
-    /// The pool's External (see `crate::pool_external`), which every hot-path function
-    /// (`hot_alloc`, …) takes first for this pool.
-    #[napi(ts_return_type = "unknown")]
-    pub fn handle(&self, env: Env) -> napi::Result<RawValue> {
+    /// The pool reference: the pool's External (see `crate::pool_external`), which every hot-path
+    /// function (`hot_alloc`, …) takes first for this pool.
+    #[napi(js_name = "poolRef", ts_return_type = "unknown")]
+    pub fn pool_ref(&self, env: Env) -> napi::Result<RawValue> {
         // SAFETY: the current env.
         unsafe { pool_external::make(env.raw(), &self.core) }
             .map(RawValue)
-            .ok_or_else(|| napi::Error::from_reason("extmem: cannot make the pool's native handle"))
+            .ok_or_else(|| napi::Error::from_reason("extmem: cannot make the pool's reference"))
     }
 
     /// Adds a reference; returns the new count or a negative status.

@@ -1,5 +1,5 @@
 //! The pool's External: the JavaScript value through which the hot-path calls name their pool
-//! (JavaScript gets it from `NativePool.handle()` and passes it first to every `hot_*` call).
+//! (JavaScript gets it from `NativePool.poolRef()` and passes it first to every `hot_*` call).
 //! Made and read only here, so that what it holds is stated once.
 
 use std::ffi::c_void;

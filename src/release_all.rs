@@ -1,5 +1,5 @@
-//! Releasing many Buffers at once, for `Scope.close()`: `finishMany(handle, list, io)`, after
-//! `releaseMany(handle, list, io)` for the Buffers that need it.
+//! Releasing many Buffers at once, for `Scope.close()`: `finishMany(poolRef, list, io)`, after
+//! `releaseMany(poolRef, list, io)` for the Buffers that need it.
 //!
 //! Each Buffer goes the way a single release takes it, in the same order: JavaScript detaches it
 //! (on Node 22+ by transferring its ArrayBuffer with the `transfer` captured at load; on Node 20
@@ -125,7 +125,7 @@ const _: () = {
     }
 };
 
-/// `releaseMany(handle, list, io)`: drops one reference of the loan of each Buffer `list[i]`
+/// `releaseMany(poolRef, list, io)`: drops one reference of the loan of each Buffer `list[i]`
 /// whose outcome is [`RETAINED`] on entry (JavaScript asks so for each Buffer it
 /// does not handle as [`DIRECT`]), if it is the live Buffer of its token; writes
 /// each outcome. `list` is an Array without prototype that JavaScript made and holds alone. Returns
@@ -169,7 +169,7 @@ pub fn release_many(call: &Call<3>) -> Outcome {
     Ok(call.number(f64::from(last)))
 }
 
-/// `finishMany(handle, list, io)`: ends the loan of each `i` whose outcome is [`LAST`] (with the
+/// `finishMany(poolRef, list, io)`: ends the loan of each `i` whose outcome is [`LAST`] (with the
 /// Buffer's length at [`IO_LENGTH`], which `releaseMany` wrote) or [`DIRECT`], once JavaScript
 /// detached its Buffer, if the memory given is the loan's (never by the token alone): `list[i]` is then the ArrayBuffer the memory
 /// was transferred to (Node 22+), or the Buffer itself, which this detaches first (Node 20).

@@ -1,10 +1,10 @@
 //! Resizing a pooled Buffer (`pool.resize`), in three calls around the JavaScript detach of the
 //! old Buffer, so that its memory never moves or changes hands while a Buffer over it is attached:
-//! - `resizeBegin(handle, buffer, token, size, zero, flags, tracked)`: everything that can fail
+//! - `resizeBegin(poolRef, buffer, token, size, zero, flags, tracked)`: everything that can fail
 //!   (see `extmem_core::pool::resize`); 0 or a negative status, and then nothing changed;
 //! - JavaScript detaches the old Buffer (Node 22+: transfers its ArrayBuffer), or, if it cannot,
-//!   `resizeAbort(handle, token)`;
-//! - `resizeEnd(handle, memory, token, size)`: `memory` is the ArrayBuffer the old one was
+//!   `resizeAbort(poolRef, token)`;
+//! - `resizeEnd(poolRef, memory, token, size)`: `memory` is the ArrayBuffer the old one was
 //!   transferred to (Node 22+) or the old Buffer, which this detaches first (Node 20). Moves the
 //!   contents and returns what the new Buffer views: on Node 22+ an ArrayBuffer (`memory` itself
 //!   when a slot-bound Buffer stayed in place: the new Buffer views its first `size` bytes), on
@@ -19,7 +19,7 @@ use crate::status;
 use extmem_core::loan::Holder;
 use extmem_core::pool::Pool;
 
-/// `resizeBegin(handle, buffer, token, size, zero, flags, tracked)` (see the module doc).
+/// `resizeBegin(poolRef, buffer, token, size, zero, flags, tracked)` (see the module doc).
 pub fn begin(call: &Call<7>) -> Outcome {
     let pool = call.pool(0)?;
     let view = call.view(1).ok_or(status::STATUS_NOT_POOLED)?;
@@ -29,13 +29,13 @@ pub fn begin(call: &Call<7>) -> Outcome {
     Ok(call.number(0.0))
 }
 
-/// `resizeAbort(handle, token)` (see the module doc).
+/// `resizeAbort(poolRef, token)` (see the module doc).
 pub fn abort(call: &Call<2>) -> Outcome {
     call.pool(0)?.resize_abort(call.f64(1)? as u64);
     Ok(call.number(0.0))
 }
 
-/// `resizeEnd(handle, memory, token, size)` (see the module doc).
+/// `resizeEnd(poolRef, memory, token, size)` (see the module doc).
 pub fn end(call: &Call<4>) -> Outcome {
     let pool = call.pool(0)?;
     let env = call.env();
