@@ -18,7 +18,8 @@
 //! - [`raw`]: the few raw Node-API calls, each wrapped once with its safety argument; [`scratch`]:
 //!   the per-thread array through which calls return extra results; [`status`]: the negative
 //!   statuses calls return in place of a value; [`stats`]: the JavaScript shape of a snapshot;
-//!   [`constants`]: the facts about the core that JavaScript builds its tables from.
+//!   [`constants`]: the facts about the core that JavaScript builds its tables from; [`layout`]:
+//!   the compile-time checks of the layouts both sides index (scratch records, a batch's `io`).
 //!
 //! The modules form no cycle (`scripts/check-module-cycles.js` checks it in CI): the bodies use
 //! the helpers below them, [`exports`] uses the bodies, and only [`constants`] uses [`exports`].
@@ -53,6 +54,7 @@ mod flags;
 mod handoff;
 mod hint;
 mod hot;
+mod layout;
 mod lend;
 mod native_pool;
 mod pool_external;

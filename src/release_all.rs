@@ -19,6 +19,7 @@
 use crate::call::{Call, Outcome};
 use crate::escape;
 use crate::hint::Hint;
+use crate::layout::{all_below, distinct};
 use crate::raw;
 use crate::status;
 use extmem_core::pool::Release;
@@ -43,29 +44,14 @@ pub const IO_MAPPING_LEN: usize = 2;
 /// Index of a kept mapping's address.
 pub const IO_MAPPING_ADDR: usize = 3;
 
-const _: () = assert!(
-    IO_TOKEN < IO_STRIDE && IO_OUTCOME < IO_STRIDE && IO_LENGTH < IO_STRIDE && IO_EPOCH < IO_STRIDE,
-    "an io index past a Buffer's numbers"
-);
-const _: () =
-    assert!(IO_CLASS < IO_STRIDE && IO_SLOT < IO_STRIDE && IO_MAPPING_LEN < IO_STRIDE && IO_MAPPING_ADDR < IO_STRIDE);
-const _: () = assert!(
-    IO_TOKEN != IO_OUTCOME && IO_TOKEN != IO_LENGTH && IO_OUTCOME != IO_LENGTH,
-    "a Buffer's token, outcome and length overlap"
-);
-const _: () = assert!(
-    IO_EPOCH != IO_OUTCOME && IO_CLASS != IO_OUTCOME && IO_SLOT != IO_OUTCOME && IO_EPOCH != IO_CLASS,
-    "a kept slot's figures overlap"
-);
-const _: () = assert!(IO_CLASS != IO_SLOT && IO_EPOCH != IO_SLOT, "a kept slot's figures overlap");
-const _: () = assert!(
-    IO_MAPPING_LEN != IO_MAPPING_ADDR
-        && IO_MAPPING_LEN != IO_OUTCOME
-        && IO_MAPPING_ADDR != IO_OUTCOME
-        && IO_EPOCH != IO_MAPPING_LEN
-        && IO_EPOCH != IO_MAPPING_ADDR,
-    "a kept mapping's figures overlap"
-);
+// Every figure sits among a Buffer's numbers, and the figures of one record never share one.
+const _: () = {
+    let all = [IO_TOKEN, IO_OUTCOME, IO_LENGTH, IO_EPOCH, IO_CLASS, IO_SLOT, IO_MAPPING_LEN, IO_MAPPING_ADDR];
+    assert!(all_below(all, IO_STRIDE), "an io index past a Buffer's numbers");
+    assert!(distinct([IO_TOKEN, IO_OUTCOME, IO_LENGTH]), "a Buffer's token, outcome and length overlap");
+    assert!(distinct([IO_EPOCH, IO_OUTCOME, IO_CLASS, IO_SLOT]), "a kept slot's figures overlap");
+    assert!(distinct([IO_EPOCH, IO_OUTCOME, IO_MAPPING_LEN, IO_MAPPING_ADDR]), "a kept mapping's figures overlap");
+};
 
 /// Where figure `field` of Buffer `i` sits in `io`.
 #[inline]
@@ -112,18 +98,18 @@ pub const KEPT_MAPPING: f64 = 6.0;
 pub const DIRECT: f64 = 5.0;
 
 // The outcomes are told apart by value.
-const _: () = {
-    let all = [SKIPPED, RETAINED, LAST, ENDED, KEPT, KEPT_MAPPING, DIRECT];
-    let mut i = 0;
-    while i < all.len() {
-        let mut j = i + 1;
-        while j < all.len() {
-            assert!(all[i] != all[j], "two batch outcomes share a value");
-            j += 1;
-        }
-        i += 1;
-    }
-};
+const _: () = assert!(
+    distinct([
+        SKIPPED as usize,
+        RETAINED as usize,
+        LAST as usize,
+        ENDED as usize,
+        KEPT as usize,
+        KEPT_MAPPING as usize,
+        DIRECT as usize
+    ]),
+    "two batch outcomes share a value"
+);
 
 /// `releaseMany(poolRef, list, io)`: drops one reference of the loan of each Buffer `list[i]`
 /// whose outcome is [`RETAINED`] on entry (JavaScript asks so for each Buffer it

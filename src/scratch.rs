@@ -21,6 +21,7 @@ use std::cell::Cell;
 use napi::bindgen_prelude::Env;
 use napi_derive::napi;
 
+use crate::layout::{all_below, distinct};
 use crate::raw::{self, RawValue};
 
 /// Number of f64 slots JavaScript must provide.
@@ -66,34 +67,15 @@ pub const KEPT_MAPPING: f64 = 2.0;
 // Every index is a slot JavaScript provides, and the figures of one record never share one.
 const _: () = {
     let all = [TOKEN, CLASS, SLOT, MAPPING_LEN, MAPPING_ADDR, EPOCH, KEPT, CACHED_ELSEWHERE, REQUESTED];
-    let mut i = 0;
-    while i < all.len() {
-        assert!(all[i] < SCRATCH_LEN, "a scratch index past the array JavaScript provides");
-        i += 1;
-    }
-    assert!(AVAILABLE < SCRATCH_LEN && ERRNO < SCRATCH_LEN && LEVEL < SCRATCH_LEN && SYSCALL < SCRATCH_LEN);
+    assert!(all_below(all, SCRATCH_LEN), "a scratch index past the array JavaScript provides");
+    assert!(all_below([AVAILABLE, ERRNO, LEVEL, SYSCALL, CACHE_ID], SCRATCH_LEN));
     assert!(distinct([TOKEN, CLASS, SLOT, EPOCH]), "a slot-bound loan's figures overlap");
     assert!(distinct([TOKEN, MAPPING_LEN, MAPPING_ADDR, EPOCH]), "a mapping-bound loan's figures overlap");
     assert!(distinct([KEPT, CLASS, SLOT, EPOCH]) && distinct([KEPT, MAPPING_LEN, MAPPING_ADDR, EPOCH]));
     assert!(distinct([CACHED_ELSEWHERE, REQUESTED, AVAILABLE, LEVEL]), "a refusal's figures overlap");
     assert!(distinct([CACHED_ELSEWHERE, REQUESTED, ERRNO, SYSCALL]), "an OS refusal's figures overlap");
+    assert!(distinct([KEPT_NOTHING as usize, KEPT_SLOT as usize, KEPT_MAPPING as usize]));
 };
-
-/// Whether no two of `at` are equal.
-const fn distinct<const N: usize>(at: [usize; N]) -> bool {
-    let mut i = 0;
-    while i < N {
-        let mut j = i + 1;
-        while j < N {
-            if at[i] == at[j] {
-                return false;
-            }
-            j += 1;
-        }
-        i += 1;
-    }
-    true
-}
 
 thread_local! {
     /// The thread's scratch array; null until `bindScratch` ran on this thread.
