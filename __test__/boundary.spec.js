@@ -13,6 +13,8 @@ const native = require('../lib/native')
 const { Pool } = require('..')
 
 const C = binding.constants()
+/** A NativePool's settings, as lib/pool.js gives them. */
+const CONFIG = { maxBytes: 1 << 20, warning: 0.7, critical: 0.85, shedding: 0.95, hysteresis: 0.02 }
 const lib = path.join(__dirname, '..', 'lib')
 
 /** Places in `src` where the scratch array or a batch release's io is indexed with a number. */
@@ -44,6 +46,16 @@ test("every figure the scratch array and a batch release's io carry fits the num
   t.is(new Set(Object.values(C.releaseOutcomes)).size, Object.keys(C.releaseOutcomes).length)
 })
 
+test("a batch release's io that does not hold whole Buffers is refused, and changes nothing", (t) => {
+  const nativePool = new binding.NativePool({ ...CONFIG, admission: 'cap' })
+  const poolRef = nativePool.poolRef()
+  const { stride } = C.releaseIo
+  t.is(binding.hot_releaseMany(poolRef, [], new Float64Array(stride + 1)), binding.STATUS_BAD_ARGUMENT)
+  t.is(binding.hot_finishMany(poolRef, [], new Float64Array(stride - 1)), binding.STATUS_BAD_ARGUMENT)
+  t.is(binding.hot_releaseMany(poolRef, [], new Float64Array(0)), 0)
+  t.is(nativePool.stats().liveBuffers, 0)
+})
+
 /** Statuses lib/ handles where it calls, never turning them into an error. */
 const HANDLED_BY_THE_CALLER = {
   STATUS_STALE: 'a kept ArrayBuffer went stale: the caller allocates afresh',
@@ -54,14 +66,7 @@ test('every status the binding exports is negative, its own, and stands for an e
   const statuses = Object.keys(binding).filter((k) => k.startsWith('STATUS_'))
   t.true(statuses.length >= 10)
   t.is(new Set(statuses.map((k) => binding[k])).size, statuses.length, 'two statuses share a value')
-  const pool = new binding.NativePool({
-    maxBytes: 1 << 20,
-    warning: 0.7,
-    critical: 0.85,
-    shedding: 0.95,
-    hysteresis: 0.02,
-    admission: 'graded',
-  })
+  const pool = new binding.NativePool({ ...CONFIG, admission: 'graded' })
   const codes = new Map()
   for (const name of statuses) {
     const status = binding[name]
