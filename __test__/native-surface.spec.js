@@ -273,3 +273,16 @@ test('the binding refuses an admission it does not know rather than taking it fo
   t.notThrows(() => new native.NativePool({ ...config, admission: 'graded' }))
   t.throws(() => new native.NativePool({ ...config, admission: 'Cap' }), { message: /admission/ })
 })
+
+test("ARCHITECTURE.md's call-protocol table names every hot-path function, and only those", (t) => {
+  const doc = fs.readFileSync(path.join(__dirname, '..', 'ARCHITECTURE.md'), 'utf8')
+  const section = doc.slice(doc.indexOf('## How JavaScript and Rust call each other'))
+  const table = section.slice(section.indexOf('| function |'), section.indexOf('\n\n', section.indexOf('| function |')))
+  const named = []
+  for (const row of table.split('\n').slice(2)) {
+    const first = row.split('|')[1] ?? ''
+    for (const [, name] of first.matchAll(/`(\w+)`/g)) named.push(`hot_${name}`)
+  }
+  t.true(named.length > 0, 'the table is found')
+  t.deepEqual(named.slice().sort(), Object.keys(declared).sort())
+})
