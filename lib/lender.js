@@ -1,7 +1,7 @@
 'use strict'
-// What one Pool object lends on this thread: its pool reference (poolRef), the origin record its Buffers
-// name, this thread's slot cache, the ArrayBuffers it keeps for reuse, the traces of the Buffers
-// leak detection sampled; and the allocation that picks a path for each size. The Pool (./pool.js)
+// What one Pool object lends on this thread: its pool reference (poolRef), the origin record its
+// Buffers name, this thread's slot cache, the ArrayBuffers it keeps for reuse, the traces of the
+// Buffers leak detection sampled; and the allocation that picks a path for each size. The Pool (./pool.js)
 // validates and calls in here; the paths live in files of their own: ./small-buffers.js,
 // ./large-buffers.js, ./release.js, ./scope-release.js, ./resize.js, ./handoff.js.
 //

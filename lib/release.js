@@ -70,8 +70,8 @@ function drop(lender, buf, token, caller) {
  * references left (> 0) or a negative status; or, once the last reference is gone and the loan
  * ended, the ArrayBuffer the memory was detached to (Node 22+; null on Node 20), with scratch
  * telling whether it stays bound to its slot (`SCRATCH.keptSlot`) or mapping
- * (`SCRATCH.keptMapping`) for the caller to keep (see nativeFinishRelease). With `keep` false nothing is
- * kept: the ArrayBuffer is detached too.
+ * (`SCRATCH.keptMapping`) for the caller to keep (see nativeFinishRelease). With `keep` false
+ * nothing is kept: the ArrayBuffer is detached too.
  *
  * The Buffer (and every view of it) is detached *before* the loan ends, so its memory is
  * reachable by nothing but the pool from then on.
