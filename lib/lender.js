@@ -1,9 +1,10 @@
 'use strict'
 // What one Pool object lends on this thread: its pool reference (poolRef), the origin record its
 // Buffers name, this thread's slot cache, the ArrayBuffers it keeps for reuse, the traces of the
-// Buffers leak detection sampled; and the allocation that picks a path for each size. The Pool (./pool.js)
-// validates and calls in here; the paths live in files of their own: ./small-buffers.js,
-// ./large-buffers.js, ./release.js, ./scope-release.js, ./resize.js, ./handoff.js.
+// Buffers leak detection sampled; and the allocation that picks a path for each size. The Pool
+// (./pool.js) validates and calls in here; the paths live in files of their own:
+// ./small-buffers.js, ./large-buffers.js, ./release.js, ./scope-release.js, ./resize.js,
+// ./handoff.js.
 //
 // A Lender is private to its Pool object: no user code ever holds one, so its fields are plain
 // ones, read on the hot paths as the Pool's private fields were. It holds its Pool object (for
