@@ -102,8 +102,8 @@ pub unsafe fn transfer(env: sys::napi_env, ab: sys::napi_value, data: usize, len
 }
 
 /// A witness of `ab`: a weak reference to it, as a number for
-/// [`Holder::witness`](extmem_core::loan::Holder::witness), or 0 on the main thread, which needs none. `None` if it cannot
-/// be made.
+/// [`Holder::witness`](extmem_core::loan::Holder::witness), or 0 on the main thread, which needs
+/// none. `None` if it cannot be made.
 ///
 /// # Safety
 /// `env` is the current env and `ab` a live ArrayBuffer of it.

@@ -73,7 +73,8 @@ pub fn share(call: &Call<4>) -> Outcome {
     Ok(call.number(shared.secret as f64))
 }
 
-/// `adopt(poolRef, token, secret, size)`: takes a loan in transit for this thread (see the module doc).
+/// `adopt(poolRef, token, secret, size)`: takes a loan in transit for this thread (see the module
+/// doc).
 pub fn adopt(call: &Call<4>) -> Outcome {
     let pool = call.pool(0)?;
     let env = call.env();

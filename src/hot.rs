@@ -207,13 +207,13 @@ pub fn release(call: &Call<3>) -> Outcome {
     }
 }
 
-/// `releaseLast(poolRef, memory, token, length, keep)`: `release` and `finishRelease` in one call, for a
-/// Buffer that was never retained, so that this is its last reference. `memory` is the ArrayBuffer
-/// the caller transferred the Buffer's memory to (Node 22+: the Buffer is detached already), or
-/// the Buffer itself (Node 20), which this detaches first; `length` is the Buffer's length. Checks
-/// the Buffer against its loan as `release` does. Returns and writes what `finishRelease` does;
-/// or the references left if, after all, others remain (the loan stays, and goes back to the pool
-/// when its memory is collected); or a negative status.
+/// `releaseLast(poolRef, memory, token, length, keep)`: `release` and `finishRelease` in one call,
+/// for a Buffer that was never retained, so that this is its last reference. `memory` is the
+/// ArrayBuffer the caller transferred the Buffer's memory to (Node 22+: the Buffer is detached
+/// already), or the Buffer itself (Node 20), which this detaches first; `length` is the Buffer's
+/// length. Checks the Buffer against its loan as `release` does. Returns and writes what
+/// `finishRelease` does; or the references left if, after all, others remain (the loan stays, and
+/// goes back to the pool when its memory is collected); or a negative status.
 pub fn release_last(call: &Call<5>) -> Outcome {
     let pool = call.pool(0)?;
     let token = call.f64(2)? as u64;
@@ -299,10 +299,10 @@ enum Kept {
     Mapping(MappingRef),
 }
 
-/// Ends the loan of `token`, whose memory starts at `at`, after [`Pool::release`] answered
-/// `Last`; returns the slot to keep `moved_to` for if the loan was slot-bound (`Some(None)` if
-/// not), or `None` if there was no such live loan at `at`. `moved_to` is the ArrayBuffer the memory was transferred to (Node 22+), which
-/// this detaches unless the slot keeps it.
+/// Ends the loan of `token`, whose memory starts at `at`, after [`Pool::release`] answered `Last`;
+/// returns the slot to keep `moved_to` for if the loan was slot-bound (`Some(None)` if not), or
+/// `None` if there was no such live loan at `at`. `moved_to` is the ArrayBuffer the memory was
+/// transferred to (Node 22+), which this detaches unless the slot keeps it.
 ///
 /// # Safety
 /// `env` is the current env, whose thread lent the loan. No JavaScript can reach the memory any

@@ -12,9 +12,10 @@
 //! `io` is a Float64Array of [`IO_STRIDE`] numbers per Buffer, each at its named index (exported
 //! to JavaScript as `constants().releaseIo`): `[token, outcome, length]` going in and after
 //! [`LAST`]; `[epoch, KEPT, class, slot]` for a [`KEPT`] slot and `[epoch, KEPT_MAPPING, len,
-//! addr]` for a [`KEPT_MAPPING`] one. Both calls check each Buffer against its token as `release` does (the live loan of that
-//! token must be that Buffer's address and length), so a wrong token, or a Buffer that is not the
-//! loan's, is skipped: the batch can end no loan but those of the Buffers it was given.
+//! addr]` for a [`KEPT_MAPPING`] one. Both calls check each Buffer against its token as `release`
+//! does (the live loan of that token must be that Buffer's address and length), so a wrong token,
+//! or a Buffer that is not the loan's, is skipped: the batch can end no loan but those of the
+//! Buffers it was given.
 
 use crate::call::{Call, Outcome};
 use crate::escape;
@@ -93,8 +94,8 @@ pub const KEPT: f64 = 4.0;
 pub const KEPT_MAPPING: f64 = 6.0;
 /// Set by JavaScript: a Buffer of this pool that was never retained, so that this is its last
 /// reference, already detached (Node 22+); `buffers[i]` is the ArrayBuffer its memory was
-/// transferred to and its number at [`IO_LENGTH`] its length. `releaseMany` leaves it alone; `finishMany`
-/// checks it against its loan as `release` does, then ends the loan.
+/// transferred to and its number at [`IO_LENGTH`] its length. `releaseMany` leaves it alone;
+/// `finishMany` checks it against its loan as `release` does, then ends the loan.
 pub const DIRECT: f64 = 5.0;
 
 // The outcomes are told apart by value.
@@ -157,10 +158,11 @@ pub fn release_many(call: &Call<3>) -> Outcome {
 
 /// `finishMany(poolRef, list, io)`: ends the loan of each `i` whose outcome is [`LAST`] (with the
 /// Buffer's length at [`IO_LENGTH`], which `releaseMany` wrote) or [`DIRECT`], once JavaScript
-/// detached its Buffer, if the memory given is the loan's (never by the token alone): `list[i]` is then the ArrayBuffer the memory
-/// was transferred to (Node 22+), or the Buffer itself, which this detaches first (Node 20).
-/// Writes [`ENDED`], [`KEPT`] or [`KEPT_MAPPING`] ([`SKIPPED`] for a [`DIRECT`] one that is not its loan's). `list` is an Array without prototype that JavaScript made and holds alone. Returns
-/// the number of loans ended, or a negative status.
+/// detached its Buffer, if the memory given is the loan's (never by the token alone): `list[i]` is
+/// then the ArrayBuffer the memory was transferred to (Node 22+), or the Buffer itself, which this
+/// detaches first (Node 20). Writes [`ENDED`], [`KEPT`] or [`KEPT_MAPPING`] ([`SKIPPED`] for a
+/// [`DIRECT`] one that is not its loan's). `list` is an Array without prototype that JavaScript
+/// made and holds alone. Returns the number of loans ended, or a negative status.
 pub fn finish_many(call: &Call<3>) -> Outcome {
     let pool = call.pool(0)?;
     let (env, list) = (call.env(), call.arg(1));

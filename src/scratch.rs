@@ -82,8 +82,8 @@ thread_local! {
     static SCRATCH: Cell<*mut f64> = const { Cell::new(std::ptr::null_mut()) };
 }
 
-/// Binds this thread's scratch array: a Float64Array of at least [`SCRATCH_LEN`] elements, kept alive for the
-/// life of the thread's env.
+/// Binds this thread's scratch array: a Float64Array of at least [`SCRATCH_LEN`] elements, kept
+/// alive for the life of the thread's env.
 #[napi(js_name = "bindScratch", ts_args_type = "array: Float64Array")]
 pub fn bind_scratch(env: Env, array: RawValue) -> bool {
     // SAFETY: `array` is a live value of this env.
@@ -125,9 +125,13 @@ pub fn bound_mapping(token: u64, len: usize, addr: usize, epoch: u64) {
 }
 
 /// What a last release keeps for the slot's or mapping's next loan.
+#[derive(Debug, Clone, Copy)]
 pub enum Keep {
+    /// Nothing: the ArrayBuffer the Buffer was detached to is dropped.
     Nothing,
+    /// The ArrayBuffer over slot `slot` of `class`, at `epoch`.
     Slot { class: usize, slot: u32, epoch: u64 },
+    /// The ArrayBuffer over the mapping of `len` bytes at `addr`, at `epoch`.
     Mapping { len: usize, addr: usize, epoch: u64 },
 }
 
@@ -136,7 +140,11 @@ pub enum Keep {
 pub fn kept(keep: Keep) {
     let mut r = [0.0; SCRATCH_LEN];
     match keep {
-        Keep::Nothing => return write(&[KEPT_NOTHING]),
+        Keep::Nothing => {
+            let mut r = [0.0; KEPT + 1];
+            r[KEPT] = KEPT_NOTHING;
+            return write(&r);
+        }
         Keep::Slot { class, slot, epoch } => {
             (r[KEPT], r[CLASS], r[SLOT], r[EPOCH]) = (KEPT_SLOT, class as f64, f64::from(slot), epoch as f64);
         }

@@ -15,7 +15,8 @@ pub const STATUS_CLOSED: i32 = -2;
 /// The reference count would overflow.
 #[napi]
 pub const STATUS_TOO_MANY_REFS: i32 = -3;
-/// The cap refuses the allocation, or graded admission sheds it; scratch holds its figures (`scratch::refusal`).
+/// The cap refuses the allocation, or graded admission sheds it; scratch holds its figures
+/// (`scratch::refusal`).
 #[napi]
 pub const STATUS_EXHAUSTED: i32 = -4;
 /// Node-API refused to create an external Buffer (a V8 sandbox) or to detach it.
@@ -71,7 +72,8 @@ pub fn of(e: &PoolError) -> i32 {
     }
 }
 
-/// The status of a refusal, with its figures written to scratch (`scratch::refusal`, `scratch::os_refusal`) (see the statuses above).
+/// The status of a refusal, with its figures written to scratch (`scratch::refusal`,
+/// `scratch::os_refusal`) (see the statuses above).
 pub fn refusal(e: &PoolError) -> i32 {
     match *e {
         PoolError::Exhausted { requested, available, level, cached_elsewhere } => {
