@@ -18,7 +18,7 @@
 const { ValueType } = require('@opentelemetry/api')
 const errors = require('./errors')
 const { validateOptions } = require('./validate')
-const { PoolReader, REFUSAL_REASONS } = require('./readings')
+const { PoolReader, METRICS, REFUSAL_REASONS } = require('./readings')
 const { LEVELS } = require('./native')
 const { defaultPool } = require('./index')
 
@@ -31,81 +31,8 @@ const SLOT_SIZE = 'extmem.size_class.size'
 const SLOT_STATE = 'extmem.slot.state'
 const OWN_ATTRIBUTES = [POOL_NAME, LEVEL, REASON, SLOT_SIZE, SLOT_STATE]
 
-/** Up-down counters: name, unit, description, the reading's figure. */
-const UP_DOWN = [
-  ['extmem.memory.used', 'By', 'Memory lent out, by slot or mapping capacity (stats().inUseBytes)', 'inUseBytes'],
-  ['extmem.memory.limit', 'By', 'Hard cap on the memory the pool holds from the OS (stats().maxBytes)', 'maxBytes'],
-  [
-    'extmem.memory.reserved',
-    'By',
-    'Memory held from the OS: slab chunks, live and cached mappings (stats().reservedBytes)',
-    'reservedBytes',
-  ],
-  ['extmem.memory.requested', 'By', 'Memory lent out, as asked (stats().requestedBytes)', 'requestedBytes'],
-  [
-    'extmem.memory.external',
-    'By',
-    "Memory V8 counts as external for the pool's ArrayBuffers (stats().externalBytes)",
-    'externalBytes',
-  ],
-  [
-    'extmem.memory.cached',
-    'By',
-    "Memory threads' caches and the mapping cache hold for the next Buffers: reserved, not in use (stats().small.cachedBytes + stats().large.cachedBytes)",
-    'cachedBytes',
-  ],
-  [
-    'extmem.memory.in_transit',
-    'By',
-    'Bytes of the Buffers handed off by share() and not adopted or reclaimed yet, as asked (stats().inTransitBytes)',
-    'inTransitBytes',
-  ],
-  [
-    'extmem.memory.parked',
-    'By',
-    'Capacity of the Buffers whose memory left with an ended thread, kept for good (stats().parkedBytes)',
-    'parkedBytes',
-  ],
-  [
-    'extmem.memory.quarantined',
-    'By',
-    'Bytes of released memory a quarantine holds back (stats().quarantinedBytes)',
-    'quarantinedBytes',
-  ],
-  ['extmem.buffer.count', '{buffer}', 'Buffers out now (stats().liveBuffers)', 'liveBuffers'],
-  [
-    'extmem.buffer.in_transit.count',
-    '{buffer}',
-    'Buffers handed off by share() and not adopted or reclaimed yet (stats().inTransitBuffers)',
-    'inTransitBuffers',
-  ],
-  [
-    'extmem.buffer.parked.count',
-    '{buffer}',
-    'Buffers whose memory left with an ended thread, kept for good (stats().parkedBuffers)',
-    'parkedBuffers',
-  ],
-  [
-    'extmem.buffer.quarantined.count',
-    '{buffer}',
-    'Released memory a quarantine holds back (stats().quarantinedBuffers)',
-    'quarantinedBuffers',
-  ],
-]
-
-/** Counters: name, unit, description, the reading's count. */
-const COUNTERS = [
-  ['extmem.buffer.allocated', '{buffer}', 'Successful allocations (stats().allocations)', 'allocations'],
-  ['extmem.buffer.released', '{buffer}', 'Loans ended by an explicit last release (stats().releases)', 'releases'],
-  [
-    'extmem.buffer.reclaimed',
-    '{buffer}',
-    'Loans ended by the GC: Buffers dropped without release (stats().gcReclaims)',
-    'gcReclaims',
-  ],
-  ['extmem.buffer.leaked', '{buffer}', 'Tracked Buffers collected without release (stats().leaks)', 'leaks'],
-  ['extmem.buffer.misused', '{buffer}', 'Writes a quarantine found in released memory (stats().misuses)', 'misuses'],
-]
+/** The unit of each kind of figure of ./readings.js's METRICS, as OpenTelemetry writes it. */
+const UNITS = { bytes: 'By', buffers: '{buffer}' }
 
 /** The state of a size class's slots: the `extmem.slot.state` attribute -> the field of stats().small.classes. */
 const SLOT_STATES = { in_use: 'inUse', free: 'free', cached: 'cached' }
@@ -130,13 +57,13 @@ function observe(meter, options) {
     throw errors.invalidArgType('options.sizeClasses', 'of type boolean', sizeClasses, observe)
 
   const int = (unit, description) => ({ unit, description, valueType: ValueType.INT })
-  const upDown = UP_DOWN.map(([name, unit, description, figure]) => [
-    meter.createObservableUpDownCounter(name, int(unit, description)),
-    figure,
+  const upDown = METRICS.filter((m) => !m.count).map((m) => [
+    meter.createObservableUpDownCounter(m.opentelemetry, int(UNITS[m.unit], m.help)),
+    m.field,
   ])
-  const counters = COUNTERS.map(([name, unit, description, count]) => [
-    meter.createObservableCounter(name, int(unit, description)),
-    count,
+  const counters = METRICS.filter((m) => m.count).map((m) => [
+    meter.createObservableCounter(m.opentelemetry, int(UNITS[m.unit], m.help)),
+    m.field,
   ])
   const refused = meter.createObservableCounter(
     'extmem.allocation.refused',

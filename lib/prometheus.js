@@ -17,7 +17,7 @@
 const client = require('prom-client')
 const errors = require('./errors')
 const { validateOptions } = require('./validate')
-const { PoolReader, REFUSAL_REASONS } = require('./readings')
+const { PoolReader, METRICS, REFUSAL_REASONS } = require('./readings')
 const { LEVELS } = require('./native')
 const { defaultPool } = require('./index')
 
@@ -28,52 +28,6 @@ const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/
 /** Label names the series use themselves. */
 const OWN_LABELS = ['pool', 'level', 'reason', 'size', 'state']
 
-/** Gauges: name after the prefix, help, the reading's figure. */
-const GAUGES = [
-  ['max_bytes', 'Hard cap on the memory the pool holds from the OS (stats().maxBytes)', 'maxBytes'],
-  [
-    'reserved_bytes',
-    'Memory held from the OS: slab chunks, live and cached mappings (stats().reservedBytes)',
-    'reservedBytes',
-  ],
-  ['in_use_bytes', 'Memory lent out, by slot or mapping capacity (stats().inUseBytes)', 'inUseBytes'],
-  ['requested_bytes', 'Memory lent out, as asked (stats().requestedBytes)', 'requestedBytes'],
-  [
-    'external_bytes',
-    "Memory V8 counts as external for the pool's ArrayBuffers (stats().externalBytes)",
-    'externalBytes',
-  ],
-  [
-    'cached_bytes',
-    "Memory threads' caches and the mapping cache hold for the next Buffers: reserved, not in use (stats().small.cachedBytes + stats().large.cachedBytes)",
-    'cachedBytes',
-  ],
-  ['live_buffers', 'Buffers out now (stats().liveBuffers)', 'liveBuffers'],
-  [
-    'in_transit_buffers',
-    'Buffers handed off by share() and not adopted or reclaimed yet (stats().inTransitBuffers)',
-    'inTransitBuffers',
-  ],
-  ['in_transit_bytes', 'Bytes of the Buffers in transit, as asked (stats().inTransitBytes)', 'inTransitBytes'],
-  [
-    'parked_buffers',
-    'Buffers whose memory left with an ended thread, kept for good (stats().parkedBuffers)',
-    'parkedBuffers',
-  ],
-  ['parked_bytes', 'Capacity of the parked Buffers (stats().parkedBytes)', 'parkedBytes'],
-  ['quarantined_buffers', 'Released memory a quarantine holds back (stats().quarantinedBuffers)', 'quarantinedBuffers'],
-  ['quarantined_bytes', 'Bytes a quarantine holds back (stats().quarantinedBytes)', 'quarantinedBytes'],
-  ['utilization_ratio', 'in_use_bytes / max_bytes (stats().utilization)', 'utilization'],
-]
-
-/** Counters: name after the prefix, help, the reading's count. */
-const COUNTERS = [
-  ['allocations_total', 'Successful allocations (stats().allocations)', 'allocations'],
-  ['releases_total', 'Loans ended by an explicit last release (stats().releases)', 'releases'],
-  ['gc_reclaims_total', 'Loans ended by the GC: Buffers dropped without release (stats().gcReclaims)', 'gcReclaims'],
-  ['leaks_total', 'Tracked Buffers collected without release (stats().leaks)', 'leaks'],
-  ['misuses_total', 'Writes a quarantine found in released memory (stats().misuses)', 'misuses'],
-]
 /** The state of a size class's slots: the metric's `state` label -> the field of stats().small.classes. */
 const SLOT_STATES = { in_use: 'inUse', free: 'free', cached: 'cached' }
 
@@ -133,9 +87,13 @@ function collectMetrics(options) {
       }),
     })
   }
-  for (const [name, help, figure] of GAUGES) {
-    add(client.Gauge, name, help, [], (g, r) => g.set(labelsOf(r), r[figure]))
+  for (const { field, count, help, prometheus } of METRICS) {
+    if (count) add(client.Counter, prometheus, help, [], (c, r) => c.inc(labelsOf(r), r.counts[field]))
+    else add(client.Gauge, prometheus, help, [], (g, r) => g.set(labelsOf(r), r[field]))
   }
+  add(client.Gauge, 'utilization_ratio', 'in_use_bytes / max_bytes (stats().utilization)', [], (g, r) =>
+    g.set(labelsOf(r), r.utilization),
+  )
   add(
     client.Gauge,
     'level',
@@ -145,9 +103,6 @@ function collectMetrics(options) {
       for (const level of LEVELS) g.set(labelsOf(r, { level }), level === r.level ? 1 : 0)
     },
   )
-  for (const [name, help, count] of COUNTERS) {
-    add(client.Counter, name, help, [], (c, r) => c.inc(labelsOf(r), r.counts[count]))
-  }
   add(
     client.Counter,
     'refused_total',

@@ -1,5 +1,6 @@
 'use strict'
-// What the metric exporters (./prometheus.js, ./opentelemetry.js) publish: one reading of this
+// What the metric exporters (./prometheus.js, ./opentelemetry.js) publish: the catalogue of the
+// figures (METRICS, each described once, with its name in each exporter), and one reading of this
 // thread's pools (pools()), each pool's stats() read once, grouped by label.
 //
 // Invariants of a reading:
@@ -21,26 +22,137 @@
 const { pools } = require('./registry')
 const { LEVELS } = require('./native')
 
+/**
+ * The figures the exporters publish, each described once: the reading's field, whether it is a
+ * count that only grows (`reading.counts[field]`) or a figure that goes up and down (`reading[field]`,
+ * summed over a group's pools), its unit, what it means, and its name in each exporter (after the
+ * prefix in ./prometheus.js). Adding a metric that stats() has is one entry here.
+ */
+const METRICS = [
+  metric(
+    'maxBytes',
+    'bytes',
+    'Hard cap on the memory the pool holds from the OS (stats().maxBytes)',
+    'max_bytes',
+    'extmem.memory.limit',
+  ),
+  metric(
+    'reservedBytes',
+    'bytes',
+    'Memory held from the OS: slab chunks, live and cached mappings (stats().reservedBytes)',
+    'reserved_bytes',
+    'extmem.memory.reserved',
+  ),
+  metric(
+    'inUseBytes',
+    'bytes',
+    'Memory lent out, by slot or mapping capacity (stats().inUseBytes)',
+    'in_use_bytes',
+    'extmem.memory.used',
+  ),
+  metric(
+    'requestedBytes',
+    'bytes',
+    'Memory lent out, as asked (stats().requestedBytes)',
+    'requested_bytes',
+    'extmem.memory.requested',
+  ),
+  metric(
+    'externalBytes',
+    'bytes',
+    "Memory V8 counts as external for the pool's ArrayBuffers (stats().externalBytes)",
+    'external_bytes',
+    'extmem.memory.external',
+  ),
+  metric(
+    'cachedBytes',
+    'bytes',
+    "Memory threads' caches and the mapping cache hold for the next Buffers: reserved, not in use (stats().small.cachedBytes + stats().large.cachedBytes)",
+    'cached_bytes',
+    'extmem.memory.cached',
+    (s) => s.small.cachedBytes + s.large.cachedBytes,
+  ),
+  metric('liveBuffers', 'buffers', 'Buffers out now (stats().liveBuffers)', 'live_buffers', 'extmem.buffer.count'),
+  metric(
+    'inTransitBuffers',
+    'buffers',
+    'Buffers handed off by share() and not adopted or reclaimed yet (stats().inTransitBuffers)',
+    'in_transit_buffers',
+    'extmem.buffer.in_transit.count',
+  ),
+  metric(
+    'inTransitBytes',
+    'bytes',
+    'Bytes of the Buffers handed off by share() and not adopted or reclaimed yet, as asked (stats().inTransitBytes)',
+    'in_transit_bytes',
+    'extmem.memory.in_transit',
+  ),
+  metric(
+    'parkedBuffers',
+    'buffers',
+    'Buffers whose memory left with an ended thread, kept for good (stats().parkedBuffers)',
+    'parked_buffers',
+    'extmem.buffer.parked.count',
+  ),
+  metric(
+    'parkedBytes',
+    'bytes',
+    'Capacity of the Buffers whose memory left with an ended thread, kept for good (stats().parkedBytes)',
+    'parked_bytes',
+    'extmem.memory.parked',
+  ),
+  metric(
+    'quarantinedBuffers',
+    'buffers',
+    'Released memory a quarantine holds back (stats().quarantinedBuffers)',
+    'quarantined_buffers',
+    'extmem.buffer.quarantined.count',
+  ),
+  metric(
+    'quarantinedBytes',
+    'bytes',
+    'Bytes of released memory a quarantine holds back (stats().quarantinedBytes)',
+    'quarantined_bytes',
+    'extmem.memory.quarantined',
+  ),
+  count('allocations', 'Successful allocations (stats().allocations)', 'allocations_total', 'extmem.buffer.allocated'),
+  count(
+    'releases',
+    'Loans ended by an explicit last release (stats().releases)',
+    'releases_total',
+    'extmem.buffer.released',
+  ),
+  count(
+    'gcReclaims',
+    'Loans ended by the GC: Buffers dropped without release (stats().gcReclaims)',
+    'gc_reclaims_total',
+    'extmem.buffer.reclaimed',
+  ),
+  count('leaks', 'Tracked Buffers collected without release (stats().leaks)', 'leaks_total', 'extmem.buffer.leaked'),
+  count(
+    'misuses',
+    'Writes a quarantine found in released memory (stats().misuses)',
+    'misuses_total',
+    'extmem.buffer.misused',
+  ),
+]
+
+/** A figure that goes up and down; `of(stats)` reads it from one pool's stats() (by default its field). */
+function metric(field, unit, help, prometheus, opentelemetry, of = (s) => s[field]) {
+  return Object.freeze({ field, count: false, unit, help, prometheus, opentelemetry, of })
+}
+
+/** A count of Buffers that only grows. */
+function count(field, help, prometheus, opentelemetry) {
+  return Object.freeze({ field, count: true, unit: 'buffers', help, prometheus, opentelemetry, of: (s) => s[field] })
+}
+
 /** The counts that only grow, as the reading names them (refused by reason apart). */
-const COUNTS = ['allocations', 'releases', 'gcReclaims', 'leaks', 'misuses']
+const COUNTS = METRICS.filter((m) => m.count).map((m) => m.field)
 /** The reasons of stats().refused, in its order. */
 const REFUSAL_REASONS = ['cap', 'throttled', 'shedding', 'os']
 /** The figures that go up and down, summed over a group's pools. */
-const FIGURES = [
-  'maxBytes',
-  'reservedBytes',
-  'inUseBytes',
-  'requestedBytes',
-  'externalBytes',
-  'cachedBytes',
-  'liveBuffers',
-  'inTransitBuffers',
-  'inTransitBytes',
-  'parkedBuffers',
-  'parkedBytes',
-  'quarantinedBuffers',
-  'quarantinedBytes',
-]
+const FIGURES = METRICS.filter((m) => !m.count)
 
 /** A pool's stats() with every count at 0. */
 const ZERO = { ...Object.fromEntries(COUNTS.map((c) => [c, 0])), refused: { cap: 0, throttled: 0, shedding: 0, os: 0 } }
@@ -81,7 +193,7 @@ class PoolReader {
 
   /**
    * One reading: per label, `{ label, level, utilization, counts: { allocations, releases,
-   * gcReclaims, leaks, refused: { cap, throttled, shedding, os } }, classes, ...FIGURES }`, with
+   * gcReclaims, leaks, misuses, refused: { cap, throttled, shedding, os } }, classes, ...FIGURES }`, with
    * `classes` (`[{ size, inUse, free, cached }]`, summed per size class) only if `sizeClasses`.
    */
   read(sizeClasses = false) {
@@ -96,23 +208,11 @@ class PoolReader {
       let r = readings.get(pool.label)
       if (r === undefined) {
         r = { label: pool.label, level: 0, classes: sizeClasses ? [] : null }
-        for (const f of FIGURES) r[f] = 0
+        for (const f of FIGURES) r[f.field] = 0
         readings.set(pool.label, r)
         members.set(pool.label, new Map())
       }
-      r.maxBytes += s.maxBytes
-      r.reservedBytes += s.reservedBytes
-      r.inUseBytes += s.inUseBytes
-      r.requestedBytes += s.requestedBytes
-      r.externalBytes += s.externalBytes
-      r.cachedBytes += s.small.cachedBytes + s.large.cachedBytes
-      r.liveBuffers += s.liveBuffers
-      r.inTransitBuffers += s.inTransitBuffers
-      r.inTransitBytes += s.inTransitBytes
-      r.parkedBuffers += s.parkedBuffers
-      r.parkedBytes += s.parkedBytes
-      r.quarantinedBuffers += s.quarantinedBuffers
-      r.quarantinedBytes += s.quarantinedBytes
+      for (const f of FIGURES) r[f.field] += f.of(s)
       const level = LEVELS.indexOf(s.level)
       if (level > r.level) r.level = level
       if (sizeClasses) {
@@ -160,4 +260,4 @@ class PoolReader {
   }
 }
 
-module.exports = { PoolReader, REFUSAL_REASONS }
+module.exports = { PoolReader, METRICS, REFUSAL_REASONS }
